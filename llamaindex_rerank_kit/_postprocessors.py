@@ -1,0 +1,288 @@
+"""LlamaIndex node postprocessors backed by the rerank-kit engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+
+from rerank_kit import Ranked, Reranker
+from rerank_kit._registry import build_cascade, build_reranker
+
+__all__ = [
+    "BiEncoderRerank",
+    "CascadeRerank",
+    "CrossEncoderRerank",
+    "FlashRankRerank",
+    "RerankCompressor",
+    "RerankedNodeWithScore",
+]
+
+dispatcher = get_dispatcher(__name__)
+
+
+class RerankedNodeWithScore(NodeWithScore):
+    """A ``NodeWithScore`` whose ``score`` is the rerank score.
+
+    The node itself is the input's node, untouched; the first-stage score stays readable as
+    ``retrieval_score`` and a cascade's per-stage scores as ``stage_scores``.
+    """
+
+    retrieval_score: float | None = Field(default=None, description="Score before reranking.")
+    stage_scores: dict[str, float] = Field(default_factory=dict, description="Cascade scores.")
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Class name."""
+        return "RerankedNodeWithScore"
+
+
+def _check_nodes(nodes: list[NodeWithScore]) -> list[NodeWithScore]:
+    items = list(nodes)
+    for i, item in enumerate(items):
+        if not isinstance(item, NodeWithScore):
+            raise TypeError(f"nodes[{i}] must be a NodeWithScore, got {type(item).__name__}")
+    return items
+
+
+def _query(query_bundle: QueryBundle | None) -> str:
+    if query_bundle is None:
+        raise ValueError("reranking needs the query: pass query_bundle= or query_str=")
+    return query_bundle.query_str
+
+
+def _wrap(item: NodeWithScore, ranked: Ranked) -> RerankedNodeWithScore:
+    return RerankedNodeWithScore(
+        node=item.node,
+        score=float(ranked.score),
+        retrieval_score=None if item.score is None else float(item.score),
+        stage_scores={k: float(v) for k, v in ranked.stage_scores.items()},
+    )
+
+
+class _BaseRerank(BaseNodePostprocessor):
+    """Shared behaviour: rerank node text, keep the best, emit LlamaIndex's rerank events."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    top_n: int | None = Field(default=3, description="Keep at most this many (None: all).")
+    score_threshold: float | None = Field(
+        default=None, description="Drop nodes scoring below this (applied before top_n)."
+    )
+
+    def _get_reranker(self) -> Reranker:
+        raise NotImplementedError
+
+    def _start(self, query_bundle: QueryBundle | None, nodes: list[NodeWithScore]) -> str:
+        query = _query(query_bundle)
+        dispatcher.event(
+            ReRankStartEvent(
+                query=query_bundle,
+                nodes=nodes,
+                top_n=self.top_n if self.top_n is not None else len(nodes),
+                model_name=self._get_reranker().name,
+            )
+        )
+        return query
+
+    def _postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        items = _check_nodes(nodes)
+        query = self._start(query_bundle, items)
+        texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in items]
+        with self.callback_manager.event(
+            CBEventType.RERANKING,
+            payload={
+                EventPayload.NODES: items,
+                EventPayload.MODEL_NAME: self._get_reranker().name,
+                EventPayload.QUERY_STR: query,
+                EventPayload.TOP_K: self.top_n,
+            },
+        ) as event:
+            ranked = self._get_reranker().rerank(
+                query, texts, top_n=self.top_n, score_threshold=self.score_threshold
+            )
+            out: list[NodeWithScore] = [_wrap(items[r.index], r) for r in ranked]
+            event.on_end(payload={EventPayload.NODES: out})
+        dispatcher.event(ReRankEndEvent(nodes=out))
+        return out
+
+    async def _apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        items = _check_nodes(nodes)
+        query = self._start(query_bundle, items)
+        texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in items]
+        ranked = await self._get_reranker().arerank(
+            query, texts, top_n=self.top_n, score_threshold=self.score_threshold
+        )
+        out: list[NodeWithScore] = [_wrap(items[r.index], r) for r in ranked]
+        dispatcher.event(ReRankEndEvent(nodes=out))
+        return out
+
+
+class RerankCompressor(_BaseRerank):
+    """Wraps any rerank-kit ``Reranker`` as a LlamaIndex node postprocessor.
+
+    (The name matches the LangChain adapter; ``RerankPostprocessor`` is an alias.) Returns new
+    ``RerankedNodeWithScore`` objects: ``score`` is the rerank score, ``retrieval_score`` the
+    first-stage one; input nodes are never modified.
+
+    Setup:
+        ``pip install "rerank-kit[llamaindex,flashrank]"``
+
+    Instantiate:
+        .. code-block:: python
+
+            from rerank_kit import load_reranker
+            from llamaindex_rerank_kit import RerankCompressor
+
+            rerank = RerankCompressor(reranker=load_reranker("flashrank:ms-marco-TinyBERT-L-2-v2"), top_n=3)
+            engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])
+            response = engine.query("how do I reset my password?")
+            response = await engine.aquery("how do I reset my password?")
+    """
+
+    reranker: Reranker = Field(description="The rerank-kit engine reranker to use.")
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Class name."""
+        return "RerankCompressor"
+
+    def _get_reranker(self) -> Reranker:
+        return self.reranker
+
+
+RerankPostprocessor = RerankCompressor
+
+
+class _ModelRerank(_BaseRerank):
+    _kind: str = PrivateAttr(default="")
+    _reranker: Reranker | None = PrivateAttr(default=None)
+
+    model: str
+    model_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments for the engine reranker."
+    )
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._reranker = build_reranker(self._kind, self.model, **self.model_kwargs)
+
+    def _get_reranker(self) -> Reranker:
+        if self._reranker is None:  # pragma: no cover - set in model_post_init
+            self._reranker = build_reranker(self._kind, self.model, **self.model_kwargs)
+        return self._reranker
+
+
+class CrossEncoderRerank(_ModelRerank):
+    """Cross-encoder reranker (sentence-transformers) as a LlamaIndex node postprocessor.
+
+    Instantiate:
+        .. code-block:: python
+
+            from llamaindex_rerank_kit import CrossEncoderRerank
+
+            rerank = CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-6-v2", top_n=3)
+            engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])
+    """
+
+    _kind: str = PrivateAttr(default="cross-encoder")
+    model: str = Field(
+        default="cross-encoder/ms-marco-MiniLM-L-6-v2", description="Hub id or local folder."
+    )
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Class name."""
+        return "CrossEncoderRerank"
+
+
+class FlashRankRerank(_ModelRerank):
+    """FlashRank (ONNX, no torch) reranker as a LlamaIndex node postprocessor.
+
+    Instantiate:
+        .. code-block:: python
+
+            from llamaindex_rerank_kit import FlashRankRerank
+
+            rerank = FlashRankRerank(model="ms-marco-TinyBERT-L-2-v2", top_n=3)
+    """
+
+    _kind: str = PrivateAttr(default="flashrank")
+    model: str = Field(
+        default="ms-marco-TinyBERT-L-2-v2", description="FlashRank model name or local folder."
+    )
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Class name."""
+        return "FlashRankRerank"
+
+
+class BiEncoderRerank(_ModelRerank):
+    """Bi-encoder (cosine) reranker as a LlamaIndex node postprocessor.
+
+    Instantiate:
+        .. code-block:: python
+
+            from llamaindex_rerank_kit import BiEncoderRerank
+
+            rerank = BiEncoderRerank(model="sentence-transformers/all-MiniLM-L6-v2", top_n=4)
+    """
+
+    _kind: str = PrivateAttr(default="bi-encoder")
+    model: str = Field(
+        default="sentence-transformers/all-MiniLM-L6-v2", description="Hub id or local folder."
+    )
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Class name."""
+        return "BiEncoderRerank"
+
+
+class CascadeRerank(_BaseRerank):
+    """A cascade (cheap model prunes, better model orders) as a LlamaIndex node postprocessor.
+
+    ``stages`` is a ``load_reranker`` cascade spec or a list of ``(spec, keep)`` pairs; each
+    returned node has every stage's score in ``stage_scores``.
+
+    Instantiate:
+        .. code-block:: python
+
+            from llamaindex_rerank_kit import CascadeRerank
+
+            rerank = CascadeRerank(
+                stages="flashrank:ms-marco-TinyBERT-L-2-v2@20 >> cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2",
+                top_n=5,
+            )
+    """
+
+    stages: str | list[tuple[str, int | None]] = Field(
+        description="Cascade spec ('a@20 >> b') or a list of (spec, keep) pairs."
+    )
+    _reranker: Reranker | None = PrivateAttr(default=None)
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Class name."""
+        return "CascadeRerank"
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._reranker = build_cascade(self.stages)
+
+    def _get_reranker(self) -> Reranker:
+        if self._reranker is None:  # pragma: no cover - set in model_post_init
+            self._reranker = build_cascade(self.stages)
+        return self._reranker

@@ -1,0 +1,38 @@
+"""rerank-kit: rerankers for RAG pipelines, one engine behind LangChain and LlamaIndex.
+
+Importing this package loads no model library (torch, onnxruntime, ...): each reranker imports
+its backend when it is constructed.
+
+Example:
+    >>> from rerank_kit import load_reranker  # doctest: +SKIP
+    >>> reranker = load_reranker("flashrank:ms-marco-TinyBERT-L-2-v2")  # doctest: +SKIP
+    >>> for r in reranker.rerank("what is a reranker?", passages, top_n=3):  # doctest: +SKIP
+    ...     print(r.index, r.score)
+"""
+
+from __future__ import annotations
+
+from rerank_kit._base import Reranker
+from rerank_kit._bi_encoder import BiEncoderReranker
+from rerank_kit._cascade import CascadeReranker, Stage
+from rerank_kit._cross_encoder import CrossEncoderReranker
+from rerank_kit._errors import ModelNotAvailableError, RerankError
+from rerank_kit._flashrank import FlashRankReranker
+from rerank_kit._registry import load_reranker
+from rerank_kit._types import Ranked
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BiEncoderReranker",
+    "CascadeReranker",
+    "CrossEncoderReranker",
+    "FlashRankReranker",
+    "ModelNotAvailableError",
+    "Ranked",
+    "RerankError",
+    "Reranker",
+    "Stage",
+    "__version__",
+    "load_reranker",
+]

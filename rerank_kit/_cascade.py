@@ -1,0 +1,121 @@
+"""Cascades: a cheap model prunes the list, a better one orders the survivors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rerank_kit._base import Reranker, check_query, check_texts, order_by_score
+from rerank_kit._types import Ranked
+
+__all__ = ["CascadeReranker", "Stage"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a cascade.
+
+    Attributes:
+        reranker: The model of this stage.
+        keep: How many of the candidates it scores go on to the next stage (``None``: all).
+        name: Key of this stage in ``Ranked.stage_scores`` (default: the reranker's name).
+
+    Example:
+        >>> from rerank_kit import Stage  # doctest: +SKIP
+        >>> Stage(FlashRankReranker(), keep=20)  # doctest: +SKIP
+    """
+
+    reranker: Reranker
+    keep: int | None = None
+    name: str | None = None
+
+
+StageLike = Stage | tuple[Reranker, int | None] | Reranker
+
+
+class CascadeReranker(Reranker):
+    """Runs rerankers in sequence, each on the previous stage's survivors.
+
+    Stage 1 scores every candidate and keeps its best ``keep``; stage 2 scores only those, and so
+    on. The final order is the last stage's. Every stage's score of each survivor is kept in
+    ``Ranked.stage_scores``. ``score()`` gives the last stage's score to candidates that reach it
+    and ``-inf`` to pruned ones; ``rerank()`` returns survivors only.
+
+    Args:
+        stages: ``Stage`` objects, ``(reranker, keep)`` tuples, or bare rerankers (keep all).
+
+    Example:
+        >>> from rerank_kit import CascadeReranker, load_reranker  # doctest: +SKIP
+        >>> cascade = CascadeReranker([
+        ...     (load_reranker("flashrank:ms-marco-TinyBERT-L-2-v2"), 20),
+        ...     (load_reranker("cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2"), None),
+        ... ])  # doctest: +SKIP
+        >>> best = cascade.rerank("query", candidates, top_n=5)  # doctest: +SKIP
+        >>> best[0].stage_scores  # doctest: +SKIP
+        {'flashrank:ms-marco-TinyBERT-L-2-v2': 0.91, 'cross-encoder:...': 0.97}
+    """
+
+    def __init__(self, stages: Sequence[StageLike]) -> None:
+        super().__init__()
+        if isinstance(stages, (str, bytes)) or not stages:
+            raise ValueError("a cascade needs at least one stage")
+        built: list[Stage] = []
+        for i, raw in enumerate(stages):
+            if isinstance(raw, Stage):
+                stage = raw
+            elif isinstance(raw, Reranker):
+                stage = Stage(raw)
+            elif isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[0], Reranker):
+                stage = Stage(raw[0], raw[1])
+            else:
+                raise TypeError(
+                    f"stage {i} must be a Stage, a (reranker, keep) tuple or a Reranker, "
+                    f"got {raw!r}"
+                )
+            keep = stage.keep
+            if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)):
+                raise TypeError(f"stage {i}: keep must be a positive int or None, got {keep!r}")
+            if keep is not None and keep <= 0:
+                raise ValueError(f"stage {i}: keep must be >= 1 or None, got {keep}")
+            built.append(stage)
+        names: list[str] = []
+        for stage in built:
+            base = stage.name or stage.reranker.name
+            name, k = base, 2
+            while name in names:
+                name, k = f"{base}#{k}", k + 1
+            names.append(name)
+        self.stages: tuple[Stage, ...] = tuple(built)
+        self.stage_names: tuple[str, ...] = tuple(names)
+        self.name = " >> ".join(
+            f"{n}@{s.keep}" if s.keep is not None else n for n, s in zip(names, built)
+        )
+
+    def _rank(self, query: str, texts: list[str]) -> list[Ranked]:
+        survivors = list(range(len(texts)))
+        per_doc: dict[int, dict[str, float]] = {i: {} for i in survivors}
+        last: list[float] = []
+        for stage, name in zip(self.stages, self.stage_names):
+            scores = stage.reranker.score(query, [texts[i] for i in survivors])
+            for doc, s in zip(survivors, scores):
+                per_doc[doc][name] = s
+            order = order_by_score(scores)
+            if stage.keep is not None:
+                order = order[: stage.keep]
+            survivors = [survivors[j] for j in order]
+            last = [scores[j] for j in order]
+        return [
+            Ranked(index=doc, score=s, stage_scores=dict(per_doc[doc]))
+            for doc, s in zip(survivors, last)
+        ]
+
+    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+        out = [float("-inf")] * len(texts)
+        for r in self._rank(query, texts):
+            out[r.index] = r.score
+        return out
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Last stage's score per text; ``-inf`` for texts pruned by an earlier stage."""
+        q, items = check_query(query), check_texts(texts)
+        return [float(s) for s in self._score(q, items)] if items else []

