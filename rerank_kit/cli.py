@@ -1,0 +1,42 @@
+"""The ``rerank-kit`` command: ``rerank-kit demo`` and ``rerank-kit eval``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rerank-kit`` command.
+
+    Example:
+        >>> main(["demo", "--reranker", "flashrank:ms-marco-TinyBERT-L-2-v2"])  # doctest: +SKIP
+    """
+    parser = argparse.ArgumentParser(prog="rerank-kit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    from rerank_kit import demo
+
+    demo_parser = sub.add_parser("demo", help="two-stage retrieval demo over Chroma")
+    demo.add_arguments(demo_parser)
+
+    try:
+        from rerank_kit.evaluation import _cli as eval_cli
+    except ImportError:  # the evaluation module is optional until its issue lands
+        eval_cli = None  # type: ignore[assignment]
+    if eval_cli is not None:
+        eval_parser = sub.add_parser("eval", help="measure what reranking buys on a dataset")
+        eval_cli.add_arguments(eval_parser)
+
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo.run(args)
+    assert eval_cli is not None  # noqa: S101 - only reachable when the subcommand exists
+    return eval_cli.run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

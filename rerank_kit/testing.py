@@ -1,0 +1,181 @@
+"""Test helpers: a deterministic fake reranker and tiny local cross-encoders.
+
+Nothing here downloads anything. ``make_cross_encoder`` trains a WordPiece tokenizer on the
+texts you give and saves a randomly initialised BERT cross-encoder of any shape (use the real
+MiniLM-L6 or TinyBERT-L2 shapes to time things: compute depends on shape, not weights);
+``export_flashrank`` turns such a folder into one FlashRank can load.
+
+Example:
+    >>> from rerank_kit.testing import FakeReranker
+    >>> FakeReranker().score("red apple", ["an apple", "a red apple", "a pear"])
+    [0.5, 1.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from rerank_kit._base import Reranker
+
+__all__ = ["MINILM_L6", "TINYBERT_L2", "FakeReranker", "export_flashrank", "make_cross_encoder"]
+
+#: BertConfig shape of MiniLM-L6 cross-encoders (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2).
+MINILM_L6 = {"num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 12,
+             "intermediate_size": 1536}
+#: BertConfig shape of TinyBERT-L2 (FlashRank's default ms-marco-TinyBERT-L-2-v2).
+TINYBERT_L2 = {"num_hidden_layers": 2, "hidden_size": 128, "num_attention_heads": 2,
+               "intermediate_size": 512}
+
+_WORD = re.compile(r"\w+")
+
+
+class FakeReranker(Reranker):
+    """Deterministic reranker: the share of query words found in the text (0.0 to 1.0).
+
+    Example:
+        >>> FakeReranker().rerank("a b", ["b", "a b", "c"], top_n=2)[0].index
+        1
+    """
+
+    def __init__(self, name: str = "fake") -> None:
+        super().__init__()
+        self.name = name
+        self.calls = 0
+
+    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+        self.calls += 1
+        q = set(_WORD.findall(query.lower()))
+        if not q:
+            return [0.0] * len(texts)
+        return [len(q & set(_WORD.findall(t.lower()))) / len(q) for t in texts]
+
+
+def make_cross_encoder(
+    folder: str | Path,
+    texts: Iterable[str],
+    *,
+    vocab_size: int = 2000,
+    max_position_embeddings: int = 512,
+    seed: int = 0,
+    initializer_range: float = 0.02,
+    **shape: int,
+) -> Path:
+    """Save a randomly initialised one-label BERT cross-encoder that ``CrossEncoder`` loads.
+
+    Args:
+        folder: Where to save it (created).
+        texts: Texts to train the WordPiece tokenizer on.
+        vocab_size: Tokenizer vocabulary size.
+        max_position_embeddings: Longest input, in tokens.
+        seed: Torch seed for the weights.
+        initializer_range: Std of the random weights (larger spreads the scores out).
+        **shape: BertConfig sizes; defaults to a tiny 2-layer, hidden-32 model. Pass
+            ``**MINILM_L6`` or ``**TINYBERT_L2`` for real shapes.
+
+    Returns:
+        The folder.
+
+    Example:
+        >>> path = make_cross_encoder("/tmp/tiny-ce", ["some text", "more text"])  # doctest: +SKIP
+    """
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(
+        list(texts), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special)
+    )
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=max_position_embeddings,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
+    dims = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2,
+            "intermediate_size": 64}
+    dims.update(shape)
+    config = BertConfig(
+        vocab_size=tok.get_vocab_size(),
+        max_position_embeddings=max_position_embeddings,
+        num_labels=1,
+        pad_token_id=tok.token_to_id("[PAD]"),
+        initializer_range=initializer_range,
+        **dims,
+    )
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config).eval()
+    model.save_pretrained(out)
+    fast.save_pretrained(out)
+    special_map = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+                   "cls_token": "[CLS]", "mask_token": "[MASK]"}
+    (out / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2))
+    return out
+
+
+def export_flashrank(model_folder: str | Path, out_folder: str | Path) -> Path:
+    """Export a transformers cross-encoder folder to ONNX in a folder FlashRank can load.
+
+    The folder name is the FlashRank model name; pass its path to ``FlashRankReranker``.
+
+    Example:
+        >>> export_flashrank("/tmp/tiny-ce", "/tmp/flashrank/tiny-ce")  # doctest: +SKIP
+    """
+    import shutil
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    src, out = Path(model_folder), Path(out_folder)
+    out.mkdir(parents=True, exist_ok=True)
+    model = AutoModelForSequenceClassification.from_pretrained(src).eval()
+
+    class _Logits(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor,
+        ) -> torch.Tensor:
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).logits
+
+    wrapper = _Logits(model).eval()
+    dummy = torch.ones(2, 8, dtype=torch.long)
+    axes = {0: "batch", 1: "sequence"}
+    torch.onnx.export(
+        wrapper,
+        (dummy, dummy, torch.zeros_like(dummy)),
+        str(out / "model.onnx"),
+        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        output_names=["logits"],
+        dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
+                      "logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                 "config.json"):
+        shutil.copy(src / name, out / name)
+    return out
