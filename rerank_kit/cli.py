@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo.run(args)
-    assert eval_cli is not None  # noqa: S101 - only reachable when the subcommand exists
+    if eval_cli is None:  # pragma: no cover - argparse rejects unknown subcommands first
+        parser.error(f"unknown command {args.command!r}")
     return eval_cli.run(args)
 
 
