@@ -25,7 +25,9 @@ def _texts(documents: Sequence[Document]) -> list[Document]:
     docs = list(documents)
     for i, doc in enumerate(docs):
         if not isinstance(doc, Document):
-            raise TypeError(f"documents[{i}] must be a langchain Document, got {type(doc).__name__}")
+            raise TypeError(
+                f"documents[{i}] must be a langchain Document, got {type(doc).__name__}"
+            )
     return docs
 
 

@@ -124,9 +124,7 @@ class Reranker(ABC):
             raw = self._score(q, items)
         scores = [float(s) for s in raw]
         if len(scores) != len(items):
-            raise RuntimeError(
-                f"{self.name} returned {len(scores)} scores for {len(items)} texts"
-            )
+            raise RuntimeError(f"{self.name} returned {len(scores)} scores for {len(items)} texts")
         for i, s in enumerate(scores):
             if math.isnan(s):
                 raise RuntimeError(f"{self.name} returned NaN for texts[{i}]")

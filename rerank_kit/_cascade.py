@@ -88,16 +88,16 @@ class CascadeReranker(Reranker):
         self.stages: tuple[Stage, ...] = tuple(built)
         self.stage_names: tuple[str, ...] = tuple(names)
         self.name = " >> ".join(
-            f"{n}@{s.keep}" if s.keep is not None else n for n, s in zip(names, built)
+            f"{n}@{s.keep}" if s.keep is not None else n for n, s in zip(names, built, strict=True)
         )
 
     def _rank(self, query: str, texts: list[str]) -> list[Ranked]:
         survivors = list(range(len(texts)))
         per_doc: dict[int, dict[str, float]] = {i: {} for i in survivors}
         last: list[float] = []
-        for stage, name in zip(self.stages, self.stage_names):
+        for stage, name in zip(self.stages, self.stage_names, strict=True):
             scores = stage.reranker.score(query, [texts[i] for i in survivors])
-            for doc, s in zip(survivors, scores):
+            for doc, s in zip(survivors, scores, strict=True):
                 per_doc[doc][name] = s
             order = order_by_score(scores)
             if stage.keep is not None:
@@ -106,7 +106,7 @@ class CascadeReranker(Reranker):
             last = [scores[j] for j in order]
         return [
             Ranked(index=doc, score=s, stage_scores=dict(per_doc[doc]))
-            for doc, s in zip(survivors, last)
+            for doc, s in zip(survivors, last, strict=True)
         ]
 
     def _score(self, query: str, texts: list[str]) -> Sequence[float]:

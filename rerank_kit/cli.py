@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -23,10 +25,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo_parser = sub.add_parser("demo", help="two-stage retrieval demo over Chroma")
     demo.add_arguments(demo_parser)
 
+    eval_cli: Any = None
     try:
-        from rerank_kit.evaluation import _cli as eval_cli
+        eval_cli = importlib.import_module("rerank_kit.evaluation._cli")
     except ImportError:  # the evaluation module is optional until its issue lands
-        eval_cli = None  # type: ignore[assignment]
+        pass
     if eval_cli is not None:
         eval_parser = sub.add_parser("eval", help="measure what reranking buys on a dataset")
         eval_cli.add_arguments(eval_parser)

@@ -26,34 +26,59 @@ __all__ = ["CORPUS", "QUERIES", "HashingEmbedding", "add_arguments", "run"]
 
 #: (id, text): a small help-desk knowledge base.
 CORPUS: list[tuple[str, str]] = [
-    ("cool-01", "Laptop overheating: blow compressed air through the vents and keep the "
-                "machine on a desk, not a blanket, so air can circulate underneath."),
-    ("cool-02", "The fan club meets on Fridays. The hall gets loud and hot, so bring water "
-                "and earplugs."),
+    (
+        "cool-01",
+        "Laptop overheating: blow compressed air through the vents and keep the "
+        "machine on a desk, not a blanket, so air can circulate underneath.",
+    ),
+    (
+        "cool-02",
+        "The fan club meets on Fridays. The hall gets loud and hot, so bring water and earplugs.",
+    ),
     ("cool-03", "My laptop bag is too small for the charger and the mouse."),
-    ("batt-01", "To make the battery last longer, dim the display, close background apps "
-                "and switch on power saver mode."),
-    ("batt-02", "The battery of the smoke alarm should be replaced every year; a chirp "
-                "means it is low."),
+    (
+        "batt-01",
+        "To make the battery last longer, dim the display, close background apps "
+        "and switch on power saver mode.",
+    ),
+    (
+        "batt-02",
+        "The battery of the smoke alarm should be replaced every year; a chirp means it is low.",
+    ),
     ("batt-03", "Charging cable frayed? Stop using it and order a replacement from the store."),
-    ("wifi-01", "If the wireless connection keeps dropping, restart the router, move closer "
-                "to it, and forget and rejoin the network."),
+    (
+        "wifi-01",
+        "If the wireless connection keeps dropping, restart the router, move closer "
+        "to it, and forget and rejoin the network.",
+    ),
     ("wifi-02", "The internet café on Main Street has free coffee refills on Mondays."),
     ("wifi-03", "Our office network printer is on the second floor next to the kitchen."),
-    ("pass-01", "Forgot your sign-in secret? Use the 'reset' link on the login page; a "
-                "temporary code is emailed to you within five minutes."),
+    (
+        "pass-01",
+        "Forgot your sign-in secret? Use the 'reset' link on the login page; a "
+        "temporary code is emailed to you within five minutes.",
+    ),
     ("pass-02", "Password managers store your passwords; your password should be long."),
     ("pass-03", "Reset the kitchen timer by holding its button for three seconds."),
-    ("print-01", "When pages come out blank, replace the ink cartridge and run the "
-                 "print-head cleaning utility from the settings menu."),
+    (
+        "print-01",
+        "When pages come out blank, replace the ink cartridge and run the "
+        "print-head cleaning utility from the settings menu.",
+    ),
     ("print-02", "The printer in room 4 prints in colour; the printer in room 5 does not."),
     ("print-03", "Print your boarding pass at home to skip the queue at the airport."),
-    ("slow-01", "A sluggish computer often has too many startup programs: disable the ones "
-                "you do not need and free up disk space."),
+    (
+        "slow-01",
+        "A sluggish computer often has too many startup programs: disable the ones "
+        "you do not need and free up disk space.",
+    ),
     ("slow-02", "The slow cooker recipe takes eight hours; start it in the morning."),
     ("slow-03", "Traffic is slow on the ring road during the morning rush hour."),
-    ("mail-01", "Email stuck in the outbox usually means the outgoing server settings are "
-                "wrong; check the port number and sign in again."),
+    (
+        "mail-01",
+        "Email stuck in the outbox usually means the outgoing server settings are "
+        "wrong; check the port number and sign in again.",
+    ),
     ("mail-02", "The post office sends parcels abroad; email us for the price list."),
 ]
 
@@ -162,13 +187,17 @@ def run(args: argparse.Namespace) -> int:
         rerank_ms = (time.perf_counter() - t0) * 1000
         print(f'Query: "{query}"')
         print(f"  before (stage 1, top {len(cand_ids)}):")
-        for pos, (doc_id, score, doc) in enumerate(zip(cand_ids, cand_scores, cand_docs), 1):
+        for pos, (doc_id, score, doc) in enumerate(
+            zip(cand_ids, cand_scores, cand_docs, strict=True), 1
+        ):
             print(f"    {pos}. [{score:6.3f}] {doc_id:9s} {doc[:70]}")
         print(f"  after  (reranked in {rerank_ms:.0f} ms, top {args.top_n}):")
         for pos, r in enumerate(ranked, 1):
             moved = f"was #{r.index + 1}" if r.index + 1 != pos else "same"
-            print(f"    {pos}. [{r.score:6.3f}] {cand_ids[r.index]:9s} ({moved}) "
-                  f"{cand_docs[r.index][:60]}")
+            print(
+                f"    {pos}. [{r.score:6.3f}] {cand_ids[r.index]:9s} ({moved}) "
+                f"{cand_docs[r.index][:60]}"
+            )
         if [r.index for r in ranked] != list(range(len(ranked))):
             changed += 1
         if answer is not None:
@@ -180,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
         print()
     print(f"Reranking changed the top {args.top_n} for {changed} of {len(questions)} queries.")
     if not args.query:
-        print(f"The passage that answers the question was ranked first for {top1_before} of "
-              f"{len(questions)} queries before reranking, {top1_after} after.")
+        print(
+            f"The passage that answers the question was ranked first for {top1_before} of "
+            f"{len(questions)} queries before reranking, {top1_after} after."
+        )
     return 0

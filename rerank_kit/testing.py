@@ -15,19 +15,29 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rerank_kit._base import Reranker
 
 __all__ = ["MINILM_L6", "TINYBERT_L2", "FakeReranker", "export_flashrank", "make_cross_encoder"]
 
 #: BertConfig shape of MiniLM-L6 cross-encoders (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2).
-MINILM_L6 = {"num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 12,
-             "intermediate_size": 1536}
+MINILM_L6 = {
+    "num_hidden_layers": 6,
+    "hidden_size": 384,
+    "num_attention_heads": 12,
+    "intermediate_size": 1536,
+}
 #: BertConfig shape of TinyBERT-L2 (FlashRank's default ms-marco-TinyBERT-L-2-v2).
-TINYBERT_L2 = {"num_hidden_layers": 2, "hidden_size": 128, "num_attention_heads": 2,
-               "intermediate_size": 512}
+TINYBERT_L2 = {
+    "num_hidden_layers": 2,
+    "hidden_size": 128,
+    "num_attention_heads": 2,
+    "intermediate_size": 512,
+}
 
 _WORD = re.compile(r"\w+")
 
@@ -110,23 +120,32 @@ def make_cross_encoder(
         model_max_length=max_position_embeddings,
         model_input_names=["input_ids", "token_type_ids", "attention_mask"],
     )
-    dims = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2,
-            "intermediate_size": 64}
-    dims.update(shape)
-    config = BertConfig(
+    config_args: dict[str, Any] = {
+        "num_hidden_layers": 2,
+        "hidden_size": 32,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+    }
+    config_args.update(shape)
+    config_args.update(
         vocab_size=tok.get_vocab_size(),
         max_position_embeddings=max_position_embeddings,
         num_labels=1,
         pad_token_id=tok.token_to_id("[PAD]"),
         initializer_range=initializer_range,
-        **dims,
     )
+    config = BertConfig(**config_args)
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config).eval()
     model.save_pretrained(out)
     fast.save_pretrained(out)
-    special_map = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
-                   "cls_token": "[CLS]", "mask_token": "[MASK]"}
+    special_map = {
+        "unk_token": "[UNK]",
+        "sep_token": "[SEP]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+    }
     (out / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2))
     return out
 
@@ -154,7 +173,9 @@ def export_flashrank(model_folder: str | Path, out_folder: str | Path) -> Path:
             self.inner = inner
 
         def forward(
-            self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
             token_type_ids: torch.Tensor,
         ) -> torch.Tensor:
             return self.inner(
@@ -164,18 +185,32 @@ def export_flashrank(model_folder: str | Path, out_folder: str | Path) -> Path:
     wrapper = _Logits(model).eval()
     dummy = torch.ones(2, 8, dtype=torch.long)
     axes = {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter about shapes; the axes are dynamic
+        _export(torch, wrapper, dummy, axes, out)
+    for name in (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "config.json",
+    ):
+        shutil.copy(src / name, out / name)
+    return out
+
+
+def _export(torch: Any, wrapper: Any, dummy: Any, axes: dict[int, str], out: Path) -> None:
     torch.onnx.export(
         wrapper,
         (dummy, dummy, torch.zeros_like(dummy)),
         str(out / "model.onnx"),
         input_names=["input_ids", "attention_mask", "token_type_ids"],
         output_names=["logits"],
-        dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
-                      "logits": {0: "batch"}},
+        dynamic_axes={
+            "input_ids": axes,
+            "attention_mask": axes,
+            "token_type_ids": axes,
+            "logits": {0: "batch"},
+        },
         opset_version=17,
         dynamo=False,
     )
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                 "config.json"):
-        shutil.copy(src / name, out / name)
-    return out

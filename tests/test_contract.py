@@ -1,0 +1,266 @@
+"""One contract, run over both adapters (LangChain compressors, LlamaIndex postprocessors)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pytest
+
+from rerank_kit import CascadeReranker, Reranker
+from rerank_kit.testing import FakeReranker
+
+
+@dataclass
+class Item:
+    """Framework-neutral view of one returned document or node."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float
+    stage_scores: dict[str, float]
+
+
+class Adapter(Protocol):
+    name: str
+
+    def make(self, texts: Sequence[str]) -> list[Any]: ...
+    def wrap(self, reranker: Reranker, **kw: Any) -> Any: ...
+    def run(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]: ...
+    async def arun(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]: ...
+
+
+class LangChainAdapter:
+    name = "langchain"
+
+    def make(self, texts: Sequence[str]) -> list[Any]:
+        from langchain_core.documents import Document
+
+        return [
+            Document(page_content=t, id=f"doc-{i}", metadata={"source": f"s{i}", "nested": [i]})
+            for i, t in enumerate(texts)
+        ]
+
+    def wrap(self, reranker: Reranker, **kw: Any) -> Any:
+        from langchain_rerank_kit import RerankCompressor
+
+        return RerankCompressor(reranker=reranker, **kw)
+
+    def _items(self, docs: Sequence[Any]) -> list[Item]:
+        from langchain_core.documents import Document
+
+        out = []
+        for d in docs:
+            assert isinstance(d, Document)
+            score = d.metadata["relevance_score"]
+            assert type(score) is float
+            meta = {
+                k: v for k, v in d.metadata.items() if k not in ("relevance_score", "stage_scores")
+            }
+            out.append(Item(d.id, d.page_content, meta, score, d.metadata.get("stage_scores", {})))
+        return out
+
+    def run(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]:
+        return self._items(wrapped.compress_documents(inputs, query))
+
+    async def arun(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]:
+        return self._items(await wrapped.acompress_documents(inputs, query))
+
+
+class LlamaIndexAdapter:
+    name = "llamaindex"
+
+    def make(self, texts: Sequence[str]) -> list[Any]:
+        from llama_index.core.schema import NodeWithScore, TextNode
+
+        return [
+            NodeWithScore(
+                node=TextNode(
+                    text=t,
+                    id_=f"doc-{i}",
+                    metadata={"source": f"s{i}", "nested": [i]},
+                    excluded_embed_metadata_keys=["source", "nested"],
+                ),
+                score=1.0 - i / 100,
+            )
+            for i, t in enumerate(texts)
+        ]
+
+    def wrap(self, reranker: Reranker, **kw: Any) -> Any:
+        from llamaindex_rerank_kit import RerankCompressor
+
+        return RerankCompressor(reranker=reranker, **kw)
+
+    def _items(self, nodes: Sequence[Any]) -> list[Item]:
+        from llama_index.core.schema import NodeWithScore
+
+        out = []
+        for n in nodes:
+            assert isinstance(n, NodeWithScore)
+            assert type(n.score) is float
+            idx = int(n.node.node_id.split("-")[1])
+            assert n.retrieval_score == pytest.approx(1.0 - idx / 100)  # first-stage score kept
+            out.append(
+                Item(
+                    n.node.node_id,
+                    n.node.get_content(),
+                    dict(n.node.metadata),
+                    n.score,
+                    dict(n.stage_scores),
+                )
+            )
+        return out
+
+    def run(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]:
+        return self._items(wrapped.postprocess_nodes(inputs, query_str=query))
+
+    async def arun(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]:
+        return self._items(await wrapped.apostprocess_nodes(inputs, query_str=query))
+
+
+@pytest.fixture(params=[LangChainAdapter, LlamaIndexAdapter], ids=["langchain", "llamaindex"])
+def adapter(request: pytest.FixtureRequest) -> Adapter:
+    return request.param()  # type: ignore[no-any-return]
+
+
+TEXTS = ["green pear", "red apple pie", "red car", "apple", "red apple", "banana"]
+QUERY = "red apple"
+# FakeReranker: share of query words in the text
+EXPECTED = [(4, 1.0), (1, 1.0), (2, 0.5), (3, 0.5), (0, 0.0), (5, 0.0)]
+
+
+def test_orders_by_score_ties_in_input_order(adapter: Adapter) -> None:
+    out = adapter.run(adapter.wrap(FakeReranker(), top_n=None), adapter.make(TEXTS), QUERY)
+    assert [(i.id, i.score) for i in out] == [
+        ("doc-1", 1.0),
+        ("doc-4", 1.0),
+        ("doc-2", 0.5),
+        ("doc-3", 0.5),
+        ("doc-0", 0.0),
+        ("doc-5", 0.0),
+    ]
+
+
+def test_top_n(adapter: Adapter) -> None:
+    out = adapter.run(adapter.wrap(FakeReranker(), top_n=3), adapter.make(TEXTS), QUERY)
+    assert [i.id for i in out] == ["doc-1", "doc-4", "doc-2"]
+
+
+def test_default_top_n_is_three(adapter: Adapter) -> None:
+    assert len(adapter.run(adapter.wrap(FakeReranker()), adapter.make(TEXTS), QUERY)) == 3
+
+
+def test_threshold_applies_before_top_n(adapter: Adapter) -> None:
+    wrapped = adapter.wrap(FakeReranker(), top_n=5, score_threshold=0.5)
+    assert [i.id for i in adapter.run(wrapped, adapter.make(TEXTS), QUERY)] == [
+        "doc-1",
+        "doc-4",
+        "doc-2",
+        "doc-3",
+    ]
+
+
+def test_ids_text_and_metadata_kept(adapter: Adapter) -> None:
+    out = adapter.run(adapter.wrap(FakeReranker(), top_n=None), adapter.make(TEXTS), QUERY)
+    for item in out:
+        i = int(item.id.split("-")[1])
+        assert item.text == TEXTS[i]
+        assert item.metadata == {"source": f"s{i}", "nested": [i]}
+
+
+def test_inputs_not_mutated(adapter: Adapter) -> None:
+    inputs = adapter.make(TEXTS)
+    before = [copy.deepcopy(x.model_dump()) for x in inputs]
+    order_before = [id(x) for x in inputs]
+    out = adapter.run(adapter.wrap(FakeReranker(), top_n=2), inputs, QUERY)
+    assert [x.model_dump() for x in inputs] == before
+    assert [id(x) for x in inputs] == order_before
+    assert len(out) == 2
+
+
+def test_empty_input(adapter: Adapter) -> None:
+    wrapped = adapter.wrap(FakeReranker())
+    assert adapter.run(wrapped, [], QUERY) == []
+    assert asyncio.run(adapter.arun(wrapped, [], QUERY)) == []
+
+
+@pytest.mark.parametrize("kw", [{"top_n": 2}, {"top_n": None, "score_threshold": 0.5}])
+def test_sync_equals_async(adapter: Adapter, kw: dict[str, Any]) -> None:
+    wrapped = adapter.wrap(FakeReranker(), **kw)
+    sync = adapter.run(wrapped, adapter.make(TEXTS), QUERY)
+    async_ = asyncio.run(adapter.arun(wrapped, adapter.make(TEXTS), QUERY))
+    assert sync == async_
+
+
+def test_cascade_records_every_stage(adapter: Adapter) -> None:
+    cascade = CascadeReranker([(FakeReranker("cheap"), 3), FakeReranker("good")])
+    out = adapter.run(adapter.wrap(cascade, top_n=2), adapter.make(TEXTS), QUERY)
+    assert [i.id for i in out] == ["doc-1", "doc-4"]
+    assert out[0].stage_scores == {"cheap": 1.0, "good": 1.0}
+
+
+def test_bad_top_n_is_a_clear_error(adapter: Adapter) -> None:
+    with pytest.raises(ValueError, match="top_n"):
+        adapter.run(adapter.wrap(FakeReranker(), top_n=0), adapter.make(TEXTS), QUERY)
+
+
+def test_wrong_input_type_is_a_clear_error(adapter: Adapter) -> None:
+    with pytest.raises(TypeError, match=r"\[1\]"):
+        adapter.run(adapter.wrap(FakeReranker()), [*adapter.make(["a"]), "raw string"], QUERY)
+
+
+def test_llamaindex_needs_a_query() -> None:
+    wrapped = LlamaIndexAdapter().wrap(FakeReranker())
+    with pytest.raises(ValueError, match="query"):
+        wrapped.postprocess_nodes(LlamaIndexAdapter().make(TEXTS))
+
+
+def test_llamaindex_emits_rerank_events() -> None:
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+    from llama_index.core.instrumentation.events import BaseEvent
+    from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+
+    seen: list[BaseEvent] = []
+
+    class Collect(BaseEventHandler):
+        @classmethod
+        def class_name(cls) -> str:
+            return "Collect"
+
+        def handle(self, event: BaseEvent, **kwargs: Any) -> None:
+            seen.append(event)
+
+    root = get_dispatcher()
+    handler = Collect()
+    root.add_event_handler(handler)
+    try:
+        adapter = LlamaIndexAdapter()
+        wrapped = adapter.wrap(FakeReranker(), top_n=2)
+        adapter.run(wrapped, adapter.make(TEXTS), QUERY)
+        asyncio.run(adapter.arun(wrapped, adapter.make(TEXTS), QUERY))
+    finally:
+        root.event_handlers.remove(handler)
+    starts = [e for e in seen if isinstance(e, ReRankStartEvent)]
+    ends = [e for e in seen if isinstance(e, ReRankEndEvent)]
+    assert len(starts) == 2 and len(ends) == 2
+    assert starts[0].top_n == 2 and starts[0].model_name == "fake"
+    assert len(starts[0].nodes) == len(TEXTS)
+    assert [n.node.node_id for n in ends[0].nodes] == ["doc-1", "doc-4"]
+
+
+def test_llamaindex_class_names() -> None:
+    import llamaindex_rerank_kit as li
+
+    for name in [
+        "RerankCompressor",
+        "CrossEncoderRerank",
+        "FlashRankRerank",
+        "BiEncoderRerank",
+        "CascadeRerank",
+    ]:
+        assert getattr(li, name).class_name() == name
