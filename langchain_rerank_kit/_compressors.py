@@ -7,9 +7,10 @@ from typing import Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from rerank_kit import Ranked, Reranker
+from rerank_kit._adapt import OnError, Outcome, arun_rerank, run_rerank, validate_settings
 from rerank_kit._registry import build_cascade, build_reranker
 
 __all__ = [
@@ -31,13 +32,22 @@ def _texts(documents: Sequence[Document]) -> list[Document]:
     return docs
 
 
-def _reranked(doc: Document, ranked: Ranked) -> Document:
+def _reranked(doc: Document, ranked: Ranked, failed: bool) -> Document:
     """A new Document: same content, id and metadata, plus the scores (input never touched)."""
     metadata = dict(doc.metadata)
-    metadata["relevance_score"] = float(ranked.score)
+    if failed:
+        metadata["rerank_failed"] = True
+    else:
+        metadata["relevance_score"] = float(ranked.score)
     if ranked.stage_scores:
         metadata["stage_scores"] = {k: float(v) for k, v in ranked.stage_scores.items()}
+    if ranked.truncated:
+        metadata["rerank_truncated"] = True
     return doc.model_copy(update={"metadata": metadata})
+
+
+def _documents(docs: list[Document], outcome: Outcome) -> list[Document]:
+    return [_reranked(docs[r.index], r, outcome.failed) for r in outcome.ranked]
 
 
 class _BaseRerank(BaseDocumentCompressor):
@@ -49,6 +59,16 @@ class _BaseRerank(BaseDocumentCompressor):
     score_threshold: float | None = Field(
         default=None, description="Drop documents scoring below this (applied before top_n)."
     )
+    on_error: OnError = Field(
+        default="raise",
+        description="'passthrough' returns the first-stage order (cut to top_n) with "
+        "metadata['rerank_failed']=True and a logged warning if the reranker fails.",
+    )
+
+    @model_validator(mode="after")
+    def _check_settings(self) -> _BaseRerank:
+        validate_settings(self.top_n, self.score_threshold)
+        return self
 
     def _get_reranker(self) -> Reranker:
         raise NotImplementedError
@@ -61,13 +81,15 @@ class _BaseRerank(BaseDocumentCompressor):
     ) -> Sequence[Document]:
         """Rerank ``documents`` for ``query`` and return the best as new ``Document`` objects."""
         docs = _texts(documents)
-        ranked = self._get_reranker().rerank(
+        outcome = run_rerank(
+            self._get_reranker(),
             query,
             [d.page_content for d in docs],
             top_n=self.top_n,
             score_threshold=self.score_threshold,
+            on_error=self.on_error,
         )
-        return [_reranked(docs[r.index], r) for r in ranked]
+        return _documents(docs, outcome)
 
     async def acompress_documents(
         self,
@@ -77,20 +99,25 @@ class _BaseRerank(BaseDocumentCompressor):
     ) -> Sequence[Document]:
         """Async ``compress_documents``; the model runs in a worker thread."""
         docs = _texts(documents)
-        ranked = await self._get_reranker().arerank(
+        outcome = await arun_rerank(
+            self._get_reranker(),
             query,
             [d.page_content for d in docs],
             top_n=self.top_n,
             score_threshold=self.score_threshold,
+            on_error=self.on_error,
         )
-        return [_reranked(docs[r.index], r) for r in ranked]
+        return _documents(docs, outcome)
 
 
 class RerankCompressor(_BaseRerank):
     """Wraps any rerank-kit ``Reranker`` as a LangChain document compressor.
 
     Returns new ``Document`` objects (same ``page_content``, ``id`` and metadata) with
-    ``metadata["relevance_score"]``; cascades add ``metadata["stage_scores"]``.
+    ``metadata["relevance_score"]``; cascades add ``metadata["stage_scores"]``; a passage longer
+    than the model's token limit gets ``metadata["rerank_truncated"] = True``; with
+    ``on_error="passthrough"`` a reranker failure returns the first-stage order with
+    ``metadata["rerank_failed"] = True``.
 
     Setup:
         ``pip install "rerank-kit[langchain,flashrank]"``

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
@@ -12,6 +12,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from rerank_kit import Ranked, Reranker
+from rerank_kit._adapt import OnError, Outcome, arun_rerank, run_rerank, validate_settings
 from rerank_kit._registry import build_cascade, build_reranker
 
 __all__ = [
@@ -30,11 +31,15 @@ class RerankedNodeWithScore(NodeWithScore):
     """A ``NodeWithScore`` whose ``score`` is the rerank score.
 
     The node itself is the input's node, untouched; the first-stage score stays readable as
-    ``retrieval_score`` and a cascade's per-stage scores as ``stage_scores``.
+    ``retrieval_score`` and a cascade's per-stage scores as ``stage_scores``. ``truncated`` is
+    True if the passage was longer than the model's token limit; ``rerank_failed`` is True when
+    ``on_error="passthrough"`` kept the first-stage order (``score`` is then the retrieval score).
     """
 
     retrieval_score: float | None = Field(default=None, description="Score before reranking.")
     stage_scores: dict[str, float] = Field(default_factory=dict, description="Cascade scores.")
+    truncated: bool = Field(default=False, description="Passage cut at the token limit.")
+    rerank_failed: bool = Field(default=False, description="Reranker failed; first-stage order.")
 
     @classmethod
     def class_name(cls) -> str:
@@ -56,13 +61,20 @@ def _query(query_bundle: QueryBundle | None) -> str:
     return query_bundle.query_str
 
 
-def _wrap(item: NodeWithScore, ranked: Ranked) -> RerankedNodeWithScore:
+def _wrap(item: NodeWithScore, ranked: Ranked, failed: bool) -> RerankedNodeWithScore:
+    retrieval = None if item.score is None else float(item.score)
     return RerankedNodeWithScore(
         node=item.node,
-        score=float(ranked.score),
-        retrieval_score=None if item.score is None else float(item.score),
+        score=retrieval if failed else float(ranked.score),
+        retrieval_score=retrieval,
         stage_scores={k: float(v) for k, v in ranked.stage_scores.items()},
+        truncated=ranked.truncated,
+        rerank_failed=failed,
     )
+
+
+def _nodes(items: list[NodeWithScore], outcome: Outcome) -> list[NodeWithScore]:
+    return [_wrap(items[r.index], r, outcome.failed) for r in outcome.ranked]
 
 
 class _BaseRerank(BaseNodePostprocessor):
@@ -74,6 +86,16 @@ class _BaseRerank(BaseNodePostprocessor):
     score_threshold: float | None = Field(
         default=None, description="Drop nodes scoring below this (applied before top_n)."
     )
+    on_error: OnError = Field(
+        default="raise",
+        description="'passthrough' returns the first-stage order (cut to top_n) flagged "
+        "rerank_failed=True, with a logged warning, if the reranker fails.",
+    )
+
+    @model_validator(mode="after")
+    def _check_settings(self) -> _BaseRerank:
+        validate_settings(self.top_n, self.score_threshold)
+        return self
 
     def _get_reranker(self) -> Reranker:
         raise NotImplementedError
@@ -107,10 +129,15 @@ class _BaseRerank(BaseNodePostprocessor):
                 EventPayload.TOP_K: self.top_n,
             },
         ) as event:
-            ranked = self._get_reranker().rerank(
-                query, texts, top_n=self.top_n, score_threshold=self.score_threshold
+            outcome = run_rerank(
+                self._get_reranker(),
+                query,
+                texts,
+                top_n=self.top_n,
+                score_threshold=self.score_threshold,
+                on_error=self.on_error,
             )
-            out: list[NodeWithScore] = [_wrap(items[r.index], r) for r in ranked]
+            out = _nodes(items, outcome)
             event.on_end(payload={EventPayload.NODES: out})
         dispatcher.event(ReRankEndEvent(nodes=out))
         return out
@@ -123,10 +150,15 @@ class _BaseRerank(BaseNodePostprocessor):
         items = _check_nodes(nodes)
         query = self._start(query_bundle, items)
         texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in items]
-        ranked = await self._get_reranker().arerank(
-            query, texts, top_n=self.top_n, score_threshold=self.score_threshold
+        outcome = await arun_rerank(
+            self._get_reranker(),
+            query,
+            texts,
+            top_n=self.top_n,
+            score_threshold=self.score_threshold,
+            on_error=self.on_error,
         )
-        out: list[NodeWithScore] = [_wrap(items[r.index], r) for r in ranked]
+        out = _nodes(items, outcome)
         dispatcher.event(ReRankEndEvent(nodes=out))
         return out
 

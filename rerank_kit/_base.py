@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 from abc import ABC, abstractmethod
@@ -11,7 +12,44 @@ from typing import Any
 
 from rerank_kit._types import Ranked
 
-__all__ = ["Reranker", "check_query", "check_texts", "check_top_n", "check_threshold"]
+__all__ = [
+    "Reranker",
+    "check_query",
+    "check_texts",
+    "check_threshold",
+    "check_top_n",
+    "pair_overflow",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def pair_overflow(
+    tokenizer: Any, query: str, texts: list[str], max_tokens: int | None
+) -> list[bool]:
+    """Which (query, text) pairs exceed ``max_tokens`` with a Hugging Face tokenizer.
+
+    Only pairs whose UTF-8 size could exceed the limit are tokenized (a token covers at least
+    one byte), so short candidate lists cost nothing.
+    """
+    flags = [False] * len(texts)
+    if not max_tokens or tokenizer is None:
+        return flags
+    budget = max_tokens - 4  # room for [CLS]/[SEP]-style special tokens
+    qbytes = len(query.encode("utf-8"))
+    suspects = [i for i, t in enumerate(texts) if qbytes + len(t.encode("utf-8")) > budget]
+    if not suspects:
+        return flags
+    encoded = tokenizer(
+        [query] * len(suspects),
+        [texts[i] for i in suspects],
+        truncation=False,
+        add_special_tokens=True,
+        verbose=False,
+    )["input_ids"]
+    for i, ids in zip(suspects, encoded, strict=True):
+        flags[i] = len(ids) > max_tokens
+    return flags
 
 
 def check_query(query: Any) -> str:
@@ -96,6 +134,10 @@ class Reranker(ABC):
     def _score(self, query: str, texts: list[str]) -> Sequence[float]:
         """Score each text against the query (``texts`` is never empty here)."""
 
+    def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
+        """Which pairs the model truncates (``None``: this backend cannot tell)."""
+        return None
+
     def _model_lock(self) -> threading.Lock:
         lock = self.__dict__.get("_lock")
         if lock is None:  # a subclass forgot super().__init__(); still stay thread-safe
@@ -120,20 +162,38 @@ class Reranker(ABC):
         items = check_texts(texts)
         if not items:
             return []
+        return self._score_checked(q, items)[0]
+
+    def _score_checked(self, query: str, texts: list[str]) -> tuple[list[float], list[bool]]:
+        """Scores as floats (count and NaN checked) and truncation flags, for checked input."""
+        if not texts:
+            return [], []
         with self._model_lock():
-            raw = self._score(q, items)
+            raw = self._score(query, texts)
+            flags = self._truncated(query, texts)
         scores = [float(s) for s in raw]
-        if len(scores) != len(items):
-            raise RuntimeError(f"{self.name} returned {len(scores)} scores for {len(items)} texts")
+        if len(scores) != len(texts):
+            raise RuntimeError(f"{self.name} returned {len(scores)} scores for {len(texts)} texts")
         for i, s in enumerate(scores):
             if math.isnan(s):
                 raise RuntimeError(f"{self.name} returned NaN for texts[{i}]")
-        return scores
+        truncated = list(flags) if flags is not None else [False] * len(texts)
+        if any(truncated):
+            logger.warning(
+                "%s: %d of %d passages were longer than the model's token limit and were "
+                "truncated (only their start was scored)",
+                self.name,
+                sum(truncated),
+                len(texts),
+            )
+        return scores, truncated
 
     def _rank(self, query: str, texts: list[str]) -> list[Ranked]:
         """Every candidate that survives this reranker, best first (before threshold/top_n)."""
-        scores = self.score(query, texts)
-        return [Ranked(index=i, score=scores[i]) for i in order_by_score(scores)]
+        scores, truncated = self._score_checked(query, texts)
+        return [
+            Ranked(index=i, score=scores[i], truncated=truncated[i]) for i in order_by_score(scores)
+        ]
 
     def rerank(
         self,

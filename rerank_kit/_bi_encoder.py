@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rerank_kit._base import Reranker
-from rerank_kit._errors import missing_extra
+from rerank_kit._errors import missing_extra, require
 from rerank_kit._hub import resolve_hf_model
 
 __all__ = ["BiEncoderReranker"]
@@ -49,11 +49,13 @@ class BiEncoderReranker(Reranker):
         model_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        require("sentence_transformers", extra="bi-encoder", package="sentence-transformers")
+        # resolve first: an unavailable model fails in seconds, before torch is even imported
+        path = resolve_hf_model(model, kind="bi-encoder", prefix="sentence-transformers")
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise missing_extra("bi-encoder", "sentence-transformers", exc) from exc
-        path = resolve_hf_model(model, kind="bi-encoder", prefix="sentence-transformers")
         self.model_name = model
         self.name = f"bi-encoder:{model}"
         self.batch_size = batch_size
@@ -80,3 +82,20 @@ class BiEncoderReranker(Reranker):
         )
         sims = np.asarray(docs, dtype=np.float64) @ np.asarray(q, dtype=np.float64)
         return [float(s) for s in sims]
+
+    def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
+        limit = getattr(self.model, "max_seq_length", None)
+        tokenizer = getattr(self.model, "tokenizer", None)
+        if not limit or tokenizer is None:
+            return None
+        # query and passage are embedded separately: each has the whole limit
+        suspects = [i for i, t in enumerate(texts) if len(t.encode("utf-8")) > limit - 2]
+        flags = [False] * len(texts)
+        query_cut = len((self.query_prompt or "") + query) > limit - 2 and (
+            len(tokenizer((self.query_prompt or "") + query, truncation=False)["input_ids"]) > limit
+        )
+        if suspects:
+            ids = tokenizer([texts[i] for i in suspects], truncation=False)["input_ids"]
+            for i, row in zip(suspects, ids, strict=True):
+                flags[i] = len(row) > limit
+        return [f or query_cut for f in flags]

@@ -94,18 +94,21 @@ class CascadeReranker(Reranker):
     def _rank(self, query: str, texts: list[str]) -> list[Ranked]:
         survivors = list(range(len(texts)))
         per_doc: dict[int, dict[str, float]] = {i: {} for i in survivors}
+        truncated: set[int] = set()
         last: list[float] = []
         for stage, name in zip(self.stages, self.stage_names, strict=True):
-            scores = stage.reranker.score(query, [texts[i] for i in survivors])
-            for doc, s in zip(survivors, scores, strict=True):
+            scores, flags = stage.reranker._score_checked(query, [texts[i] for i in survivors])
+            for doc, s, cut in zip(survivors, scores, flags, strict=True):
                 per_doc[doc][name] = s
+                if cut:
+                    truncated.add(doc)
             order = order_by_score(scores)
             if stage.keep is not None:
                 order = order[: stage.keep]
             survivors = [survivors[j] for j in order]
             last = [scores[j] for j in order]
         return [
-            Ranked(index=doc, score=s, stage_scores=dict(per_doc[doc]))
+            Ranked(index=doc, score=s, stage_scores=dict(per_doc[doc]), truncated=doc in truncated)
             for doc, s in zip(survivors, last, strict=True)
         ]
 

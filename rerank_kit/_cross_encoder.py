@@ -6,8 +6,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from rerank_kit._base import Reranker
-from rerank_kit._errors import missing_extra
+from rerank_kit._base import Reranker, pair_overflow
+from rerank_kit._errors import missing_extra, require
 from rerank_kit._hub import resolve_hf_model
 
 __all__ = ["CrossEncoderReranker"]
@@ -48,11 +48,13 @@ class CrossEncoderReranker(Reranker):
         model_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        require("sentence_transformers", extra="cross-encoder", package="sentence-transformers")
+        # resolve first: an unavailable model fails in seconds, before torch is even imported
+        path = resolve_hf_model(model, kind="cross-encoder", prefix="cross-encoder")
         try:
             from sentence_transformers import CrossEncoder
         except ImportError as exc:
             raise missing_extra("cross-encoder", "sentence-transformers", exc) from exc
-        path = resolve_hf_model(model, kind="cross-encoder", prefix="cross-encoder")
         self.model_name = model
         self.name = f"cross-encoder:{model}"
         self.batch_size = batch_size
@@ -72,3 +74,7 @@ class CrossEncoderReranker(Reranker):
         pairs = [(query, text) for text in texts]
         scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
         return [float(s) for s in scores]
+
+    def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
+        limit = getattr(self.model, "max_seq_length", None)
+        return pair_overflow(getattr(self.model, "tokenizer", None), query, texts, limit)

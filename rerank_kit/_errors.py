@@ -25,3 +25,15 @@ def missing_extra(extra: str, package: str, exc: ImportError) -> ImportError:
     )
     err.__cause__ = exc
     return err
+
+
+def require(module: str, *, extra: str, package: str) -> None:
+    """Raise the install-hint ``ImportError`` if ``module`` is not importable (without importing it)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent missing, or sys.modules[module] is None
+        found = False
+    if not found:
+        raise missing_extra(extra, package, ImportError(f"No module named {module!r}"))

@@ -111,6 +111,13 @@ class FlashRankReranker(Reranker):
         finally:
             _restore_root_logger(saved)
         self._flashrank_version = getattr(flashrank, "__version__", "?")
+        tokenizer = self.ranker.tokenizer
+        truncation = tokenizer.truncation or {}
+        self.max_tokens: int | None = truncation.get("max_length")
+        counter = type(tokenizer).from_str(tokenizer.to_str())
+        counter.no_truncation()
+        counter.no_padding()
+        self._counter = counter
 
     @staticmethod
     def _register_local(folder: Path, file_map: dict[str, Any]) -> tuple[str, Path]:
@@ -141,3 +148,16 @@ class FlashRankReranker(Reranker):
         for item in results:
             scores[int(item["id"])] = float(item["score"])
         return scores
+
+    def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
+        limit = self.max_tokens
+        if not limit:
+            return None
+        qbytes = len(query.encode("utf-8"))
+        suspects = [i for i, t in enumerate(texts) if qbytes + len(t.encode("utf-8")) > limit - 4]
+        flags = [False] * len(texts)
+        if suspects:
+            encoded = self._counter.encode_batch([[query, texts[i]] for i in suspects])
+            for i, enc in zip(suspects, encoded, strict=True):
+                flags[i] = len(enc.ids) > limit
+        return flags

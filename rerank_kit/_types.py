@@ -17,6 +17,8 @@ class Ranked:
         score: Relevance score (a plain ``float``; higher is more relevant).
         stage_scores: For cascades, the score each stage gave this candidate, keyed by stage
             name, in stage order. Empty for single-model rerankers.
+        truncated: True if the model saw only the start of this (query, text) pair because it
+            was longer than the model's token limit (every stage counts, for cascades).
 
     Example:
         >>> from rerank_kit import Ranked
@@ -28,3 +30,4 @@ class Ranked:
     index: int
     score: float
     stage_scores: Mapping[str, float] = field(default_factory=dict)
+    truncated: bool = False

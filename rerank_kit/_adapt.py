@@ -1,0 +1,103 @@
+"""What both framework adapters share: run a reranker with a failure policy.
+
+Adapters only translate framework objects to texts and back; the policy lives here once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rerank_kit._base import Reranker, check_threshold, check_top_n
+from rerank_kit._types import Ranked
+
+__all__ = ["OnError", "Outcome", "arun_rerank", "run_rerank", "validate_settings"]
+
+logger = logging.getLogger(__name__)
+
+#: ``"raise"`` (default) re-raises a reranker failure; ``"passthrough"`` returns the
+#: first-stage order (cut to ``top_n``) with a logged warning and a failure flag.
+OnError = Literal["raise", "passthrough"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Result of one adapter call: the ranking, or the first-stage order after a failure."""
+
+    ranked: list[Ranked]
+    failed: bool = False
+    error: str | None = field(default=None)
+
+
+def _passthrough(n: int, top_n: int | None, exc: Exception, name: str) -> Outcome:
+    logger.warning(
+        "reranker %s failed (%s: %s); on_error='passthrough' keeps the first-stage order",
+        name,
+        type(exc).__name__,
+        exc,
+    )
+    keep = n if top_n is None else min(n, top_n)
+    ranked = [Ranked(index=i, score=math.nan) for i in range(keep)]
+    return Outcome(ranked=ranked, failed=True, error=f"{type(exc).__name__}: {exc}")
+
+
+def _check_policy(on_error: str) -> None:
+    if on_error not in ("raise", "passthrough"):
+        raise ValueError(f"on_error must be 'raise' or 'passthrough', got {on_error!r}")
+
+
+def run_rerank(
+    reranker: Reranker,
+    query: str,
+    texts: Sequence[str],
+    *,
+    top_n: int | None,
+    score_threshold: float | None,
+    on_error: OnError = "raise",
+) -> Outcome:
+    """``reranker.rerank`` with the adapters' failure policy.
+
+    Example:
+        >>> from rerank_kit.testing import FakeReranker
+        >>> run_rerank(FakeReranker(), "a", ["b", "a"], top_n=1, score_threshold=None).ranked[0].index
+        1
+    """
+    _check_policy(on_error)
+    n, threshold = check_top_n(top_n), check_threshold(score_threshold)
+    try:
+        ranked = reranker.rerank(query, texts, top_n=n, score_threshold=threshold)
+    except Exception as exc:
+        if on_error == "raise":
+            raise
+        return _passthrough(len(texts), n, exc, reranker.name)
+    return Outcome(ranked=ranked)
+
+
+async def arun_rerank(
+    reranker: Reranker,
+    query: str,
+    texts: Sequence[str],
+    *,
+    top_n: int | None,
+    score_threshold: float | None,
+    on_error: OnError = "raise",
+) -> Outcome:
+    """Async ``run_rerank``: the model runs in a worker thread."""
+    _check_policy(on_error)
+    n, threshold = check_top_n(top_n), check_threshold(score_threshold)
+    try:
+        ranked = await reranker.arerank(query, texts, top_n=n, score_threshold=threshold)
+    except Exception as exc:
+        if on_error == "raise":
+            raise
+        return _passthrough(len(texts), n, exc, reranker.name)
+    return Outcome(ranked=ranked)
+
+
+def validate_settings(top_n: object, score_threshold: object) -> None:
+    """Check adapter settings at construction, so a bad value fails early and clearly."""
+    check_top_n(top_n)
+    check_threshold(score_threshold)
