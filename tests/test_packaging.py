@@ -153,3 +153,21 @@ def test_langchain_classic_is_a_declared_dependency_of_the_langchain_extra() -> 
     ]
     assert any(d.startswith("langchain-classic") for d in extras["langchain"])
     assert not any("torch" in d or "sentence-transformers" in d for d in extras["flashrank"])
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "rerank_kit._base",
+        "rerank_kit._types",
+        "rerank_kit._adapt",
+        "rerank_kit.testing",
+        "rerank_kit.demo",
+    ],
+)
+def test_docstring_examples_run(module: str) -> None:
+    import doctest
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
