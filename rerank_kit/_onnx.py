@@ -1,0 +1,569 @@
+"""Cross-encoders on ONNX Runtime: exported once, cached, several times faster than torch on CPU.
+
+The first construction for a model exports it with ``torch.onnx.export`` (legacy exporter,
+opset 17), fuses the transformer blocks with ONNX Runtime's offline optimizer (one ``Attention``,
+``SkipLayerNormalization`` and ``BiasGelu`` node per layer), optionally quantizes the weights to
+int8 (``onnxruntime.quantization.quantize_dynamic``), checks the result against torch on a padded
+batch, and stores everything in a cache folder. Later constructions load the cached files and need
+only ``onnxruntime`` and ``tokenizers``: torch and transformers are imported only to export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rerank_kit._base import Reranker
+from rerank_kit._errors import RerankError, missing_extra
+from rerank_kit._hub import resolve_hf_model
+
+__all__ = ["OnnxCrossEncoderReranker", "default_cache_dir", "default_threads"]
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the exported files change in a way that old caches must not be reused.
+_FORMAT_VERSION = 1
+_OPSET = 17
+_META = "meta.json"
+_TOKENIZER = "tokenizer.json"
+_FP32 = "model.onnx"
+_INT8 = "model.int8.onnx"
+_QUANTIZE = (None, "int8")
+# Model types whose encoder ONNX Runtime's offline "bert" optimizer knows how to fuse.
+_FUSABLE = {"bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert"}
+# Files whose content is hashed in the cache key; other files count by size and mtime.
+_SMALL_FILE = 1 << 20
+# Relative tolerance of the export self-check (fp32), against torch logits.
+_FP32_TOLERANCE = 1e-3
+
+
+def default_cache_dir() -> Path:
+    """Folder of exported ONNX models: ``$RERANK_KIT_CACHE/onnx`` or ``~/.cache/rerank-kit/onnx``.
+
+    ``XDG_CACHE_HOME`` replaces ``~/.cache`` when set.
+
+    Example:
+        >>> default_cache_dir().name
+        'onnx'
+    """
+    root = os.environ.get("RERANK_KIT_CACHE", "").strip()
+    if root:
+        return Path(root).expanduser() / "onnx"
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "rerank-kit" / "onnx"
+
+
+def _available_cpus() -> int:
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        available = os.cpu_count() or 1
+    try:  # a container's CPU quota (cgroup v2), e.g. "200000 100000" = 2 CPUs
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            available = min(available, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, available)
+
+
+def _physical_cores() -> int | None:
+    """Distinct (package, core) pairs in ``/proc/cpuinfo`` among the CPUs we may run on."""
+    try:
+        allowed = os.sched_getaffinity(0)
+        text = Path("/proc/cpuinfo").read_text()
+    except (AttributeError, OSError):
+        return None
+    cores: set[tuple[str, str]] = set()
+    for block in text.strip().split("\n\n"):
+        fields = dict(
+            (k.strip(), v.strip())
+            for k, _, v in (line.partition(":") for line in block.splitlines())
+        )
+        try:
+            cpu = int(fields["processor"])
+        except (KeyError, ValueError):
+            continue
+        if cpu in allowed:
+            cores.add((fields.get("physical id", "0"), fields.get("core id", str(cpu))))
+    return len(cores) or None
+
+
+def default_threads() -> int:
+    """Intra-op threads to use: physical cores among the CPUs this process may use.
+
+    Hyper-threads add little to dense matrix products, and more threads than the CPU affinity
+    mask or the container's CPU quota allow only make threads wait for each other.
+
+    Example:
+        >>> default_threads() >= 1
+        True
+    """
+    available = _available_cpus()
+    physical = _physical_cores()
+    return max(1, min(available, physical) if physical else available)
+
+
+def _check_positive(label: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{label} must be a positive int, got {value!r}")
+
+
+def _file_signature(folder: Path) -> list[list[Any]]:
+    """Name, size, mtime (large files) or content hash (small files) of the model's files."""
+    out: list[list[Any]] = []
+    for f in sorted(folder.iterdir()):
+        if not f.is_file() or f.name.startswith(".") or f.suffix.lower() == ".md":
+            continue
+        st = f.stat()
+        if st.st_size <= _SMALL_FILE:
+            out.append([f.name, st.st_size, hashlib.sha256(f.read_bytes()).hexdigest()])
+        else:
+            out.append([f.name, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _cache_key(folder: Path) -> str:
+    payload = json.dumps(
+        {
+            "format": _FORMAT_VERSION,
+            "opset": _OPSET,
+            "path": str(folder.resolve()),
+            "files": _file_signature(folder),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def _activation_of(config: dict[str, Any], num_labels: int) -> str:
+    """The activation ``CrossEncoder.predict`` applies, as a name: sigmoid, identity or tanh."""
+    path = None
+    st_cfg = config.get("sentence_transformers")
+    if isinstance(st_cfg, dict):
+        path = st_cfg.get("activation_fn")
+    if path is None:
+        path = config.get("sbert_ce_default_activation_function")
+    if isinstance(path, str) and path.startswith("torch."):
+        leaf = path.rsplit(".", 1)[-1].lower()
+        if leaf in {"sigmoid", "identity", "tanh"}:
+            return leaf
+        logger.warning(
+            "activation %s is not supported by the ONNX backend; using the default", path
+        )
+    return "sigmoid" if num_labels == 1 else "identity"
+
+
+def _export_model(model_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Export the fp32 model, fused and self-checked, plus its tokenizer, into ``out_dir``.
+
+    Needs torch, transformers and onnx. Returns the metadata written to ``meta.json``.
+    """
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(model_dir)
+    num_labels = int(getattr(config, "num_labels", 1))
+    if num_labels != 1:
+        raise ValueError(
+            f"{str(model_dir)!r} has {num_labels} output labels; a reranker needs a one-label "
+            "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if not getattr(tokenizer, "is_fast", False):
+        raise RerankError(
+            f"{str(model_dir)!r} has no fast tokenizer (tokenizer.json); cannot export"
+        )
+    try:  # eager attention exports a graph that ONNX Runtime fuses into one Attention node
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, dtype=torch.float32, attn_implementation="eager"
+        )
+    except (ValueError, TypeError):
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
+    model = model.eval()
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in tokenizer.model_input_names and getattr(config, "type_vocab_size", None):
+        names.append("token_type_ids")
+
+    class _Logits(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.inner(**dict(zip(names, inputs, strict=True))).logits
+
+    # Two pairs of different lengths: a padded batch, like the ones we will run.
+    sample = tokenizer(
+        ["what is a reranker", "why"],
+        ["a model that orders passages by relevance to a query", "because"],
+        padding=True,
+        return_tensors="pt",
+    )
+    feeds = tuple(sample[n] for n in names)
+    with torch.inference_mode():
+        expected = model(**{n: sample[n] for n in names}).logits.numpy()
+    raw = out_dir / "model.raw.onnx"
+    axes = {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Logits(model).eval(),
+            feeds,
+            str(raw),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes={**{n: axes for n in names}, "logits": {0: "batch"}},
+            opset_version=_OPSET,
+            dynamo=False,
+        )
+
+    def max_error(path: Path) -> float:
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        got = session.run(None, {n: sample[n].numpy() for n in names})[0]
+        return float(np.abs(got - expected).max() / max(1.0, float(np.abs(expected).max())))
+
+    fused = False
+    if config.model_type in _FUSABLE:
+        try:
+            from onnxruntime.transformers import optimizer
+
+            optimized = optimizer.optimize_model(
+                str(raw),
+                model_type="bert",
+                num_heads=int(config.num_attention_heads),
+                hidden_size=int(config.hidden_size),
+                opt_level=0,
+                use_gpu=False,
+            )
+            optimized.save_model_to_file(str(out_dir / _FP32))
+            err = max_error(out_dir / _FP32)
+            fused = err <= _FP32_TOLERANCE
+            if not fused:
+                logger.warning(
+                    "fused ONNX graph differs from torch (%.2g); using the plain one", err
+                )
+        except Exception as exc:  # fusion is an optimisation only: never fail the export on it
+            logger.warning(
+                "ONNX Runtime could not fuse %s (%s); using the plain graph", model_dir, exc
+            )
+    if fused:
+        raw.unlink()
+    else:
+        os.replace(raw, out_dir / _FP32)
+        err = max_error(out_dir / _FP32)
+        if err > _FP32_TOLERANCE:
+            raise RerankError(
+                f"the ONNX export of {str(model_dir)!r} does not match torch (max error {err:.3g})"
+            )
+    tokenizer.backend_tokenizer.save(str(out_dir / _TOKENIZER))
+    config_dict = json.loads((model_dir / "config.json").read_text())
+    limits = (
+        [int(config.max_position_embeddings)] if hasattr(config, "max_position_embeddings") else []
+    )
+    if config.model_type in {"roberta", "xlm-roberta", "camembert"}:
+        limits = [n - 2 for n in limits]  # positions start after the padding index
+    if 0 < int(tokenizer.model_max_length) < 1_000_000:
+        limits.append(int(tokenizer.model_max_length))
+    pad_id = tokenizer.pad_token_id
+    return {
+        "format": _FORMAT_VERSION,
+        "source": str(model_dir),
+        "inputs": names,
+        "num_labels": num_labels,
+        "activation": _activation_of(config_dict, num_labels),
+        "max_length": min(limits) if limits else 512,
+        "pad_token_id": int(pad_id) if pad_id is not None else 0,
+        "fused": fused,
+    }
+
+
+class _DropOnnxruntimeRootRecords(logging.Filter):
+    """Drops records that onnxruntime's quantizer logs straight to the root logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "root" and "onnxruntime" in record.pathname)
+
+
+@contextmanager
+def _root_logger_untouched() -> Iterator[None]:
+    """Keep onnxruntime's root-logger calls from configuring logging or printing.
+
+    ``logging.info(...)`` at module level calls ``logging.basicConfig()`` when the root logger has
+    no handler; a ``NullHandler`` prevents that, and a filter drops those records.
+    """
+    root = logging.getLogger()
+    guard = logging.NullHandler() if not root.handlers else None
+    if guard is not None:
+        root.addHandler(guard)
+    drop = _DropOnnxruntimeRootRecords()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+        if guard is not None:
+            root.removeHandler(guard)
+
+
+def _quantize_int8(fp32: Path, out: Path) -> None:
+    """Dynamic int8 weights for the matrix products and attention (needs ``onnx``)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _root_logger_untouched():
+        quantize_dynamic(
+            str(fp32),
+            str(out),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Attention"],
+            per_channel=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+
+
+class OnnxCrossEncoderReranker(Reranker):
+    """Reranks with a cross-encoder exported to ONNX Runtime: same scores as torch, less time.
+
+    Scores follow ``CrossEncoder.predict`` (a sigmoid of the single logit for one-label models).
+    fp32 matches torch to ~1e-6; ``quantize="int8"`` (dynamic int8 weights) is faster still at a
+    small cost in fidelity. Each call tokenizes the pairs once (the query is never truncated, only
+    the passage), sorts them by token length and runs neighbours together, so padding stays within
+    a batch of similar lengths; scores come back in input order.
+
+    The export happens once per model and options; the files are cached in ``cache_dir`` under a
+    key made of the model's path and its files (content hash, or size and mtime for weights), and
+    reused by every later construction, without torch.
+
+    Setup:
+        ``pip install "rerank-kit[onnx]"`` (torch and transformers are needed only to export).
+
+    Args:
+        model: Hub id (e.g. ``"cross-encoder/ms-marco-MiniLM-L-6-v2"``) or local folder of a
+            transformers / sentence-transformers cross-encoder.
+        quantize: ``None`` for fp32, or ``"int8"`` for dynamic int8 quantization.
+        max_length: Truncate pairs to this many tokens (default: the model's own limit).
+        batch_size: At most this many pairs per ONNX Runtime call (neighbours by token length).
+        threads: Intra-op threads (default: physical cores this process may use).
+        cache_dir: Where exported models live (default: ``$RERANK_KIT_CACHE/onnx`` or
+            ``~/.cache/rerank-kit/onnx``).
+        max_batch_tokens: Also cap a call at this many padded tokens (pairs x longest pair), so
+            long passages run in small batches and short ones in large ones; ``None``: no cap.
+
+    Attributes:
+        model_path: Local folder of the source model.
+        onnx_path: The ONNX file in use.
+        exported: True if this construction exported or quantized (False on a cache hit).
+
+    Example:
+        >>> from rerank_kit import OnnxCrossEncoderReranker  # doctest: +SKIP
+        >>> ce = OnnxCrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2", quantize="int8")  # doctest: +SKIP
+        >>> ce.rerank("capital of France", ["Berlin is...", "Paris is..."], top_n=1)  # doctest: +SKIP
+        [Ranked(index=1, score=0.98, stage_scores={})]
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        quantize: str | None = None,
+        max_length: int | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+        cache_dir: str | Path | None = None,
+        max_batch_tokens: int | None = 2048,
+    ) -> None:
+        super().__init__()
+        if quantize not in _QUANTIZE:
+            raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+        _check_positive("batch_size", batch_size)
+        if threads is not None:
+            _check_positive("threads", threads)
+        if max_length is not None:
+            _check_positive("max_length", max_length)
+        if max_batch_tokens is not None:
+            _check_positive("max_batch_tokens", max_batch_tokens)
+        try:
+            import numpy  # noqa: F401  (used by _score)
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise missing_extra("onnx", exc.name or "onnxruntime", exc) from exc
+        self.model_name = model
+        self.quantize = quantize
+        self.name = f"onnx{'-' + quantize if quantize else ''}:{model}"
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.threads = threads if threads is not None else default_threads()
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.model_path = self._local_folder(model)
+        self.exported = False
+        folder = self._prepare(self.model_path)
+        self.onnx_path = folder / (_INT8 if quantize == "int8" else _FP32)
+        self._meta: dict[str, Any] = json.loads((folder / _META).read_text())
+        limit = int(self._meta["max_length"])
+        if max_length is not None and max_length > limit:
+            raise ValueError(f"max_length={max_length} exceeds the model's limit of {limit} tokens")
+        self.max_length = max_length or limit
+        self._inputs: list[str] = list(self._meta["inputs"])
+        self._pad_id = int(self._meta["pad_token_id"])
+        self._tokenizer = Tokenizer.from_file(str(folder / _TOKENIZER))
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+        self._pair_specials = self._tokenizer.num_special_tokens_to_add(True)
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle threads sleep instead of spinning, so they do not steal CPU from other work.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(self.onnx_path), options, providers=["CPUExecutionProvider"]
+        )
+        logger.debug(
+            "loaded %s (%s, %d threads, max_length %d)",
+            self.onnx_path,
+            quantize or "fp32",
+            self.threads,
+            self.max_length,
+        )
+
+    @staticmethod
+    def _local_folder(model: str) -> Path:
+        path = resolve_hf_model(model, kind="cross-encoder", prefix="cross-encoder")
+        if not Path(path).is_dir():  # a Hub id that can be downloaded now
+            from huggingface_hub import snapshot_download
+
+            path = snapshot_download(path)
+        return Path(path).resolve()
+
+    def _prepare(self, model_dir: Path) -> Path:
+        """Cache folder holding the exported files for ``model_dir``: found, or made now."""
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_dir.name).strip("-") or "model"
+        folder = self.cache_dir / f"{slug}-{_cache_key(model_dir)}"
+        if (folder / _META).is_file() and (folder / _FP32).is_file():
+            logger.debug("ONNX cache hit: %s", folder)
+        else:
+            self._export_into(model_dir, folder)
+        if self.quantize == "int8" and not (folder / _INT8).is_file():
+            logger.info("quantizing %s to int8 (once; cached in %s)", model_dir, folder)
+            self._import_or_explain("onnx")
+            fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=folder)
+            os.close(fd)
+            try:
+                _quantize_int8(folder / _FP32, Path(tmp))
+                os.replace(tmp, folder / _INT8)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+            self.exported = True
+        return folder
+
+    def _export_into(self, model_dir: Path, folder: Path) -> None:
+        logger.info("exporting %s to ONNX (once; cached in %s)", model_dir, folder)
+        for package in ("torch", "transformers", "onnx"):
+            self._import_or_explain(package)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=self.cache_dir))
+        try:
+            meta = _export_model(model_dir, tmp)
+            (tmp / _META).write_text(json.dumps(meta, indent=2))
+            try:
+                os.replace(tmp, folder)  # atomic: readers never see a half-written folder
+            except OSError:  # the folder exists: a concurrent export won, or a broken leftover
+                if not ((folder / _META).is_file() and (folder / _FP32).is_file()):
+                    shutil.rmtree(folder, ignore_errors=True)
+                    os.replace(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.exported = True
+
+    @staticmethod
+    def _import_or_explain(package: str) -> None:
+        try:
+            __import__(package)
+        except ImportError as exc:
+            raise missing_extra("onnx", package, exc) from exc
+
+    def _batches(self, order: Any, lengths: Any) -> Iterator[Any]:
+        """Split indices sorted by length into runs of neighbours.
+
+        A run ends at ``batch_size`` pairs, or earlier when its padded size (pairs x longest)
+        would pass ``max_batch_tokens``: long passages go in small batches, short ones in big
+        ones, and no pair is padded beyond the longest of its neighbours.
+        """
+        start, n = 0, len(order)
+        budget = self.max_batch_tokens
+        while start < n:
+            end = min(n, start + self.batch_size)
+            if budget is not None:
+                # grow while (count x longest) fits; always take at least one pair
+                stop = start + 1
+                while stop < end and (stop + 1 - start) * int(lengths[order[stop]]) <= budget:
+                    stop += 1
+                end = stop
+            yield order[start:end]
+            start = end
+
+    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+        import numpy as np
+
+        tokenizer = self._tokenizer
+        query_tokens = len(tokenizer.encode(query, add_special_tokens=False).ids)
+        if query_tokens + self._pair_specials < self.max_length:
+            strategy = "only_second"  # keep the whole query, cut the passage
+        else:
+            logger.warning(
+                "query is %d tokens, too long to keep whole within max_length=%d; "
+                "truncating query and passage",
+                query_tokens,
+                self.max_length,
+            )
+            strategy = "longest_first"
+        tokenizer.enable_truncation(self.max_length, strategy=strategy)
+        encodings = tokenizer.encode_batch([(query, text) for text in texts])
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+        order = np.argsort(lengths, kind="stable")
+        logits = np.empty(len(texts), dtype=np.float64)
+        with_types = "token_type_ids" in self._inputs
+        for rows in self._batches(order, lengths):
+            width = int(lengths[rows[-1]])  # sorted: the last row is the longest
+            ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                enc = encodings[i]
+                n = len(enc.ids)
+                ids[r, :n] = enc.ids
+                mask[r, :n] = 1
+                if with_types:
+                    types[r, :n] = enc.type_ids
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if with_types:
+                feeds["token_type_ids"] = types
+            out = self._session.run(None, feeds)[0]
+            logits[rows] = out[:, 0]
+        activation = self._meta["activation"]
+        if activation == "sigmoid":  # written with tanh: no overflow for large |logit|
+            return (0.5 * (1.0 + np.tanh(0.5 * logits))).tolist()
+        if activation == "tanh":
+            return np.tanh(logits).tolist()
+        return logits.tolist()

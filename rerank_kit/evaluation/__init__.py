@@ -1,0 +1,86 @@
+"""Does reranking help on my data? Quality and latency of first stages and rerankers.
+
+Load a dataset (BEIR folder or hand-written judgments), pick first stages (BM25, dense, hybrid)
+and rerankers, and ``compare`` them: nDCG, MRR, precision, recall and hit rate over graded
+judgments, with per-query latency of each stage. Nothing here imports a model library until it
+is used; install the extra with ``pip install "rerank-kit[eval]"``.
+
+Example:
+    >>> from rerank_kit.evaluation import compare, load_dataset
+    >>> data = load_dataset("data/beir/cranfield")  # doctest: +SKIP
+    >>> result = compare(
+    ...     data,
+    ...     first_stage=["bm25", "dense", "hybrid"],
+    ...     rerankers=["bi-encoder:all-MiniLM-L6-v2"],
+    ...     depth=100,
+    ...     k=10,
+    ... )  # doctest: +SKIP
+    >>> print(result.to_table())  # doctest: +SKIP
+    >>> result.plot("eval.png")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from rerank_kit.evaluation._compare import ComparisonResult, SystemResult, compare
+from rerank_kit.evaluation._dataset import (
+    Dataset,
+    Document,
+    load_beir,
+    load_corpus,
+    load_dataset,
+    load_judgments,
+)
+from rerank_kit.evaluation._first_stage import (
+    FIRST_STAGES,
+    BM25FirstStage,
+    DenseFirstStage,
+    FirstStage,
+    Hit,
+    HybridFirstStage,
+    build_first_stages,
+    reciprocal_rank_fusion,
+)
+from rerank_kit.evaluation._metrics import (
+    LatencyStats,
+    Qrels,
+    evaluate_ranking,
+    evaluate_run,
+    hit_rate_at_k,
+    metric_names,
+    mrr_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+)
+from rerank_kit.evaluation._plot import plot_quality_latency
+
+__all__ = [
+    "FIRST_STAGES",
+    "BM25FirstStage",
+    "ComparisonResult",
+    "Dataset",
+    "DenseFirstStage",
+    "Document",
+    "FirstStage",
+    "Hit",
+    "HybridFirstStage",
+    "LatencyStats",
+    "Qrels",
+    "SystemResult",
+    "build_first_stages",
+    "compare",
+    "evaluate_ranking",
+    "evaluate_run",
+    "hit_rate_at_k",
+    "load_beir",
+    "load_corpus",
+    "load_dataset",
+    "load_judgments",
+    "metric_names",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "plot_quality_latency",
+    "precision_at_k",
+    "recall_at_k",
+    "reciprocal_rank_fusion",
+]

@@ -1,0 +1,159 @@
+r"""``rerank-kit eval``: does reranking help on my data?
+
+Prints a table of quality and latency per system on stdout (progress on stderr), and can write
+the same numbers as JSON and a quality-against-latency plot as PNG.
+
+Example:
+    rerank-kit eval data/beir/cranfield --first-stage bm25 \
+        --reranker bi-encoder:all-MiniLM-L6-v2 --json eval.json --plot eval.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rerank_kit._errors import RerankError
+
+__all__ = ["add_arguments", "main", "run"]
+
+_EPILOG = """\
+DATA is a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), a folder holding
+judgments.jsonl (or .csv) and corpus.jsonl (or .csv), or a judgments file (then --corpus, or a
+corpus.jsonl beside it). Judgments JSONL lines look like
+  {"query": "how do I reset my password?", "relevant": ["faq-12", "faq-40"]}
+  {"query": "refund after 30 days", "relevant": {"policy-3": 2, "faq-7": 1}}
+and a judgments CSV has the columns query,doc_id[,grade].
+
+Each first stage retrieves its top --depth; each --reranker reorders those candidates.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``eval`` options to ``parser``.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_arguments(parser)
+        >>> parser.parse_args(["data/cisi", "--first-stage", "all"]).first_stage
+        ['all']
+    """
+    from rerank_kit.evaluation._first_stage import DEFAULT_EMBEDDING_MODEL, FIRST_STAGES
+
+    parser.description = "Measure what reranking buys on a dataset: quality and latency."
+    parser.epilog = _EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("data", metavar="DATA", help="BEIR folder, or hand-written judgments")
+    parser.add_argument(
+        "--first-stage",
+        action="append",
+        choices=[*FIRST_STAGES, "all"],
+        help="retriever giving the candidates; repeat it, or say 'all', to compare several "
+        "(default: bm25)",
+    )
+    parser.add_argument(
+        "--reranker",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="reranker spec, e.g. bi-encoder:all-MiniLM-L6-v2, flashrank:ms-marco-TinyBERT-L-2-v2 "
+        "or a cascade 'A@20 >> B'; repeat to compare several",
+    )
+    parser.add_argument("--depth", type=int, default=100, help="candidates reranked (default 100)")
+    parser.add_argument("--k", type=int, default=10, help="metric cut-off (default 10)")
+    parser.add_argument("--split", default="test", help="BEIR qrels split (default test)")
+    parser.add_argument("--corpus", metavar="FILE", help="corpus file for hand-written judgments")
+    parser.add_argument(
+        "--embedding-model",
+        default=DEFAULT_EMBEDDING_MODEL,
+        metavar="MODEL",
+        help=f"model of the dense and hybrid first stages (default {DEFAULT_EMBEDDING_MODEL})",
+    )
+    parser.add_argument("--limit-queries", type=int, metavar="N", help="only the first N queries")
+    parser.add_argument("--json", metavar="OUT", help="write the results as JSON here")
+    parser.add_argument("--plot", metavar="OUT.png", help="write a quality/latency plot here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+class _OnePerRunTruncationNotice(logging.Filter):
+    """Drop the engine's per-call truncation warning: ``compare`` logs one total per system."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.WARNING and "token limit" in str(record.msg))
+
+
+def _err(message: str) -> int:
+    sys.stderr.write(f"rerank-kit eval: error: {message}\n")
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``rerank-kit eval`` with parsed ``args``; returns the exit code.
+
+    Example:
+        >>> run(parser.parse_args(["data/beir/cisi", "--limit-queries", "5"]))  # doctest: +SKIP
+        0
+    """
+    from rerank_kit.evaluation._compare import compare
+    from rerank_kit.evaluation._dataset import load_dataset
+
+    for label, value in (("--depth", args.depth), ("--k", args.k)):
+        if value < 1:
+            return _err(f"{label} must be >= 1, got {value}")
+    if args.limit_queries is not None and args.limit_queries < 1:
+        return _err(f"--limit-queries must be >= 1, got {args.limit_queries}")
+    engine_log = logging.getLogger("rerank_kit._base")
+    quiet = _OnePerRunTruncationNotice()
+    engine_log.addFilter(quiet)
+    try:
+        dataset = load_dataset(args.data, split=args.split, corpus=args.corpus)
+        result = compare(
+            dataset,
+            args.first_stage or ["bm25"],
+            args.reranker,
+            depth=args.depth,
+            k=args.k,
+            embedding_model=args.embedding_model,
+            limit_queries=args.limit_queries,
+            show_progress=not args.no_progress,
+        )
+    except (OSError, ValueError, ImportError, RerankError) as exc:
+        return _err(str(exc))
+    finally:
+        engine_log.removeFilter(quiet)
+
+    sys.stdout.write(result.to_table() + "\n")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload = result.to_dict()
+        payload["settings"] = {
+            "data": str(args.data),
+            "split": args.split,
+            "first_stages": args.first_stage or ["bm25"],
+            "rerankers": list(args.reranker),
+            "embedding_model": args.embedding_model,
+            "limit_queries": args.limit_queries,
+        }
+        out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        sys.stdout.write(f"wrote {out}\n")
+    if args.plot:
+        written = result.plot(args.plot)
+        sys.stdout.write(f"wrote {written}\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rerank_kit.evaluation``: the same as ``rerank-kit eval``.
+
+    Example:
+        >>> main(["data/beir/cisi", "--limit-queries", "5"])  # doctest: +SKIP
+        0
+    """
+    parser = argparse.ArgumentParser(prog="rerank-kit eval")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

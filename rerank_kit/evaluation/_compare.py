@@ -1,0 +1,499 @@
+"""``compare``: run first stages and rerankers over a dataset, quality and latency side by side."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rerank_kit._base import Reranker
+from rerank_kit._errors import missing_extra
+from rerank_kit.evaluation._dataset import Dataset
+from rerank_kit.evaluation._first_stage import (
+    DEFAULT_EMBEDDING_MODEL,
+    FirstStage,
+    Hit,
+    build_first_stages,
+)
+from rerank_kit.evaluation._metrics import LatencyStats, evaluate_run, metric_names
+
+__all__ = ["ComparisonResult", "SystemResult", "compare"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SystemResult:
+    """Quality and latency of one system: a first stage, optionally followed by a reranker.
+
+    Attributes:
+        name: ``"bm25"`` or ``"bm25 >> bi-encoder:all-MiniLM-L6-v2"``.
+        first_stage: Name of the first stage.
+        reranker: Name of the reranker, ``None`` for the first stage alone.
+        metrics: Metric name -> mean over the queries (see ``metric_names``).
+        latency: ``"first_stage"``, ``"reranker"`` (``None`` without a reranker) and
+            ``"total"`` per-query latency.
+        per_query: Query id -> metric name -> value.
+        run: Query id -> ranked document ids.
+        truncated: Share of the candidates the reranker saw only the start of, because the
+            (query, passage) pair was longer than its token limit (``None`` without a reranker;
+            0.0 for backends that cannot tell).
+
+    Example:
+        >>> best = max(result.systems, key=lambda s: s.metrics["nDCG@10"])  # doctest: +SKIP
+        >>> best.name, best.latency["total"].p50_ms  # doctest: +SKIP
+        ('bm25 >> bi-encoder:all-MiniLM-L6-v2', 412.0)
+    """
+
+    name: str
+    first_stage: str
+    reranker: str | None
+    metrics: Mapping[str, float]
+    latency: Mapping[str, LatencyStats | None]
+    per_query: Mapping[str, Mapping[str, float]] = field(repr=False)
+    run: Mapping[str, Sequence[str]] = field(repr=False)
+    truncated: float | None = None
+
+    def to_dict(self, *, per_query: bool = False) -> dict[str, Any]:
+        """Plain dict for JSON (``per_query=True`` adds every query's metrics)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "first_stage": self.first_stage,
+            "reranker": self.reranker,
+            "metrics": dict(self.metrics),
+            "truncated": self.truncated,
+            "latency_ms": {
+                stage: (stats.to_dict() if stats is not None else None)
+                for stage, stats in self.latency.items()
+            },
+        }
+        if per_query:
+            out["per_query"] = {qid: dict(m) for qid, m in self.per_query.items()}
+        return out
+
+
+_PATH_IN_SPEC = re.compile(r"(?P<kind>[\w-]+:)(?P<path>(?:/|~|\.{1,2}/)[^\s@>]+)")
+
+
+def short_name(name: str) -> str:
+    """Shorten local model paths in a system name to their last two folders, for display.
+
+    Example:
+        >>> short_name("bm25 >> bi-encoder:/opt/models/x/all-MiniLM-L6-v2/model")
+        'bm25 >> bi-encoder:.../all-MiniLM-L6-v2/model'
+    """
+
+    def shorten(match: re.Match[str]) -> str:
+        parts = [p for p in match["path"].rstrip("/").split("/") if p]
+        if len(parts) <= 2:
+            return match[0]
+        return f"{match['kind']}.../{'/'.join(parts[-2:])}"
+
+    return _PATH_IN_SPEC.sub(shorten, name)
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """What ``compare`` measured: one ``SystemResult`` per first stage and per reranker.
+
+    Attributes:
+        dataset: Dataset name.
+        num_queries: Queries evaluated.
+        num_documents: Corpus size.
+        k: Metric cut-off.
+        depth: Candidates taken from each first stage.
+        systems: First stages, each followed by its reranked variants.
+
+    Example:
+        >>> print(result.to_table())  # doctest: +SKIP
+        >>> result["bm25"].metrics["nDCG@10"]  # doctest: +SKIP
+        0.352
+    """
+
+    dataset: str
+    num_queries: int
+    num_documents: int
+    k: int
+    depth: int
+    systems: tuple[SystemResult, ...]
+
+    def __getitem__(self, name: str) -> SystemResult:
+        """The system called ``name``."""
+        for system in self.systems:
+            if system.name == name:
+                return system
+        raise KeyError(f"no system {name!r}; have {[s.name for s in self.systems]}")
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Metric names in table order."""
+        return metric_names(self.k, self.depth)
+
+    def to_dict(self, *, per_query: bool = False) -> dict[str, Any]:
+        """Plain dict for JSON.
+
+        Example:
+            >>> import json
+            >>> json.dumps(result.to_dict(), indent=2)  # doctest: +SKIP
+        """
+        return {
+            "dataset": self.dataset,
+            "num_queries": self.num_queries,
+            "num_documents": self.num_documents,
+            "k": self.k,
+            "depth": self.depth,
+            "metrics": self.metric_names,
+            "systems": [s.to_dict(per_query=per_query) for s in self.systems],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ComparisonResult:
+        """Rebuild a result from ``to_dict()`` output, e.g. a saved JSON file, to re-plot it.
+
+        Runs are not saved, so ``SystemResult.run`` is empty (and ``per_query`` too unless it
+        was saved with ``per_query=True``).
+
+        Example:
+            >>> import json
+            >>> saved = ComparisonResult.from_dict(json.load(open("eval.json")))  # doctest: +SKIP
+            >>> saved.plot("eval.png")  # doctest: +SKIP
+        """
+        systems = tuple(
+            SystemResult(
+                name=s["name"],
+                first_stage=s["first_stage"],
+                reranker=s["reranker"],
+                metrics=dict(s["metrics"]),
+                latency={
+                    stage: (LatencyStats(**stats) if stats is not None else None)
+                    for stage, stats in s["latency_ms"].items()
+                },
+                per_query=s.get("per_query", {}),
+                run={},
+                truncated=s.get("truncated"),
+            )
+            for s in data["systems"]
+        )
+        return cls(
+            dataset=data["dataset"],
+            num_queries=int(data["num_queries"]),
+            num_documents=int(data["num_documents"]),
+            k=int(data["k"]),
+            depth=int(data["depth"]),
+            systems=systems,
+        )
+
+    def to_table(self) -> str:
+        """A fixed-width text table of every system's metrics and latency.
+
+        Columns: the metrics; ``dnDCG@k``, the change a reranker brings over its own first stage;
+        the median first-stage, reranker and total latency per query and the p95 total, in ms;
+        ``trunc``, the share of candidates the reranker truncated to fit its token limit.
+
+        Example:
+            >>> print(result.to_table())  # doctest: +SKIP
+        """
+        names = self.metric_names
+        ndcg = names[0]
+        headers = [
+            "system",
+            *names,
+            f"d{ndcg}",
+            "1st p50",
+            "rerank p50",
+            "total p50",
+            "total p95",
+            "trunc",
+        ]
+        first_ndcg = {s.name: s.metrics[ndcg] for s in self.systems if s.reranker is None}
+        rows: list[list[str]] = []
+        for s in self.systems:
+            base = first_ndcg.get(s.first_stage)
+            delta = "" if s.reranker is None or base is None else f"{s.metrics[ndcg] - base:+.3f}"
+            rerank = s.latency.get("reranker")
+            first = s.latency["first_stage"]
+            total = s.latency["total"]
+            rows.append(
+                [
+                    short_name(s.name),
+                    *(f"{s.metrics[n]:.3f}" for n in names),
+                    delta,
+                    _ms(first.p50_ms if first else None),
+                    _ms(rerank.p50_ms if rerank else None),
+                    _ms(total.p50_ms if total else None),
+                    _ms(total.p95_ms if total else None),
+                    "-" if s.truncated is None else f"{100 * s.truncated:.0f}%",
+                ]
+            )
+        widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+
+        def line(cells: list[str]) -> str:
+            first_cell = cells[0].ljust(widths[0])
+            rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
+            return "  ".join([first_cell, *rest]).rstrip()
+
+        title = (
+            f"{self.dataset}: {self.num_queries} queries, {self.num_documents} documents; "
+            f"each first stage returns its top {self.depth}, rerankers reorder them; "
+            f"metrics at k={self.k}; latency in ms per query"
+        )
+        rule = "-" * len(line(headers))
+        return "\n".join([title, line(headers), rule, *(line(r) for r in rows)])
+
+    def plot(self, path: str | Path, *, title: str | None = None) -> Path:
+        """Save a PNG of quality (nDCG@k) against median latency; see ``plot_quality_latency``."""
+        from rerank_kit.evaluation._plot import plot_quality_latency
+
+        return plot_quality_latency(self, path, title=title)
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _resolve_rerankers(rerankers: Iterable[str | Reranker]) -> list[Reranker]:
+    from rerank_kit._registry import load_reranker
+
+    out: list[Reranker] = []
+    for item in rerankers:
+        if isinstance(item, Reranker):
+            out.append(item)
+        elif isinstance(item, str):
+            out.append(load_reranker(item))
+        else:
+            raise TypeError(f"rerankers must be specs (str) or Reranker objects, got {item!r}")
+    return out
+
+
+def _resolve_first_stages(
+    first_stage: str | FirstStage | Sequence[str | FirstStage], embedding_model: Any
+) -> tuple[list[FirstStage], list[FirstStage]]:
+    """``(stages in order, stages built here and to be closed here)``."""
+    items: list[str | FirstStage] = (
+        [first_stage] if isinstance(first_stage, (str, FirstStage)) else list(first_stage)
+    )
+    names = [i for i in items if isinstance(i, str)]
+    built = build_first_stages(names, embedding_model=embedding_model) if names else []
+    by_name = {s.name: s for s in built}
+    stages: list[FirstStage] = []
+    for item in items:
+        if isinstance(item, FirstStage):
+            stages.append(item)
+        elif isinstance(item, str):
+            wanted = list(by_name) if item.strip().lower() == "all" else [item.strip().lower()]
+            stages.extend(by_name[n] for n in wanted if by_name[n] not in stages)
+        else:
+            raise TypeError(f"first_stage must be a name or a FirstStage, got {item!r}")
+    if not stages:
+        raise ValueError("no first stage given")
+    return stages, built
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return out
+
+
+def _reranked_ids(
+    reranker: Reranker, query: str, hits: list[Hit], texts: list[str]
+) -> tuple[list[str], int]:
+    """Reranked ids (dropped candidates follow in first-stage order) and the truncated count."""
+    if not hits:
+        return [], 0
+    ranked = reranker.rerank(query, texts)
+    order = [hits[r.index][0] for r in ranked]
+    if len(order) < len(hits):
+        kept = set(order)
+        order.extend(doc_id for doc_id, _ in hits if doc_id not in kept)
+    return order, sum(1 for r in ranked if r.truncated)
+
+
+def compare(
+    dataset: Dataset,
+    first_stage: str | FirstStage | Sequence[str | FirstStage] = "bm25",
+    rerankers: Sequence[str | Reranker] = (),
+    *,
+    depth: int = 100,
+    k: int = 10,
+    embedding_model: Any = DEFAULT_EMBEDDING_MODEL,
+    limit_queries: int | None = None,
+    show_progress: bool = False,
+    warmup: bool = True,
+) -> ComparisonResult:
+    """Measure what each reranker adds to each first stage, in quality and in latency.
+
+    Every first stage retrieves its top ``depth`` for each query; every reranker then reorders
+    that same candidate list (it sees ``title + " " + text`` of each candidate). For each query
+    the first stage runs once and the rerankers run one after the other on its candidates, so
+    background load spreads evenly over the systems compared. Rankings are scored against the
+    graded judgments (nDCG, MRR, precision, recall and hit rate at ``k``, recall at ``depth``),
+    and each stage is timed per query (model loading, indexing and one warm-up query are not
+    timed). Candidates a reranker drops (a cascade's pruned ones) follow its ranking in
+    first-stage order, so recall at ``depth`` always measures the candidate pool.
+
+    Args:
+        dataset: The ``Dataset`` (see ``load_dataset``).
+        first_stage: ``"bm25"``, ``"dense"``, ``"hybrid"``, ``"all"``, a ``FirstStage`` object,
+            or a list of these. Named stages share one BM25 and one dense index.
+        rerankers: Reranker specs for ``load_reranker`` (e.g.
+            ``"bi-encoder:all-MiniLM-L6-v2"``) or ``Reranker`` objects; may be empty.
+        depth: Candidates taken from the first stage (and passed to each reranker).
+        k: Metric cut-off.
+        embedding_model: Model of the named dense / hybrid stages.
+        limit_queries: Evaluate only the first N queries (to try things quickly).
+        show_progress: Show tqdm progress bars on stderr.
+        warmup: Run the first query once, untimed, before timing (first calls are slow).
+
+    Returns:
+        A ``ComparisonResult``: each first stage followed by its reranked variants.
+
+    Example:
+        >>> from rerank_kit.evaluation import compare, load_dataset
+        >>> data = load_dataset("data/beir/cranfield")  # doctest: +SKIP
+        >>> result = compare(data, "bm25", ["bi-encoder:all-MiniLM-L6-v2"])  # doctest: +SKIP
+        >>> print(result.to_table())  # doctest: +SKIP
+    """
+    if not isinstance(dataset, Dataset):
+        raise TypeError(
+            f"dataset must be a Dataset (see load_dataset), got {type(dataset).__name__}"
+        )
+    for label, value in (("depth", depth), ("k", k)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{label} must be a positive int, got {value!r}")
+    if limit_queries is not None:
+        dataset = dataset.head(limit_queries)
+    progress: Any = None
+    if show_progress:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError as exc:
+            raise missing_extra("eval", "tqdm", exc) from exc
+        progress = tqdm
+
+    models = _resolve_rerankers(rerankers)
+    stages, built = _resolve_first_stages(first_stage, embedding_model)
+    try:
+        return _run(dataset, stages, models, depth=depth, k=k, tqdm=progress, warmup=warmup)
+    finally:
+        for stage in built:
+            stage.close()
+
+
+def _run(
+    dataset: Dataset,
+    stages: list[FirstStage],
+    models: list[Reranker],
+    *,
+    depth: int,
+    k: int,
+    tqdm: Any,
+    warmup: bool,
+) -> ComparisonResult:
+    corpus = dataset.corpus
+    for stage in stages:
+        logger.info("indexing %d documents for %s", len(corpus), stage.name)
+        stage.index(corpus, show_progress=tqdm is not None)
+    stage_names = _unique_names([s.name for s in stages])
+    model_names = _unique_names([m.name for m in models])
+
+    def candidates(stage: FirstStage, query: str) -> tuple[list[Hit], list[str], float]:
+        start = time.perf_counter()
+        hits = stage.search(query, depth)
+        elapsed = time.perf_counter() - start
+        return hits, [corpus[doc_id].full_text for doc_id, _ in hits], elapsed
+
+    if warmup:
+        query = next(iter(dataset.queries.values()))
+        for stage in stages:
+            hits, texts, _ = candidates(stage, query)
+            for model in models:
+                _reranked_ids(model, query, hits, texts)
+
+    runs: dict[tuple[int, int | None], dict[str, list[str]]] = {}
+    times: dict[tuple[int, int | None], list[float]] = {}
+    first_times: dict[int, list[float]] = {i: [] for i in range(len(stages))}
+    counts: dict[tuple[int, int], tuple[int, int]] = {}  # (candidates reranked, truncated)
+    queries: Iterable[tuple[str, str]] = dataset.queries.items()
+    if tqdm is not None:
+        queries = tqdm(
+            list(queries), desc=f"{dataset.name}", unit="query", file=sys.stderr, leave=False
+        )
+    for qid, query in queries:
+        for si, stage in enumerate(stages):
+            hits, texts, first_elapsed = candidates(stage, query)
+            first_times[si].append(first_elapsed)
+            runs.setdefault((si, None), {})[qid] = [doc_id for doc_id, _ in hits]
+            for mi, model in enumerate(models):
+                start = time.perf_counter()
+                order, cut = _reranked_ids(model, query, hits, texts)
+                times.setdefault((si, mi), []).append(time.perf_counter() - start)
+                runs.setdefault((si, mi), {})[qid] = order
+                n_seen, n_cut = counts.get((si, mi), (0, 0))
+                counts[(si, mi)] = (n_seen + len(hits), n_cut + cut)
+
+    qrels = dataset.judged_qrels
+    systems: list[SystemResult] = []
+    for si in range(len(stages)):
+        first = LatencyStats.from_seconds(first_times[si])
+        for mi in [None, *range(len(models))]:
+            run = runs[(si, mi)]
+            means, per_query = evaluate_run(run, qrels, k=k, recall_depth=depth)
+            truncated: float | None = None
+            if mi is None:
+                name, reranker_name = stage_names[si], None
+                latency: dict[str, LatencyStats | None] = {
+                    "first_stage": first,
+                    "reranker": None,
+                    "total": first,
+                }
+            else:
+                reranker_name = model_names[mi]
+                name = f"{stage_names[si]} >> {reranker_name}"
+                rerank_times = times[(si, mi)]
+                seen, cut = counts[(si, mi)]
+                truncated = cut / seen if seen else 0.0
+                if cut:
+                    logger.warning(
+                        "%s: %d of %d candidates (%.0f%%) were longer than the model's token "
+                        "limit; only their start was scored",
+                        name,
+                        cut,
+                        seen,
+                        100.0 * truncated,
+                    )
+                latency = {
+                    "first_stage": first,
+                    "reranker": LatencyStats.from_seconds(rerank_times),
+                    "total": LatencyStats.from_seconds(
+                        [a + b for a, b in zip(first_times[si], rerank_times, strict=True)]
+                    ),
+                }
+            systems.append(
+                SystemResult(
+                    name, stage_names[si], reranker_name, means, latency, per_query, run, truncated
+                )
+            )
+            logger.info("%s: %s", name, ", ".join(f"{m}={v:.4f}" for m, v in means.items()))
+    return ComparisonResult(
+        dataset=dataset.name,
+        num_queries=len(dataset.queries),
+        num_documents=len(corpus),
+        k=k,
+        depth=depth,
+        systems=tuple(systems),
+    )

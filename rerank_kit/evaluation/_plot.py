@@ -1,0 +1,96 @@
+"""Quality against latency: one point per system, an arrow from each first stage to its rerankers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rerank_kit._errors import missing_extra
+
+if TYPE_CHECKING:
+    from rerank_kit.evaluation._compare import ComparisonResult
+
+__all__ = ["plot_quality_latency"]
+
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+_MARKERS = ("^", "s", "D", "v", "P", "X")
+
+
+def plot_quality_latency(
+    result: ComparisonResult, path: str | Path, *, title: str | None = None
+) -> Path:
+    """Save a PNG of nDCG@k (y) against median total latency per query (x, log scale).
+
+    Colour tells the first stage, marker shape the reranker (a circle is the first stage alone);
+    an arrow joins each first stage to its reranked variants, so its rise is what reranking buys
+    and its run to the right what it costs. Uses matplotlib's Agg canvas directly: no GUI, no
+    global pyplot state.
+
+    Args:
+        result: What ``compare`` returned.
+        path: Output ``.png`` file (parent folders are created).
+        title: Plot title (default: dataset, query count and depth).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> plot_quality_latency(result, "eval.png")  # doctest: +SKIP
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import FuncFormatter
+    except ImportError as exc:
+        raise missing_extra("eval", "matplotlib", exc) from exc
+    from rerank_kit.evaluation._compare import short_name
+
+    ndcg = result.metric_names[0]
+    fig = Figure(figsize=(8.0, 5.0), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    first_names = list(dict.fromkeys(s.first_stage for s in result.systems))
+    reranker_names = list(dict.fromkeys(s.reranker for s in result.systems if s.reranker))
+    colors = {name: _COLORS[i % len(_COLORS)] for i, name in enumerate(first_names)}
+    markers = {name: _MARKERS[i % len(_MARKERS)] for i, name in enumerate(reranker_names)}
+    points: dict[str, tuple[float, float]] = {}
+    for system in result.systems:
+        total = system.latency["total"]
+        x = max(total.p50_ms if total is not None else 0.0, 1e-3)
+        y = system.metrics[ndcg]
+        points[system.name] = (x, y)
+        color = colors[system.first_stage]
+        marker = "o" if system.reranker is None else markers[system.reranker]
+        ax.scatter(
+            [x], [y], s=70, color=color, marker=marker, zorder=3, label=short_name(system.name)
+        )
+        if system.reranker is not None and system.first_stage in points:
+            ax.annotate(
+                "",
+                xy=(x, y),
+                xytext=points[system.first_stage],
+                arrowprops={"arrowstyle": "->", "color": color, "alpha": 0.5, "shrinkB": 6},
+            )
+    ax.set_xscale("log")
+    xs = [p[0] for p in points.values()]
+    ys = [p[1] for p in points.values()]
+    ax.set_xlim(min(xs) / 2.0, max(xs) * 2.0)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    span = max(ys) - min(ys)
+    pad = max(span * 0.15, 0.02)
+    ax.set_ylim(max(0.0, min(ys) - pad), min(1.0, max(ys) + pad))
+    ax.set_xlabel("median latency per query, ms (first stage + reranker, log scale)")
+    ax.set_ylabel(ndcg)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.1)
+    ax.legend(fontsize=8, loc="best", framealpha=0.9)
+    ax.set_title(
+        title
+        or f"{result.dataset}: {ndcg} vs latency ({result.num_queries} queries, "
+        f"top {result.depth} candidates reranked)",
+        fontsize=10,
+    )
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
+    return out
