@@ -11,7 +11,7 @@ from rerank_kit._base import Reranker
 __all__ = ["KINDS", "build_cascade", "build_reranker", "load_reranker"]
 
 #: Spec prefixes understood by ``load_reranker``.
-KINDS = ("cross-encoder", "flashrank", "bi-encoder")
+KINDS = ("cross-encoder", "flashrank", "bi-encoder", "onnx", "onnx-int8")
 _KEEP = re.compile(r"^(?P<spec>.+?)@(?P<keep>\d+)$")
 
 
@@ -19,11 +19,17 @@ def _builders() -> dict[str, Callable[..., Reranker]]:
     from rerank_kit._bi_encoder import BiEncoderReranker
     from rerank_kit._cross_encoder import CrossEncoderReranker
     from rerank_kit._flashrank import FlashRankReranker
+    from rerank_kit._onnx import OnnxCrossEncoderReranker
+
+    def onnx_int8(model: str, **kwargs: Any) -> Reranker:
+        return OnnxCrossEncoderReranker(model, quantize="int8", **kwargs)
 
     return {
         "cross-encoder": CrossEncoderReranker,
         "flashrank": FlashRankReranker,
         "bi-encoder": BiEncoderReranker,
+        "onnx": OnnxCrossEncoderReranker,
+        "onnx-int8": onnx_int8,
     }
 
 

@@ -19,6 +19,7 @@ EXPECTED_ALL = {
         "CrossEncoderReranker",
         "FlashRankReranker",
         "ModelNotAvailableError",
+        "OnnxCrossEncoderReranker",
         "Ranked",
         "RerankError",
         "Reranker",
