@@ -19,8 +19,10 @@ import argparse
 import hashlib
 import math
 import re
+import sys
 import time
 from collections import Counter
+from typing import TextIO
 
 __all__ = ["CORPUS", "QUERIES", "HashingEmbedding", "add_arguments", "run"]
 
@@ -145,8 +147,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-n", type=int, default=3, help="passages kept after reranking")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the demo and print before/after tables; returns the exit code."""
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run the demo and write before/after tables to ``out`` (stdout); returns the exit code."""
+    stream = out if out is not None else sys.stdout
+
+    def emit(line: str = "") -> None:
+        stream.write(line + "\n")
+
     import chromadb
     from chromadb.config import Settings
 
@@ -166,10 +173,10 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     reranker = load_reranker(spec)
     load_s = time.perf_counter() - t0
-    print("rerank-kit demo: two-stage retrieval over Chroma (in-process)")
-    print("  stage 1: Chroma, hashed bag-of-words vectors (lexical: shares words, not meaning)")
-    print(f"  stage 2: {reranker.name}  (loaded in {load_s:.1f} s)")
-    print(f"  corpus : {len(CORPUS)} help-desk passages written for this demo\n")
+    emit("rerank-kit demo: two-stage retrieval over Chroma (in-process)")
+    emit("  stage 1: Chroma, hashed bag-of-words vectors (lexical: shares words, not meaning)")
+    emit(f"  stage 2: {reranker.name}  (loaded in {load_s:.1f} s)")
+    emit(f"  corpus : {len(CORPUS)} help-desk passages written for this demo\n")
 
     changed = 0
     top1_before = top1_after = 0
@@ -185,16 +192,16 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         ranked = reranker.rerank(query, cand_docs, top_n=args.top_n)
         rerank_ms = (time.perf_counter() - t0) * 1000
-        print(f'Query: "{query}"')
-        print(f"  before (stage 1, top {len(cand_ids)}):")
+        emit(f'Query: "{query}"')
+        emit(f"  before (stage 1, top {len(cand_ids)}):")
         for pos, (doc_id, score, doc) in enumerate(
             zip(cand_ids, cand_scores, cand_docs, strict=True), 1
         ):
-            print(f"    {pos}. [{score:6.3f}] {doc_id:9s} {doc[:70]}")
-        print(f"  after  (reranked in {rerank_ms:.0f} ms, top {args.top_n}):")
+            emit(f"    {pos}. [{score:6.3f}] {doc_id:9s} {doc[:70]}")
+        emit(f"  after  (reranked in {rerank_ms:.0f} ms, top {args.top_n}):")
         for pos, r in enumerate(ranked, 1):
             moved = f"was #{r.index + 1}" if r.index + 1 != pos else "same"
-            print(
+            emit(
                 f"    {pos}. [{r.score:6.3f}] {cand_ids[r.index]:9s} ({moved}) "
                 f"{cand_docs[r.index][:60]}"
             )
@@ -205,11 +212,11 @@ def run(args: argparse.Namespace) -> int:
             after = next((p for p, r in enumerate(ranked, 1) if cand_ids[r.index] == answer), None)
             top1_before += before == 1
             top1_after += after == 1
-            print(f"  answer {answer}: rank {before or '-'} before, {after or '-'} after")
-        print()
-    print(f"Reranking changed the top {args.top_n} for {changed} of {len(questions)} queries.")
+            emit(f"  answer {answer}: rank {before or '-'} before, {after or '-'} after")
+        emit()
+    emit(f"Reranking changed the top {args.top_n} for {changed} of {len(questions)} queries.")
     if not args.query:
-        print(
+        emit(
             f"The passage that answers the question was ranked first for {top1_before} of "
             f"{len(questions)} queries before reranking, {top1_after} after."
         )
