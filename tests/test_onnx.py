@@ -272,3 +272,33 @@ def test_quantization_leaves_root_logger_alone(model_dir: Path, tmp_path: Path) 
         assert root.handlers == [] and root.level == saved[1]
     finally:
         root.handlers[:] = saved[0]
+
+
+def test_cross_encoder_backend_onnx_delegates(
+    model_dir: Path, cache: Path, fp32: OnnxCrossEncoderReranker, torch_scores: list[float]
+) -> None:
+    from rerank_kit import CrossEncoderReranker, load_reranker
+
+    ce = CrossEncoderReranker(str(model_dir), backend="onnx", model_kwargs={"cache_dir": cache})
+    assert ce.backend == "onnx" and ce.name.startswith("onnx:")
+    ours = ce.score(QUERY, _texts())
+    assert max(abs(a - b) for a, b in zip(ours, torch_scores, strict=True)) < 1e-4
+    ce8 = CrossEncoderReranker(
+        str(model_dir), backend="onnx", quantize="int8", model_kwargs={"cache_dir": cache}
+    )
+    assert ce8.name.startswith("onnx-int8:")
+    assert load_reranker(f"cross-encoder:{model_dir}").backend == "torch"  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="backend"):
+        CrossEncoderReranker(str(model_dir), backend="tensorrt")
+    with pytest.raises(ValueError, match="needs backend='onnx'"):
+        CrossEncoderReranker(str(model_dir), quantize="int8")
+    with pytest.raises(ValueError, match="CPU"):
+        CrossEncoderReranker(str(model_dir), backend="onnx", device="cuda")
+
+
+def test_truncated_pairs_are_flagged(model_dir: Path, cache: Path) -> None:
+    short = OnnxCrossEncoderReranker(str(model_dir), cache_dir=cache, max_length=24)
+    texts = ["wing", " ".join(["flow"] * 60), "wing flow"]
+    ranked = short.rerank(QUERY, texts)
+    flags = {r.index: r.truncated for r in ranked}
+    assert flags == {0: False, 1: True, 2: False}
