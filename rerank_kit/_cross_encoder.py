@@ -79,7 +79,7 @@ class CrossEncoderReranker(Reranker):
             self.model_name = model
             self.name = self._onnx.name
             self.batch_size = batch_size
-            self.model = None
+            self.model: Any = None
             return
         if quantize is not None:
             raise ValueError(f"quantize={quantize!r} needs backend='onnx'")
