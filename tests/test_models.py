@@ -135,9 +135,7 @@ def test_bi_encoder_cache_gives_the_same_scores_and_encodes_each_passage_once(
     assert calls == [1, 3, 1, 2]
     info = cached.cache_info()
     assert info["size"] == 4 and info["misses"] == 5 and info["hits"] == 2  # bounded: LRU dropped
-    assert cached.score(QUERY, PASSAGES) == pytest.approx(
-        uncached.score(QUERY, PASSAGES), abs=1e-6
-    )
+    assert cached.score(QUERY, PASSAGES) == pytest.approx(uncached.score(QUERY, PASSAGES), abs=1e-6)
     cached.clear_cache()
     assert cached.cache_info() == {"size": 0, "max_size": 4, "hits": 0, "misses": 0}
     with pytest.raises(ValueError, match="cache_size"):
