@@ -428,6 +428,29 @@ def test_compare_names_duplicate_rerankers_apart() -> None:
     assert result.systems[1].metrics == result.systems[0].metrics
 
 
+class _Caching(FakeReranker):
+    """A FakeReranker with a clear_cache() hook, to see when compare() empties caches."""
+
+    def __init__(self, name: str = "fake") -> None:
+        super().__init__(name)
+        self.cleared = 0
+
+    def clear_cache(self) -> None:
+        self.cleared += 1
+
+
+def test_cold_cache_clears_caches_before_each_timed_call() -> None:
+    warm = _Caching()
+    compare(_tiny(), "bm25", [warm], depth=3, warmup=False)
+    assert warm.cleared == 0  # warm by default, as in a running service
+    cold, inner = _Caching("solo"), _Caching("inner")
+    cascade = CascadeReranker([(inner, 1), FakeReranker("last")])
+    result = compare(_tiny(), "bm25", [cold, cascade], depth=3, warmup=False, cold_cache=True)
+    reranked_queries = sum(1 for run in result["bm25"].run.values() if run)
+    assert cold.cleared == inner.cleared == len(result["bm25"].run) == 3
+    assert reranked_queries == 2  # q3 retrieves nothing, yet caches are emptied before every query
+
+
 @pytest.mark.models
 def test_dense_and_hybrid_first_stages_on_a_tiny_corpus() -> None:
     _minilm_path()

@@ -76,6 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit-queries", type=int, metavar="N", help="only the first N queries")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON here")
     parser.add_argument("--plot", metavar="OUT.png", help="write a quality/latency plot here")
+    parser.add_argument(
+        "--cold-cache",
+        action="store_true",
+        help="empty rerankers' embedding caches before each query (latency on unseen passages)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -120,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             embedding_model=args.embedding_model,
             limit_queries=args.limit_queries,
             show_progress=not args.no_progress,
+            cold_cache=args.cold_cache,
         )
     except (OSError, ValueError, ImportError, RerankError) as exc:
         return _err(str(exc))
@@ -138,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             "rerankers": list(args.reranker),
             "embedding_model": args.embedding_model,
             "limit_queries": args.limit_queries,
+            "cold_cache": args.cold_cache,
         }
         out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         sys.stdout.write(f"wrote {out}\n")

@@ -309,6 +309,15 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
+def _clear_caches(reranker: Reranker) -> None:
+    """Empty the embedding cache of ``reranker`` and of its cascade stages, if they keep one."""
+    clear = getattr(reranker, "clear_cache", None)
+    if callable(clear):
+        clear()
+    for stage in getattr(reranker, "stages", ()):
+        _clear_caches(stage.reranker)
+
+
 def _reranked_ids(
     reranker: Reranker, query: str, hits: list[Hit], texts: list[str]
 ) -> tuple[list[str], int]:
@@ -334,6 +343,7 @@ def compare(
     limit_queries: int | None = None,
     show_progress: bool = False,
     warmup: bool = True,
+    cold_cache: bool = False,
 ) -> ComparisonResult:
     """Measure what each reranker adds to each first stage, in quality and in latency.
 
@@ -358,6 +368,11 @@ def compare(
         limit_queries: Evaluate only the first N queries (to try things quickly).
         show_progress: Show tqdm progress bars on stderr.
         warmup: Run the first query once, untimed, before timing (first calls are slow).
+        cold_cache: Empty every reranker's embedding cache (``clear_cache()``, e.g. a
+            ``BiEncoderReranker``'s passage embeddings, cascade stages included) before each
+            timed call, so latency is that of passages never seen before. By default caches
+            stay warm, as in a service that keeps running: over a fixed corpus each passage is
+            encoded once, and most later candidates come from the cache.
 
     Returns:
         A ``ComparisonResult``: each first stage followed by its reranked variants.
@@ -388,7 +403,16 @@ def compare(
     models = _resolve_rerankers(rerankers)
     stages, built = _resolve_first_stages(first_stage, embedding_model)
     try:
-        return _run(dataset, stages, models, depth=depth, k=k, tqdm=progress, warmup=warmup)
+        return _run(
+            dataset,
+            stages,
+            models,
+            depth=depth,
+            k=k,
+            tqdm=progress,
+            warmup=warmup,
+            cold_cache=cold_cache,
+        )
     finally:
         for stage in built:
             stage.close()
@@ -403,6 +427,7 @@ def _run(
     k: int,
     tqdm: Any,
     warmup: bool,
+    cold_cache: bool = False,
 ) -> ComparisonResult:
     corpus = dataset.corpus
     for stage in stages:
@@ -439,6 +464,8 @@ def _run(
             first_times[si].append(first_elapsed)
             runs.setdefault((si, None), {})[qid] = [doc_id for doc_id, _ in hits]
             for mi, model in enumerate(models):
+                if cold_cache:
+                    _clear_caches(model)
                 start = time.perf_counter()
                 order, cut = _reranked_ids(model, query, hits, texts)
                 times.setdefault((si, mi), []).append(time.perf_counter() - start)
