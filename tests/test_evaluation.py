@@ -526,6 +526,7 @@ def test_cli_end_to_end_on_a_beir_subset(
             str(out_json),
             "--plot",
             str(out_png),
+            "--cold-cache",
         ]
     )
     captured = capsys.readouterr()
@@ -533,6 +534,7 @@ def test_cli_end_to_end_on_a_beir_subset(
     assert "bm25 >> bi-encoder:" in captured.out and "nDCG@10" in captured.out
     payload = json.loads(out_json.read_text())
     assert payload["num_queries"] == 3 and payload["depth"] == 20
+    assert payload["settings"]["cold_cache"] is True
     assert [s["reranker"] for s in payload["systems"]] == [None, f"bi-encoder:{model}"]
     for system in payload["systems"]:
         assert 0.0 <= system["metrics"]["nDCG@10"] <= 1.0
