@@ -302,3 +302,29 @@ def test_truncated_pairs_are_flagged(model_dir: Path, cache: Path) -> None:
     ranked = short.rerank(QUERY, texts)
     flags = {r.index: r.truncated for r in ranked}
     assert flags == {0: False, 1: True, 2: False}
+
+
+def test_adapters_pass_backend_through_model_kwargs(
+    model_dir: Path, cache: Path, fp32: OnnxCrossEncoderReranker
+) -> None:
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("llama_index.core")
+    from langchain_core.documents import Document
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+    from langchain_rerank_kit import CrossEncoderRerank as LCRerank
+    from llamaindex_rerank_kit import CrossEncoderRerank as LIRerank
+
+    texts = _texts(12)
+    kwargs = {"backend": "onnx", "model_kwargs": {"cache_dir": str(cache)}}
+    expected = fp32.rerank(QUERY, texts, top_n=3)
+    lc = LCRerank(model=str(model_dir), top_n=3, model_kwargs=kwargs)
+    docs = lc.compress_documents([Document(page_content=t) for t in texts], QUERY)
+    assert [d.page_content for d in docs] == [texts[r.index] for r in expected]
+    assert [d.metadata["relevance_score"] for d in docs] == pytest.approx(
+        [r.score for r in expected], abs=1e-6
+    )
+    li = LIRerank(model=str(model_dir), top_n=3, model_kwargs=kwargs)
+    nodes = [NodeWithScore(node=TextNode(text=t), score=0.0) for t in texts]
+    out = li.postprocess_nodes(nodes, query_bundle=QueryBundle(QUERY))
+    assert [n.node.get_content() for n in out] == [texts[r.index] for r in expected]
