@@ -23,7 +23,7 @@ class CrossEncoderReranker(Reranker):
 
     ``backend="onnx"`` runs the same model on ONNX Runtime instead of torch (exported once and
     cached; see :class:`~rerank_kit.OnnxCrossEncoderReranker`): the same scores to ~1e-6 in
-    about two thirds of the time on CPU, and ``quantize="int8"`` is faster still at a small cost
+    55-70 % of the time on CPU, and ``quantize="int8"`` about 3x faster than torch at a small cost
     in fidelity (docs/speed.md has the measured figures).
 
     Setup:
