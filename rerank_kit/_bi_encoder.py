@@ -75,7 +75,7 @@ class BiEncoderReranker(Reranker):
         self.batch_size = batch_size
         self.query_prompt = query_prompt
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache: OrderedDict[str, list[Any]] = OrderedDict()
         self._hits = 0
         self._misses = 0
         self.model = SentenceTransformer(path, device=device, **(model_kwargs or {}))
@@ -115,16 +115,13 @@ class BiEncoderReranker(Reranker):
         missing = list(dict.fromkeys(t for t in texts if t not in cache))
         self._misses += len(missing)
         self._hits += len(texts) - len(missing)
-        fresh = dict(zip(missing, self._encode(missing), strict=True)) if missing else {}
+        if missing:
+            for t, row in zip(missing, self._encode(missing), strict=True):
+                cache[t] = [row, None]  # [embedding, truncated flag once known]
         rows = []
         for t in texts:
-            row = fresh.get(t)
-            if row is None:
-                row = cache[t]
-                cache.move_to_end(t)
-            rows.append(row)
-        for t, row in fresh.items():
-            cache[t] = row
+            rows.append(cache[t][0])
+            cache.move_to_end(t)
         while len(cache) > self.cache_size:
             cache.popitem(last=False)
         return np.asarray(rows, dtype=np.float64)
@@ -147,8 +144,20 @@ class BiEncoderReranker(Reranker):
         query_cut = len((self.query_prompt or "") + query) > limit - 2 and (
             len(tokenizer((self.query_prompt or "") + query, truncation=False)["input_ids"]) > limit
         )
-        if suspects:
-            ids = tokenizer([texts[i] for i in suspects], truncation=False)["input_ids"]
-            for i, row in zip(suspects, ids, strict=True):
+        # a passage's flag does not depend on the query: reuse the one cached with its embedding
+        cache = self._cache
+        unknown = []
+        for i in suspects:
+            entry = cache.get(texts[i])
+            if entry is not None and entry[1] is not None:
+                flags[i] = entry[1]
+            else:
+                unknown.append(i)
+        if unknown:
+            ids = tokenizer([texts[i] for i in unknown], truncation=False)["input_ids"]
+            for i, row in zip(unknown, ids, strict=True):
                 flags[i] = len(row) > limit
+                entry = cache.get(texts[i])
+                if entry is not None:
+                    entry[1] = flags[i]
         return [f or query_cut for f in flags]

@@ -305,8 +305,8 @@ class _DropOnnxruntimeRootRecords(logging.Filter):
 def _root_logger_untouched() -> Iterator[None]:
     """Keep onnxruntime's root-logger calls from configuring logging or printing.
 
-    ``logging.info(...)`` at module level calls ``logging.basicConfig()`` when the root logger has
-    no handler; a ``NullHandler`` prevents that, and a filter drops those records.
+    A module-level ``logging.info(...)`` installs a default stderr handler on the root logger when
+    it has none; a ``NullHandler`` prevents that, and a filter drops those records.
     """
     root = logging.getLogger()
     guard = logging.NullHandler() if not root.handlers else None

@@ -136,6 +136,15 @@ def test_bi_encoder_cache_gives_the_same_scores_and_encodes_each_passage_once(
     info = cached.cache_info()
     assert info["size"] == 4 and info["misses"] == 5 and info["hits"] == 2  # bounded: LRU dropped
     assert cached.score(QUERY, PASSAGES) == pytest.approx(uncached.score(QUERY, PASSAGES), abs=1e-6)
+    # truncation flags: measured once per passage, then reused with its embedding
+    long = ["word " * 400, PASSAGES[0]]
+    first_flags = [r.truncated for r in sorted(cached.rerank(QUERY, long), key=lambda r: r.index)]
+    assert first_flags == [True, False]
+    assert cached._cache[long[0]][1] is True
+    again = [r.truncated for r in sorted(cached.rerank(QUERY, long), key=lambda r: r.index)]
+    assert again == first_flags
+    plain = [r.truncated for r in sorted(uncached.rerank(QUERY, long), key=lambda r: r.index)]
+    assert plain == first_flags
     cached.clear_cache()
     assert cached.cache_info() == {"size": 0, "max_size": 4, "hits": 0, "misses": 0}
     with pytest.raises(ValueError, match="cache_size"):
