@@ -40,6 +40,8 @@ class CrossEncoderReranker(Reranker):
             ``cache_dir``).
         backend: ``"torch"`` (sentence-transformers) or ``"onnx"`` (ONNX Runtime, CPU).
         quantize: With ``backend="onnx"``: ``None`` for fp32 or ``"int8"``.
+        file_name: With ``backend="onnx"``: which ONNX graph of a pre-exported folder to load
+            (e.g. ``"onnx/model_qint8_avx512.onnx"``), as in sentence-transformers.
 
     Example:
         >>> from rerank_kit import CrossEncoderReranker  # doctest: +SKIP
@@ -47,6 +49,7 @@ class CrossEncoderReranker(Reranker):
         >>> ce.rerank("capital of France", ["Berlin is...", "Paris is..."], top_n=1)  # doctest: +SKIP
         [Ranked(index=1, score=0.98, stage_scores={})]
         >>> fast = CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2", backend="onnx", quantize="int8")  # doctest: +SKIP
+        >>> trained = CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-12-v2", backend="onnx")  # doctest: +SKIP
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class CrossEncoderReranker(Reranker):
         model_kwargs: dict[str, Any] | None = None,
         backend: str = "torch",
         quantize: str | None = None,
+        file_name: str | None = None,
     ) -> None:
         super().__init__()
         self._onnx: Any = None
@@ -74,6 +78,7 @@ class CrossEncoderReranker(Reranker):
                 quantize=quantize,
                 max_length=max_length,
                 batch_size=batch_size,
+                file_name=file_name,
                 **(model_kwargs or {}),
             )
             self.model_name = model
@@ -83,6 +88,8 @@ class CrossEncoderReranker(Reranker):
             return
         if quantize is not None:
             raise ValueError(f"quantize={quantize!r} needs backend='onnx'")
+        if file_name is not None:
+            raise ValueError(f"file_name={file_name!r} needs backend='onnx'")
         require("sentence_transformers", extra="cross-encoder", package="sentence-transformers")
         # resolve first: an unavailable model fails in seconds, before torch is even imported
         path = resolve_hf_model(model, kind="cross-encoder", prefix="cross-encoder")

