@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from rerank_kit._base import Reranker
+from rerank_kit._base import Reranker, ScoreCache
 from rerank_kit._bi_encoder import BiEncoderReranker
 from rerank_kit._cascade import CascadeReranker, Stage
 from rerank_kit._cross_encoder import CrossEncoderReranker
@@ -34,6 +34,7 @@ __all__ = [
     "Ranked",
     "RerankError",
     "Reranker",
+    "ScoreCache",
     "Stage",
     "__version__",
     "load_reranker",

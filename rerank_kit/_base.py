@@ -14,6 +14,7 @@ from rerank_kit._types import Ranked
 
 __all__ = [
     "Reranker",
+    "ScoreCache",
     "check_query",
     "check_texts",
     "check_threshold",
@@ -100,6 +101,98 @@ def check_threshold(score_threshold: Any) -> float | None:
     return value
 
 
+class ScoreCache:
+    """A bounded, thread-safe LRU of scores keyed by model, query and passage text.
+
+    Opt-in for rerankers whose score depends on the (query, passage) pair (cross-encoders):
+    repeated questions (chat applications, evaluation sweeps, tuning runs) are scored once.
+    Pass ``score_cache=N`` to a reranker for a private cache of ``N`` pairs, or one
+    ``ScoreCache`` to several rerankers to share it (the key includes the reranker's name).
+    Each entry costs about the size of its query and passage text plus ~200 bytes.
+
+    Args:
+        max_size: Pairs kept (least recently used dropped first); must be >= 1.
+
+    Example:
+        >>> cache = ScoreCache(1000)
+        >>> cache.put("m", "q", ["a"], [0.5], [False])
+        >>> cache.get("m", "q", ["a", "b"])
+        [(0.5, False), None]
+        >>> cache.info()
+        {'size': 1, 'max_size': 1000, 'hits': 1, 'misses': 1}
+    """
+
+    def __init__(self, max_size: int) -> None:
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+            raise ValueError(f"ScoreCache max_size must be an int >= 1, got {max_size!r}")
+        from collections import OrderedDict
+
+        self.max_size = max_size
+        self._data: OrderedDict[tuple[str, str, str], tuple[float, bool]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+
+    def get(self, model: str, query: str, texts: Sequence[str]) -> list[tuple[float, bool] | None]:
+        """The cached ``(score, truncated)`` of each text, or ``None`` where there is none."""
+        out: list[tuple[float, bool] | None] = []
+        with self._lock:
+            for text in texts:
+                key = (model, query, text)
+                entry = self._data.get(key)
+                if entry is None:
+                    self._misses += 1
+                else:
+                    self._hits += 1
+                    self._data.move_to_end(key)
+                out.append(entry)
+        return out
+
+    def put(
+        self,
+        model: str,
+        query: str,
+        texts: Sequence[str],
+        scores: Sequence[float],
+        truncated: Sequence[bool],
+    ) -> None:
+        """Store the scores and truncation flags of ``texts`` for ``query``."""
+        with self._lock:
+            for text, score, cut in zip(texts, scores, truncated, strict=True):
+                self._data[(model, query, text)] = (float(score), bool(cut))
+                self._data.move_to_end((model, query, text))
+            while len(self._data) > self.max_size:
+                self._data.popitem(last=False)
+
+    def info(self) -> dict[str, int]:
+        """Entries, capacity, hits and misses (since the last clear)."""
+        with self._lock:
+            return {
+                "size": len(self._data),
+                "max_size": self.max_size,
+                "hits": self._hits,
+                "misses": self._misses,
+            }
+
+    def clear(self) -> None:
+        """Forget every entry and reset the counts."""
+        with self._lock:
+            self._data.clear()
+            self._hits = self._misses = 0
+
+
+def make_score_cache(score_cache: Any) -> ScoreCache | None:
+    """``score_cache`` as rerankers take it: ``0``/``None`` (off), a size, or a ``ScoreCache``."""
+    if score_cache is None or isinstance(score_cache, ScoreCache):
+        return score_cache
+    if isinstance(score_cache, bool) or not isinstance(score_cache, int) or score_cache < 0:
+        raise ValueError(
+            f"score_cache must be an int >= 0 (pairs kept; 0 = off) or a ScoreCache, "
+            f"got {score_cache!r}"
+        )
+    return ScoreCache(score_cache) if score_cache else None
+
+
 def order_by_score(scores: Sequence[float]) -> list[int]:
     """Indices sorted by score, highest first; ties keep input order (the sort is stable)."""
     return sorted(range(len(scores)), key=lambda i: -scores[i])
@@ -164,20 +257,62 @@ class Reranker(ABC):
             return []
         return self._score_checked(q, items)[0]
 
+    def cache_info(self) -> dict[str, int]:
+        """Entries, capacity, hits and misses of this reranker's score cache (zeros: none).
+
+        Example:
+            >>> from rerank_kit.testing import FakeReranker
+            >>> FakeReranker().cache_info()
+            {'size': 0, 'max_size': 0, 'hits': 0, 'misses': 0}
+        """
+        cache: ScoreCache | None = self.__dict__.get("_score_cache")
+        if cache is None:
+            return {"size": 0, "max_size": 0, "hits": 0, "misses": 0}
+        return cache.info()
+
+    def clear_cache(self) -> None:
+        """Empty this reranker's score cache, if it has one."""
+        cache: ScoreCache | None = self.__dict__.get("_score_cache")
+        if cache is not None:
+            cache.clear()
+
+    def _model_scores(self, query: str, texts: list[str]) -> tuple[list[float], list[bool]]:
+        """Model scores and flags, read from the score cache where possible."""
+        cache: ScoreCache | None = self.__dict__.get("_score_cache")
+        if cache is None:
+            with self._model_lock():
+                raw = self._score(query, texts)
+                flags = self._truncated(query, texts)
+            scores = self._checked_floats(raw, len(texts))
+            return scores, list(flags) if flags is not None else [False] * len(texts)
+        found = cache.get(self.name, query, texts)
+        missing = list(dict.fromkeys(t for t, hit in zip(texts, found, strict=True) if not hit))
+        fresh: dict[str, tuple[float, bool]] = {}
+        if missing:
+            with self._model_lock():
+                raw = self._score(query, missing)
+                flags = self._truncated(query, missing)
+            new_scores = self._checked_floats(raw, len(missing))
+            new_flags = list(flags) if flags is not None else [False] * len(missing)
+            cache.put(self.name, query, missing, new_scores, new_flags)
+            fresh = dict(zip(missing, zip(new_scores, new_flags, strict=True), strict=True))
+        pairs = [hit if hit is not None else fresh[t] for t, hit in zip(texts, found, strict=True)]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    def _checked_floats(self, raw: Sequence[float], n: int) -> list[float]:
+        scores = [float(s) for s in raw]
+        if len(scores) != n:
+            raise RuntimeError(f"{self.name} returned {len(scores)} scores for {n} texts")
+        for i, s in enumerate(scores):
+            if math.isnan(s):
+                raise RuntimeError(f"{self.name} returned NaN for texts[{i}]")
+        return scores
+
     def _score_checked(self, query: str, texts: list[str]) -> tuple[list[float], list[bool]]:
         """Scores as floats (count and NaN checked) and truncation flags, for checked input."""
         if not texts:
             return [], []
-        with self._model_lock():
-            raw = self._score(query, texts)
-            flags = self._truncated(query, texts)
-        scores = [float(s) for s in raw]
-        if len(scores) != len(texts):
-            raise RuntimeError(f"{self.name} returned {len(scores)} scores for {len(texts)} texts")
-        for i, s in enumerate(scores):
-            if math.isnan(s):
-                raise RuntimeError(f"{self.name} returned NaN for texts[{i}]")
-        truncated = list(flags) if flags is not None else [False] * len(texts)
+        scores, truncated = self._model_scores(query, texts)
         if any(truncated):
             logger.warning(
                 "%s: %d of %d passages were longer than the model's token limit and were "

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from rerank_kit._base import Reranker, pair_overflow
+from rerank_kit._base import Reranker, ScoreCache, make_score_cache, pair_overflow
 from rerank_kit._errors import missing_extra, require
 from rerank_kit._hub import resolve_hf_model
 
@@ -42,6 +42,9 @@ class CrossEncoderReranker(Reranker):
         quantize: With ``backend="onnx"``: ``None`` for fp32 or ``"int8"``.
         file_name: With ``backend="onnx"``: which ONNX graph of a pre-exported folder to load
             (e.g. ``"onnx/model_qint8_avx512.onnx"``), as in sentence-transformers.
+        score_cache: Opt-in score cache: ``0`` (off, the default), the number of (query,
+            passage) pairs to keep, or a ``ScoreCache`` shared with other rerankers. A pair seen
+            before is not scored again; ``cache_info()`` gives the hit counts.
 
     Example:
         >>> from rerank_kit import CrossEncoderReranker  # doctest: +SKIP
@@ -63,8 +66,10 @@ class CrossEncoderReranker(Reranker):
         backend: str = "torch",
         quantize: str | None = None,
         file_name: str | None = None,
+        score_cache: int | ScoreCache | None = 0,
     ) -> None:
         super().__init__()
+        self._score_cache = make_score_cache(score_cache)
         self._onnx: Any = None
         if backend not in ("torch", "onnx"):
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")

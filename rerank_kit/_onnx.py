@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rerank_kit._base import Reranker
+from rerank_kit._base import Reranker, ScoreCache, make_score_cache
 from rerank_kit._errors import ModelNotAvailableError, RerankError, missing_extra
 from rerank_kit._hub import hub_offline, resolve_hf_model
 from rerank_kit.models import BUNDLED_CROSS_ENCODER, bundled_cross_encoder, is_bundled_cross_encoder
@@ -572,6 +572,8 @@ class OnnxCrossEncoderReranker(Reranker):
             long passages run in small batches and short ones in large ones; ``None``: no cap.
         file_name: For a folder with several ONNX graphs, the one to load (relative to the
             folder or to its ``onnx/`` subfolder), e.g. ``"onnx/model_qint8_avx512.onnx"``.
+        score_cache: Opt-in score cache: ``0`` (off, the default), the number of (query,
+            passage) pairs to keep, or a ``ScoreCache`` shared with other rerankers.
 
     Attributes:
         model_path: Local folder of the source model.
@@ -601,8 +603,10 @@ class OnnxCrossEncoderReranker(Reranker):
         cache_dir: str | Path | None = None,
         max_batch_tokens: int | None = 2048,
         file_name: str | None = None,
+        score_cache: int | ScoreCache | None = 0,
     ) -> None:
         super().__init__()
+        self._score_cache = make_score_cache(score_cache)
         if quantize not in _QUANTIZE:
             raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
         _check_positive("batch_size", batch_size)

@@ -23,6 +23,7 @@ EXPECTED_ALL = {
         "Ranked",
         "RerankError",
         "Reranker",
+        "ScoreCache",
         "Stage",
         "__version__",
         "load_reranker",
