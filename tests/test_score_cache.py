@@ -58,7 +58,7 @@ def test_cached_results_equal_uncached_and_skip_the_model() -> None:
 def test_only_unseen_pairs_are_scored_and_duplicates_once() -> None:
     r = Counting(score_cache=100)
     r.score("laptop", TEXTS[:5])
-    r.score("laptop", TEXTS[3:8] + [TEXTS[7]])  # 3,4 cached; 5,6,7 new; 7 twice in the call
+    r.score("laptop", [*TEXTS[3:8], TEXTS[7]])  # 3,4 cached; 5,6,7 new; 7 twice in the call
     assert r.pairs == 5 + 3
     assert r.score("laptop", TEXTS[:8]) == Counting().score("laptop", TEXTS[:8])
 
