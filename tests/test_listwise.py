@@ -456,11 +456,12 @@ def _scripted_llm(answers: list[str], *, chat: bool = False, fail: bool = False)
         LLMMetadata,
         MessageRole,
     )
+    from llama_index.core.bridge.pydantic import Field
     from llama_index.core.llms import CustomLLM
 
     class Scripted(CustomLLM):
         script: list[str]
-        prompts: list[str] = []
+        prompts: list[str] = Field(default_factory=list)
         async_calls: int = 0
         is_chat: bool = False
         fails: bool = False
