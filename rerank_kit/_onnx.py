@@ -294,6 +294,26 @@ def _export_model(model_dir: Path, out_dir: Path) -> dict[str, Any]:
     }
 
 
+def _refuse_generative(model_dir: Path, model: str) -> None:
+    """Raise if ``model_dir`` holds a causal-LM reranker, which this backend cannot export."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return
+    architectures = [str(a) for a in config.get("architectures") or []]
+    causal = [a for a in architectures if a.endswith("ForCausalLM")]
+    modules = model_dir / "modules.json"
+    if not causal and modules.is_file() and "LogitScore" in modules.read_text():
+        causal = ["a LogitScore head"]
+    if causal:
+        raise RerankError(
+            f"{model!r} is a generative (causal-LM) reranker ({causal[0]}); the ONNX backend "
+            "exports sequence-classification cross-encoders only and would score it wrongly. "
+            f"Use backend='torch' (CrossEncoderReranker({model!r})), which scores it with "
+            "sentence-transformers as its model card documents"
+        )
+
+
 class _DropOnnxruntimeRootRecords(logging.Filter):
     """Drops records that onnxruntime's quantizer logs straight to the root logger."""
 
@@ -413,6 +433,7 @@ class OnnxCrossEncoderReranker(Reranker):
         self.threads = threads if threads is not None else default_threads()
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.model_path = self._local_folder(model)
+        _refuse_generative(self.model_path, model)
         self.exported = False
         folder = self._prepare(self.model_path)
         self.onnx_path = folder / (_INT8 if quantize == "int8" else _FP32)
