@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rerank_kit._base import Reranker, pair_overflow
-from rerank_kit._errors import missing_extra, require
+from rerank_kit._errors import RerankError, missing_extra, require
 from rerank_kit._hub import resolve_hf_model
 
 __all__ = ["CrossEncoderReranker"]
@@ -123,6 +123,13 @@ class CrossEncoderReranker(Reranker):
         kwargs["trust_remote_code"] = trust_remote_code
         self.model = CrossEncoder(path, device=device, **kwargs)
         self._generative = any(type(m).__name__ == "LogitScore" for m in self.model)
+        architectures = getattr(getattr(self.model, "config", None), "architectures", None) or []
+        if not self._generative and any(str(a).endswith("ForCausalLM") for a in architectures):
+            # sentence-transformers before 5.4 puts a new, random classification head on it
+            raise RerankError(
+                f"{model!r} is a generative (causal-LM) reranker, which this sentence-transformers "
+                "cannot score; upgrade it (pip install -U sentence-transformers)"
+            )
         num_labels = getattr(self.model, "num_labels", 1)
         if num_labels != 1:
             raise ValueError(
