@@ -58,10 +58,15 @@ def generative(tiny_causal_reranker_dir: Path) -> CrossEncoderReranker:
     return CrossEncoderReranker(str(tiny_causal_reranker_dir))
 
 
-def test_loads_as_generative_reranker(generative: CrossEncoderReranker) -> None:
+def test_loads_as_generative_reranker(
+    generative: CrossEncoderReranker, tiny_causal_reranker_dir: Path
+) -> None:
     assert generative.generative
     assert generative.model.num_labels == 1
     assert type(generative.model[-1]).__name__ == "LogitScore"
+    by_spec = load_reranker(f"cross-encoder:{tiny_causal_reranker_dir}")  # what the CLI builds
+    assert isinstance(by_spec, CrossEncoderReranker) and by_spec.generative
+    assert by_spec.score(QUERY, TEXTS[:2]) == pytest.approx(generative.score(QUERY, TEXTS[:2]))
 
 
 def test_parity_with_cross_encoder_predict(
