@@ -614,3 +614,45 @@ def test_llamaindex_cascade_with_llm_last_and_threshold_refused() -> None:
     assert ListwiseLLMRerank.class_name() == "ListwiseLLMRerank"
     with pytest.raises(ValueError, match="rank-derived"):
         ListwiseLLMRerank(llm=_scripted_llm(["1"]), score_threshold=0.2)
+
+
+def test_concurrent_async_queries_overlap_and_stay_separate() -> None:
+    running = 0
+    peak = 0
+
+    async def allm(prompt: str) -> str:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        # the query names the passage to put first
+        wanted = re.search(r"Search query: pick (\d+)", prompt)
+        return f"[{wanted[1]}]" if wanted else ""
+
+    reranker = ListwiseLLMReranker(lambda p: "", allm=allm)
+
+    async def main() -> list[list[Any]]:
+        return await asyncio.gather(
+            *(reranker.arerank(f"pick {k % 5 + 1}", docs(5), top_n=1) for k in range(40))
+        )
+
+    results = asyncio.run(main())
+    assert [r[0].index for r in results] == [k % 5 for k in range(40)]
+    assert peak > 1  # the LLM calls of different queries ran at the same time
+
+
+def test_cascades_in_threads_keep_their_own_repair_flags() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def llm(prompt: str) -> str:
+        # clean answer for "clean" queries, a repaired one otherwise
+        return "[2] > [1] > [3]" if "Search query: clean" in prompt else "[2]"
+
+    cascade = CascadeReranker([(FakeReranker(), 3), ListwiseLLMReranker(llm)])
+    queries = ["clean" if k % 2 else "messy" for k in range(40)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda q: cascade.rerank(q, ["a", "b", "c", "d"]), queries))
+    for query, ranked in zip(queries, results, strict=True):
+        assert [r.index for r in ranked] == [1, 0, 2]
+        assert all(r.llm_repaired is (query == "messy") for r in ranked)
