@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
+from langchain_core.language_models import BaseChatModel
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from rerank_kit import Ranked, Reranker
+from rerank_kit import ListwiseLLMReranker, Ranked, Reranker
 from rerank_kit._adapt import OnError, Outcome, arun_rerank, run_rerank, validate_settings
 from rerank_kit._registry import build_cascade, build_reranker
 
@@ -18,6 +19,7 @@ __all__ = [
     "CascadeRerank",
     "CrossEncoderRerank",
     "FlashRankRerank",
+    "ListwiseLLMRerank",
     "RerankCompressor",
 ]
 
@@ -43,6 +45,8 @@ def _reranked(doc: Document, ranked: Ranked, failed: bool) -> Document:
         metadata["stage_scores"] = {k: float(v) for k, v in ranked.stage_scores.items()}
     if ranked.truncated:
         metadata["rerank_truncated"] = True
+    if ranked.llm_repaired:
+        metadata["llm_repaired"] = True
     return doc.model_copy(update={"metadata": metadata})
 
 
@@ -232,12 +236,34 @@ class BiEncoderRerank(_ModelRerank):
     )
 
 
+def _stages(stages: Any) -> Any:
+    """Cascade stages with this package's compressors replaced by their engine rerankers."""
+    if isinstance(stages, str):
+        return stages
+    return [
+        (model._get_reranker() if isinstance(model, _BaseRerank) else model, keep)
+        for model, keep in stages
+    ]
+
+
 class CascadeRerank(_BaseRerank):
     """A cascade (cheap model prunes, better model orders) as a LangChain document compressor.
 
-    ``stages`` is a ``load_reranker`` cascade spec or a list of ``(spec, keep)`` pairs. Each
-    returned document has ``metadata["relevance_score"]`` (last stage) and
-    ``metadata["stage_scores"]`` (every stage).
+    ``stages`` is a ``load_reranker`` cascade spec or a list of ``(stage, keep)`` pairs, where a
+    stage is a spec string, a rerank-kit ``Reranker``, or one of this package's compressors (such
+    as ``ListwiseLLMRerank``, which has to be last). Each returned document has
+    ``metadata["relevance_score"]`` (last stage) and ``metadata["stage_scores"]`` (every stage).
+
+    Cheap model prunes to 20, the chat model orders them:
+        .. code-block:: python
+
+            from langchain_rerank_kit import CascadeRerank, ListwiseLLMRerank
+
+            compressor = CascadeRerank(
+                stages=[("flashrank:ms-marco-TinyBERT-L-2-v2", 20),
+                        (ListwiseLLMRerank(llm=chat_model), None)],
+                top_n=5,
+            )
 
     Instantiate:
         .. code-block:: python
@@ -251,15 +277,108 @@ class CascadeRerank(_BaseRerank):
             )
     """
 
-    stages: str | list[tuple[str, int | None]] = Field(
-        description="Cascade spec ('a@20 >> b') or a list of (spec, keep) pairs."
+    stages: str | list[tuple[str | Reranker | _BaseRerank, int | None]] = Field(
+        description="Cascade spec ('a@20 >> b') or a list of (spec, reranker or compressor; keep) pairs."
     )
     _reranker: Reranker | None = PrivateAttr(default=None)
 
     def model_post_init(self, context: Any, /) -> None:
-        self._reranker = build_cascade(self.stages)
+        self._reranker = build_cascade(_stages(self.stages))
 
     def _get_reranker(self) -> Reranker:
         if self._reranker is None:  # pragma: no cover - set in model_post_init
-            self._reranker = build_cascade(self.stages)
+            self._reranker = build_cascade(_stages(self.stages))
         return self._reranker
+
+
+class ListwiseLLMRerank(_BaseRerank):
+    """Listwise reranking by a LangChain chat model (RankGPT-style sliding windows).
+
+    Any ``BaseChatModel`` works: the engine's :class:`~rerank_kit.ListwiseLLMReranker` sends it
+    numbered passages (``window`` at a time, sliding up by ``step``) through ``invoke`` and
+    ``ainvoke`` (so async retrieval awaits the model) and parses answers like ``[3] > [1] > [2]``,
+    ``3, 1, 2`` or a JSON list; unknown or repeated numbers are ignored and left-out passages keep
+    their order after the ranked ones. A document placed from such a repaired or unparsable answer
+    gets ``metadata["llm_repaired"] = True``; one whose text was cut to the passage budget gets
+    ``metadata["rerank_truncated"] = True``.
+
+    ``metadata["relevance_score"]`` is rank-derived (``1 / rank``: 1.0, 0.5, 0.33...), so
+    ``top_n`` works and ``score_threshold`` is refused. With ``on_error="passthrough"`` a failing
+    model returns the first-stage order with ``metadata["rerank_failed"] = True``.
+
+    Setup:
+        ``pip install "rerank-kit[langchain]"`` plus your chat model's package.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_rerank_kit import ListwiseLLMRerank
+
+            compressor = ListwiseLLMRerank(llm=chat_model, top_n=5)   # window=20, step=10
+            docs = compressor.compress_documents(docs, "how do I reset my password?")
+            docs = await compressor.acompress_documents(docs, "how do I reset my password?")
+
+    As the last stage of a cascade, see :class:`CascadeRerank`.
+    """
+
+    llm: BaseChatModel = Field(description="The chat model that orders the passages.")
+    window: int = Field(default=20, description="Passages per LLM call.")
+    step: int = Field(default=10, description="How far the window moves up between calls.")
+    max_calls: int | None = Field(default=None, description="At most this many calls per query.")
+    max_passage_tokens: int | None = Field(
+        default=300, description="Cut passages to this many tokens (whitespace words by default)."
+    )
+    count_tokens: Callable[[str], int] | None = Field(
+        default=None, description="Token counter for max_passage_tokens (default: words)."
+    )
+    max_passage_chars: int | None = Field(
+        default=None, description="Cut passages to this many characters."
+    )
+    prompt: Callable[[str, Sequence[str]], str] | None = Field(
+        default=None, description="(query, passages) -> prompt, to replace the default prompt."
+    )
+    _reranker: ListwiseLLMReranker | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _no_threshold(self) -> ListwiseLLMRerank:
+        if self.score_threshold is not None:
+            raise ValueError(
+                "ListwiseLLMRerank gives rank-derived scores, so score_threshold has no meaning "
+                "for it; use top_n"
+            )
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._reranker = self._build()
+
+    def _build(self) -> ListwiseLLMReranker:
+        llm = self.llm
+
+        def call(prompt: str) -> str:
+            return str(llm.invoke(prompt).text)
+
+        async def acall(prompt: str) -> str:
+            return str((await llm.ainvoke(prompt)).text)
+
+        return ListwiseLLMReranker(
+            call,
+            allm=acall,
+            window=self.window,
+            step=self.step,
+            max_calls=self.max_calls,
+            max_passage_tokens=self.max_passage_tokens,
+            count_tokens=self.count_tokens,
+            max_passage_chars=self.max_passage_chars,
+            prompt=self.prompt,
+            name=f"listwise-llm:{type(llm).__name__}",
+        )
+
+    @property
+    def reranker(self) -> ListwiseLLMReranker:
+        """The engine reranker (e.g. to read ``stats`` or to use it in an engine cascade)."""
+        if self._reranker is None:  # pragma: no cover - set in model_post_init
+            self._reranker = self._build()
+        return self._reranker
+
+    def _get_reranker(self) -> Reranker:
+        return self.reranker

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.llms import LLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from rerank_kit import Ranked, Reranker
+from rerank_kit import ListwiseLLMReranker, Ranked, Reranker
 from rerank_kit._adapt import OnError, Outcome, arun_rerank, run_rerank, validate_settings
 from rerank_kit._registry import build_cascade, build_reranker
 
@@ -20,6 +23,7 @@ __all__ = [
     "CascadeRerank",
     "CrossEncoderRerank",
     "FlashRankRerank",
+    "ListwiseLLMRerank",
     "RerankCompressor",
     "RerankedNodeWithScore",
 ]
@@ -33,13 +37,15 @@ class RerankedNodeWithScore(NodeWithScore):
     The node itself is the input's node, untouched; the first-stage score stays readable as
     ``retrieval_score`` and a cascade's per-stage scores as ``stage_scores``. ``truncated`` is
     True if the passage was longer than the model's token limit; ``rerank_failed`` is True when
-    ``on_error="passthrough"`` kept the first-stage order (``score`` is then the retrieval score).
+    ``on_error="passthrough"`` kept the first-stage order (``score`` is then the retrieval score);
+    ``llm_repaired`` is True when an LLM reranker placed the node from an answer it had to repair.
     """
 
     retrieval_score: float | None = Field(default=None, description="Score before reranking.")
     stage_scores: dict[str, float] = Field(default_factory=dict, description="Cascade scores.")
     truncated: bool = Field(default=False, description="Passage cut at the token limit.")
     rerank_failed: bool = Field(default=False, description="Reranker failed; first-stage order.")
+    llm_repaired: bool = Field(default=False, description="Placed from a repaired LLM answer.")
 
     @classmethod
     def class_name(cls) -> str:
@@ -70,6 +76,7 @@ def _wrap(item: NodeWithScore, ranked: Ranked, failed: bool) -> RerankedNodeWith
         stage_scores={k: float(v) for k, v in ranked.stage_scores.items()},
         truncated=ranked.truncated,
         rerank_failed=failed,
+        llm_repaired=ranked.llm_repaired,
     )
 
 
@@ -284,11 +291,34 @@ class BiEncoderRerank(_ModelRerank):
         return "BiEncoderRerank"
 
 
+def _stages(stages: Any) -> Any:
+    """Cascade stages with this package's postprocessors replaced by their engine rerankers."""
+    if isinstance(stages, str):
+        return stages
+    return [
+        (model._get_reranker() if isinstance(model, _BaseRerank) else model, keep)
+        for model, keep in stages
+    ]
+
+
 class CascadeRerank(_BaseRerank):
     """A cascade (cheap model prunes, better model orders) as a LlamaIndex node postprocessor.
 
-    ``stages`` is a ``load_reranker`` cascade spec or a list of ``(spec, keep)`` pairs; each
-    returned node has every stage's score in ``stage_scores``.
+    ``stages`` is a ``load_reranker`` cascade spec or a list of ``(stage, keep)`` pairs, where a
+    stage is a spec string, a rerank-kit ``Reranker``, or one of this package's postprocessors
+    (such as ``ListwiseLLMRerank``, which has to be last); each returned node has every stage's
+    score in ``stage_scores``.
+
+    Cheap model prunes to 20, the LLM orders them:
+        .. code-block:: python
+
+            from llamaindex_rerank_kit import CascadeRerank, ListwiseLLMRerank
+
+            rerank = CascadeRerank(
+                stages=[("flashrank:ms-marco-TinyBERT-L-2-v2", 20),
+                        (ListwiseLLMRerank(llm=Settings.llm), None)],
+                top_n=5,
+            )
 
     Instantiate:
         .. code-block:: python
@@ -301,8 +331,8 @@ class CascadeRerank(_BaseRerank):
             )
     """
 
-    stages: str | list[tuple[str, int | None]] = Field(
-        description="Cascade spec ('a@20 >> b') or a list of (spec, keep) pairs."
+    stages: str | list[tuple[str | Reranker | _BaseRerank, int | None]] = Field(
+        description="Cascade spec ('a@20 >> b') or a list of (spec, reranker or postprocessor; keep) pairs."
     )
     _reranker: Reranker | None = PrivateAttr(default=None)
 
@@ -312,9 +342,121 @@ class CascadeRerank(_BaseRerank):
         return "CascadeRerank"
 
     def model_post_init(self, context: Any, /) -> None:
-        self._reranker = build_cascade(self.stages)
+        self._reranker = build_cascade(_stages(self.stages))
 
     def _get_reranker(self) -> Reranker:
         if self._reranker is None:  # pragma: no cover - set in model_post_init
-            self._reranker = build_cascade(self.stages)
+            self._reranker = build_cascade(_stages(self.stages))
         return self._reranker
+
+
+def _answer_text(llm: LLM, prompt: str) -> str:
+    if llm.metadata.is_chat_model:
+        message = llm.chat([ChatMessage(role=MessageRole.USER, content=prompt)]).message
+        return message.content or ""
+    return llm.complete(prompt).text
+
+
+async def _aanswer_text(llm: LLM, prompt: str) -> str:
+    if llm.metadata.is_chat_model:
+        response = await llm.achat([ChatMessage(role=MessageRole.USER, content=prompt)])
+        return response.message.content or ""
+    return (await llm.acomplete(prompt)).text
+
+
+class ListwiseLLMRerank(_BaseRerank):
+    """Listwise reranking by a LlamaIndex ``LLM`` (RankGPT-style sliding windows).
+
+    Any ``LLM`` works: the engine's :class:`~rerank_kit.ListwiseLLMReranker` sends it numbered
+    passages (``window`` at a time, sliding up by ``step``) through ``chat``/``achat`` for chat
+    models and ``complete``/``acomplete`` otherwise, and parses answers like ``[3] > [1] > [2]``,
+    ``3, 1, 2`` or a JSON list; unknown or repeated numbers are ignored and left-out passages keep
+    their order after the ranked ones. A node placed from such a repaired or unparsable answer has
+    ``llm_repaired=True``; one whose text was cut to the passage budget has ``truncated=True``.
+
+    ``score`` is rank-derived (``1 / rank``: 1.0, 0.5, 0.33...), so ``top_n`` works and
+    ``score_threshold`` is refused; ``retrieval_score`` keeps the first-stage score. With
+    ``on_error="passthrough"`` a failing LLM returns the first-stage order with
+    ``rerank_failed=True``.
+
+    Setup:
+        ``pip install "rerank-kit[llamaindex]"`` plus your LLM's package.
+
+    Instantiate:
+        .. code-block:: python
+
+            from llama_index.core import Settings
+            from llamaindex_rerank_kit import ListwiseLLMRerank
+
+            rerank = ListwiseLLMRerank(llm=Settings.llm, top_n=5)   # window=20, step=10
+            engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])
+
+    As the last stage of a cascade, see :class:`CascadeRerank`.
+    """
+
+    llm: LLM = Field(description="The LLM that orders the passages.")
+    window: int = Field(default=20, description="Passages per LLM call.")
+    step: int = Field(default=10, description="How far the window moves up between calls.")
+    max_calls: int | None = Field(default=None, description="At most this many calls per query.")
+    max_passage_tokens: int | None = Field(
+        default=300, description="Cut passages to this many tokens (whitespace words by default)."
+    )
+    count_tokens: Callable[[str], int] | None = Field(
+        default=None, description="Token counter for max_passage_tokens (default: words)."
+    )
+    max_passage_chars: int | None = Field(
+        default=None, description="Cut passages to this many characters."
+    )
+    prompt: Callable[[str, Sequence[str]], str] | None = Field(
+        default=None, description="(query, passages) -> prompt, to replace the default prompt."
+    )
+    _reranker: ListwiseLLMReranker | None = PrivateAttr(default=None)
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Class name."""
+        return "ListwiseLLMRerank"
+
+    @model_validator(mode="after")
+    def _no_threshold(self) -> ListwiseLLMRerank:
+        if self.score_threshold is not None:
+            raise ValueError(
+                "ListwiseLLMRerank gives rank-derived scores, so score_threshold has no meaning "
+                "for it; use top_n"
+            )
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._reranker = self._build()
+
+    def _build(self) -> ListwiseLLMReranker:
+        llm = self.llm
+
+        def call(prompt: str) -> str:
+            return _answer_text(llm, prompt)
+
+        async def acall(prompt: str) -> str:
+            return await _aanswer_text(llm, prompt)
+
+        return ListwiseLLMReranker(
+            call,
+            allm=acall,
+            window=self.window,
+            step=self.step,
+            max_calls=self.max_calls,
+            max_passage_tokens=self.max_passage_tokens,
+            count_tokens=self.count_tokens,
+            max_passage_chars=self.max_passage_chars,
+            prompt=self.prompt,
+            name=f"listwise-llm:{type(llm).__name__}",
+        )
+
+    @property
+    def reranker(self) -> ListwiseLLMReranker:
+        """The engine reranker (e.g. to read ``stats`` or to use it in an engine cascade)."""
+        if self._reranker is None:  # pragma: no cover - set in model_post_init
+            self._reranker = self._build()
+        return self._reranker
+
+    def _get_reranker(self) -> Reranker:
+        return self.reranker

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rerank_kit._base import Reranker, check_threshold, check_top_n
+from rerank_kit._base import Reranker, check_threshold, check_threshold_supported, check_top_n
 from rerank_kit._types import Ranked
 
 __all__ = ["OnError", "Outcome", "arun_rerank", "run_rerank", "validate_settings"]
@@ -67,6 +67,7 @@ def run_rerank(
     """
     _check_policy(on_error)
     n, threshold = check_top_n(top_n), check_threshold(score_threshold)
+    check_threshold_supported(reranker, threshold)  # a settings error, never passed through
     try:
         ranked = reranker.rerank(query, texts, top_n=n, score_threshold=threshold)
     except Exception as exc:
@@ -88,6 +89,7 @@ async def arun_rerank(
     """Async ``run_rerank``: the model runs in a worker thread."""
     _check_policy(on_error)
     n, threshold = check_top_n(top_n), check_threshold(score_threshold)
+    check_threshold_supported(reranker, threshold)  # a settings error, never passed through
     try:
         ranked = await reranker.arerank(query, texts, top_n=n, score_threshold=threshold)
     except Exception as exc:

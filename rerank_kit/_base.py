@@ -18,6 +18,7 @@ __all__ = [
     "check_query",
     "check_texts",
     "check_threshold",
+    "check_threshold_supported",
     "check_top_n",
     "pair_overflow",
 ]
@@ -193,6 +194,15 @@ def make_score_cache(score_cache: Any) -> ScoreCache | None:
     return ScoreCache(score_cache) if score_cache else None
 
 
+def check_threshold_supported(reranker: Reranker, score_threshold: float | None) -> None:
+    """Refuse a threshold for a reranker whose scores are ranks, not relevance (e.g. listwise LLMs)."""
+    if score_threshold is not None and not getattr(reranker, "supports_threshold", True):
+        raise ValueError(
+            f"{reranker.name} gives rank-derived scores (1/rank), not relevance scores, so "
+            "score_threshold has no meaning for it; use top_n instead"
+        )
+
+
 def order_by_score(scores: Sequence[float]) -> list[int]:
     """Indices sorted by score, highest first; ties keep input order (the sort is stable)."""
     return sorted(range(len(scores)), key=lambda i: -scores[i])
@@ -219,6 +229,8 @@ class Reranker(ABC):
 
     #: A short description of the model, e.g. ``"cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2"``.
     name: str = "reranker"
+    #: False for rerankers whose scores only encode rank (``score_threshold`` is then refused).
+    supports_threshold: bool = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -229,6 +241,10 @@ class Reranker(ABC):
 
     def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
         """Which pairs the model truncates (``None``: this backend cannot tell)."""
+        return None
+
+    def _llm_repaired(self) -> list[bool] | None:
+        """``llm_repaired`` flags of this thread's last ``_score_checked`` (``None``: not an LLM)."""
         return None
 
     def _model_lock(self) -> threading.Lock:
@@ -362,6 +378,7 @@ class Reranker(ABC):
         items = check_texts(texts)
         n = check_top_n(top_n)
         threshold = check_threshold(score_threshold)
+        check_threshold_supported(self, threshold)
         if not items:
             return []
         ranked = self._rank(q, items)

@@ -86,6 +86,7 @@ class CascadeReranker(Reranker):
                 name, k = f"{base}#{k}", k + 1
             names.append(name)
         self.stages: tuple[Stage, ...] = tuple(built)
+        self.supports_threshold = built[-1].reranker.supports_threshold
         self.stage_names: tuple[str, ...] = tuple(names)
         self.name = " >> ".join(
             f"{n}@{s.keep}" if s.keep is not None else n for n, s in zip(names, built, strict=True)
@@ -95,20 +96,30 @@ class CascadeReranker(Reranker):
         survivors = list(range(len(texts)))
         per_doc: dict[int, dict[str, float]] = {i: {} for i in survivors}
         truncated: set[int] = set()
+        repaired: set[int] = set()
         last: list[float] = []
         for stage, name in zip(self.stages, self.stage_names, strict=True):
             scores, flags = stage.reranker._score_checked(query, [texts[i] for i in survivors])
-            for doc, s, cut in zip(survivors, scores, flags, strict=True):
+            fixed = stage.reranker._llm_repaired() or [False] * len(survivors)
+            for doc, s, cut, fix in zip(survivors, scores, flags, fixed, strict=True):
                 per_doc[doc][name] = s
                 if cut:
                     truncated.add(doc)
+                if fix:
+                    repaired.add(doc)
             order = order_by_score(scores)
             if stage.keep is not None:
                 order = order[: stage.keep]
             survivors = [survivors[j] for j in order]
             last = [scores[j] for j in order]
         return [
-            Ranked(index=doc, score=s, stage_scores=dict(per_doc[doc]), truncated=doc in truncated)
+            Ranked(
+                index=doc,
+                score=s,
+                stage_scores=dict(per_doc[doc]),
+                truncated=doc in truncated,
+                llm_repaired=doc in repaired,
+            )
             for doc, s in zip(survivors, last, strict=True)
         ]
 

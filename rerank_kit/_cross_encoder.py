@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rerank_kit._base import Reranker, ScoreCache, make_score_cache, pair_overflow
-from rerank_kit._errors import missing_extra, require
+from rerank_kit._errors import RerankError, missing_extra, require
 from rerank_kit._hub import resolve_hf_model
 
 __all__ = ["CrossEncoderReranker"]
@@ -20,6 +20,14 @@ class CrossEncoderReranker(Reranker):
 
     Scores are exactly ``CrossEncoder.predict`` (a sigmoid for one-label models), so the quality
     published for a model carries over.
+
+    Generative cross-encoders (Qwen3-Reranker, zerank, mxbai-rerank v2, bge-reranker-v2-gemma...)
+    work the same way, as far as the installed sentence-transformers loads them: a causal LM whose
+    chat template renders the (query, passage) prompt, read by a ``LogitScore`` head. For a yes/no
+    head the score is ``sigmoid(logit("yes") - logit("no"))``, which equals Qwen3-Reranker's
+    documented ``softmax([no, yes])[yes]``. ``generative`` tells which kind is loaded; truncation
+    flags count the whole rendered prompt. Models with code on the Hub need
+    ``trust_remote_code=True``, passed explicitly; the ONNX backend refuses generative models.
 
     ``backend="onnx"`` runs the same model on ONNX Runtime instead of torch (exported once and
     cached; see :class:`~rerank_kit.OnnxCrossEncoderReranker`): the same scores to ~1e-6 in
@@ -45,6 +53,8 @@ class CrossEncoderReranker(Reranker):
         score_cache: Opt-in score cache: ``0`` (off, the default), the number of (query,
             passage) pairs to keep, or a ``ScoreCache`` shared with other rerankers. A pair seen
             before is not scored again; ``cache_info()`` gives the hit counts.
+        trust_remote_code: Let ``CrossEncoder`` run modelling code shipped with the model (only
+            for repositories you trust; ``backend="torch"`` only).
 
     Example:
         >>> from rerank_kit import CrossEncoderReranker  # doctest: +SKIP
@@ -53,6 +63,9 @@ class CrossEncoderReranker(Reranker):
         [Ranked(index=1, score=0.98, stage_scores={})]
         >>> fast = CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2", backend="onnx", quantize="int8")  # doctest: +SKIP
         >>> trained = CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-12-v2", backend="onnx")  # doctest: +SKIP
+        >>> qwen = CrossEncoderReranker("/models/Qwen3-Reranker-0.6B")  # doctest: +SKIP
+        >>> qwen.generative  # doctest: +SKIP
+        True
     """
 
     def __init__(
@@ -67,15 +80,22 @@ class CrossEncoderReranker(Reranker):
         quantize: str | None = None,
         file_name: str | None = None,
         score_cache: int | ScoreCache | None = 0,
+        trust_remote_code: bool = False,
     ) -> None:
         super().__init__()
         self._score_cache = make_score_cache(score_cache)
         self._onnx: Any = None
+        self._generative = False
+        self._prompt_overhead: int | None = None
         if backend not in ("torch", "onnx"):
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        if not isinstance(trust_remote_code, bool):
+            raise TypeError(f"trust_remote_code must be True or False, got {trust_remote_code!r}")
         if backend == "onnx":
             if device != "cpu":
                 raise ValueError(f"backend='onnx' runs on the CPU; got device={device!r}")
+            if trust_remote_code:
+                raise ValueError("trust_remote_code=True needs backend='torch'")
             from rerank_kit._onnx import OnnxCrossEncoderReranker
 
             self._onnx = OnnxCrossEncoderReranker(
@@ -108,7 +128,20 @@ class CrossEncoderReranker(Reranker):
         kwargs = dict(model_kwargs or {})
         if max_length is not None:
             kwargs["max_length"] = max_length
+        if kwargs.get("trust_remote_code", trust_remote_code) != trust_remote_code:
+            raise ValueError(
+                "trust_remote_code is given twice (argument and model_kwargs) differently"
+            )
+        kwargs["trust_remote_code"] = trust_remote_code
         self.model = CrossEncoder(path, device=device, **kwargs)
+        self._generative = any(type(m).__name__ == "LogitScore" for m in self.model)
+        architectures = getattr(getattr(self.model, "config", None), "architectures", None) or []
+        if not self._generative and any(str(a).endswith("ForCausalLM") for a in architectures):
+            # sentence-transformers before 5.4 puts a new, random classification head on it
+            raise RerankError(
+                f"{model!r} is a generative (causal-LM) reranker, which this sentence-transformers "
+                "cannot score; upgrade it (pip install -U sentence-transformers)"
+            )
         num_labels = getattr(self.model, "num_labels", 1)
         if num_labels != 1:
             raise ValueError(
@@ -116,6 +149,11 @@ class CrossEncoderReranker(Reranker):
                 "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)"
             )
         logger.debug("loaded cross-encoder %s from %s", model, path)
+
+    @property
+    def generative(self) -> bool:
+        """True for a causal-LM reranker (a ``LogitScore`` head on next-token logits)."""
+        return self._generative
 
     @property
     def backend(self) -> str:
@@ -133,4 +171,42 @@ class CrossEncoderReranker(Reranker):
         if self._onnx is not None:
             return self._onnx._truncated(query, texts)
         limit = getattr(self.model, "max_seq_length", None)
+        if self._generative:
+            return self._prompt_overflow(query, texts, limit)
         return pair_overflow(getattr(self.model, "tokenizer", None), query, texts, limit)
+
+    def _prompt_lengths(self, pairs: list[tuple[str, str]]) -> list[int]:
+        """Token length of each pair as the model reads it (chat template applied), uncut."""
+        out: list[int] = []
+        module = self.model[0]
+        for start in range(0, len(pairs), self.batch_size):
+            features = module.preprocess(
+                pairs[start : start + self.batch_size],
+                processing_kwargs={"text": {"truncation": False, "verbose": False}},
+            )
+            mask = features.get("attention_mask")
+            if mask is not None:
+                out += [int(n) for n in mask.sum(dim=-1).tolist()]
+            else:  # unpadded (flattened) batches: one id list per pair
+                out += [len(ids) for ids in features["input_ids"]]
+        return out
+
+    def _prompt_overflow(self, query: str, texts: list[str], limit: int | None) -> list[bool]:
+        """Which pairs exceed ``limit`` tokens once rendered into the model's prompt.
+
+        Only pairs whose UTF-8 size plus the prompt's own tokens could pass the limit are
+        tokenized (a token covers at least one byte; 8 tokens of slack for merges at the seams).
+        """
+        flags = [False] * len(texts)
+        if not limit:
+            return flags
+        if self._prompt_overhead is None:
+            self._prompt_overhead = self._prompt_lengths([("", "")])[0]
+        qbytes = len(query.encode("utf-8"))
+        budget = limit - self._prompt_overhead - 8
+        suspects = [i for i, t in enumerate(texts) if qbytes + len(t.encode("utf-8")) > budget]
+        if suspects:
+            lengths = self._prompt_lengths([(query, texts[i]) for i in suspects])
+            for i, n in zip(suspects, lengths, strict=True):
+                flags[i] = n > limit
+        return flags

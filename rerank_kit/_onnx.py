@@ -301,6 +301,26 @@ def _export_model(model_dir: Path, out_dir: Path) -> dict[str, Any]:
     }
 
 
+def _refuse_generative(model_dir: Path, model: str) -> None:
+    """Raise if ``model_dir`` holds a causal-LM reranker, which this backend cannot export."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return
+    architectures = [str(a) for a in config.get("architectures") or []]
+    causal = [a for a in architectures if a.endswith("ForCausalLM")]
+    modules = model_dir / "modules.json"
+    if not causal and modules.is_file() and "LogitScore" in modules.read_text():
+        causal = ["a LogitScore head"]
+    if causal:
+        raise RerankError(
+            f"{model!r} is a generative (causal-LM) reranker ({causal[0]}); the ONNX backend "
+            "exports sequence-classification cross-encoders only and would score it wrongly. "
+            f"Use backend='torch' (CrossEncoderReranker({model!r})), which scores it with "
+            "sentence-transformers as its model card documents"
+        )
+
+
 class _DropOnnxruntimeRootRecords(logging.Filter):
     """Drops records that onnxruntime's quantizer logs straight to the root logger."""
 
@@ -632,6 +652,7 @@ class OnnxCrossEncoderReranker(Reranker):
         if file_name is not None and (not isinstance(file_name, str) or not file_name.strip()):
             raise ValueError(f"file_name must be a non-empty string or None, got {file_name!r}")
         self.model_path = self._local_folder(model)
+        _refuse_generative(self.model_path, model)
         self.exported = False
         graph = _pick_graph(self.model_path, file_name)
         self.pre_exported = graph is not None

@@ -44,8 +44,11 @@ def build_reranker(kind: str, model: str, **kwargs: Any) -> Reranker:
     return _builders()[kind](model, **kwargs)
 
 
-def build_cascade(stages: str | Sequence[tuple[str, int | None]]) -> Reranker:
+def build_cascade(stages: str | Sequence[tuple[str | Reranker, int | None]]) -> Reranker:
     """Build a cascade from a ``>>`` spec or from ``(spec, keep)`` pairs.
+
+    A pair may hold a ready ``Reranker`` instead of a spec (e.g. a ``ListwiseLLMReranker``,
+    which no spec string can describe).
 
     Example:
         >>> build_cascade([("flashrank:ms-marco-TinyBERT-L-2-v2", 20), ("bi-encoder:all-MiniLM-L6-v2", None)])  # doctest: +SKIP
@@ -59,9 +62,16 @@ def build_cascade(stages: str | Sequence[tuple[str, int | None]]) -> Reranker:
         return reranker
     built: list[Stage] = []
     for item in stages:
-        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
-            raise TypeError(f"each cascade stage must be a (spec, keep) pair, got {item!r}")
-        built.append(Stage(_load_single(item[0], {}), item[1]))
+        if not (
+            isinstance(item, (tuple, list))
+            and len(item) == 2
+            and isinstance(item[0], (str, Reranker))
+        ):
+            raise TypeError(
+                f"each cascade stage must be a (spec, keep) or (reranker, keep) pair, got {item!r}"
+            )
+        model = item[0] if isinstance(item[0], Reranker) else _load_single(item[0], {})
+        built.append(Stage(model, item[1]))
     return CascadeReranker(built)
 
 

@@ -19,6 +19,9 @@ class Ranked:
             name, in stage order. Empty for single-model rerankers.
         truncated: True if the model saw only the start of this (query, text) pair because it
             was longer than the model's token limit (every stage counts, for cascades).
+        llm_repaired: True if an LLM reranker placed this candidate from an answer it had to
+            repair (unknown, duplicate or missing passage numbers) or could not parse at all
+            (the candidate then kept its input order); see ``ListwiseLLMReranker``.
 
     Example:
         >>> from rerank_kit import Ranked
@@ -31,3 +34,4 @@ class Ranked:
     score: float
     stage_scores: Mapping[str, float] = field(default_factory=dict)
     truncated: bool = False
+    llm_repaired: bool = False

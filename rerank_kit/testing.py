@@ -3,7 +3,9 @@
 Nothing here downloads anything. ``make_cross_encoder`` trains a WordPiece tokenizer on the
 texts you give and saves a randomly initialised BERT cross-encoder of any shape (use the real
 MiniLM-L6 or TinyBERT-L2 shapes to time things: compute depends on shape, not weights);
-``export_flashrank`` turns such a folder into one FlashRank can load.
+``export_flashrank`` turns such a folder into one FlashRank can load; ``make_causal_lm_reranker``
+saves a tiny random-weight generative reranker laid out like Qwen3-Reranker (a Qwen3 causal LM
+whose chat template renders the model card's yes/no prompt).
 
 Example:
     >>> from rerank_kit.testing import FakeReranker
@@ -22,7 +24,15 @@ from typing import Any
 
 from rerank_kit._base import Reranker
 
-__all__ = ["MINILM_L6", "TINYBERT_L2", "FakeReranker", "export_flashrank", "make_cross_encoder"]
+__all__ = [
+    "MINILM_L6",
+    "QWEN3_RERANKER_TEMPLATE",
+    "TINYBERT_L2",
+    "FakeReranker",
+    "export_flashrank",
+    "make_causal_lm_reranker",
+    "make_cross_encoder",
+]
 
 #: BertConfig shape of MiniLM-L6 cross-encoders (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2).
 MINILM_L6 = {
@@ -147,6 +157,115 @@ def make_cross_encoder(
         "mask_token": "[MASK]",
     }
     (out / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2))
+    return out
+
+
+#: Chat template rendering a (query, document) pair as Qwen3-Reranker's model card prompt does.
+#: sentence-transformers maps a pair to messages with roles ``query`` and ``document``; an optional
+#: ``system`` message replaces the default instruction.
+QWEN3_RERANKER_TEMPLATE = (
+    '{%- set query = messages | selectattr("role", "eq", "query") | map(attribute="content") | first -%}\n'
+    '{%- set document = messages | selectattr("role", "eq", "document") | map(attribute="content") | first -%}\n'
+    '{%- set instruction = messages | selectattr("role", "eq", "system") | map(attribute="content") '
+    '| first | default("Given a web search query, retrieve relevant passages that answer the query") -%}\n'
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and "
+    'the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+    "<|im_start|>user\n<Instruct>: {{ instruction }}\n<Query>: {{ query }}\n"
+    "<Document>: {{ document }}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>"
+    '{{ "\\n\\n" }}'  # an expression: Jinja drops a template's final newline
+)
+
+
+def make_causal_lm_reranker(
+    folder: str | Path,
+    texts: Iterable[str],
+    *,
+    vocab_size: int = 1000,
+    max_position_embeddings: int = 512,
+    seed: int = 0,
+    initializer_range: float = 0.2,
+    **shape: int,
+) -> Path:
+    """Save a tiny random-weight generative reranker shaped like Qwen3-Reranker.
+
+    The folder holds a ``Qwen3ForCausalLM`` (tiny config, tied embeddings), a byte-level BPE
+    tokenizer trained on ``texts`` in which ``yes`` and ``no`` are single tokens, and
+    :data:`QWEN3_RERANKER_TEMPLATE` as its chat template, like the model card's prompt.
+    sentence-transformers' ``CrossEncoder`` loads it as a causal-LM reranker (a ``LogitScore``
+    head on the ``yes``/``no`` logits), so the plumbing can be tested without downloads.
+
+    Args:
+        folder: Where to save it (created).
+        texts: Texts to train the tokenizer on (the prompt's own words are added).
+        vocab_size: Tokenizer vocabulary size.
+        max_position_embeddings: Longest input, in tokens (also the tokenizer's limit).
+        seed: Torch seed for the weights.
+        initializer_range: Std of the random weights (larger spreads the scores out).
+        **shape: Qwen3Config sizes; defaults to 2 layers, hidden size 32.
+
+    Returns:
+        The folder.
+
+    Example:
+        >>> path = make_causal_lm_reranker("/tmp/tiny-qwen3-reranker", ["some text"])  # doctest: +SKIP
+        >>> CrossEncoderReranker(str(path)).score("q", ["a passage"])  # doctest: +SKIP
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    prompt_words = QWEN3_RERANKER_TEMPLATE.replace("{", " ").replace("}", " ")
+    corpus = [*texts, prompt_words, *(["yes", "no", "yes no"] * 20)]
+    tok.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=special,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
+    missing = [w for w in ("yes", "no") if tok.token_to_id(w) is None]
+    if missing:  # pragma: no cover - the corpus above makes both words merges
+        tok.add_tokens(missing)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=max_position_embeddings,
+        padding_side="left",
+        model_input_names=["input_ids", "attention_mask"],
+        chat_template=QWEN3_RERANKER_TEMPLATE,
+    )
+    config_args: dict[str, Any] = {
+        "num_hidden_layers": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 16,
+    }
+    config_args.update(shape)
+    config_args.update(
+        vocab_size=tok.get_vocab_size(),
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True,
+        pad_token_id=tok.token_to_id("<|endoftext|>"),
+        eos_token_id=tok.token_to_id("<|im_end|>"),
+        bos_token_id=None,
+        initializer_range=initializer_range,
+    )
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(Qwen3Config(**config_args)).eval()
+    model.save_pretrained(out)
+    fast.save_pretrained(out)
     return out
 
 

@@ -55,3 +55,12 @@ def minilm_reranker(minilm_path: str) -> Iterator[object]:
     from rerank_kit import BiEncoderReranker
 
     yield BiEncoderReranker(minilm_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_reranker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Qwen3 causal-LM reranker (Qwen3-Reranker's prompt) saved locally."""
+    from rerank_kit.testing import make_causal_lm_reranker
+
+    folder = tmp_path_factory.mktemp("models") / "tiny-qwen3-reranker"
+    return make_causal_lm_reranker(folder, TRAIN_TEXTS * 3)
