@@ -284,7 +284,7 @@ def test_hub_layout_file_name_picks_the_quantized_graph(
     assert r.onnx_path.name == "model_qint8_avx512.onnx" and r.precision == "int8"
     got = r.score(query, texts)
     assert got != pytest.approx(want, abs=1e-7)  # really the other graph
-    assert got == pytest.approx(want, abs=0.05)
+    assert got == pytest.approx(want, abs=0.1)  # int8 of random weights: ~0.03 seen
     # the same through a spec and through the adapters' model_kwargs
     spec = load_reranker(f"onnx:{hub_layout}", file_name="model_qint8_avx512.onnx")
     assert spec.score(query, texts) == pytest.approx(got, abs=1e-9)
@@ -306,7 +306,7 @@ def test_quantize_int8_of_a_pre_exported_fp32_graph_is_cached(
     assert r.exported and r.precision == "int8" and r.onnx_path.is_relative_to(tmp_path)
     again = OnnxCrossEncoderReranker(str(hub_layout), quantize="int8", cache_dir=tmp_path)
     assert not again.exported and again.onnx_path == r.onnx_path
-    assert again.score(query, texts) == pytest.approx(want, abs=0.05)
+    assert again.score(query, texts) == pytest.approx(want, abs=0.1)
 
 
 def test_several_graphs_need_file_name(hub_layout: Path, tmp_path: Path) -> None:
