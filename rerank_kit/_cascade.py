@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from rerank_kit._base import Reranker, check_query, check_texts, order_by_score
 from rerank_kit._types import Ranked
+from rerank_kit._windows import check_long_documents
 
 __all__ = ["CascadeReranker", "Stage"]
 
@@ -111,6 +112,13 @@ class CascadeReranker(Reranker):
             Ranked(index=doc, score=s, stage_scores=dict(per_doc[doc]), truncated=doc in truncated)
             for doc, s in zip(survivors, last, strict=True)
         ]
+
+    def set_long_documents(self, mode: str) -> None:
+        """Set ``long_documents`` on every stage (see ``Reranker.set_long_documents``)."""
+        check_long_documents(mode)
+        for stage in self.stages:
+            stage.reranker.set_long_documents(mode)
+        self.long_documents = mode
 
     def _score(self, query: str, texts: list[str]) -> Sequence[float]:
         out = [float("-inf")] * len(texts)

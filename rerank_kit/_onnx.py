@@ -27,6 +27,7 @@ from typing import Any
 from rerank_kit._base import Reranker
 from rerank_kit._errors import RerankError, missing_extra
 from rerank_kit._hub import resolve_hf_model
+from rerank_kit._windows import WindowPlan, tokenizers_offsets
 
 __all__ = ["OnnxCrossEncoderReranker", "default_cache_dir", "default_threads"]
 
@@ -365,6 +366,9 @@ class OnnxCrossEncoderReranker(Reranker):
             ``~/.cache/rerank-kit/onnx``).
         max_batch_tokens: Also cap a call at this many padded tokens (pairs x longest pair), so
             long passages run in small batches and short ones in large ones; ``None``: no cap.
+        long_documents: ``"truncate"`` (default) scores only the start of a passage longer
+            than the token limit; ``"max"``, ``"mean"`` or ``"first"`` score it in overlapping
+            windows and aggregate (see ``Reranker.set_long_documents``).
 
     Attributes:
         model_path: Local folder of the source model.
@@ -388,6 +392,7 @@ class OnnxCrossEncoderReranker(Reranker):
         threads: int | None = None,
         cache_dir: str | Path | None = None,
         max_batch_tokens: int | None = 2048,
+        long_documents: str = "truncate",
     ) -> None:
         super().__init__()
         if quantize not in _QUANTIZE:
@@ -439,6 +444,7 @@ class OnnxCrossEncoderReranker(Reranker):
         self._session = ort.InferenceSession(
             str(self.onnx_path), options, providers=["CPUExecutionProvider"]
         )
+        self.set_long_documents(long_documents)
         logger.debug(
             "loaded %s (%s, %d threads, max_length %d)",
             self.onnx_path,
@@ -522,6 +528,11 @@ class OnnxCrossEncoderReranker(Reranker):
                 end = stop
             yield order[start:end]
             start = end
+
+    def _window_plan(self, query: str) -> WindowPlan:
+        query_tokens = len(self._tokenizer.encode(query, add_special_tokens=False).ids)
+        budget = self.max_length - query_tokens - self._pair_specials
+        return WindowPlan(budget, tokenizers_offsets(self._tokenizer))
 
     def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
         flags = getattr(self, "_last_truncated", None)

@@ -19,6 +19,10 @@ class Ranked:
             name, in stage order. Empty for single-model rerankers.
         truncated: True if the model saw only the start of this (query, text) pair because it
             was longer than the model's token limit (every stage counts, for cascades).
+        reranker_score: With score fusion, the reranker's own score (``score`` is then the
+            fused one); ``None`` without fusion.
+        first_stage_score: With score fusion, the first-stage score that was fused (``None``
+            without fusion, or when the first-stage order stood in for a score).
 
     Example:
         >>> from rerank_kit import Ranked
@@ -31,3 +35,5 @@ class Ranked:
     score: float
     stage_scores: Mapping[str, float] = field(default_factory=dict)
     truncated: bool = False
+    reranker_score: float | None = None
+    first_stage_score: float | None = None
