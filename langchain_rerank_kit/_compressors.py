@@ -11,7 +11,15 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from rerank_kit import ListwiseLLMReranker, Ranked, Reranker
-from rerank_kit._adapt import OnError, Outcome, arun_rerank, run_rerank, validate_settings
+from rerank_kit._adapt import (
+    OnError,
+    Outcome,
+    arun_rerank,
+    fusion_setting,
+    run_rerank,
+    validate_settings,
+)
+from rerank_kit._fusion import FusionMethod
 from rerank_kit._registry import build_cascade, build_reranker
 
 __all__ = [
@@ -34,6 +42,25 @@ def _texts(documents: Sequence[Document]) -> list[Document]:
     return docs
 
 
+def _first_stage_scores(docs: list[Document], key: str | None) -> list[float] | None:
+    """The first-stage score of each document, read from ``metadata[key]`` (``None``: no key)."""
+    if key is None:
+        return None
+    out: list[float] = []
+    for i, doc in enumerate(docs):
+        if key not in doc.metadata:
+            raise ValueError(
+                f"documents[{i}] has no metadata[{key!r}] (first_stage_score_key); every "
+                "document needs the first-stage score, or leave first_stage_score_key=None to "
+                "fuse with the first-stage order"
+            )
+        value = doc.metadata[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"documents[{i}].metadata[{key!r}] must be a number, got {value!r}")
+        out.append(float(value))
+    return out
+
+
 def _reranked(doc: Document, ranked: Ranked, failed: bool) -> Document:
     """A new Document: same content, id and metadata, plus the scores (input never touched)."""
     metadata = dict(doc.metadata)
@@ -41,6 +68,11 @@ def _reranked(doc: Document, ranked: Ranked, failed: bool) -> Document:
         metadata["rerank_failed"] = True
     else:
         metadata["relevance_score"] = float(ranked.score)
+        if ranked.reranker_score is not None:  # fused: keep every part of the score
+            metadata["reranker_score"] = float(ranked.reranker_score)
+            metadata["first_stage_rank"] = ranked.index + 1
+            if ranked.first_stage_score is not None:
+                metadata["first_stage_score"] = float(ranked.first_stage_score)
     if ranked.stage_scores:
         metadata["stage_scores"] = {k: float(v) for k, v in ranked.stage_scores.items()}
     if ranked.truncated:
@@ -69,10 +101,38 @@ class _BaseRerank(BaseDocumentCompressor):
         "metadata['rerank_failed']=True and a logged warning if the reranker fails.",
     )
 
+    fusion: float | None = Field(
+        default=None,
+        description="Weight in [0, 1] on the reranker's score when fusing it with the "
+        "first-stage signal (None: no fusion). With fusion, relevance_score is the fused score "
+        "and orders, filters (score_threshold) and cuts (top_n).",
+    )
+    fusion_method: FusionMethod = Field(
+        default="zscore", description="'zscore', 'minmax' or 'rrf' (reciprocal rank fusion)."
+    )
+    first_stage_score_key: str | None = Field(
+        default=None,
+        description="Metadata key holding each document's first-stage score, fused with "
+        "the reranker's; None fuses with the first-stage order (input position).",
+    )
+
     @model_validator(mode="after")
     def _check_settings(self) -> _BaseRerank:
         validate_settings(self.top_n, self.score_threshold)
+        fusion_setting(self.fusion, self.fusion_method)
         return self
+
+    def _run_kwargs(self, docs: list[Document]) -> dict[str, Any]:
+        fusion = fusion_setting(self.fusion, self.fusion_method)
+        return {
+            "top_n": self.top_n,
+            "score_threshold": self.score_threshold,
+            "on_error": self.on_error,
+            "fusion": fusion,
+            "first_stage_scores": (
+                _first_stage_scores(docs, self.first_stage_score_key) if fusion else None
+            ),
+        }
 
     def _get_reranker(self) -> Reranker:
         raise NotImplementedError
@@ -86,12 +146,7 @@ class _BaseRerank(BaseDocumentCompressor):
         """Rerank ``documents`` for ``query`` and return the best as new ``Document`` objects."""
         docs = _texts(documents)
         outcome = run_rerank(
-            self._get_reranker(),
-            query,
-            [d.page_content for d in docs],
-            top_n=self.top_n,
-            score_threshold=self.score_threshold,
-            on_error=self.on_error,
+            self._get_reranker(), query, [d.page_content for d in docs], **self._run_kwargs(docs)
         )
         return _documents(docs, outcome)
 
@@ -104,12 +159,7 @@ class _BaseRerank(BaseDocumentCompressor):
         """Async ``compress_documents``; the model runs in a worker thread."""
         docs = _texts(documents)
         outcome = await arun_rerank(
-            self._get_reranker(),
-            query,
-            [d.page_content for d in docs],
-            top_n=self.top_n,
-            score_threshold=self.score_threshold,
-            on_error=self.on_error,
+            self._get_reranker(), query, [d.page_content for d in docs], **self._run_kwargs(docs)
         )
         return _documents(docs, outcome)
 
@@ -122,6 +172,14 @@ class RerankCompressor(_BaseRerank):
     than the model's token limit gets ``metadata["rerank_truncated"] = True``; with
     ``on_error="passthrough"`` a reranker failure returns the first-stage order with
     ``metadata["rerank_failed"] = True``.
+
+    Score fusion (every compressor here): with ``fusion=0.5`` (the weight on the reranker) each
+    document's reranker score is fused with its first-stage signal, the number in
+    ``metadata[first_stage_score_key]`` if you name that key, else its position in the input
+    (``fusion_method`` ``"zscore"``, ``"minmax"`` or ``"rrf"``). ``relevance_score`` is then the
+    fused score, and it is what orders, what ``score_threshold`` compares with and what
+    ``top_n`` cuts; ``metadata["reranker_score"]``, ``["first_stage_score"]`` (if a key was
+    named) and ``["first_stage_rank"]`` (1 = first) keep the parts.
 
     Setup:
         ``pip install "rerank-kit[langchain,flashrank]"``
@@ -146,6 +204,12 @@ class RerankCompressor(_BaseRerank):
             )
             docs = retriever.invoke("how do I reset my password?")
             docs = await retriever.ainvoke("how do I reset my password?")
+
+    Fuse with the retriever's score (when it writes one to metadata) or its order:
+        .. code-block:: python
+
+            fused = RerankCompressor(reranker=reranker, top_n=5, fusion=0.5,
+                                     first_stage_score_key="score")
     """
 
     reranker: Reranker = Field(description="The rerank-kit engine reranker to use.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,7 +16,15 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from rerank_kit import ListwiseLLMReranker, Ranked, Reranker
-from rerank_kit._adapt import OnError, Outcome, arun_rerank, run_rerank, validate_settings
+from rerank_kit._adapt import (
+    OnError,
+    Outcome,
+    arun_rerank,
+    fusion_setting,
+    run_rerank,
+    validate_settings,
+)
+from rerank_kit._fusion import FusionMethod
 from rerank_kit._registry import build_cascade, build_reranker
 
 __all__ = [
@@ -29,6 +38,7 @@ __all__ = [
 ]
 
 dispatcher = get_dispatcher(__name__)
+logger = logging.getLogger(__name__)
 
 
 class RerankedNodeWithScore(NodeWithScore):
@@ -39,9 +49,17 @@ class RerankedNodeWithScore(NodeWithScore):
     True if the passage was longer than the model's token limit; ``rerank_failed`` is True when
     ``on_error="passthrough"`` kept the first-stage order (``score`` is then the retrieval score);
     ``llm_repaired`` is True when an LLM reranker placed the node from an answer it had to repair.
+    With score fusion, ``score`` is the fused score, ``reranker_score`` the reranker's own and
+    ``first_stage_rank`` the node's position in the input (1 = first).
     """
 
     retrieval_score: float | None = Field(default=None, description="Score before reranking.")
+    reranker_score: float | None = Field(
+        default=None, description="With fusion: the reranker's own score (score is fused)."
+    )
+    first_stage_rank: int | None = Field(
+        default=None, description="With fusion: position in the first stage's list (1 = first)."
+    )
     stage_scores: dict[str, float] = Field(default_factory=dict, description="Cascade scores.")
     truncated: bool = Field(default=False, description="Passage cut at the token limit.")
     rerank_failed: bool = Field(default=False, description="Reranker failed; first-stage order.")
@@ -77,7 +95,19 @@ def _wrap(item: NodeWithScore, ranked: Ranked, failed: bool) -> RerankedNodeWith
         truncated=ranked.truncated,
         rerank_failed=failed,
         llm_repaired=ranked.llm_repaired,
+        reranker_score=None if ranked.reranker_score is None else float(ranked.reranker_score),
+        first_stage_rank=None if ranked.reranker_score is None else ranked.index + 1,
     )
+
+
+def _retrieval_scores(items: list[NodeWithScore]) -> list[float] | None:
+    """Every node's retrieval score, or ``None`` (fuse with the order) if any node has none."""
+    scores = [n.score for n in items]
+    if any(s is None for s in scores):
+        if any(s is not None for s in scores):
+            logger.debug("some nodes have no retrieval score; fusing with the first-stage order")
+        return None
+    return [float(s) for s in scores if s is not None]
 
 
 def _nodes(items: list[NodeWithScore], outcome: Outcome) -> list[NodeWithScore]:
@@ -99,10 +129,31 @@ class _BaseRerank(BaseNodePostprocessor):
         "rerank_failed=True, with a logged warning, if the reranker fails.",
     )
 
+    fusion: float | None = Field(
+        default=None,
+        description="Weight in [0, 1] on the reranker's score when fusing it with the "
+        "retrieval score (or, for nodes without one, the retrieval order); None: no fusion. "
+        "With fusion, score is the fused score and orders, filters and cuts.",
+    )
+    fusion_method: FusionMethod = Field(
+        default="zscore", description="'zscore', 'minmax' or 'rrf' (reciprocal rank fusion)."
+    )
+
     @model_validator(mode="after")
     def _check_settings(self) -> _BaseRerank:
         validate_settings(self.top_n, self.score_threshold)
+        fusion_setting(self.fusion, self.fusion_method)
         return self
+
+    def _run_kwargs(self, items: list[NodeWithScore]) -> dict[str, Any]:
+        fusion = fusion_setting(self.fusion, self.fusion_method)
+        return {
+            "top_n": self.top_n,
+            "score_threshold": self.score_threshold,
+            "on_error": self.on_error,
+            "fusion": fusion,
+            "first_stage_scores": _retrieval_scores(items) if fusion else None,
+        }
 
     def _get_reranker(self) -> Reranker:
         raise NotImplementedError
@@ -136,14 +187,7 @@ class _BaseRerank(BaseNodePostprocessor):
                 EventPayload.TOP_K: self.top_n,
             },
         ) as event:
-            outcome = run_rerank(
-                self._get_reranker(),
-                query,
-                texts,
-                top_n=self.top_n,
-                score_threshold=self.score_threshold,
-                on_error=self.on_error,
-            )
+            outcome = run_rerank(self._get_reranker(), query, texts, **self._run_kwargs(items))
             out = _nodes(items, outcome)
             event.on_end(payload={EventPayload.NODES: out})
         dispatcher.event(ReRankEndEvent(nodes=out))
@@ -157,14 +201,7 @@ class _BaseRerank(BaseNodePostprocessor):
         items = _check_nodes(nodes)
         query = self._start(query_bundle, items)
         texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in items]
-        outcome = await arun_rerank(
-            self._get_reranker(),
-            query,
-            texts,
-            top_n=self.top_n,
-            score_threshold=self.score_threshold,
-            on_error=self.on_error,
-        )
+        outcome = await arun_rerank(self._get_reranker(), query, texts, **self._run_kwargs(items))
         out = _nodes(items, outcome)
         dispatcher.event(ReRankEndEvent(nodes=out))
         return out
@@ -176,6 +213,13 @@ class RerankCompressor(_BaseRerank):
     (The name matches the LangChain adapter; ``RerankPostprocessor`` is an alias.) Returns new
     ``RerankedNodeWithScore`` objects: ``score`` is the rerank score, ``retrieval_score`` the
     first-stage one; input nodes are never modified.
+
+    Score fusion (every postprocessor here): with ``fusion=0.5`` (the weight on the reranker)
+    each node's reranker score is fused with its retrieval score (``NodeWithScore.score``; the
+    retrieval order if any node has none), per query (``fusion_method`` ``"zscore"``,
+    ``"minmax"`` or ``"rrf"``). ``score`` is then the fused score, and it is what orders, what
+    ``score_threshold`` compares with and what ``top_n`` cuts; ``reranker_score``,
+    ``retrieval_score`` and ``first_stage_rank`` keep the parts.
 
     Setup:
         ``pip install "rerank-kit[llamaindex,flashrank]"``
@@ -190,6 +234,11 @@ class RerankCompressor(_BaseRerank):
             engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])
             response = engine.query("how do I reset my password?")
             response = await engine.aquery("how do I reset my password?")
+
+    Fuse the reranker's score with the retrieval score:
+        .. code-block:: python
+
+            rerank = RerankCompressor(reranker=reranker, top_n=5, fusion=0.5)
     """
 
     reranker: Reranker = Field(description="The rerank-kit engine reranker to use.")

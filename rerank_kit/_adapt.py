@@ -12,9 +12,17 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rerank_kit._base import Reranker, check_threshold, check_threshold_supported, check_top_n
+from rerank_kit._fusion import Fusion, to_fusion
 from rerank_kit._types import Ranked
 
-__all__ = ["OnError", "Outcome", "arun_rerank", "run_rerank", "validate_settings"]
+__all__ = [
+    "OnError",
+    "Outcome",
+    "arun_rerank",
+    "fusion_setting",
+    "run_rerank",
+    "validate_settings",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +65,10 @@ def run_rerank(
     top_n: int | None,
     score_threshold: float | None,
     on_error: OnError = "raise",
+    first_stage_scores: Sequence[float] | None = None,
+    fusion: Fusion | None = None,
 ) -> Outcome:
-    """``reranker.rerank`` with the adapters' failure policy.
+    """``reranker.rerank`` with the adapters' failure policy (and score fusion, if given).
 
     Example:
         >>> from rerank_kit.testing import FakeReranker
@@ -69,7 +79,14 @@ def run_rerank(
     n, threshold = check_top_n(top_n), check_threshold(score_threshold)
     check_threshold_supported(reranker, threshold)  # a settings error, never passed through
     try:
-        ranked = reranker.rerank(query, texts, top_n=n, score_threshold=threshold)
+        ranked = reranker.rerank(
+            query,
+            texts,
+            top_n=n,
+            score_threshold=threshold,
+            first_stage_scores=first_stage_scores,
+            fusion=fusion,
+        )
     except Exception as exc:
         if on_error == "raise":
             raise
@@ -85,13 +102,22 @@ async def arun_rerank(
     top_n: int | None,
     score_threshold: float | None,
     on_error: OnError = "raise",
+    first_stage_scores: Sequence[float] | None = None,
+    fusion: Fusion | None = None,
 ) -> Outcome:
     """Async ``run_rerank``: the model runs in a worker thread."""
     _check_policy(on_error)
     n, threshold = check_top_n(top_n), check_threshold(score_threshold)
     check_threshold_supported(reranker, threshold)  # a settings error, never passed through
     try:
-        ranked = await reranker.arerank(query, texts, top_n=n, score_threshold=threshold)
+        ranked = await reranker.arerank(
+            query,
+            texts,
+            top_n=n,
+            score_threshold=threshold,
+            first_stage_scores=first_stage_scores,
+            fusion=fusion,
+        )
     except Exception as exc:
         if on_error == "raise":
             raise
@@ -103,3 +129,17 @@ def validate_settings(top_n: object, score_threshold: object) -> None:
     """Check adapter settings at construction, so a bad value fails early and clearly."""
     check_top_n(top_n)
     check_threshold(score_threshold)
+
+
+def fusion_setting(fusion: object, method: object) -> Fusion | None:
+    """The adapters' ``fusion`` / ``fusion_method`` settings as a ``Fusion`` (checked).
+
+    Example:
+        >>> fusion_setting(0.7, "minmax")
+        Fusion(weight=0.7, method='minmax')
+        >>> fusion_setting(None, "zscore") is None
+        True
+    """
+    if not isinstance(method, str):
+        raise TypeError(f"fusion_method must be a str, got {method!r}")
+    return to_fusion(fusion, method)

@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+from rerank_kit._fusion import Fusion, check_first_stage_scores, fuse_ranked, to_fusion
 from rerank_kit._types import Ranked
+from rerank_kit._windows import (
+    MIN_BUDGET,
+    WindowPlan,
+    aggregate,
+    check_long_documents,
+    make_windows,
+)
 
 __all__ = [
     "Reranker",
@@ -24,6 +33,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_MODE_SUFFIX = re.compile(r" \[long_documents=\w+\]$")
 
 
 def pair_overflow(
@@ -247,6 +258,69 @@ class Reranker(ABC):
         """``llm_repaired`` flags of this thread's last ``_score_checked`` (``None``: not an LLM)."""
         return None
 
+    #: ``"truncate"`` (default), ``"max"``, ``"mean"`` or ``"first"``: see ``set_long_documents``.
+    long_documents: str = "truncate"
+
+    def _window_plan(self, query: str) -> WindowPlan | None:
+        """How to split long passages for ``query`` (``None``: this backend cannot)."""
+        return None
+
+    def set_long_documents(self, mode: str) -> None:
+        """Choose how passages longer than the model's token limit are scored.
+
+        ``"truncate"`` (default) scores the start of the passage only (and flags it).
+        ``"max"``, ``"mean"`` and ``"first"`` split such a passage, with the model's own
+        tokenizer, into windows that fit beside the whole query (a quarter of each window
+        repeated in the next), score every window of every passage in the same batched call
+        as the short passages, and give the passage the max, mean or first of its windows'
+        scores. A windowed passage is not flagged as truncated (``"first"`` still flags it:
+        the rest was not read). Cost grows with the number of windows. The backends'
+        constructors take it as ``long_documents=``; a mode other than truncate is shown in
+        ``name``.
+
+        Example:
+            >>> from rerank_kit import load_reranker  # doctest: +SKIP
+            >>> r = load_reranker("bi-encoder:all-MiniLM-L6-v2", long_documents="max")  # doctest: +SKIP
+            >>> r.set_long_documents("truncate")  # doctest: +SKIP
+        """
+        mode = check_long_documents(mode)
+        if mode != "truncate" and type(self)._window_plan is Reranker._window_plan:
+            raise ValueError(
+                f"{type(self).__name__} cannot score long documents in windows; "
+                "use long_documents='truncate'"
+            )
+        self.long_documents = mode
+        base = _MODE_SUFFIX.sub("", self.name)
+        self.name = base if mode == "truncate" else f"{base} [long_documents={mode}]"
+
+    def _score_windows(self, query: str, texts: list[str]) -> tuple[Sequence[float], list[bool]]:
+        """Raw scores and truncation flags, scoring long passages in windows if asked to."""
+        mode = self.long_documents
+        plan = self._window_plan(query) if mode != "truncate" else None
+        if plan is not None and plan.budget >= MIN_BUDGET:
+            windows, owner, split = make_windows(texts, plan, first_only=mode == "first")
+            if any(split):
+                logger.debug("%s: %d passages -> %d windows", self.name, len(texts), len(windows))
+                raw = [float(x) for x in self._score(query, windows)]
+                if len(raw) != len(windows):
+                    raise RuntimeError(
+                        f"{self.name} returned {len(raw)} scores for {len(windows)} windows"
+                    )
+                wflags = self._truncated(query, windows) or [False] * len(windows)
+                flags = [mode == "first" and cut for cut in split]
+                for i, cut in zip(owner, wflags, strict=True):
+                    flags[i] = flags[i] or bool(cut)
+                return aggregate(raw, owner, len(texts), mode), flags
+        elif plan is not None:
+            logger.warning(
+                "%s: the query leaves only %d tokens for the passage; truncating instead of "
+                "scoring windows",
+                self.name,
+                plan.budget,
+            )
+        raw_scores = self._score(query, texts)
+        return raw_scores, list(self._truncated(query, texts) or [False] * len(texts))
+
     def _model_lock(self) -> threading.Lock:
         lock = self.__dict__.get("_lock")
         if lock is None:  # a subclass forgot super().__init__(); still stay thread-safe
@@ -297,8 +371,7 @@ class Reranker(ABC):
         cache: ScoreCache | None = self.__dict__.get("_score_cache")
         if cache is None:
             with self._model_lock():
-                raw = self._score(query, texts)
-                flags = self._truncated(query, texts)
+                raw, flags = self._score_windows(query, texts)
             scores = self._checked_floats(raw, len(texts))
             return scores, list(flags) if flags is not None else [False] * len(texts)
         found = cache.get(self.name, query, texts)
@@ -306,8 +379,7 @@ class Reranker(ABC):
         fresh: dict[str, tuple[float, bool]] = {}
         if missing:
             with self._model_lock():
-                raw = self._score(query, missing)
-                flags = self._truncated(query, missing)
+                raw, flags = self._score_windows(query, missing)
             new_scores = self._checked_floats(raw, len(missing))
             new_flags = list(flags) if flags is not None else [False] * len(missing)
             cache.put(self.name, query, missing, new_scores, new_flags)
@@ -353,17 +425,29 @@ class Reranker(ABC):
         *,
         top_n: int | None = None,
         score_threshold: float | None = None,
+        first_stage_scores: Sequence[float] | None = None,
+        fusion: float | Fusion | None = None,
     ) -> list[Ranked]:
         """Order ``texts`` by relevance to ``query``.
 
         Order is by score, highest first; equal scores keep their input order. The threshold
         filters first (scores ``>= score_threshold`` stay), then ``top_n`` cuts.
 
+        With ``fusion`` (a weight on the reranker in [0, 1], or a ``Fusion``), each candidate's
+        score is fused with its first-stage signal (``first_stage_scores``, else its input
+        position) per query, see ``rerank_kit._fusion``; then ``Ranked.score`` is the fused
+        score, which orders and is compared with ``score_threshold``, ``reranker_score`` the
+        model's own and ``first_stage_score`` the first-stage one. For a cascade, fusion
+        orders the last stage's survivors.
+
         Args:
             query: The search query (non-empty).
             texts: The candidate passages; never modified.
             top_n: Keep at most this many (``None`` keeps all; larger than the list keeps all).
             score_threshold: Drop candidates scoring below this value.
+            first_stage_scores: The first stage's score of each text (higher is better); used
+                only with ``fusion``.
+            fusion: ``None`` (reranker score only), a weight on the reranker, or a ``Fusion``.
 
         Returns:
             ``Ranked`` items whose ``index`` points into ``texts``.
@@ -379,9 +463,13 @@ class Reranker(ABC):
         n = check_top_n(top_n)
         threshold = check_threshold(score_threshold)
         check_threshold_supported(self, threshold)
+        fuser = to_fusion(fusion)
+        first = check_first_stage_scores(first_stage_scores, len(items))
         if not items:
             return []
         ranked = self._rank(q, items)
+        if fuser is not None:
+            ranked = fuse_ranked(ranked, first, fuser)
         if threshold is not None:
             ranked = [r for r in ranked if r.score >= threshold]
         if n is not None:
@@ -399,10 +487,18 @@ class Reranker(ABC):
         *,
         top_n: int | None = None,
         score_threshold: float | None = None,
+        first_stage_scores: Sequence[float] | None = None,
+        fusion: float | Fusion | None = None,
     ) -> list[Ranked]:
         """Async ``rerank``: runs in a worker thread, so the event loop keeps running."""
         return await asyncio.to_thread(
-            self.rerank, query, check_texts(texts), top_n=top_n, score_threshold=score_threshold
+            self.rerank,
+            query,
+            check_texts(texts),
+            top_n=top_n,
+            score_threshold=score_threshold,
+            first_stage_scores=first_stage_scores,
+            fusion=fusion,
         )
 
     def __repr__(self) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from rerank_kit._base import Reranker
 from rerank_kit._errors import missing_extra, require
 from rerank_kit._hub import resolve_hf_model
+from rerank_kit._windows import WindowPlan, hf_offsets
 
 __all__ = ["BiEncoderReranker"]
 
@@ -40,6 +41,9 @@ class BiEncoderReranker(Reranker):
         model_kwargs: Extra keyword arguments for ``SentenceTransformer(...)``.
         cache_size: Passage embeddings kept between calls (least recently used dropped first);
             ``0`` turns the cache off.
+        long_documents: ``"truncate"`` (default) scores only the start of a passage longer
+            than the token limit; ``"max"``, ``"mean"`` or ``"first"`` score it in overlapping
+            windows and aggregate (see ``Reranker.set_long_documents``).
 
     Example:
         >>> from rerank_kit import BiEncoderReranker  # doctest: +SKIP
@@ -59,6 +63,7 @@ class BiEncoderReranker(Reranker):
         query_prompt: str | None = None,
         model_kwargs: dict[str, Any] | None = None,
         cache_size: int = 10_000,
+        long_documents: str = "truncate",
     ) -> None:
         super().__init__()
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
@@ -79,6 +84,7 @@ class BiEncoderReranker(Reranker):
         self._hits = 0
         self._misses = 0
         self.model = SentenceTransformer(path, device=device, **(model_kwargs or {}))
+        self.set_long_documents(long_documents)
         logger.debug("loaded bi-encoder %s from %s", model, path)
 
     def cache_info(self) -> dict[str, int]:
@@ -132,6 +138,14 @@ class BiEncoderReranker(Reranker):
         q = self._encode([(self.query_prompt or "") + query])[0]
         sims = self._passage_embeddings(texts) @ np.asarray(q, dtype=np.float64)
         return [float(s) for s in sims]
+
+    def _window_plan(self, query: str) -> WindowPlan | None:
+        limit = getattr(self.model, "max_seq_length", None)
+        tokenizer: Any = getattr(self.model, "tokenizer", None)
+        if not limit or not getattr(tokenizer, "is_fast", False):
+            return None
+        # query and passage are embedded separately: a window has the whole limit
+        return WindowPlan(limit - tokenizer.num_special_tokens_to_add(False), hf_offsets(tokenizer))
 
     def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
         limit = getattr(self.model, "max_seq_length", None)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from rerank_kit._base import Reranker, check_query, check_texts, order_by_score
 from rerank_kit._types import Ranked
+from rerank_kit._windows import check_long_documents
 
 __all__ = ["CascadeReranker", "Stage"]
 
@@ -122,6 +123,13 @@ class CascadeReranker(Reranker):
             )
             for doc, s in zip(survivors, last, strict=True)
         ]
+
+    def set_long_documents(self, mode: str) -> None:
+        """Set ``long_documents`` on every stage (see ``Reranker.set_long_documents``)."""
+        check_long_documents(mode)
+        for stage in self.stages:
+            stage.reranker.set_long_documents(mode)
+        self.long_documents = mode
 
     def _score(self, query: str, texts: list[str]) -> Sequence[float]:
         out = [float("-inf")] * len(texts)

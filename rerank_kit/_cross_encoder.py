@@ -9,6 +9,7 @@ from typing import Any
 from rerank_kit._base import Reranker, ScoreCache, make_score_cache, pair_overflow
 from rerank_kit._errors import RerankError, missing_extra, require
 from rerank_kit._hub import resolve_hf_model
+from rerank_kit._windows import WindowPlan, hf_offsets
 
 __all__ = ["CrossEncoderReranker"]
 
@@ -55,6 +56,9 @@ class CrossEncoderReranker(Reranker):
             before is not scored again; ``cache_info()`` gives the hit counts.
         trust_remote_code: Let ``CrossEncoder`` run modelling code shipped with the model (only
             for repositories you trust; ``backend="torch"`` only).
+        long_documents: ``"truncate"`` (default) scores only the start of a passage longer
+            than the token limit; ``"max"``, ``"mean"`` or ``"first"`` score it in overlapping
+            windows and aggregate (see ``Reranker.set_long_documents``).
 
     Example:
         >>> from rerank_kit import CrossEncoderReranker  # doctest: +SKIP
@@ -81,6 +85,7 @@ class CrossEncoderReranker(Reranker):
         file_name: str | None = None,
         score_cache: int | ScoreCache | None = 0,
         trust_remote_code: bool = False,
+        long_documents: str = "truncate",
     ) -> None:
         super().__init__()
         self._score_cache = make_score_cache(score_cache)
@@ -110,6 +115,7 @@ class CrossEncoderReranker(Reranker):
             self.name = self._onnx.name
             self.batch_size = batch_size
             self.model: Any = None
+            self.set_long_documents(long_documents)
             return
         if quantize is not None:
             raise ValueError(f"quantize={quantize!r} needs backend='onnx'")
@@ -148,6 +154,7 @@ class CrossEncoderReranker(Reranker):
                 f"{model!r} has {num_labels} output labels; a reranker needs a one-label "
                 "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)"
             )
+        self.set_long_documents(long_documents)
         logger.debug("loaded cross-encoder %s from %s", model, path)
 
     @property
@@ -166,6 +173,17 @@ class CrossEncoderReranker(Reranker):
         pairs = [(query, text) for text in texts]
         scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
         return [float(s) for s in scores]
+
+    def _window_plan(self, query: str) -> WindowPlan | None:
+        if self._onnx is not None:
+            return self._onnx._window_plan(query)
+        limit = getattr(self.model, "max_seq_length", None)
+        tokenizer: Any = getattr(self.model, "tokenizer", None)
+        if not limit or not getattr(tokenizer, "is_fast", False):
+            return None
+        query_tokens = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
+        budget = limit - query_tokens - tokenizer.num_special_tokens_to_add(True)
+        return WindowPlan(budget, hf_offsets(tokenizer))
 
     def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
         if self._onnx is not None:

@@ -11,6 +11,7 @@ from typing import Any
 from rerank_kit._base import Reranker
 from rerank_kit._errors import ModelNotAvailableError, missing_extra
 from rerank_kit._hub import hub_offline
+from rerank_kit._windows import WindowPlan, tokenizers_offsets
 
 __all__ = ["FlashRankReranker"]
 
@@ -48,6 +49,9 @@ class FlashRankReranker(Reranker):
         cache_dir: Where FlashRank keeps (and would download) its named models; FlashRank's own
             default (``/tmp``) if ``None``.
         max_length: Truncate pairs to this many tokens.
+        long_documents: ``"truncate"`` (default) scores only the start of a passage longer
+            than the token limit; ``"max"``, ``"mean"`` or ``"first"`` score it in overlapping
+            windows and aggregate (see ``Reranker.set_long_documents``).
 
     Example:
         >>> from rerank_kit import FlashRankReranker  # doctest: +SKIP
@@ -62,6 +66,7 @@ class FlashRankReranker(Reranker):
         *,
         cache_dir: str | Path | None = None,
         max_length: int = 512,
+        long_documents: str = "truncate",
     ) -> None:
         super().__init__()
         try:
@@ -118,6 +123,7 @@ class FlashRankReranker(Reranker):
         counter.no_truncation()
         counter.no_padding()
         self._counter = counter
+        self.set_long_documents(long_documents)
 
     @staticmethod
     def _register_local(folder: Path, file_map: dict[str, Any]) -> tuple[str, Path]:
@@ -148,6 +154,14 @@ class FlashRankReranker(Reranker):
         for item in results:
             scores[int(item["id"])] = float(item["score"])
         return scores
+
+    def _window_plan(self, query: str) -> WindowPlan | None:
+        if not self.max_tokens:
+            return None
+        counter = self._counter
+        query_tokens = len(counter.encode(query, add_special_tokens=False).ids)
+        budget = self.max_tokens - query_tokens - counter.num_special_tokens_to_add(True)
+        return WindowPlan(budget, tokenizers_offsets(counter))
 
     def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
         limit = self.max_tokens

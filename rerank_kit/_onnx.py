@@ -33,6 +33,7 @@ from typing import Any
 from rerank_kit._base import Reranker, ScoreCache, make_score_cache
 from rerank_kit._errors import ModelNotAvailableError, RerankError, missing_extra
 from rerank_kit._hub import hub_offline, resolve_hf_model
+from rerank_kit._windows import WindowPlan, tokenizers_offsets
 from rerank_kit.models import BUNDLED_CROSS_ENCODER, bundled_cross_encoder, is_bundled_cross_encoder
 
 __all__ = ["OnnxCrossEncoderReranker", "default_cache_dir", "default_threads", "onnx_graphs"]
@@ -594,6 +595,9 @@ class OnnxCrossEncoderReranker(Reranker):
             folder or to its ``onnx/`` subfolder), e.g. ``"onnx/model_qint8_avx512.onnx"``.
         score_cache: Opt-in score cache: ``0`` (off, the default), the number of (query,
             passage) pairs to keep, or a ``ScoreCache`` shared with other rerankers.
+        long_documents: ``"truncate"`` (default) scores only the start of a passage longer
+            than the token limit; ``"max"``, ``"mean"`` or ``"first"`` score it in overlapping
+            windows and aggregate (see ``Reranker.set_long_documents``).
 
     Attributes:
         model_path: Local folder of the source model.
@@ -624,6 +628,7 @@ class OnnxCrossEncoderReranker(Reranker):
         max_batch_tokens: int | None = 2048,
         file_name: str | None = None,
         score_cache: int | ScoreCache | None = 0,
+        long_documents: str = "truncate",
     ) -> None:
         super().__init__()
         self._score_cache = make_score_cache(score_cache)
@@ -679,6 +684,7 @@ class OnnxCrossEncoderReranker(Reranker):
         self.max_length = max_length or limit
         self._inputs: list[str] = list(self._meta["inputs"])
         self._pad_id = int(self._meta["pad_token_id"])
+        self.set_long_documents(long_documents)
         logger.debug(
             "loaded %s (%s, %d threads, max_length %d)",
             self.onnx_path,
@@ -823,6 +829,11 @@ class OnnxCrossEncoderReranker(Reranker):
                 end = stop
             yield order[start:end]
             start = end
+
+    def _window_plan(self, query: str) -> WindowPlan:
+        query_tokens = len(self._tokenizer.encode(query, add_special_tokens=False).ids)
+        budget = self.max_length - query_tokens - self._pair_specials
+        return WindowPlan(budget, tokenizers_offsets(self._tokenizer))
 
     def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
         flags = getattr(self, "_last_truncated", None)

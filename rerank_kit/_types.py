@@ -22,6 +22,10 @@ class Ranked:
         llm_repaired: True if an LLM reranker placed this candidate from an answer it had to
             repair (unknown, duplicate or missing passage numbers) or could not parse at all
             (the candidate then kept its input order); see ``ListwiseLLMReranker``.
+        reranker_score: With score fusion, the reranker's own score (``score`` is then the
+            fused one); ``None`` without fusion.
+        first_stage_score: With score fusion, the first-stage score that was fused (``None``
+            without fusion, or when the first-stage order stood in for a score).
 
     Example:
         >>> from rerank_kit import Ranked
@@ -35,3 +39,5 @@ class Ranked:
     stage_scores: Mapping[str, float] = field(default_factory=dict)
     truncated: bool = False
     llm_repaired: bool = False
+    reranker_score: float | None = None
+    first_stage_score: float | None = None

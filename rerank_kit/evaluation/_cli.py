@@ -63,6 +63,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reranker spec, e.g. bi-encoder:all-MiniLM-L6-v2, flashrank:ms-marco-TinyBERT-L-2-v2 "
         "or a cascade 'A@20 >> B'; repeat to compare several",
     )
+    parser.add_argument(
+        "--fusion",
+        action="append",
+        type=float,
+        default=[],
+        metavar="WEIGHT",
+        help="also report each reranked system fused with its first stage's scores, WEIGHT "
+        "(0..1) on the reranker; repeat for several weights (no extra model calls)",
+    )
+    parser.add_argument(
+        "--fusion-method",
+        choices=["zscore", "minmax", "rrf"],
+        default="zscore",
+        help="how --fusion combines the scores (default zscore)",
+    )
+    parser.add_argument(
+        "--long-documents",
+        choices=["truncate", "max", "mean", "first"],
+        default=None,
+        metavar="MODE",
+        help="how rerankers treat passages longer than their token limit: truncate (their "
+        "default), or score token windows and take the max / mean / first window",
+    )
     parser.add_argument("--depth", type=int, default=100, help="candidates reranked (default 100)")
     parser.add_argument("--k", type=int, default=10, help="metric cut-off (default 10)")
     parser.add_argument("--split", default="test", help="BEIR qrels split (default test)")
@@ -111,6 +134,14 @@ def run(args: argparse.Namespace) -> int:
             return _err(f"{label} must be >= 1, got {value}")
     if args.limit_queries is not None and args.limit_queries < 1:
         return _err(f"--limit-queries must be >= 1, got {args.limit_queries}")
+    from rerank_kit._fusion import Fusion
+
+    try:
+        fusions = [Fusion(w, args.fusion_method) for w in args.fusion]
+    except ValueError as exc:
+        return _err(f"--fusion: {exc}")
+    if fusions and not args.reranker:
+        return _err("--fusion needs at least one --reranker (it fuses reranker scores)")
     engine_log = logging.getLogger("rerank_kit._base")
     quiet = _OnePerRunTruncationNotice()
     engine_log.addFilter(quiet)
@@ -126,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
             limit_queries=args.limit_queries,
             show_progress=not args.no_progress,
             cold_cache=args.cold_cache,
+            fusion=fusions,
+            long_documents=args.long_documents,
         )
     except (OSError, ValueError, ImportError, RerankError) as exc:
         return _err(str(exc))
@@ -145,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
             "embedding_model": args.embedding_model,
             "limit_queries": args.limit_queries,
             "cold_cache": args.cold_cache,
+            "fusion": [{"method": f.method, "weight": f.weight} for f in fusions],
+            "long_documents": args.long_documents,
         }
         out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         sys.stdout.write(f"wrote {out}\n")

@@ -13,6 +13,9 @@ from typing import Any
 
 from rerank_kit._base import Reranker
 from rerank_kit._errors import missing_extra
+from rerank_kit._fusion import Fusion, fuse_ranked, to_fusion
+from rerank_kit._types import Ranked
+from rerank_kit._windows import check_long_documents
 from rerank_kit.evaluation._dataset import Dataset
 from rerank_kit.evaluation._first_stage import (
     DEFAULT_EMBEDDING_MODEL,
@@ -43,6 +46,10 @@ class SystemResult:
         truncated: Share of the candidates the reranker saw only the start of, because the
             (query, passage) pair was longer than its token limit (``None`` without a reranker;
             0.0 for backends that cannot tell).
+        fusion: For a fused variant, its fusion (``{"method": ..., "weight": ...}``): the
+            reranker's scores fused with the first stage's, see ``compare(fusion=...)``;
+            ``reranker`` then names the reranker and the fusion, e.g.
+            ``"bi-encoder:all-MiniLM-L6-v2 (fused zscore w=0.5)"``.
 
     Example:
         >>> best = max(result.systems, key=lambda s: s.metrics["nDCG@10"])  # doctest: +SKIP
@@ -58,6 +65,7 @@ class SystemResult:
     per_query: Mapping[str, Mapping[str, float]] = field(repr=False)
     run: Mapping[str, Sequence[str]] = field(repr=False)
     truncated: float | None = None
+    fusion: Mapping[str, Any] | None = None
 
     def to_dict(self, *, per_query: bool = False) -> dict[str, Any]:
         """Plain dict for JSON (``per_query=True`` adds every query's metrics)."""
@@ -67,6 +75,7 @@ class SystemResult:
             "reranker": self.reranker,
             "metrics": dict(self.metrics),
             "truncated": self.truncated,
+            "fusion": None if self.fusion is None else dict(self.fusion),
             "latency_ms": {
                 stage: (stats.to_dict() if stats is not None else None)
                 for stage, stats in self.latency.items()
@@ -176,6 +185,7 @@ class ComparisonResult:
                 per_query=s.get("per_query", {}),
                 run={},
                 truncated=s.get("truncated"),
+                fusion=s.get("fusion"),
             )
             for s in data["systems"]
         )
@@ -262,7 +272,9 @@ def _ms(value: float | None) -> str:
     return f"{value:.2f}"
 
 
-def _resolve_rerankers(rerankers: Iterable[str | Reranker]) -> list[Reranker]:
+def _resolve_rerankers(
+    rerankers: Iterable[str | Reranker], long_documents: str | None = None
+) -> list[Reranker]:
     from rerank_kit._registry import load_reranker
 
     out: list[Reranker] = []
@@ -270,7 +282,10 @@ def _resolve_rerankers(rerankers: Iterable[str | Reranker]) -> list[Reranker]:
         if isinstance(item, Reranker):
             out.append(item)
         elif isinstance(item, str):
-            out.append(load_reranker(item))
+            model = load_reranker(item)
+            if long_documents is not None:
+                model.set_long_documents(long_documents)
+            out.append(model)
         else:
             raise TypeError(f"rerankers must be specs (str) or Reranker objects, got {item!r}")
     return out
@@ -318,18 +333,36 @@ def _clear_caches(reranker: Reranker) -> None:
         _clear_caches(stage.reranker)
 
 
-def _reranked_ids(
-    reranker: Reranker, query: str, hits: list[Hit], texts: list[str]
-) -> tuple[list[str], int]:
-    """Reranked ids (dropped candidates follow in first-stage order) and the truncated count."""
-    if not hits:
-        return [], 0
-    ranked = reranker.rerank(query, texts)
+def _ids(ranked: Sequence[Ranked], hits: list[Hit]) -> list[str]:
+    """Ranked ids; candidates the reranker dropped follow in first-stage order."""
     order = [hits[r.index][0] for r in ranked]
     if len(order) < len(hits):
         kept = set(order)
         order.extend(doc_id for doc_id, _ in hits if doc_id not in kept)
-    return order, sum(1 for r in ranked if r.truncated)
+    return order
+
+
+def _reranked(
+    reranker: Reranker, query: str, hits: list[Hit], texts: list[str]
+) -> tuple[list[Ranked], list[str], int]:
+    """The reranker's ranking, its ids (see ``_ids``) and how many candidates it truncated."""
+    if not hits:
+        return [], [], 0
+    ranked = reranker.rerank(query, texts)
+    return ranked, _ids(ranked, hits), sum(1 for r in ranked if r.truncated)
+
+
+def _check_fusions(fusion: Sequence[float | Fusion]) -> list[Fusion]:
+    if isinstance(fusion, (int, float, Fusion)):
+        fusion = [fusion]
+    out: list[Fusion] = []
+    for item in fusion:
+        f = to_fusion(item)
+        if f is None:
+            raise ValueError("fusion entries must be weights in [0, 1] or Fusion objects")
+        if f not in out:
+            out.append(f)
+    return out
 
 
 def compare(
@@ -344,6 +377,8 @@ def compare(
     show_progress: bool = False,
     warmup: bool = True,
     cold_cache: bool = False,
+    fusion: Sequence[float | Fusion] = (),
+    long_documents: str | None = None,
 ) -> ComparisonResult:
     """Measure what each reranker adds to each first stage, in quality and in latency.
 
@@ -373,6 +408,15 @@ def compare(
             timed call, so latency is that of passages never seen before. By default caches
             stay warm, as in a service that keeps running: over a fixed corpus each passage is
             encoded once, and most later candidates come from the cache.
+        fusion: Weights on the reranker (or ``Fusion`` objects; a weight means z-score
+            fusion): for each, every reranked system gets a fused variant, named
+            ``"<system> (fused zscore w=0.7)"``, whose order fuses the reranker's scores with
+            the first stage's scores of the same candidates (``Reranker.rerank(fusion=...)``).
+            Fused variants reuse the reranker's scores: no model runs again; their latency is
+            the reranker's plus the fusion's.
+        long_documents: For rerankers given as specs: ``"truncate"``, ``"max"``, ``"mean"`` or
+            ``"first"`` (see ``Reranker.set_long_documents``); ``None`` keeps their default.
+            Reranker objects keep their own setting.
 
     Returns:
         A ``ComparisonResult``: each first stage followed by its reranked variants.
@@ -400,7 +444,10 @@ def compare(
             raise missing_extra("eval", "tqdm", exc) from exc
         progress = tqdm
 
-    models = _resolve_rerankers(rerankers)
+    fusions = _check_fusions(fusion)
+    if long_documents is not None:
+        check_long_documents(long_documents)
+    models = _resolve_rerankers(rerankers, long_documents)
     stages, built = _resolve_first_stages(first_stage, embedding_model)
     try:
         return _run(
@@ -412,6 +459,7 @@ def compare(
             tqdm=progress,
             warmup=warmup,
             cold_cache=cold_cache,
+            fusions=fusions,
         )
     finally:
         for stage in built:
@@ -428,6 +476,7 @@ def _run(
     tqdm: Any,
     warmup: bool,
     cold_cache: bool = False,
+    fusions: Sequence[Fusion] = (),
 ) -> ComparisonResult:
     corpus = dataset.corpus
     for stage in stages:
@@ -447,10 +496,13 @@ def _run(
         for stage in stages:
             hits, texts, _ = candidates(stage, query)
             for model in models:
-                _reranked_ids(model, query, hits, texts)
+                _reranked(model, query, hits, texts)
 
     runs: dict[tuple[int, int | None], dict[str, list[str]]] = {}
     times: dict[tuple[int, int | None], list[float]] = {}
+    # fused variants: (stage, model, fusion) -> run, and the fusion's own time per query
+    fused_runs: dict[tuple[int, int, int], dict[str, list[str]]] = {}
+    fused_times: dict[tuple[int, int, int], list[float]] = {}
     first_times: dict[int, list[float]] = {i: [] for i in range(len(stages))}
     counts: dict[tuple[int, int], tuple[int, int]] = {}  # (candidates reranked, truncated)
     queries: Iterable[tuple[str, str]] = dataset.queries.items()
@@ -467,21 +519,36 @@ def _run(
                 if cold_cache:
                     _clear_caches(model)
                 start = time.perf_counter()
-                order, cut = _reranked_ids(model, query, hits, texts)
+                ranked, order, cut = _reranked(model, query, hits, texts)
                 times.setdefault((si, mi), []).append(time.perf_counter() - start)
                 runs.setdefault((si, mi), {})[qid] = order
+                first_scores = [score for _, score in hits]
+                for fi, fuser in enumerate(fusions):
+                    start = time.perf_counter()
+                    fused = fuse_ranked(ranked, first_scores, fuser)
+                    fused_times.setdefault((si, mi, fi), []).append(time.perf_counter() - start)
+                    fused_runs.setdefault((si, mi, fi), {})[qid] = _ids(fused, hits)
                 n_seen, n_cut = counts.get((si, mi), (0, 0))
                 counts[(si, mi)] = (n_seen + len(hits), n_cut + cut)
 
     qrels = dataset.judged_qrels
     systems: list[SystemResult] = []
+    variants: list[tuple[int | None, int | None]] = [(None, None)]
+    for model_index in range(len(models)):
+        variants.append((model_index, None))
+        variants.extend((model_index, fusion_index) for fusion_index in range(len(fusions)))
     for si in range(len(stages)):
         first = LatencyStats.from_seconds(first_times[si])
-        for mi in [None, *range(len(models))]:
-            run = runs[(si, mi)]
+        for variant, fusion_index in variants:
+            run = (
+                runs[(si, variant)]
+                if fusion_index is None or variant is None
+                else fused_runs[(si, variant, fusion_index)]
+            )
             means, per_query = evaluate_run(run, qrels, k=k, recall_depth=depth)
             truncated: float | None = None
-            if mi is None:
+            fusion_info: dict[str, Any] | None = None
+            if variant is None:
                 name, reranker_name = stage_names[si], None
                 latency: dict[str, LatencyStats | None] = {
                     "first_stage": first,
@@ -489,12 +556,22 @@ def _run(
                     "total": first,
                 }
             else:
-                reranker_name = model_names[mi]
+                reranker_name = model_names[variant]
+                rerank_times = times[(si, variant)]
+                if fusion_index is not None:
+                    fuser = fusions[fusion_index]
+                    reranker_name = f"{reranker_name} ({fuser.label})"
+                    fusion_info = {"method": fuser.method, "weight": fuser.weight}
+                    rerank_times = [
+                        a + b
+                        for a, b in zip(
+                            rerank_times, fused_times[(si, variant, fusion_index)], strict=True
+                        )
+                    ]
                 name = f"{stage_names[si]} >> {reranker_name}"
-                rerank_times = times[(si, mi)]
-                seen, cut = counts[(si, mi)]
+                seen, cut = counts[(si, variant)]
                 truncated = cut / seen if seen else 0.0
-                if cut:
+                if cut and fusion_index is None:
                     logger.warning(
                         "%s: %d of %d candidates (%.0f%%) were longer than the model's token "
                         "limit; only their start was scored",
@@ -512,7 +589,15 @@ def _run(
                 }
             systems.append(
                 SystemResult(
-                    name, stage_names[si], reranker_name, means, latency, per_query, run, truncated
+                    name,
+                    stage_names[si],
+                    reranker_name,
+                    means,
+                    latency,
+                    per_query,
+                    run,
+                    truncated,
+                    fusion_info,
                 )
             )
             logger.info("%s: %s", name, ", ".join(f"{m}={v:.4f}" for m, v in means.items()))
