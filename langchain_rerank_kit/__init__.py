@@ -22,6 +22,7 @@ from langchain_rerank_kit._compressors import (
     CascadeRerank,
     CrossEncoderRerank,
     FlashRankRerank,
+    RemoteRerank,
     RerankCompressor,
 )
 
@@ -30,5 +31,6 @@ __all__ = [
     "CascadeRerank",
     "CrossEncoderRerank",
     "FlashRankRerank",
+    "RemoteRerank",
     "RerankCompressor",
 ]

@@ -20,6 +20,7 @@ from rerank_kit._errors import ModelNotAvailableError, RerankError
 from rerank_kit._flashrank import FlashRankReranker
 from rerank_kit._onnx import OnnxCrossEncoderReranker
 from rerank_kit._registry import load_reranker
+from rerank_kit._remote import RemoteReranker
 from rerank_kit._types import Ranked
 
 __version__ = "0.1.0"
@@ -32,6 +33,7 @@ __all__ = [
     "ModelNotAvailableError",
     "OnnxCrossEncoderReranker",
     "Ranked",
+    "RemoteReranker",
     "RerankError",
     "Reranker",
     "Stage",

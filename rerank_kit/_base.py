@@ -19,6 +19,8 @@ __all__ = [
     "check_threshold",
     "check_top_n",
     "pair_overflow",
+    "ranked_by_score",
+    "select",
 ]
 
 logger = logging.getLogger(__name__)
@@ -105,6 +107,22 @@ def order_by_score(scores: Sequence[float]) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: -scores[i])
 
 
+def ranked_by_score(scores: Sequence[float], truncated: Sequence[bool]) -> list[Ranked]:
+    """``Ranked`` items for checked scores, best first (ties keep input order)."""
+    return [
+        Ranked(index=i, score=scores[i], truncated=truncated[i]) for i in order_by_score(scores)
+    ]
+
+
+def select(ranked: list[Ranked], threshold: float | None, top_n: int | None) -> list[Ranked]:
+    """Apply the threshold (scores ``>= threshold`` stay), then cut to ``top_n``."""
+    if threshold is not None:
+        ranked = [r for r in ranked if r.score >= threshold]
+    if top_n is not None:
+        ranked = ranked[:top_n]
+    return ranked
+
+
 class Reranker(ABC):
     """Scores (query, text) pairs and orders texts by relevance.
 
@@ -171,6 +189,12 @@ class Reranker(ABC):
         with self._model_lock():
             raw = self._score(query, texts)
             flags = self._truncated(query, texts)
+        return self._checked_scores(texts, raw, flags)
+
+    def _checked_scores(
+        self, texts: list[str], raw: Sequence[float], flags: Sequence[bool] | None
+    ) -> tuple[list[float], list[bool]]:
+        """Raw model output as floats (count and NaN checked) plus truncation flags."""
         scores = [float(s) for s in raw]
         if len(scores) != len(texts):
             raise RuntimeError(f"{self.name} returned {len(scores)} scores for {len(texts)} texts")
@@ -190,10 +214,7 @@ class Reranker(ABC):
 
     def _rank(self, query: str, texts: list[str]) -> list[Ranked]:
         """Every candidate that survives this reranker, best first (before threshold/top_n)."""
-        scores, truncated = self._score_checked(query, texts)
-        return [
-            Ranked(index=i, score=scores[i], truncated=truncated[i]) for i in order_by_score(scores)
-        ]
+        return ranked_by_score(*self._score_checked(query, texts))
 
     def rerank(
         self,
@@ -229,12 +250,7 @@ class Reranker(ABC):
         threshold = check_threshold(score_threshold)
         if not items:
             return []
-        ranked = self._rank(q, items)
-        if threshold is not None:
-            ranked = [r for r in ranked if r.score >= threshold]
-        if n is not None:
-            ranked = ranked[:n]
-        return ranked
+        return select(self._rank(q, items), threshold, n)
 
     async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
         """Async ``score``: runs in a worker thread, so the event loop keeps running."""
