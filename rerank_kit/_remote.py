@@ -483,22 +483,25 @@ class RemoteReranker(Reranker):
                 f"no API key: set the {profile.key_env} environment variable or pass api_key=...",
             )
         self._key = _Secret(key) if key else None
-        headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
-        headers.update(profile.headers)
-        if self._key is not None:
-            if profile.auth == "api-key":
-                headers["Api-Key"] = self._key.value
-            else:
-                headers["Authorization"] = f"Bearer {self._key.value}"
-        self._headers = headers
         self._httpx_timeout = httpx.Timeout(self.timeout)
-        self._client = httpx.Client(headers=headers, timeout=self._httpx_timeout)
+        self._client = httpx.Client(headers=self._headers(), timeout=self._httpx_timeout)
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
         self._rng = random.Random()
 
     # ---------------------------------------------------------------- construction helpers
+
+    def _headers(self) -> dict[str, str]:
+        """Request headers, built on demand so no attribute but the secret holds the key."""
+        headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
+        headers.update(self.profile.headers)
+        if self._key is not None:
+            if self.profile.auth == "api-key":
+                headers["Api-Key"] = self._key.value
+            else:
+                headers["Authorization"] = f"Bearer {self._key.value}"
+        return headers
 
     @staticmethod
     def _env_key(profile: Profile) -> str | None:
@@ -751,7 +754,7 @@ class RemoteReranker(Reranker):
         loop = asyncio.get_running_loop()
         client = self._aclients.get(loop)
         if client is None:
-            client = httpx.AsyncClient(headers=self._headers, timeout=self._httpx_timeout)
+            client = httpx.AsyncClient(headers=self._headers(), timeout=self._httpx_timeout)
             self._aclients[loop] = client
         return client
 

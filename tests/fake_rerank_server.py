@@ -79,7 +79,10 @@ def error_body(provider: str, status: int, message: str) -> Any:
         return {"id": str(uuid.uuid4()), "message": message}
     if provider == "pinecone":
         codes = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 429: "RESOURCE_EXHAUSTED"}
-        return {"error": {"code": codes.get(status, "UNKNOWN"), "message": message}, "status": status}
+        return {
+            "error": {"code": codes.get(status, "UNKNOWN"), "message": message},
+            "status": status,
+        }
     if provider == "tei":
         kinds = {413: "validation", 422: "validation", 429: "overloaded", 401: "unauthorized"}
         return {"error": message, "error_type": kinds.get(status, "backend")}
@@ -110,7 +113,12 @@ def success_body(provider: str, model: str, results: list[tuple[int, float]]) ->
     if provider == "jina":
         return {"model": model, "usage": {"total_tokens": 42}, "results": items}
     if provider == "zeroentropy":
-        return {"results": items, "total_bytes": 1, "total_tokens": 1, "actual_latency_mode": "fast"}
+        return {
+            "results": items,
+            "total_bytes": 1,
+            "total_tokens": 1,
+            "actual_latency_mode": "fast",
+        }
     return {  # infinity
         "object": "rerank",
         "results": items,
@@ -189,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None or "/" + rest != route[0]:
             self._send(404, {"detail": "Not Found"})
             return
-        path, auth_header, auth_value, limit = route
+        _, auth_header, auth_value, limit = route
         if state.delay:
             time.sleep(state.delay)
         if fault == "drop":
@@ -228,6 +236,11 @@ class _Handler(BaseHTTPRequestHandler):
             status = 413 if provider == "tei" else 400
             self._send(status, error_body(provider, status, f"at most {limit} documents"))
             return
+        if provider == "zeroentropy":
+            used = sum(150 + len(query.encode()) + len(d.encode()) for d in docs)
+            if used > 5_000_000:
+                self._send(400, error_body(provider, 400, "payload over 5,000,000 bytes"))
+                return
         scores = relevance(query, docs)
         order = sorted(range(len(docs)), key=lambda i: -scores[i])
         results: list[tuple[int, Any]] = [(i, scores[i]) for i in order]

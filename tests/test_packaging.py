@@ -21,6 +21,7 @@ EXPECTED_ALL = {
         "ModelNotAvailableError",
         "OnnxCrossEncoderReranker",
         "Ranked",
+        "RemoteReranker",
         "RerankError",
         "Reranker",
         "Stage",
@@ -32,6 +33,7 @@ EXPECTED_ALL = {
         "CascadeRerank",
         "CrossEncoderRerank",
         "FlashRankRerank",
+        "RemoteRerank",
         "RerankCompressor",
     },
     "llamaindex_rerank_kit": {
@@ -39,6 +41,7 @@ EXPECTED_ALL = {
         "CascadeRerank",
         "CrossEncoderRerank",
         "FlashRankRerank",
+        "RemoteRerank",
         "RerankCompressor",
         "RerankPostprocessor",
         "RerankedNodeWithScore",
@@ -84,6 +87,7 @@ def test_engine_imports_no_framework_and_no_model_library() -> None:
         "langchain_core",
         "llama_index",
         "chromadb",
+        "httpx",
     ):
         assert heavy not in mods, heavy  # type: ignore[operator]
 
@@ -128,6 +132,11 @@ def test_flashrank_user_never_imports_torch(tiny_flashrank_dir: Path) -> None:
             "from rerank_kit import FlashRankReranker as C; C()",
             ("flashrank",),
             'pip install "rerank-kit[flashrank]"',
+        ),
+        (
+            "from rerank_kit import RemoteReranker as C; C('tei:http://localhost:1')",
+            ("httpx",),
+            'pip install "rerank-kit[remote]"',
         ),
         ("import langchain_rerank_kit", ("langchain_core",), 'pip install "rerank-kit[langchain]"'),
         ("import llamaindex_rerank_kit", ("llama_index",), 'pip install "rerank-kit[llamaindex]"'),
