@@ -519,3 +519,69 @@ def test_100_concurrent_arerank_calls_overlap(server: FakeRerankServer) -> None:
     assert concurrent == sequential
     assert elapsed < 0.5 * 100 * 0.05, f"{elapsed:.2f} s: the calls did not overlap"
     assert server.state.max_in_flight >= 20
+
+
+# ----------------------------------------------------------------------- CLI and events
+
+
+def test_remote_specs_in_rerank_kit_eval(
+    server: FakeRerankServer, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from rerank_kit.cli import main
+
+    docs = ["red apple pie", "jet engines", "apple orchards in autumn", "pear tart", "engines"]
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(
+        "".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(docs))
+    )
+    judgments = tmp_path / "qs.jsonl"
+    rows = [
+        {"query": "red apple", "relevant": ["d0"]},
+        {"query": "jet engines", "relevant": ["d1"]},
+    ]
+    judgments.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tei = f"tei:{server.url}/tei"
+    cascade = f"{tei}@2 >> infinity:{server.url}/infinity#tiny-ce"
+    args = ["eval", str(judgments), "--corpus", str(corpus), "--no-progress", "--depth", "5"]
+    args += ["--reranker", tei, "--reranker", cascade, "--json", str(tmp_path / "out.json")]
+    code = main(args)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert tei in out
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["settings"]["rerankers"] == [tei, cascade]
+    assert {r.provider for r in server.state.requests} == {"tei", "infinity"}
+
+
+def test_llamaindex_remote_rerank_emits_events_and_has_a_class_name(
+    server: FakeRerankServer,
+) -> None:
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+    from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+
+    from llamaindex_rerank_kit import RemoteRerank
+
+    seen: list[Any] = []
+
+    class Collect(BaseEventHandler):
+        def handle(self, event: Any, **kwargs: Any) -> None:
+            if isinstance(event, (ReRankStartEvent, ReRankEndEvent)):
+                seen.append(event)
+
+    root = get_dispatcher()
+    handler = Collect()
+    root.add_event_handler(handler)
+    try:
+        spec = f"tei:{server.url}/tei"
+        post = RemoteRerank(model=spec, top_n=2)
+        assert post.class_name() == "RemoteRerank"
+        post.postprocess_nodes(_li_nodes(TEXTS), query_str=QUERY)
+        asyncio.run(post.apostprocess_nodes(_li_nodes(TEXTS), query_str=QUERY))
+    finally:
+        root.event_handlers.remove(handler)
+    starts = [e for e in seen if isinstance(e, ReRankStartEvent)]
+    assert len(starts) == 2 and all(e.model_name == spec for e in starts)
+    assert sum(isinstance(e, ReRankEndEvent) for e in seen) == 2
