@@ -212,6 +212,10 @@ class Reranker(ABC):
             )
         return scores, truncated
 
+    async def _ascore_checked(self, query: str, texts: list[str]) -> tuple[list[float], list[bool]]:
+        """Async ``_score_checked``: a worker thread here; network rerankers await instead."""
+        return await asyncio.to_thread(self._score_checked, query, texts)
+
     def _rank(self, query: str, texts: list[str]) -> list[Ranked]:
         """Every candidate that survives this reranker, best first (before threshold/top_n)."""
         return ranked_by_score(*self._score_checked(query, texts))

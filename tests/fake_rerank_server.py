@@ -260,6 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # listen backlog: 100+ clients connect at once in the tests
     state: State
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -519,6 +519,7 @@ def test_100_concurrent_arerank_calls_overlap(server: FakeRerankServer) -> None:
     assert concurrent == sequential
     assert elapsed < 0.5 * 100 * 0.05, f"{elapsed:.2f} s: the calls did not overlap"
     assert server.state.max_in_flight >= 20
+    assert len(server.state.requests) == 201  # 100 sequential + 1 warm-up + 100: no retries
 
 
 # ----------------------------------------------------------------------- CLI and events
@@ -585,3 +586,23 @@ def test_llamaindex_remote_rerank_emits_events_and_has_a_class_name(
     starts = [e for e in seen if isinstance(e, ReRankStartEvent)]
     assert len(starts) == 2 and all(e.model_name == spec for e in starts)
     assert sum(isinstance(e, ReRankEndEvent) for e in seen) == 2
+
+
+def test_async_cascade_with_a_remote_stage_awaits_the_network(server: FakeRerankServer) -> None:
+    """A cascade's arerank awaits its remote stage: 30 queries overlap beyond any thread pool."""
+    from rerank_kit import CascadeReranker
+    from rerank_kit.testing import FakeReranker
+
+    spec, kwargs = spec_for("cohere", server.url)
+    cascade = CascadeReranker([(FakeReranker(), 4), RemoteReranker(spec, **kwargs)])
+    queries = [f"red apple recipe {i}" for i in range(30)]
+    sequential = [cascade.rerank(q, TEXTS, top_n=2) for q in queries]
+    assert all(len(r[0].stage_scores) == 2 for r in sequential)
+    server.state.delay = 0.1
+    server.state.max_in_flight = 0
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(*(cascade.arerank(q, TEXTS, top_n=2) for q in queries))
+
+    assert asyncio.run(main()) == sequential
+    assert server.state.max_in_flight >= 20  # a worker-thread pool (2 cores: 6 threads) could not
