@@ -223,8 +223,8 @@ def test_zeroentropy_splits_on_its_byte_budget(server: FakeRerankServer) -> None
 def test_transient_faults_are_retried(server: FakeRerankServer, surface: str, fault: str) -> None:
     provider = "cohere" if fault in ("429", "drop") else "pinecone"
     spec, kwargs = spec_for(provider, server.url)
-    kwargs.update(timeout=0.5, max_retries=2, retry=FAST)
-    server.state.slow = 1.0
+    kwargs.update(timeout=0.8, max_retries=2, retry=FAST)
+    server.state.slow = 1.5
     server.queue(fault)
     start = time.perf_counter()
     got, failed = run_surface(surface, spec, kwargs, QUERY, TEXTS)
@@ -387,7 +387,7 @@ def test_tei_batch_size_can_follow_the_server_setting(server: FakeRerankServer) 
     reranker = load_reranker(f"tei:{server.url}/tei", batch_size=8)
     texts = [f"red apple {i}" for i in range(20)]
     assert reranker.score("red apple", texts) == relevance("red apple", texts)
-    assert [len(r.body["texts"]) for r in server.state.requests] == [8, 8, 4]
+    assert sorted(len(r.body["texts"]) for r in server.state.requests) == [4, 8, 8]
 
 
 def test_remote_stage_in_a_cascade_and_thresholds(server: FakeRerankServer) -> None:
@@ -518,7 +518,7 @@ def test_100_concurrent_arerank_calls_overlap(server: FakeRerankServer) -> None:
     print(f"100 concurrent arerank calls, 50 ms server delay each: {elapsed * 1000:.0f} ms")
     assert concurrent == sequential
     assert elapsed < 0.5 * 100 * 0.05, f"{elapsed:.2f} s: the calls did not overlap"
-    assert server.state.max_in_flight >= 20
+    assert server.state.max_in_flight >= 10
     assert len(server.state.requests) == 201  # 100 sequential + 1 warm-up + 100: no retries
 
 
@@ -598,11 +598,12 @@ def test_async_cascade_with_a_remote_stage_awaits_the_network(server: FakeRerank
     queries = [f"red apple recipe {i}" for i in range(30)]
     sequential = [cascade.rerank(q, TEXTS, top_n=2) for q in queries]
     assert all(len(r[0].stage_scores) == 2 for r in sequential)
-    server.state.delay = 0.1
+    server.state.delay = 0.2
     server.state.max_in_flight = 0
 
     async def main() -> list[Any]:
         return await asyncio.gather(*(cascade.arerank(q, TEXTS, top_n=2) for q in queries))
 
     assert asyncio.run(main()) == sequential
-    assert server.state.max_in_flight >= 20  # a worker-thread pool (2 cores: 6 threads) could not
+    # more requests at once than the default worker-thread pool has threads (2 cores: 6)
+    assert server.state.max_in_flight >= 10
