@@ -607,3 +607,32 @@ def test_async_cascade_with_a_remote_stage_awaits_the_network(server: FakeRerank
     assert asyncio.run(main()) == sequential
     # more requests at once than the default worker-thread pool has threads (2 cores: 6)
     assert server.state.max_in_flight >= 10
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_providers_error_body_is_read(server: FakeRerankServer, provider: str) -> None:
+    spec, kwargs = spec_for(provider, server.url)
+    reranker = load_reranker(spec, max_retries=0, **kwargs)
+    server.queue("400")
+    with pytest.raises(
+        RerankError, match=rf"^{provider}: HTTP 4\d\d from .*model 'nope' not found"
+    ):
+        reranker.rerank(QUERY, TEXTS)
+    server.queue("429")
+    with pytest.raises(RerankError, match=rf"^{provider}: rate limited .*Too many requests"):
+        reranker.rerank(QUERY, TEXTS)
+
+
+def test_clients_close(server: FakeRerankServer) -> None:
+    spec, kwargs = spec_for("tei", server.url)
+    with RemoteReranker(spec, **kwargs) as reranker:
+        assert reranker.score(QUERY, TEXTS) == relevance(QUERY, TEXTS)
+    assert reranker._client.is_closed
+
+    async def main() -> None:
+        async with RemoteReranker(spec, **kwargs) as r:
+            assert await r.ascore(QUERY, TEXTS) == relevance(QUERY, TEXTS)
+            client = r._aclient()
+        assert client.is_closed and r._client.is_closed
+
+    asyncio.run(main())
