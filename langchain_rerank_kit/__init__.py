@@ -23,6 +23,7 @@ from langchain_rerank_kit._compressors import (
     CrossEncoderRerank,
     FlashRankRerank,
     ListwiseLLMRerank,
+    RemoteRerank,
     RerankCompressor,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "CrossEncoderRerank",
     "FlashRankRerank",
     "ListwiseLLMRerank",
+    "RemoteRerank",
     "RerankCompressor",
 ]

@@ -28,6 +28,7 @@ __all__ = [
     "CrossEncoderRerank",
     "FlashRankRerank",
     "ListwiseLLMRerank",
+    "RemoteRerank",
     "RerankCompressor",
 ]
 
@@ -308,6 +309,64 @@ def _stages(stages: Any) -> Any:
         (model._get_reranker() if isinstance(model, _BaseRerank) else model, keep)
         for model, keep in stages
     ]
+
+
+class RemoteRerank(_ModelRerank):
+    """A hosted rerank API or a self-hosted serving engine (TEI, Infinity) as a LangChain document compressor.
+
+    ``model`` is a remote spec: ``cohere:rerank-v3.5``, ``voyage:rerank-2.5``,
+    ``jina:jina-reranker-v2-base-multilingual``, ``pinecone:bge-reranker-v2-m3``,
+    ``zeroentropy:zerank-1-small``, ``tei:http://HOST:PORT`` or ``infinity:http://HOST:PORT#MODEL``.
+    ``model_kwargs`` go to :class:`rerank_kit.RemoteReranker` (``api_key``, ``base_url``,
+    ``timeout``, ``max_retries``, ``batch_size``); they are left out of the repr and of
+    serialisation, so a key passed there is never printed. Scores are the provider's relevance
+    scores; the async path awaits an ``httpx.AsyncClient`` (no worker thread).
+
+    Setup:
+        ``pip install "rerank-kit[langchain,remote]"``
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_rerank_kit import RemoteRerank
+
+            compressor = RemoteRerank(model="cohere:rerank-v3.5", top_n=5)  # reads COHERE_API_KEY
+            # the same pipeline on your own GPU pool (TEI behind a load balancer):
+            compressor = RemoteRerank(model="tei:http://rerank.internal:8080", top_n=5,
+                                      model_kwargs={"timeout": 5, "max_retries": 2})
+
+    Use with ``ContextualCompressionRetriever``:
+        .. code-block:: python
+
+            from langchain_classic.retrievers import ContextualCompressionRetriever
+
+            retriever = ContextualCompressionRetriever(
+                base_compressor=compressor, base_retriever=vectorstore.as_retriever(search_kwargs={"k": 20})
+            )
+            docs = await retriever.ainvoke("how do I reset my password?")  # truly async (httpx)
+    """
+
+    model: str = Field(
+        default="cohere:rerank-v3.5",
+        description="Remote spec, e.g. 'cohere:rerank-v3.5' or 'tei:http://HOST:PORT'.",
+    )
+    model_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        repr=False,
+        exclude=True,
+        description="Keyword arguments for RemoteReranker (api_key, base_url, timeout, ...).",
+    )
+
+    def model_post_init(self, context: Any, /) -> None:
+        from rerank_kit import RemoteReranker
+
+        self._reranker = RemoteReranker(self.model, **self.model_kwargs)
+
+    def _get_reranker(self) -> Reranker:
+        if self._reranker is None:  # pragma: no cover - set in model_post_init
+            self.model_post_init(None)
+        assert self._reranker is not None
+        return self._reranker
 
 
 class CascadeRerank(_BaseRerank):

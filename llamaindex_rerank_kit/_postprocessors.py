@@ -350,6 +350,64 @@ def _stages(stages: Any) -> Any:
     ]
 
 
+class RemoteRerank(_ModelRerank):
+    """A hosted rerank API or a self-hosted serving engine (TEI, Infinity) as a LlamaIndex node postprocessor.
+
+    ``model`` is a remote spec: ``cohere:rerank-v3.5``, ``voyage:rerank-2.5``,
+    ``jina:jina-reranker-v2-base-multilingual``, ``pinecone:bge-reranker-v2-m3``,
+    ``zeroentropy:zerank-1-small``, ``tei:http://HOST:PORT`` or ``infinity:http://HOST:PORT#MODEL``.
+    ``model_kwargs`` go to :class:`rerank_kit.RemoteReranker` (``api_key``, ``base_url``,
+    ``timeout``, ``max_retries``, ``batch_size``); they are left out of the repr and of
+    serialisation, so a key passed there is never printed. Scores are the provider's relevance
+    scores; the async path awaits an ``httpx.AsyncClient`` (no worker thread).
+
+    Setup:
+        ``pip install "rerank-kit[llamaindex,remote]"``
+
+    Instantiate:
+        .. code-block:: python
+
+            from llamaindex_rerank_kit import RemoteRerank
+
+            rerank = RemoteRerank(model="voyage:rerank-2.5", top_n=5)  # reads VOYAGE_API_KEY
+            rerank = RemoteRerank(model="infinity:http://rerank.internal:7997#BAAI/bge-reranker-base",
+                                  top_n=5, model_kwargs={"timeout": 5})
+
+    Use in a query engine:
+        .. code-block:: python
+
+            engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])
+            response = await engine.aquery("how do I reset my password?")  # truly async (httpx)
+    """
+
+    model: str = Field(
+        default="cohere:rerank-v3.5",
+        description="Remote spec, e.g. 'cohere:rerank-v3.5' or 'tei:http://HOST:PORT'.",
+    )
+    model_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        repr=False,
+        exclude=True,
+        description="Keyword arguments for RemoteReranker (api_key, base_url, timeout, ...).",
+    )
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Class name."""
+        return "RemoteRerank"
+
+    def model_post_init(self, context: Any, /) -> None:
+        from rerank_kit import RemoteReranker
+
+        self._reranker = RemoteReranker(self.model, **self.model_kwargs)
+
+    def _get_reranker(self) -> Reranker:
+        if self._reranker is None:  # pragma: no cover - set in model_post_init
+            self.model_post_init(None)
+        assert self._reranker is not None
+        return self._reranker
+
+
 class CascadeRerank(_BaseRerank):
     """A cascade (cheap model prunes, better model orders) as a LlamaIndex node postprocessor.
 

@@ -21,6 +21,7 @@ from rerank_kit._flashrank import FlashRankReranker
 from rerank_kit._listwise import ListwiseLLMReranker
 from rerank_kit._onnx import OnnxCrossEncoderReranker
 from rerank_kit._registry import load_reranker
+from rerank_kit._remote import RemoteReranker
 from rerank_kit._types import Ranked
 
 __version__ = "0.1.0"
@@ -34,6 +35,7 @@ __all__ = [
     "ModelNotAvailableError",
     "OnnxCrossEncoderReranker",
     "Ranked",
+    "RemoteReranker",
     "RerankError",
     "Reranker",
     "ScoreCache",

@@ -30,6 +30,8 @@ __all__ = [
     "check_threshold_supported",
     "check_top_n",
     "pair_overflow",
+    "ranked_by_score",
+    "select",
 ]
 
 logger = logging.getLogger(__name__)
@@ -219,6 +221,22 @@ def order_by_score(scores: Sequence[float]) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: -scores[i])
 
 
+def ranked_by_score(scores: Sequence[float], truncated: Sequence[bool]) -> list[Ranked]:
+    """``Ranked`` items for checked scores, best first (ties keep input order)."""
+    return [
+        Ranked(index=i, score=scores[i], truncated=truncated[i]) for i in order_by_score(scores)
+    ]
+
+
+def select(ranked: list[Ranked], threshold: float | None, top_n: int | None) -> list[Ranked]:
+    """Apply the threshold (scores ``>= threshold`` stay), then cut to ``top_n``."""
+    if threshold is not None:
+        ranked = [r for r in ranked if r.score >= threshold]
+    if top_n is not None:
+        ranked = ranked[:top_n]
+    return ranked
+
+
 class Reranker(ABC):
     """Scores (query, text) pairs and orders texts by relevance.
 
@@ -401,6 +419,19 @@ class Reranker(ABC):
         if not texts:
             return [], []
         scores, truncated = self._model_scores(query, texts)
+        return self._checked_scores(texts, scores, truncated)
+
+    def _checked_scores(
+        self, texts: list[str], raw: Sequence[float], flags: Sequence[bool] | None
+    ) -> tuple[list[float], list[bool]]:
+        """Raw model output as floats (count and NaN checked) plus truncation flags."""
+        scores = [float(s) for s in raw]
+        if len(scores) != len(texts):
+            raise RuntimeError(f"{self.name} returned {len(scores)} scores for {len(texts)} texts")
+        for i, s in enumerate(scores):
+            if math.isnan(s):
+                raise RuntimeError(f"{self.name} returned NaN for texts[{i}]")
+        truncated = list(flags) if flags is not None else [False] * len(texts)
         if any(truncated):
             logger.warning(
                 "%s: %d of %d passages were longer than the model's token limit and were "
@@ -411,12 +442,13 @@ class Reranker(ABC):
             )
         return scores, truncated
 
+    async def _ascore_checked(self, query: str, texts: list[str]) -> tuple[list[float], list[bool]]:
+        """Async ``_score_checked``: a worker thread here; network rerankers await instead."""
+        return await asyncio.to_thread(self._score_checked, query, texts)
+
     def _rank(self, query: str, texts: list[str]) -> list[Ranked]:
         """Every candidate that survives this reranker, best first (before threshold/top_n)."""
-        scores, truncated = self._score_checked(query, texts)
-        return [
-            Ranked(index=i, score=scores[i], truncated=truncated[i]) for i in order_by_score(scores)
-        ]
+        return ranked_by_score(*self._score_checked(query, texts))
 
     def rerank(
         self,
@@ -470,11 +502,7 @@ class Reranker(ABC):
         ranked = self._rank(q, items)
         if fuser is not None:
             ranked = fuse_ranked(ranked, first, fuser)
-        if threshold is not None:
-            ranked = [r for r in ranked if r.score >= threshold]
-        if n is not None:
-            ranked = ranked[:n]
-        return ranked
+        return select(ranked, threshold, n)
 
     async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
         """Async ``score``: runs in a worker thread, so the event loop keeps running."""

@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rerank_kit._base import Reranker, check_query, check_texts, order_by_score
+from rerank_kit._base import (
+    Reranker,
+    check_query,
+    check_texts,
+    check_threshold,
+    check_threshold_supported,
+    check_top_n,
+    order_by_score,
+    select,
+)
+from rerank_kit._fusion import Fusion, check_first_stage_scores, fuse_ranked, to_fusion
 from rerank_kit._types import Ranked
 from rerank_kit._windows import check_long_documents
 
@@ -32,6 +42,46 @@ class Stage:
 
 
 StageLike = Stage | tuple[Reranker, int | None] | Reranker
+
+
+class _Run:
+    """The state of one cascade run: survivors, every stage's scores, truncation flags."""
+
+    def __init__(self, n: int) -> None:
+        self.survivors = list(range(n))
+        self.per_doc: dict[int, dict[str, float]] = {i: {} for i in self.survivors}
+        self.truncated: set[int] = set()
+        self.repaired: set[int] = set()
+        self.last: list[float] = []
+
+    def texts(self, texts: list[str]) -> list[str]:
+        return [texts[i] for i in self.survivors]
+
+    def record(self, stage: Stage, name: str, scores: list[float], flags: list[bool]) -> None:
+        fixed = stage.reranker._llm_repaired() or [False] * len(scores)
+        for doc, s, cut, fix in zip(self.survivors, scores, flags, fixed, strict=True):
+            self.per_doc[doc][name] = s
+            if cut:
+                self.truncated.add(doc)
+            if fix:
+                self.repaired.add(doc)
+        order = order_by_score(scores)
+        if stage.keep is not None:
+            order = order[: stage.keep]
+        self.survivors = [self.survivors[j] for j in order]
+        self.last = [scores[j] for j in order]
+
+    def ranked(self) -> list[Ranked]:
+        return [
+            Ranked(
+                index=d,
+                score=s,
+                stage_scores=dict(self.per_doc[d]),
+                truncated=d in self.truncated,
+                llm_repaired=d in self.repaired,
+            )
+            for d, s in zip(self.survivors, self.last, strict=True)
+        ]
 
 
 class CascadeReranker(Reranker):
@@ -94,35 +144,41 @@ class CascadeReranker(Reranker):
         )
 
     def _rank(self, query: str, texts: list[str]) -> list[Ranked]:
-        survivors = list(range(len(texts)))
-        per_doc: dict[int, dict[str, float]] = {i: {} for i in survivors}
-        truncated: set[int] = set()
-        repaired: set[int] = set()
-        last: list[float] = []
+        run = _Run(len(texts))
         for stage, name in zip(self.stages, self.stage_names, strict=True):
-            scores, flags = stage.reranker._score_checked(query, [texts[i] for i in survivors])
-            fixed = stage.reranker._llm_repaired() or [False] * len(survivors)
-            for doc, s, cut, fix in zip(survivors, scores, flags, fixed, strict=True):
-                per_doc[doc][name] = s
-                if cut:
-                    truncated.add(doc)
-                if fix:
-                    repaired.add(doc)
-            order = order_by_score(scores)
-            if stage.keep is not None:
-                order = order[: stage.keep]
-            survivors = [survivors[j] for j in order]
-            last = [scores[j] for j in order]
-        return [
-            Ranked(
-                index=doc,
-                score=s,
-                stage_scores=dict(per_doc[doc]),
-                truncated=doc in truncated,
-                llm_repaired=doc in repaired,
-            )
-            for doc, s in zip(survivors, last, strict=True)
-        ]
+            run.record(stage, name, *stage.reranker._score_checked(query, run.texts(texts)))
+        return run.ranked()
+
+    async def _arank(self, query: str, texts: list[str]) -> list[Ranked]:
+        """``_rank`` with each stage's async scoring (remote stages await the network)."""
+        run = _Run(len(texts))
+        for stage, name in zip(self.stages, self.stage_names, strict=True):
+            scored = await stage.reranker._ascore_checked(query, run.texts(texts))
+            run.record(stage, name, *scored)
+        return run.ranked()
+
+    async def arerank(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+        first_stage_scores: Sequence[float] | None = None,
+        fusion: float | Fusion | None = None,
+    ) -> list[Ranked]:
+        """Async ``rerank``: local stages run in a worker thread, remote stages await httpx."""
+        q, items = check_query(query), check_texts(texts)
+        n, threshold = check_top_n(top_n), check_threshold(score_threshold)
+        check_threshold_supported(self, threshold)
+        fuser = to_fusion(fusion)
+        first = check_first_stage_scores(first_stage_scores, len(items))
+        if not items:
+            return []
+        ranked = await self._arank(q, items)
+        if fuser is not None:
+            ranked = fuse_ranked(ranked, first, fuser)
+        return select(ranked, threshold, n)
 
     def set_long_documents(self, mode: str) -> None:
         """Set ``long_documents`` on every stage (see ``Reranker.set_long_documents``)."""

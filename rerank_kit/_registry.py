@@ -8,10 +8,12 @@ from typing import Any
 
 from rerank_kit._base import Reranker
 
-__all__ = ["KINDS", "build_cascade", "build_reranker", "load_reranker"]
+__all__ = ["KINDS", "REMOTE_KINDS", "build_cascade", "build_reranker", "load_reranker"]
 
+#: Remote providers (``rerank_kit._remote.PROFILES``): hosted APIs and self-hosted engines.
+REMOTE_KINDS = ("cohere", "voyage", "jina", "pinecone", "zeroentropy", "tei", "infinity")
 #: Spec prefixes understood by ``load_reranker``.
-KINDS = ("cross-encoder", "flashrank", "bi-encoder", "onnx", "onnx-int8")
+KINDS = ("cross-encoder", "flashrank", "bi-encoder", "onnx", "onnx-int8", *REMOTE_KINDS)
 _KEEP = re.compile(r"^(?P<spec>.+?)@(?P<keep>\d+)$")
 
 
@@ -24,12 +26,21 @@ def _builders() -> dict[str, Callable[..., Reranker]]:
     def onnx_int8(model: str, **kwargs: Any) -> Reranker:
         return OnnxCrossEncoderReranker(model, quantize="int8", **kwargs)
 
+    def remote(kind: str) -> Callable[..., Reranker]:
+        def build(model: str, **kwargs: Any) -> Reranker:
+            from rerank_kit._remote import RemoteReranker
+
+            return RemoteReranker(kind, model, **kwargs)
+
+        return build
+
     return {
         "cross-encoder": CrossEncoderReranker,
         "flashrank": FlashRankReranker,
         "bi-encoder": BiEncoderReranker,
         "onnx": OnnxCrossEncoderReranker,
         "onnx-int8": onnx_int8,
+        **{kind: remote(kind) for kind in REMOTE_KINDS},
     }
 
 
@@ -100,6 +111,11 @@ def load_reranker(spec: str, **kwargs: Any) -> Reranker:
         - ``"cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2"`` (Hub id or local path)
         - ``"flashrank:ms-marco-TinyBERT-L-2-v2"`` (FlashRank name or local folder)
         - ``"bi-encoder:sentence-transformers/all-MiniLM-L6-v2"`` (Hub id or local path)
+        - hosted APIs: ``"cohere:rerank-v3.5"``, ``"voyage:rerank-2.5"``,
+          ``"jina:jina-reranker-v2-base-multilingual"``, ``"pinecone:bge-reranker-v2-m3"``,
+          ``"zeroentropy:zerank-1-small"`` (key from the provider's variable, e.g.
+          ``COHERE_API_KEY``); self-hosted engines: ``"tei:http://HOST:PORT"``,
+          ``"infinity:http://HOST:PORT#MODEL"`` (see ``RemoteReranker``)
         - cascade: stages joined by ``>>``, each ending in ``@KEEP`` (how many it passes on;
           optional on the last stage), e.g.
           ``"flashrank:ms-marco-TinyBERT-L-2-v2@20 >> cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2"``
@@ -107,7 +123,8 @@ def load_reranker(spec: str, **kwargs: Any) -> Reranker:
     Args:
         spec: The spec string.
         **kwargs: Passed to the reranker's constructor (single-model specs only), e.g.
-            ``cache_dir=`` for FlashRank or ``batch_size=``.
+            ``cache_dir=`` for FlashRank, ``batch_size=``, or ``api_key=``/``base_url=``/
+            ``timeout=``/``max_retries=`` for remote specs.
 
     Returns:
         A ``Reranker``.

@@ -22,6 +22,7 @@ EXPECTED_ALL = {
         "ModelNotAvailableError",
         "OnnxCrossEncoderReranker",
         "Ranked",
+        "RemoteReranker",
         "RerankError",
         "Reranker",
         "ScoreCache",
@@ -35,6 +36,7 @@ EXPECTED_ALL = {
         "CrossEncoderRerank",
         "FlashRankRerank",
         "ListwiseLLMRerank",
+        "RemoteRerank",
         "RerankCompressor",
     },
     "llamaindex_rerank_kit": {
@@ -43,6 +45,7 @@ EXPECTED_ALL = {
         "CrossEncoderRerank",
         "FlashRankRerank",
         "ListwiseLLMRerank",
+        "RemoteRerank",
         "RerankCompressor",
         "RerankPostprocessor",
         "RerankedNodeWithScore",
@@ -88,6 +91,7 @@ def test_engine_imports_no_framework_and_no_model_library() -> None:
         "langchain_core",
         "llama_index",
         "chromadb",
+        "httpx",
     ):
         assert heavy not in mods, heavy  # type: ignore[operator]
 
@@ -133,6 +137,11 @@ def test_flashrank_user_never_imports_torch(tiny_flashrank_dir: Path) -> None:
             ("flashrank",),
             'pip install "rerank-kit[flashrank]"',
         ),
+        (
+            "from rerank_kit import RemoteReranker as C; C('tei:http://localhost:1')",
+            ("httpx",),
+            'pip install "rerank-kit[remote]"',
+        ),
         ("import langchain_rerank_kit", ("langchain_core",), 'pip install "rerank-kit[langchain]"'),
         ("import llamaindex_rerank_kit", ("llama_index",), 'pip install "rerank-kit[llamaindex]"'),
     ],
@@ -167,6 +176,7 @@ def test_langchain_classic_is_a_declared_dependency_of_the_langchain_extra() -> 
         "rerank_kit._types",
         "rerank_kit._adapt",
         "rerank_kit._listwise",
+        "rerank_kit._remote",
         "rerank_kit.testing",
         "rerank_kit.demo",
     ],
