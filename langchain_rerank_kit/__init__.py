@@ -25,6 +25,7 @@ from langchain_rerank_kit._compressors import (
     ListwiseLLMRerank,
     RemoteRerank,
     RerankCompressor,
+    from_config,
 )
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "ListwiseLLMRerank",
     "RemoteRerank",
     "RerankCompressor",
+    "from_config",
 ]

@@ -23,6 +23,7 @@ from rerank_kit._fusion import FusionMethod
 from rerank_kit._registry import build_cascade, build_reranker
 
 __all__ = [
+    "from_config",
     "BiEncoderRerank",
     "CascadeRerank",
     "CrossEncoderRerank",
@@ -505,3 +506,35 @@ class ListwiseLLMRerank(_BaseRerank):
 
     def _get_reranker(self) -> Reranker:
         return self.reranker
+
+
+def from_config(
+    config: Any, *, first_stage_score_key: str | None = None, **kwargs: Any
+) -> RerankCompressor:
+    """The tuned pipeline that ``rerank-kit tune --config FILE`` saved, in one call.
+
+    Builds the reranker and sets ``top_n``, ``score_threshold``, ``fusion`` and
+    ``fusion_method`` from the file (or a ``rerank_kit.PipelineConfig``); ``config.depth`` is how
+    many candidates the first stage should retrieve.
+
+    Args:
+        config: Path of the JSON file, or a ``PipelineConfig``.
+        first_stage_score_key: The metadata key holding the first-stage score (fusion falls
+            back to the input order without it).
+        **kwargs: Passed to ``load_reranker`` (e.g. ``threads=``).
+
+    Example:
+        >>> rerank = from_config("pipeline.json")  # doctest: +SKIP
+    """
+    from rerank_kit import load_pipeline
+
+    pipeline = load_pipeline(config, **kwargs)
+    settings = pipeline.config
+    return RerankCompressor(
+        reranker=pipeline.reranker,
+        top_n=settings.top_n,
+        score_threshold=settings.score_threshold,
+        fusion=settings.fusion_weight,
+        fusion_method=settings.fusion_method,  # type: ignore[arg-type]
+        first_stage_score_key=first_stage_score_key,
+    )

@@ -27,6 +27,7 @@ from llamaindex_rerank_kit._postprocessors import (
     RerankCompressor,
     RerankedNodeWithScore,
     RerankPostprocessor,
+    from_config,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "ListwiseLLMRerank",
     "RemoteRerank",
     "RerankCompressor",
+    "from_config",
     "RerankPostprocessor",
     "RerankedNodeWithScore",
 ]

@@ -20,6 +20,7 @@ from rerank_kit._errors import ModelNotAvailableError, RerankError
 from rerank_kit._flashrank import FlashRankReranker
 from rerank_kit._listwise import ListwiseLLMReranker
 from rerank_kit._onnx import OnnxCrossEncoderReranker
+from rerank_kit._pipeline import Pipeline, PipelineConfig, load_pipeline
 from rerank_kit._registry import load_reranker
 from rerank_kit._remote import RemoteReranker
 from rerank_kit._types import Ranked
@@ -34,6 +35,8 @@ __all__ = [
     "ListwiseLLMReranker",
     "ModelNotAvailableError",
     "OnnxCrossEncoderReranker",
+    "Pipeline",
+    "PipelineConfig",
     "Ranked",
     "RemoteReranker",
     "RerankError",
@@ -41,5 +44,6 @@ __all__ = [
     "ScoreCache",
     "Stage",
     "__version__",
+    "load_pipeline",
     "load_reranker",
 ]

@@ -33,12 +33,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if eval_cli is not None:
         eval_parser = sub.add_parser("eval", help="measure what reranking buys on a dataset")
         eval_cli.add_arguments(eval_parser)
+        tune_cli = importlib.import_module("rerank_kit.evaluation._tune_cli")
+        tune_parser = sub.add_parser("tune", help="choose pipeline settings on judged queries")
+        tune_cli.add_arguments(tune_parser)
 
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo.run(args)
     if eval_cli is None:  # pragma: no cover - argparse rejects unknown subcommands first
         parser.error(f"unknown command {args.command!r}")
+    if args.command == "tune":
+        return tune_cli.run(args)
     return eval_cli.run(args)
 
 

@@ -21,6 +21,8 @@ EXPECTED_ALL = {
         "ListwiseLLMReranker",
         "ModelNotAvailableError",
         "OnnxCrossEncoderReranker",
+        "Pipeline",
+        "PipelineConfig",
         "Ranked",
         "RemoteReranker",
         "RerankError",
@@ -28,6 +30,7 @@ EXPECTED_ALL = {
         "ScoreCache",
         "Stage",
         "__version__",
+        "load_pipeline",
         "load_reranker",
     },
     "langchain_rerank_kit": {
@@ -38,6 +41,7 @@ EXPECTED_ALL = {
         "ListwiseLLMRerank",
         "RemoteRerank",
         "RerankCompressor",
+        "from_config",
     },
     "llamaindex_rerank_kit": {
         "BiEncoderRerank",
@@ -47,6 +51,7 @@ EXPECTED_ALL = {
         "ListwiseLLMRerank",
         "RemoteRerank",
         "RerankCompressor",
+        "from_config",
         "RerankPostprocessor",
         "RerankedNodeWithScore",
     },

@@ -53,6 +53,7 @@ from rerank_kit.evaluation._metrics import (
     recall_at_k,
 )
 from rerank_kit.evaluation._plot import plot_quality_latency
+from rerank_kit.evaluation._tune import TuneResult, bootstrap_ci, tune
 
 __all__ = [
     "FIRST_STAGES",
@@ -67,6 +68,8 @@ __all__ = [
     "LatencyStats",
     "Qrels",
     "SystemResult",
+    "TuneResult",
+    "bootstrap_ci",
     "build_first_stages",
     "compare",
     "evaluate_ranking",
@@ -83,4 +86,5 @@ __all__ = [
     "precision_at_k",
     "recall_at_k",
     "reciprocal_rank_fusion",
+    "tune",
 ]

@@ -1,0 +1,106 @@
+"""``rerank-kit tune``: choose a pipeline's settings on judged queries, report held-out gains.
+
+Example:
+    rerank-kit tune data/beir/cisi --reranker onnx:cross-encoder/ms-marco-MiniLM-L-12-v2 \
+        --first-stage bm25 --config pipeline.json --json tune.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from rerank_kit._errors import RerankError
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``tune`` options to ``parser``.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_arguments(parser)
+        >>> parser.parse_args(["data", "--reranker", "x:y"]).folds
+        5
+    """
+    parser.description = (
+        "Choose candidate depth, score fusion and first stage on judged queries by "
+        "cross-fitting, and report the held-out gain over the default pipeline."
+    )
+    parser.add_argument("data", metavar="DATA", help="BEIR folder, or hand-written judgments")
+    parser.add_argument("--reranker", required=True, metavar="SPEC", help="load_reranker spec")
+    parser.add_argument(
+        "--first-stage",
+        action="append",
+        choices=["bm25", "dense", "hybrid"],
+        help="first stage(s) to choose from (repeatable; default bm25)",
+    )
+    parser.add_argument(
+        "--depth", type=int, action="append", help="candidate depths to try (default 20 50 100)"
+    )
+    parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the query split (default 0)")
+    parser.add_argument(
+        "--test-size",
+        type=float,
+        metavar="SHARE",
+        help="hold out this share of the queries once instead of cross-fitting",
+    )
+    parser.add_argument("--top-n", type=int, default=10, help="top_n written to the config")
+    parser.add_argument(
+        "--target-precision",
+        type=float,
+        metavar="P",
+        help="also choose a score_threshold whose kept candidates reach this precision",
+    )
+    parser.add_argument("--split", default="test", help="BEIR qrels split (default test)")
+    parser.add_argument("--corpus", metavar="FILE", help="corpus file for hand-written judgments")
+    parser.add_argument("--limit-queries", type=int, metavar="N", help="only the first N queries")
+    parser.add_argument("--config", metavar="OUT", help="write the tuned settings here (JSON)")
+    parser.add_argument("--json", metavar="OUT", help="write the report here (JSON)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``tune`` for parsed arguments; returns the exit code."""
+    from rerank_kit.evaluation._dataset import load_dataset
+    from rerank_kit.evaluation._tune import DEFAULT_DEPTHS, tune
+
+    logging.getLogger("rerank_kit").addHandler(logging.NullHandler())
+    try:
+        data = load_dataset(args.data, split=args.split, corpus=args.corpus)
+        if args.limit_queries:
+            data = data.head(args.limit_queries)
+        result = tune(
+            data,
+            args.reranker,
+            first_stage=args.first_stage or ["bm25"],
+            depths=args.depth or DEFAULT_DEPTHS,
+            folds=args.folds,
+            seed=args.seed,
+            test_size=args.test_size,
+            top_n=args.top_n,
+            target_precision=args.target_precision,
+            show_progress=not args.no_progress,
+        )
+    except (ValueError, OSError, RerankError) as exc:
+        print(f"rerank-kit tune: error: {exc}", file=sys.stderr)
+        return 2
+    split = result.folds
+    how = (
+        f"{split['folds']}-fold cross-fitting by query, seed {split['seed']}"
+        if "folds" in split
+        else f"one split, {split['test_size']:.0%} held out, seed {split['seed']}"
+    )
+    print(f"{data.name}: {len(data.queries)} judged queries; {how}")
+    print(result.to_table())
+    if args.config:
+        print(f"config written to {result.config.save(args.config)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"report written to {args.json}")
+    return 0
