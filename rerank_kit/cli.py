@@ -36,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tune_cli = importlib.import_module("rerank_kit.evaluation._tune_cli")
         tune_parser = sub.add_parser("tune", help="choose pipeline settings on judged queries")
         tune_cli.add_arguments(tune_parser)
+        train_parser = sub.add_parser("train", help="fine-tune a model on judged queries")
+        tune_cli.add_train_arguments(train_parser)
 
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -44,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown command {args.command!r}")
     if args.command == "tune":
         return tune_cli.run(args)
+    if args.command == "train":
+        return tune_cli.run_train(args)
     return eval_cli.run(args)
 
 

@@ -149,3 +149,55 @@ def test_cli_tune_on_a_cisi_slice(tmp_path: Path, capsys: pytest.CaptureFixture[
     data = load_dataset(SHARED / "cisi").head(9)
     assert set(report["per_query"]) == set(data.queries)
     assert main(["tune", str(tmp_path / "missing"), "--reranker", "x:y"]) == 2
+
+
+@pytest.mark.models
+def test_train_cross_encoder_never_sees_test_queries(
+    tiny_ce_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    datasets = pytest.importorskip("datasets")
+    from rerank_kit import load_reranker
+    from rerank_kit.cli import main
+    from rerank_kit.evaluation import train
+
+    seen: list[str] = []
+    real = datasets.Dataset.from_dict
+
+    def spy(mapping: dict, *args: object, **kwargs: object) -> object:
+        seen.extend(mapping.get("query", mapping.get("anchor", [])))
+        return real(mapping, *args, **kwargs)
+
+    monkeypatch.setattr(datasets.Dataset, "from_dict", spy)
+    data = _dataset()
+    result = train(
+        data, f"cross-encoder:{tiny_ce_dir}", tmp_path / "model", depth=10, negatives=3, seed=4
+    )
+    test_texts = {data.queries[q] for q in result.test_queries}
+    assert result.test_queries and result.train_queries and result.dev_queries
+    assert not set(result.test_queries) & (set(result.train_queries) | set(result.dev_queries))
+    assert seen and not test_texts & set(seen)  # the trainer never saw a test query
+    assert {p[0] for p in result.pairs} <= {data.queries[q] for q in result.train_queries}
+    assert {p[2] for p in result.pairs} == {0.0, 1.0}
+    assert set(result.before) == set(result.after) and "nDCG@10" in result.after
+    for spec in ("cross-encoder", "onnx"):  # the saved folder loads through every spec
+        assert len(load_reranker(f"{spec}:{result.model_dir}").score("laptop fan", ["a"])) == 1
+    assert not (result.model_dir / "checkpoints").exists()
+    # the CLI prints the same kind of report
+    out = tmp_path / "train.json"
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "corpus.jsonl").write_text(
+        "".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in data.corpus.values())
+    )
+    (data_dir / "judgments.jsonl").write_text(
+        "".join(
+            json.dumps({"query": data.queries[q], "relevant": dict(data.qrels[q])}) + "\n"
+            for q in data.queries
+        )
+    )
+    args = ["train", str(data_dir), "--model", f"cross-encoder:{tiny_ce_dir}"]
+    args += ["--out", str(tmp_path / "cli-model"), "--depth", "10", "--json", str(out)]
+    assert main([*args, "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    assert report["queries"]["test"] == len(result.test_queries)
+    assert main(["train", str(data_dir), "--model", "flashrank:x", "--out", "o"]) == 2

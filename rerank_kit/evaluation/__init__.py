@@ -53,6 +53,7 @@ from rerank_kit.evaluation._metrics import (
     recall_at_k,
 )
 from rerank_kit.evaluation._plot import plot_quality_latency
+from rerank_kit.evaluation._train import TrainResult, train
 from rerank_kit.evaluation._tune import TuneResult, bootstrap_ci, tune
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "LatencyStats",
     "Qrels",
     "SystemResult",
+    "TrainResult",
     "TuneResult",
     "bootstrap_ci",
     "build_first_stages",
@@ -86,5 +88,6 @@ __all__ = [
     "precision_at_k",
     "recall_at_k",
     "reciprocal_rank_fusion",
+    "train",
     "tune",
 ]

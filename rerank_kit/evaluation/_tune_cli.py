@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rerank_kit._errors import RerankError
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "add_train_arguments", "run", "run_train"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,4 +103,75 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"report written to {args.json}")
+    return 0
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``train`` options to ``parser``."""
+    parser.description = (
+        "Fine-tune a cross-encoder or bi-encoder on the training queries (negatives mined from "
+        "the first stage, a dev split for early stopping) and compare it with the original "
+        "model on held-out test queries."
+    )
+    parser.add_argument("data", metavar="DATA", help="BEIR folder, or hand-written judgments")
+    parser.add_argument(
+        "--model", required=True, metavar="SPEC", help="cross-encoder:ID_OR_PATH or bi-encoder:..."
+    )
+    parser.add_argument("--out", required=True, metavar="FOLDER", help="where to save the model")
+    parser.add_argument("--first-stage", default="bm25", choices=["bm25", "dense", "hybrid"])
+    parser.add_argument("--depth", type=int, default=50, help="candidates per query (default 50)")
+    parser.add_argument("--negatives", type=int, default=7, help="mined negatives per positive")
+    parser.add_argument("--test-size", type=float, default=0.3, help="held-out share (0.3)")
+    parser.add_argument("--dev-size", type=float, default=0.1, help="early-stopping share (0.1)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", default="test", help="BEIR qrels split (default test)")
+    parser.add_argument("--corpus", metavar="FILE", help="corpus file for hand-written judgments")
+    parser.add_argument("--limit-queries", type=int, metavar="N", help="only the first N queries")
+    parser.add_argument("--json", metavar="OUT", help="write the report here (JSON)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``train`` for parsed arguments; returns the exit code."""
+    from rerank_kit.evaluation._dataset import load_dataset
+    from rerank_kit.evaluation._train import train
+
+    try:
+        data = load_dataset(args.data, split=args.split, corpus=args.corpus)
+        if args.limit_queries:
+            data = data.head(args.limit_queries)
+        result = train(
+            data,
+            args.model,
+            args.out,
+            first_stage=args.first_stage,
+            depth=args.depth,
+            negatives=args.negatives,
+            test_size=args.test_size,
+            dev_size=args.dev_size,
+            seed=args.seed,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            show_progress=not args.no_progress,
+        )
+    except (ValueError, OSError, RerankError, ImportError) as exc:
+        print(f"rerank-kit train: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{data.name}: {len(result.train_queries)} training, {len(result.dev_queries)} dev, "
+        f"{len(result.test_queries)} test queries (seed {args.seed}); {len(result.pairs)} pairs"
+    )
+    for label, metrics in (("before", result.before), ("after", result.after)):
+        print(f"{label:8}" + "".join(f"  {n} {v:.3f}" for n, v in metrics.items()))
+    diff = result.difference
+    lo, hi = diff["ci95"]
+    print(
+        f"after - before nDCG@10 {diff['mean']:+.3f}  95% CI [{lo:+.3f}, {hi:+.3f}]  "
+        f"better {diff['better']}, worse {diff['worse']}"
+    )
+    print(f"model saved to {result.model_dir} (use it as {result.kind}:{result.model_dir})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     return 0

@@ -1,0 +1,364 @@
+"""``train``: fine-tune a cross-encoder or bi-encoder on judged queries, proven on held-out ones.
+
+The judged queries are split by query (seeded) into training, dev and test queries. Training
+pairs come from the training queries only: each relevant document is a positive, and the
+first stage's best-ranked documents judged or assumed not relevant are the mined negatives.
+sentence-transformers' own trainers do the work (``CrossEncoderTrainer`` with binary
+cross-entropy, or ``SentenceTransformerTrainer`` with a multiple-negatives ranking loss), with the
+dev queries' pairs as the evaluation set for early stopping. The model is saved as a folder
+that every spec loads (``cross-encoder:FOLDER``, ``onnx:FOLDER``, ``bi-encoder:FOLDER``), and the
+held-out comparison reranks the test queries' candidates with the model before and after.
+
+The test queries never reach training, the dev split or any choice: ``TrainResult`` lists the
+three query sets, and a test checks that no test query is in what the trainer saw.
+
+Example:
+    >>> from rerank_kit.evaluation import load_dataset, train  # doctest: +SKIP
+    >>> result = train(load_dataset("data/beir/cisi"), "bi-encoder:all-MiniLM-L6-v2", "out/model")  # doctest: +SKIP
+    >>> result.after["nDCG@10"] - result.before["nDCG@10"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import statistics
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rerank_kit._errors import missing_extra
+from rerank_kit.evaluation._dataset import Dataset
+from rerank_kit.evaluation._metrics import evaluate_run
+from rerank_kit.evaluation._tune import _difference
+
+__all__ = ["TrainResult", "split_queries", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` did and measured.
+
+    Attributes:
+        model_dir: The saved model folder.
+        kind: ``"cross-encoder"`` or ``"bi-encoder"``.
+        train_queries / dev_queries / test_queries: The query ids of each split.
+        pairs: Training examples seen by the trainer (``(query, passage, label)``).
+        before / after: Held-out metrics of the test queries, reranked by the model before
+            and after fine-tuning.
+        difference: nDCG@10 after minus before (``mean``, ``ci95``, ``better``, ``worse``).
+    """
+
+    model_dir: Path
+    kind: str
+    train_queries: list[str]
+    dev_queries: list[str]
+    test_queries: list[str]
+    pairs: list[tuple[str, str, float]] = field(repr=False)
+    before: dict[str, float]
+    after: dict[str, float]
+    difference: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON (without the training pairs)."""
+        return {
+            "model_dir": str(self.model_dir),
+            "kind": self.kind,
+            "queries": {
+                "train": len(self.train_queries),
+                "dev": len(self.dev_queries),
+                "test": len(self.test_queries),
+            },
+            "pairs": len(self.pairs),
+            "before": self.before,
+            "after": self.after,
+            "difference": self.difference,
+        }
+
+
+def split_queries(
+    qids: Sequence[str], *, test_size: float, dev_size: float, seed: int
+) -> tuple[list[str], list[str], list[str]]:
+    """Seeded split of query ids into (train, dev, test); test and dev get at least one each.
+
+    Example:
+        >>> train, dev, test = split_queries([f"q{i}" for i in range(10)], test_size=0.3, dev_size=0.1, seed=0)
+        >>> len(train), len(dev), len(test)
+        (6, 1, 3)
+    """
+    if not 0.0 < test_size < 1.0 or not 0.0 < dev_size < 1.0 or test_size + dev_size >= 1.0:
+        raise ValueError(
+            f"test_size={test_size} and dev_size={dev_size} must leave training queries"
+        )
+    shuffled = list(qids)
+    random.Random(seed).shuffle(shuffled)
+    n_test = max(1, round(len(shuffled) * test_size))
+    n_dev = max(1, round(len(shuffled) * dev_size))
+    if n_test + n_dev >= len(shuffled):
+        raise ValueError(f"{len(shuffled)} judged queries are too few to split")
+    test, dev = shuffled[:n_test], shuffled[n_test : n_test + n_dev]
+    return shuffled[n_test + n_dev :], dev, test
+
+
+def train(
+    dataset: Dataset,
+    model: str,
+    output_dir: str | Path,
+    *,
+    first_stage: str = "bm25",
+    depth: int = 50,
+    negatives: int = 7,
+    test_size: float = 0.3,
+    dev_size: float = 0.1,
+    seed: int = 0,
+    epochs: int = 1,
+    batch_size: int = 16,
+    learning_rate: float = 2e-5,
+    k: int = 10,
+    show_progress: bool = False,
+) -> TrainResult:
+    """Fine-tune ``model`` on the training queries; compare before/after on the test queries.
+
+    Args:
+        dataset: Judged queries and corpus.
+        model: ``"cross-encoder:ID_OR_PATH"`` or ``"bi-encoder:ID_OR_PATH"`` (torch weights; a
+            cross-encoder spec may name any BERT-like model, which gets a fresh one-label head).
+        output_dir: Where the fine-tuned model folder is saved.
+        first_stage: The first stage that supplies candidates and mined negatives.
+        depth: Candidates per query (reranked for the comparison; negatives mined among them).
+        negatives: Mined negatives per training query and positive.
+        test_size: Share of the queries held out for the before/after comparison.
+        dev_size: Share of the queries whose pairs are the early-stopping evaluation set.
+        seed: Seed of the split, the negative sampling and the trainer.
+        epochs: Passes over the training pairs (early stopping may end sooner).
+        batch_size: Examples per training step.
+        learning_rate: Peak learning rate.
+        k: Metric cut-off.
+        show_progress: Progress bars on stderr.
+
+    Returns:
+        A ``TrainResult``.
+    """
+    kind, sep, name = model.partition(":")
+    if not sep or kind not in ("cross-encoder", "bi-encoder") or not name.strip():
+        raise ValueError(
+            f"model must be 'cross-encoder:ID_OR_PATH' or 'bi-encoder:ID_OR_PATH', got {model!r}"
+        )
+    try:
+        import datasets  # noqa: F401
+    except ImportError as exc:
+        raise missing_extra("train", "datasets", exc) from exc
+    from rerank_kit._registry import load_reranker
+    from rerank_kit.evaluation._first_stage import build_first_stages
+
+    train_q, dev_q, test_q = split_queries(
+        list(dataset.queries), test_size=test_size, dev_size=dev_size, seed=seed
+    )
+    (stage,) = build_first_stages([first_stage])
+    candidates: dict[str, list[str]] = {}
+    try:
+        stage.index(dataset.corpus, show_progress=show_progress)
+        for qid, query in dataset.queries.items():
+            candidates[qid] = [doc_id for doc_id, _ in stage.search(query, depth)]
+    finally:
+        stage.close()
+    rng = random.Random(seed)
+
+    def pairs_of(qids: list[str]) -> list[tuple[str, str, float]]:
+        out = []
+        for qid in qids:
+            query, judged = dataset.queries[qid], dataset.qrels[qid]
+            positives = [d for d, g in judged.items() if g > 0 and d in dataset.corpus]
+            pool = [d for d in candidates[qid] if judged.get(d, 0) <= 0]
+            for pos in positives:
+                out.append((query, dataset.corpus[pos].full_text, 1.0))
+                for neg in rng.sample(pool, min(negatives, len(pool))):
+                    out.append((query, dataset.corpus[neg].full_text, 0.0))
+        return out
+
+    train_pairs, dev_pairs = pairs_of(train_q), pairs_of(dev_q)
+    if not train_pairs:
+        raise ValueError("the training queries have no relevant document in the corpus")
+    out = Path(output_dir)
+    work = Path(
+        tempfile.mkdtemp(prefix="rerank-kit-train-")
+    )  # checkpoints, not in the model folder
+
+    def evaluate(reranker: Any) -> dict[str, dict[str, float]]:
+        run: dict[str, list[str]] = {}
+        for qid in test_q:
+            ids = candidates[qid]
+            if not ids:
+                run[qid] = []
+                continue
+            texts = [dataset.corpus[d].full_text for d in ids]
+            run[qid] = [ids[r.index] for r in reranker.rerank(dataset.queries[qid], texts)]
+        qrels = {q: dataset.qrels[q] for q in test_q}
+        return evaluate_run(run, qrels, k=k, recall_depth=depth)[1]
+
+    before_q = evaluate(load_reranker(model))
+    fit = _fit_cross_encoder if kind == "cross-encoder" else _fit_bi_encoder
+    try:
+        fit(
+            name,
+            train_pairs,
+            dev_pairs,
+            out,
+            work,
+            epochs,
+            batch_size,
+            learning_rate,
+            seed,
+            show_progress,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    after_q = evaluate(load_reranker(f"{kind}:{out}"))
+
+    def means(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
+        names = list(next(iter(per_query.values())))
+        return {n: statistics.fmean(per_query[q][n] for q in test_q) for n in names}
+
+    main = f"nDCG@{k}"
+    return TrainResult(
+        model_dir=out,
+        kind=kind,
+        train_queries=train_q,
+        dev_queries=dev_q,
+        test_queries=test_q,
+        pairs=train_pairs,
+        before=means(before_q),
+        after=means(after_q),
+        difference=_difference(
+            {q: after_q[q][main] for q in test_q}, {q: before_q[q][main] for q in test_q}, seed
+        ),
+    )
+
+
+def _training_args(
+    cls: Any,
+    work: Path,
+    epochs: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    progress: bool,
+    has_dev: bool,
+) -> Any:
+    return cls(
+        output_dir=str(work),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch,
+        per_device_eval_batch_size=batch,
+        learning_rate=lr,
+        seed=seed,
+        eval_strategy="epoch" if has_dev else "no",
+        save_strategy="epoch" if has_dev else "no",
+        load_best_model_at_end=has_dev,
+        metric_for_best_model="eval_loss" if has_dev else None,
+        save_total_limit=1,
+        report_to="none",
+        disable_tqdm=not progress,
+        use_cpu=True,
+        logging_strategy="no",
+    )
+
+
+def _fit_cross_encoder(
+    name: str,
+    train_pairs: list[tuple[str, str, float]],
+    dev_pairs: list[tuple[str, str, float]],
+    out: Path,
+    work: Path,
+    epochs: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    progress: bool,
+) -> None:
+    import datasets
+    from sentence_transformers.cross_encoder import (
+        CrossEncoder,
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+    )
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from transformers import EarlyStoppingCallback
+
+    from rerank_kit._hub import resolve_hf_model
+
+    model = CrossEncoder(resolve_hf_model(name, kind="cross-encoder"), num_labels=1, device="cpu")
+
+    def table(pairs: list[tuple[str, str, float]]) -> Any:
+        return datasets.Dataset.from_dict(
+            {
+                "query": [p[0] for p in pairs],
+                "passage": [p[1] for p in pairs],
+                "label": [p[2] for p in pairs],
+            }
+        )
+
+    has_dev = bool(dev_pairs)
+    trainer = CrossEncoderTrainer(
+        model=model,
+        args=_training_args(
+            CrossEncoderTrainingArguments, work, epochs, batch, lr, seed, progress, has_dev
+        ),
+        train_dataset=table(train_pairs),
+        eval_dataset=table(dev_pairs) if has_dev else None,
+        loss=BinaryCrossEntropyLoss(model),
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=1)] if has_dev else None,
+    )
+    trainer.train()
+    model.save_pretrained(str(out))
+
+
+def _fit_bi_encoder(
+    name: str,
+    train_pairs: list[tuple[str, str, float]],
+    dev_pairs: list[tuple[str, str, float]],
+    out: Path,
+    work: Path,
+    epochs: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    progress: bool,
+) -> None:
+    import datasets
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from transformers import EarlyStoppingCallback
+
+    from rerank_kit._hub import resolve_hf_model
+
+    model = SentenceTransformer(resolve_hf_model(name, kind="bi-encoder"), device="cpu")
+
+    def table(pairs: list[tuple[str, str, float]]) -> Any:
+        positives = [p for p in pairs if p[2] > 0]  # in-batch negatives do the rest
+        return datasets.Dataset.from_dict(
+            {"anchor": [p[0] for p in positives], "positive": [p[1] for p in positives]}
+        )
+
+    has_dev = any(p[2] > 0 for p in dev_pairs)
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=_training_args(
+            SentenceTransformerTrainingArguments, work, epochs, batch, lr, seed, progress, has_dev
+        ),
+        train_dataset=table(train_pairs),
+        eval_dataset=table(dev_pairs) if has_dev else None,
+        loss=MultipleNegativesRankingLoss(model),
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=1)] if has_dev else None,
+    )
+    trainer.train()
+    model.save_pretrained(str(out))
