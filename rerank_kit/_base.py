@@ -9,6 +9,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rerank_kit._fusion import Fusion, check_first_stage_scores, fuse_ranked, to_fusion
@@ -235,6 +236,24 @@ def select(ranked: list[Ranked], threshold: float | None, top_n: int | None) -> 
     if top_n is not None:
         ranked = ranked[:top_n]
     return ranked
+
+
+@dataclass(frozen=True)
+class _Request:
+    """Checked arguments of one ``rerank`` call, and what to do with the model's ranking."""
+
+    query: str
+    texts: list[str]
+    top_n: int | None
+    threshold: float | None
+    fusion: Fusion | None
+    first_stage_scores: list[float] | None
+
+    def finish(self, ranked: list[Ranked]) -> list[Ranked]:
+        """Fuse (if asked), then filter by the threshold, then cut to ``top_n``."""
+        if self.fusion is not None:
+            ranked = fuse_ranked(ranked, self.first_stage_scores, self.fusion)
+        return select(ranked, self.threshold, self.top_n)
 
 
 class Reranker(ABC):
@@ -490,19 +509,10 @@ class Reranker(ABC):
             >>> [x.index for x in r.rerank("capital of France", ["Berlin", "Paris"], top_n=1)]  # doctest: +SKIP
             [1]
         """
-        q = check_query(query)
-        items = check_texts(texts)
-        n = check_top_n(top_n)
-        threshold = check_threshold(score_threshold)
-        check_threshold_supported(self, threshold)
-        fuser = to_fusion(fusion)
-        first = check_first_stage_scores(first_stage_scores, len(items))
-        if not items:
+        request = self._request(query, texts, top_n, score_threshold, first_stage_scores, fusion)
+        if not request.texts:
             return []
-        ranked = self._rank(q, items)
-        if fuser is not None:
-            ranked = fuse_ranked(ranked, first, fuser)
-        return select(ranked, threshold, n)
+        return request.finish(self._rank(request.query, request.texts))
 
     async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
         """Async ``score``: runs in a worker thread, so the event loop keeps running."""
@@ -518,15 +528,36 @@ class Reranker(ABC):
         first_stage_scores: Sequence[float] | None = None,
         fusion: float | Fusion | None = None,
     ) -> list[Ranked]:
-        """Async ``rerank``: runs in a worker thread, so the event loop keeps running."""
-        return await asyncio.to_thread(
-            self.rerank,
-            query,
-            check_texts(texts),
-            top_n=top_n,
-            score_threshold=score_threshold,
-            first_stage_scores=first_stage_scores,
-            fusion=fusion,
+        """Async ``rerank``: the model runs in ``_arank`` (a worker thread unless overridden)."""
+        request = self._request(query, texts, top_n, score_threshold, first_stage_scores, fusion)
+        if not request.texts:
+            return []
+        return request.finish(await self._arank(request.query, request.texts))
+
+    async def _arank(self, query: str, texts: list[str]) -> list[Ranked]:
+        """Async ``_rank``: a worker thread here; network and LLM rerankers await instead."""
+        return await asyncio.to_thread(self._rank, query, texts)
+
+    def _request(
+        self,
+        query: Any,
+        texts: Any,
+        top_n: Any,
+        score_threshold: Any,
+        first_stage_scores: Any,
+        fusion: Any,
+    ) -> _Request:
+        """Check the arguments of ``rerank``/``arerank`` once, for both."""
+        items = check_texts(texts)
+        threshold = check_threshold(score_threshold)
+        check_threshold_supported(self, threshold)
+        return _Request(
+            query=check_query(query),
+            texts=items,
+            top_n=check_top_n(top_n),
+            threshold=threshold,
+            fusion=to_fusion(fusion),
+            first_stage_scores=check_first_stage_scores(first_stage_scores, len(items)),
         )
 
     def __repr__(self) -> str:

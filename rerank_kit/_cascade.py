@@ -9,13 +9,8 @@ from rerank_kit._base import (
     Reranker,
     check_query,
     check_texts,
-    check_threshold,
-    check_threshold_supported,
-    check_top_n,
     order_by_score,
-    select,
 )
-from rerank_kit._fusion import Fusion, check_first_stage_scores, fuse_ranked, to_fusion
 from rerank_kit._types import Ranked
 from rerank_kit._windows import check_long_documents
 
@@ -156,29 +151,6 @@ class CascadeReranker(Reranker):
             scored = await stage.reranker._ascore_checked(query, run.texts(texts))
             run.record(stage, name, *scored)
         return run.ranked()
-
-    async def arerank(
-        self,
-        query: str,
-        texts: Sequence[str],
-        *,
-        top_n: int | None = None,
-        score_threshold: float | None = None,
-        first_stage_scores: Sequence[float] | None = None,
-        fusion: float | Fusion | None = None,
-    ) -> list[Ranked]:
-        """Async ``rerank``: local stages run in a worker thread, remote stages await httpx."""
-        q, items = check_query(query), check_texts(texts)
-        n, threshold = check_top_n(top_n), check_threshold(score_threshold)
-        check_threshold_supported(self, threshold)
-        fuser = to_fusion(fusion)
-        first = check_first_stage_scores(first_stage_scores, len(items))
-        if not items:
-            return []
-        ranked = await self._arank(q, items)
-        if fuser is not None:
-            ranked = fuse_ranked(ranked, first, fuser)
-        return select(ranked, threshold, n)
 
     def set_long_documents(self, mode: str) -> None:
         """Set ``long_documents`` on every stage (see ``Reranker.set_long_documents``)."""

@@ -20,12 +20,8 @@ from rerank_kit._base import (
     Reranker,
     check_query,
     check_texts,
-    check_threshold,
-    check_threshold_supported,
-    check_top_n,
 )
 from rerank_kit._errors import RerankError
-from rerank_kit._fusion import Fusion, check_first_stage_scores, fuse_ranked, to_fusion
 from rerank_kit._types import Ranked
 
 __all__ = [
@@ -543,29 +539,9 @@ class ListwiseLLMReranker(Reranker):
     def _rank(self, query: str, texts: list[str]) -> list[Ranked]:
         return self.run(query, texts).ranked
 
-    async def arerank(
-        self,
-        query: str,
-        texts: Sequence[str],
-        *,
-        top_n: int | None = None,
-        score_threshold: float | None = None,
-        first_stage_scores: Sequence[float] | None = None,
-        fusion: float | Fusion | None = None,
-    ) -> list[Ranked]:
-        """Async ``rerank``: awaits ``allm`` when given (no thread), else ``llm`` in a thread."""
-        q = check_query(query)
-        items = check_texts(texts)
-        n = check_top_n(top_n)
-        check_threshold_supported(self, check_threshold(score_threshold))
-        fuser = to_fusion(fusion)
-        first = check_first_stage_scores(first_stage_scores, len(items))
-        if not items:
-            return []
-        ranked = (await self.arun(q, items)).ranked
-        if fuser is not None:
-            ranked = fuse_ranked(ranked, first, fuser)
-        return ranked if n is None else ranked[:n]
+    async def _arank(self, query: str, texts: list[str]) -> list[Ranked]:
+        """Awaits ``allm`` when given (no thread), else runs ``llm`` in a thread."""
+        return (await self.arun(query, texts)).ranked
 
     async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
         """Async ``score``: rank-derived scores in input order."""

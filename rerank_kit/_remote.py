@@ -30,14 +30,9 @@ from rerank_kit._base import (
     Reranker,
     check_query,
     check_texts,
-    check_threshold,
-    check_threshold_supported,
-    check_top_n,
     ranked_by_score,
-    select,
 )
 from rerank_kit._errors import RerankError, missing_extra
-from rerank_kit._fusion import Fusion, check_first_stage_scores, fuse_ranked, to_fusion
 from rerank_kit._types import Ranked
 
 __all__ = ["PROFILES", "Profile", "RemoteRerankError", "RemoteReranker", "RetryPolicy"]
@@ -808,36 +803,15 @@ class RemoteReranker(Reranker):
             return []
         return (await self._ascore_checked(q, items))[0]
 
-    async def arerank(
-        self,
-        query: str,
-        texts: Sequence[str],
-        *,
-        top_n: int | None = None,
-        score_threshold: float | None = None,
-        first_stage_scores: Sequence[float] | None = None,
-        fusion: float | Fusion | None = None,
-    ) -> list[Ranked]:
-        """Async ``rerank`` on an ``httpx.AsyncClient``; same checks, order, fusion and filtering.
+    async def _arank(self, query: str, texts: list[str]) -> list[Ranked]:
+        """``arerank`` awaits this: an ``httpx.AsyncClient`` call (no worker thread).
 
         Example:
             >>> import asyncio  # doctest: +SKIP
             >>> queries = ["q1", "q2", "q3"]  # doctest: +SKIP
             >>> await asyncio.gather(*(reranker.arerank(q, docs, top_n=5) for q in queries))  # doctest: +SKIP
         """
-        q = check_query(query)
-        items = check_texts(texts)
-        n = check_top_n(top_n)
-        threshold = check_threshold(score_threshold)
-        check_threshold_supported(self, threshold)
-        fuser = to_fusion(fusion)
-        first = check_first_stage_scores(first_stage_scores, len(items))
-        if not items:
-            return []
-        ranked = ranked_by_score(*(await self._ascore_checked(q, items)))
-        if fuser is not None:
-            ranked = fuse_ranked(ranked, first, fuser)
-        return select(ranked, threshold, n)
+        return ranked_by_score(*(await self._ascore_checked(query, texts)))
 
     # ---------------------------------------------------------------- lifecycle
 
