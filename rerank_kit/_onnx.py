@@ -765,13 +765,20 @@ class OnnxCrossEncoderReranker(Reranker):
             folder or to its ``onnx/`` subfolder), e.g. ``"onnx/model_qint8_avx512.onnx"``.
         score_cache: Opt-in score cache: ``0`` (off, the default), the number of (query,
             passage) pairs to keep, or a ``ScoreCache`` shared with other rerankers.
+        backend: ``"onnx"`` (ONNX Runtime) or ``"openvino"`` (OpenVINO, which reads the same
+            exported fp32 graph; ``pip install "rerank-kit[openvino]"``). Tokenization and
+            length-bucketed batching are the same for both.
+        openvino_precision: With ``backend="openvino"``: ``"auto"`` (bf16 on CPUs with
+            AVX512_BF16 or AMX, f32 elsewhere), ``"bf16"`` or ``"f32"``. OpenVINO cannot read
+            ONNX Runtime's int8 graphs (``com.microsoft.QAttention``): those raise a clear error.
 
     Attributes:
         model_path: Local folder of the source model.
         onnx_path: The ONNX file in use.
         exported: True if this construction exported or quantized (False on a cache hit).
         pre_exported: True if the folder's own ONNX graph is used (no export).
-        precision: ``"fp32"`` or ``"int8"``: what the graph in use computes with.
+        precision: ``"fp32"`` or ``"int8"`` (ONNX Runtime), ``"bf16"`` or ``"f32"`` (OpenVINO):
+            what the graph in use computes with.
 
     Example:
         >>> from rerank_kit import OnnxCrossEncoderReranker  # doctest: +SKIP
@@ -781,6 +788,7 @@ class OnnxCrossEncoderReranker(Reranker):
         >>> from rerank_kit.models import bundled_cross_encoder  # doctest: +SKIP
         >>> trained = OnnxCrossEncoderReranker(str(bundled_cross_encoder()))  # doctest: +SKIP
         >>> hub = OnnxCrossEncoderReranker("/models/ms-marco-MiniLM-L-6-v2", file_name="onnx/model_qint8_avx512.onnx")  # doctest: +SKIP
+        >>> ov = OnnxCrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2", backend="openvino")  # doctest: +SKIP
     """
 
     #: Truncation strategy for every pair; ``None``: keep the query whole when it fits.

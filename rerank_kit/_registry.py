@@ -11,7 +11,7 @@ from rerank_kit._base import Reranker
 __all__ = ["KINDS", "build_cascade", "build_reranker", "load_reranker"]
 
 #: Spec prefixes understood by ``load_reranker``.
-KINDS = ("cross-encoder", "flashrank", "bi-encoder", "onnx", "onnx-int8")
+KINDS = ("cross-encoder", "flashrank", "bi-encoder", "onnx", "onnx-int8", "openvino")
 _KEEP = re.compile(r"^(?P<spec>.+?)@(?P<keep>\d+)$")
 
 
@@ -24,12 +24,16 @@ def _builders() -> dict[str, Callable[..., Reranker]]:
     def onnx_int8(model: str, **kwargs: Any) -> Reranker:
         return OnnxCrossEncoderReranker(model, quantize="int8", **kwargs)
 
+    def openvino(model: str, **kwargs: Any) -> Reranker:
+        return OnnxCrossEncoderReranker(model, backend="openvino", **kwargs)
+
     return {
         "cross-encoder": CrossEncoderReranker,
         "flashrank": FlashRankReranker,
         "bi-encoder": BiEncoderReranker,
         "onnx": OnnxCrossEncoderReranker,
         "onnx-int8": onnx_int8,
+        "openvino": openvino,
     }
 
 
@@ -90,6 +94,8 @@ def load_reranker(spec: str, **kwargs: Any) -> Reranker:
         - ``"cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2"`` (Hub id or local path)
         - ``"flashrank:ms-marco-TinyBERT-L-2-v2"`` (FlashRank name or local folder)
         - ``"bi-encoder:sentence-transformers/all-MiniLM-L6-v2"`` (Hub id or local path)
+        - ``"onnx:ID_OR_PATH"``, ``"onnx-int8:ID_OR_PATH"`` (cross-encoder on ONNX Runtime) and
+          ``"openvino:ID_OR_PATH"`` (cross-encoder on OpenVINO)
         - cascade: stages joined by ``>>``, each ending in ``@KEEP`` (how many it passes on;
           optional on the last stage), e.g.
           ``"flashrank:ms-marco-TinyBERT-L-2-v2@20 >> cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2"``
