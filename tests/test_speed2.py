@@ -219,3 +219,30 @@ def test_bi_encoder_backend_options_are_checked(minilm_path: str) -> None:
         BiEncoderReranker(minilm_path, quantize="int8")
     with pytest.raises(ValueError, match="runs on the CPU"):
         BiEncoderReranker(minilm_path, backend="onnx", device="cuda")
+
+
+def test_adapters_reach_the_new_backends(tiny_ce_dir: Path, tiny_flashrank_dir: Path) -> None:
+    """model_kwargs carry backend= to the engine in both adapters, with the same scores."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("flashrank")
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("llama_index.core")
+    from langchain_core.documents import Document
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+    import langchain_rerank_kit as lc
+    import llamaindex_rerank_kit as li
+
+    kwargs = {"backend": "openvino", "model_kwargs": {"openvino_precision": "f32"}}
+    engine = CrossEncoderReranker(str(tiny_ce_dir), **kwargs)  # type: ignore[arg-type]
+    expected = sorted(engine.score(QUERY, PASSAGES[:4]), reverse=True)
+    docs = [Document(page_content=t, metadata={"i": i}) for i, t in enumerate(PASSAGES[:4])]
+    lc_out = lc.CrossEncoderRerank(model=str(tiny_ce_dir), model_kwargs=kwargs, top_n=4)
+    got = [d.metadata["relevance_score"] for d in lc_out.compress_documents(docs, QUERY)]
+    assert got == pytest.approx(expected, abs=1e-6)
+    nodes = [NodeWithScore(node=TextNode(text=t)) for t in PASSAGES[:4]]
+    li_out = li.CrossEncoderRerank(model=str(tiny_ce_dir), model_kwargs=kwargs, top_n=4)
+    got = [n.score for n in li_out.postprocess_nodes(nodes, QueryBundle(QUERY))]
+    assert got == pytest.approx(expected, abs=1e-6)
+    fr = lc.FlashRankRerank(model=str(tiny_flashrank_dir), model_kwargs={"backend": "flashrank"})
+    assert fr._get_reranker().runtime == "flashrank"  # type: ignore[attr-defined]
