@@ -520,58 +520,13 @@ def alternate(
     return times, ratios, outputs, inputs
 
 
-def run_speed2(args: argparse.Namespace, work: Path, models: dict[str, Path]) -> None:
-    """Speed II tables: FlashRank files on our runtime, all backends at 50, cold bi-encoder."""
-    import numpy as np
+def run_backends(
+    args: argparse.Namespace, work: Path, models: dict[str, Path], has_ov: bool
+) -> None:
 
     texts, queries = load_corpus()
     th = args.threads
     med = statistics.median
-    try:
-        import openvino  # noqa: F401
-
-        has_ov = True
-    except ImportError:
-        has_ov = False
-    print()
-    print(f"# Speed II ({args.speed2_reps} repetitions each, after one warm-up)")
-    print()
-    print(f"CPU: {cpu_description()}; {machine_load()}")
-
-    # 1. FlashRank model files: ours against flashrank.Ranker
-    shape = "TinyBERT-L2"
-    print()
-    print(
-        f"## FlashRank model files ({shape} shape, fp32, exported for FlashRank): "
-        "FlashRankReranker (our batching) vs flashrank.Ranker; ratio = ours / FlashRank"
-    )
-    print()
-    print(
-        "| n | flashrank.Ranker ms | FlashRankReranker ms | ratio | speed-up "
-        "| same order | max score gap |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    fr_systems = {k: make_system(k, shape, work, models, th) for k in ("flashrank", "fr-ours")}
-    for n in args.sizes:
-        times, ratios, outs, _ = alternate(
-            fr_systems,
-            lambda rep, n=n: candidates(texts, queries, rep, n),
-            args.speed2_reps,
-            "flashrank",
-            f"flashrank n={n}",
-        )
-        same, gap = 0, 0.0
-        for a, b in zip(outs["flashrank"], outs["fr-ours"], strict=True):
-            sa, sb = scores_of("flashrank", a, n), scores_of("fr-ours", b, n)
-            same += order(sa) == order(sb)
-            gap = max(gap, max(abs(x - y) for x, y in zip(sa, sb, strict=True)))
-        r = med(ratios["fr-ours"])
-        print(
-            f"| {n} | {med(times['flashrank']) * 1000:.1f} | {med(times['fr-ours']) * 1000:.1f} "
-            f"| {r:.3f} | {1 / r:.2f}x | {same}/{len(outs['fr-ours'])} | {gap:.1e} |"
-        )
-    del fr_systems
-
     # 2. Every cross-encoder backend against sentence-transformers, MiniLM-L6 shape, 50
     n = 50
     kinds = ["st", "onnx-fp32", "onnx-int8"] + (["openvino"] if has_ov else [])
@@ -583,7 +538,7 @@ def run_speed2(args: argparse.Namespace, work: Path, models: dict[str, Path]) ->
         precision = OnnxCrossEncoderReranker(
             str(models["MiniLM-L6"]), cache_dir=work / "onnx-cache", backend="openvino"
         ).precision
-    times, ratios, outs, _ = alternate(
+    times, ratios, _, _ = alternate(
         ce_systems,
         lambda rep: candidates(texts, queries, rep, n),
         args.speed2_reps,
@@ -604,6 +559,13 @@ def run_speed2(args: argparse.Namespace, work: Path, models: dict[str, Path]) ->
         print(f"| {k} | {med(times[k]) * 1000:.1f} | {r:.3f} | {1 / r:.2f}x | {to_fp32:.3f} |")
     del ce_systems
 
+
+def run_bi(args: argparse.Namespace, work: Path, models: dict[str, Path], has_ov: bool) -> None:
+    import numpy as np
+
+    texts, queries = load_corpus()
+    th = args.threads
+    med = statistics.median
     # 3. Bi-encoder cold rerank of 100 passages
     n = 100
     bi_kinds = ["bi-torch", "bi-onnx", "bi-onnx-int8"] + (["bi-openvino"] if has_ov else [])
@@ -638,8 +600,66 @@ def run_speed2(args: argparse.Namespace, work: Path, models: dict[str, Path]) ->
         )
     del bi_systems
 
-    if args.no_memory:
+
+def run_speed2(args: argparse.Namespace, work: Path, models: dict[str, Path]) -> None:
+    """Speed II tables: FlashRank files on our runtime, all backends at 50, cold bi-encoder."""
+    texts, queries = load_corpus()
+    th = args.threads
+    med = statistics.median
+    try:
+        import openvino  # noqa: F401
+
+        has_ov = True
+    except ImportError:
+        has_ov = False
+    print()
+    print(f"# Speed II ({args.speed2_reps} repetitions each, after one warm-up)")
+    print()
+    print(f"CPU: {cpu_description()}; {machine_load()}")
+
+    parts = set(args.speed2_parts.split(","))
+    # 1. FlashRank model files: ours against flashrank.Ranker
+    shape = "TinyBERT-L2"
+    if "flashrank" not in parts:
+        args.sizes = []
+    print()
+    print(
+        f"## FlashRank model files ({shape} shape, fp32, exported for FlashRank): "
+        "FlashRankReranker (our batching) vs flashrank.Ranker; ratio = ours / FlashRank"
+    )
+    print()
+    print(
+        "| n | flashrank.Ranker ms | FlashRankReranker ms | ratio | speed-up "
+        "| same order | max score gap |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    fr_systems = {k: make_system(k, shape, work, models, th) for k in ("flashrank", "fr-ours")}
+    for n in args.sizes:
+        times, ratios, outs, _ = alternate(
+            fr_systems,
+            lambda rep, n=n: candidates(texts, queries, rep, n),
+            args.speed2_reps,
+            "flashrank",
+            f"flashrank n={n}",
+        )
+        same, gap = 0, 0.0
+        for a, b in zip(outs["flashrank"], outs["fr-ours"], strict=True):
+            sa, sb = scores_of("flashrank", a, n), scores_of("fr-ours", b, n)
+            same += order(sa) == order(sb)
+            gap = max(gap, max(abs(x - y) for x, y in zip(sa, sb, strict=True)))
+        r = med(ratios["fr-ours"])
+        print(
+            f"| {n} | {med(times['flashrank']) * 1000:.1f} | {med(times['fr-ours']) * 1000:.1f} "
+            f"| {r:.3f} | {1 / r:.2f}x | {same}/{len(outs['fr-ours'])} | {gap:.1e} |"
+        )
+    del fr_systems
+    if "backends" in parts:
+        run_backends(args, work, models, has_ov)
+    if "bi" in parts:
+        run_bi(args, work, models, has_ov)
+    if args.no_memory or "memory" not in parts:
         return
+
     print()
     print(
         f"## Peak memory of one {args.memory_n}-candidate call (fresh process each, after load "
@@ -669,6 +689,11 @@ def main() -> None:
     p.add_argument("--work", help="reuse this folder for models and exports")
     p.add_argument("--part", choices=["all", "base", "speed2"], default="all")
     p.add_argument("--speed2-reps", type=int, default=5)
+    p.add_argument(
+        "--speed2-parts",
+        default="flashrank,backends,bi,memory",
+        help="comma-separated Speed II parts to run",
+    )
     p.add_argument(
         "--memory-flashrank-l6",
         action="store_true",

@@ -221,7 +221,7 @@ class OnnxSentenceEncoder:
         threads: int | None = None,
         cache_dir: str | Path | None = None,
         batch_size: int = 32,
-        max_batch_tokens: int | None = 8192,
+        max_batch_tokens: int | None = 2048,
         openvino_precision: str = "auto",
     ) -> None:
         if quantize not in _QUANTIZE:
