@@ -149,17 +149,29 @@ class FlashRankReranker(Reranker):
                 f"{model!r} is a T5 model; only backend='auto' or 'flashrank' runs it "
                 "(FlashRank's own path)"
             )
-        self.ranker = None  # one session is enough: ours
+        from rerank_kit._errors import RerankError
         from rerank_kit._onnx import OnnxCrossEncoderReranker
 
-        self._onnx = OnnxCrossEncoderReranker(
-            str(self.model_dir),
-            file_name=Config.model_file_map[name],
-            batch_size=batch_size,
-            max_batch_tokens=max_batch_tokens,
-            threads=threads,
-            backend="openvino" if backend == "openvino" else "onnx",
-        )
+        try:
+            self._onnx = OnnxCrossEncoderReranker(
+                str(self.model_dir),
+                file_name=Config.model_file_map[name],
+                batch_size=batch_size,
+                max_batch_tokens=max_batch_tokens,
+                threads=threads,
+                backend="openvino" if backend == "openvino" else "onnx",
+            )
+        except (RerankError, ValueError) as exc:
+            if backend != "auto":
+                raise
+            # e.g. a two-label graph, which FlashRank scores with a softmax: its own path
+            logger.info("%s runs on FlashRank's own path (%s)", model, exc)
+            self.runtime = "flashrank"
+            if self.ranker is None:
+                self.ranker = self._flashrank_ranker(Ranker, name, folder, max_length)
+            self._setup_counter()
+            return
+        self.ranker = None  # one session is enough: ours
         self.runtime = self._onnx.backend
         self._match_flashrank_tokenizer(max_length)
         self.max_tokens: int | None = self._onnx.max_length

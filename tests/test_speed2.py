@@ -246,3 +246,23 @@ def test_adapters_reach_the_new_backends(tiny_ce_dir: Path, tiny_flashrank_dir: 
     assert got == pytest.approx(expected, abs=1e-6)
     fr = lc.FlashRankRerank(model=str(tiny_flashrank_dir), model_kwargs={"backend": "flashrank"})
     assert fr._get_reranker().runtime == "flashrank"  # type: ignore[attr-defined]
+
+
+def test_flashrank_model_our_runtime_cannot_take_falls_back(
+    tiny_flashrank_dir: Path, tmp_path: Path
+) -> None:
+    """A folder our backend refuses (here: config says two labels) runs on FlashRank's path."""
+    pytest.importorskip("flashrank")
+    import json
+
+    folder = tmp_path / "tiny-two-labels"
+    shutil.copytree(tiny_flashrank_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "num_labels": 2}))
+    fr = FlashRankReranker(str(folder))
+    assert fr.runtime == "flashrank"
+    assert fr.score(QUERY, PASSAGES) == pytest.approx(
+        _flashrank_scores(folder, QUERY, PASSAGES, 512), abs=1e-6
+    )
+    with pytest.raises(ValueError, match="2 output labels"):
+        FlashRankReranker(str(folder), backend="onnx")
