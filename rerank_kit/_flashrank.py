@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rerank_kit._base import Reranker
+from rerank_kit._base import Reranker, ScoreCache, make_score_cache
 from rerank_kit._errors import ModelNotAvailableError, missing_extra
 from rerank_kit._hub import hub_offline
 from rerank_kit._windows import WindowPlan, tokenizers_offsets
@@ -17,6 +18,7 @@ __all__ = ["FlashRankReranker"]
 
 logger = logging.getLogger(__name__)
 
+_BACKENDS = ("auto", "onnx", "openvino", "flashrank")
 _NEEDED = ("tokenizer.json", "config.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
@@ -36,13 +38,24 @@ class FlashRankReranker(Reranker):
     """Reranks with FlashRank's ONNX cross-encoders: light, CPU-only, no torch.
 
     Accepts FlashRank's built-in names (``"ms-marco-TinyBERT-L-2-v2"``, ...) looked up in
-    ``cache_dir``, or the path of a local folder holding any exported cross-encoder (one
-    ``.onnx`` file plus ``tokenizer.json``, ``config.json``, ``tokenizer_config.json`` and
-    ``special_tokens_map.json``). Unlike ``flashrank.Ranker`` it never sorts or changes your list,
-    returns ``[]`` for an empty list, and leaves the root logger as it was.
+    ``cache_dir`` (FlashRank fetches them there when missing), or the path of a local folder
+    holding any exported cross-encoder (one ``.onnx`` file plus ``tokenizer.json``,
+    ``config.json``, ``tokenizer_config.json`` and ``special_tokens_map.json``). Unlike
+    ``flashrank.Ranker`` it never sorts or changes your list, returns ``[]`` for an empty list,
+    and leaves the root logger as it was.
+
+    FlashRank runs all passages in one ONNX call padded to the longest, which costs time and
+    gigabytes of memory at 100 candidates. By default this class runs FlashRank's pairwise
+    (BERT-style) models through :class:`~rerank_kit.OnnxCrossEncoderReranker` instead, on the same
+    files: pairs sorted by token length, run in token-budgeted batches of neighbours. Tokenization
+    and truncation follow FlashRank's (``longest_first`` at ``min(model_max_length, max_length)``,
+    its special tokens added), so scores equal ``flashrank.Ranker``'s up to padding (~1e-6) and
+    the order is the same. T5 models keep FlashRank's own path; listwise LLM rankers give no
+    scores and are refused.
 
     Setup:
-        ``pip install "rerank-kit[flashrank]"`` (installs no torch).
+        ``pip install "rerank-kit[flashrank]"`` (installs no torch); ``"rerank-kit[openvino]"``
+        for ``backend="openvino"``.
 
     Args:
         model: A FlashRank model name or a local model folder.
@@ -52,12 +65,28 @@ class FlashRankReranker(Reranker):
         long_documents: ``"truncate"`` (default) scores only the start of a passage longer
             than the token limit; ``"max"``, ``"mean"`` or ``"first"`` score it in overlapping
             windows and aggregate (see ``Reranker.set_long_documents``).
+        max_length: Truncate pairs to this many tokens (capped by the model's own limit).
+        backend: ``"auto"`` (ONNX Runtime batching for pairwise models, FlashRank's own pass
+            for T5), ``"onnx"``, ``"openvino"`` (the same batching on OpenVINO), or
+            ``"flashrank"`` (``flashrank.Ranker``'s single padded pass).
+        batch_size: With ``"onnx"``/``"openvino"``: at most this many pairs per call.
+        max_batch_tokens: With ``"onnx"``/``"openvino"``: also cap a call at this many padded
+            tokens (pairs x longest pair); ``None``: no cap.
+        threads: With ``"onnx"``/``"openvino"``: intra-op threads (default: physical cores).
+        score_cache: Opt-in score cache: ``0`` (off, the default), the number of (query,
+            passage) pairs to keep, or a ``ScoreCache`` shared with other rerankers.
+
+    Attributes:
+        runtime: ``"onnx"``, ``"openvino"`` or ``"flashrank"``: what scores the pairs.
+        model_dir: The model's folder.
 
     Example:
         >>> from rerank_kit import FlashRankReranker  # doctest: +SKIP
         >>> fr = FlashRankReranker("ms-marco-TinyBERT-L-2-v2", cache_dir="~/.cache/flashrank")  # doctest: +SKIP
         >>> fr.rerank("capital of France", ["Berlin is...", "Paris is..."], top_n=1)  # doctest: +SKIP
         [Ranked(index=1, score=0.97, stage_scores={})]
+        >>> fr.runtime  # doctest: +SKIP
+        'onnx'
     """
 
     def __init__(
@@ -67,8 +96,18 @@ class FlashRankReranker(Reranker):
         cache_dir: str | Path | None = None,
         max_length: int = 512,
         long_documents: str = "truncate",
+        backend: str = "auto",
+        batch_size: int = 32,
+        max_batch_tokens: int | None = 2048,
+        threads: int | None = None,
+        score_cache: int | ScoreCache | None = 0,
     ) -> None:
         super().__init__()
+        self._score_cache = make_score_cache(score_cache)
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(_BACKENDS)}, got {backend!r}")
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
+            raise ValueError(f"max_length must be a positive int, got {max_length!r}")
         try:
             import flashrank
             from flashrank import Config, Ranker, RerankRequest
@@ -99,31 +138,112 @@ class FlashRankReranker(Reranker):
                     "e.g. load_reranker('flashrank:/path/to/model-folder')."
                 )
         self.model_dir = folder / name
+        self.ranker: Any = None
+        self._onnx: Any = None
+        if not self.model_dir.is_dir():  # FlashRank fetches it (and builds its session)
+            self.ranker = self._flashrank_ranker(Ranker, name, folder, max_length)
+        self._flashrank_version = getattr(flashrank, "__version__", "?")
+        pairwise = self._model_type() != "t5"
+        if backend == "flashrank" or (backend == "auto" and not pairwise):
+            self.runtime = "flashrank"
+            if self.ranker is None:
+                self.ranker = self._flashrank_ranker(Ranker, name, folder, max_length)
+            self._setup_counter()
+            self.set_long_documents(long_documents)
+            return
+        if not pairwise:
+            raise ValueError(
+                f"{model!r} is a T5 model; only backend='auto' or 'flashrank' runs it "
+                "(FlashRank's own path)"
+            )
+        from rerank_kit._errors import RerankError
+        from rerank_kit._onnx import OnnxCrossEncoderReranker
+
+        try:
+            self._onnx = OnnxCrossEncoderReranker(
+                str(self.model_dir),
+                file_name=Config.model_file_map[name],
+                batch_size=batch_size,
+                max_batch_tokens=max_batch_tokens,
+                threads=threads,
+                backend="openvino" if backend == "openvino" else "onnx",
+            )
+        except (RerankError, ValueError) as exc:
+            if backend != "auto":
+                raise
+            # e.g. a two-label graph, which FlashRank scores with a softmax: its own path
+            logger.info("%s runs on FlashRank's own path (%s)", model, exc)
+            self.runtime = "flashrank"
+            if self.ranker is None:
+                self.ranker = self._flashrank_ranker(Ranker, name, folder, max_length)
+            self._setup_counter()
+            self.set_long_documents(long_documents)
+            return
+        self.ranker = None  # one session is enough: ours
+        self.runtime = self._onnx.backend
+        self._match_flashrank_tokenizer(max_length)
+        self.max_tokens: int | None = self._onnx.max_length
+        self.set_long_documents(long_documents)
+
+    def _flashrank_ranker(self, ranker_cls: Any, name: str, folder: Path, max_length: int) -> Any:
+        """``flashrank.Ranker`` for ``name`` (fetched into ``folder`` if missing)."""
         saved = _preserve_root_logger()
         existed = self.model_dir.exists()
         try:
-            self.ranker = Ranker(model_name=name, cache_dir=str(folder), max_length=max_length)
+            return ranker_cls(model_name=name, cache_dir=str(folder), max_length=max_length)
         except Exception as exc:
             if not existed and self.model_dir.exists():
                 shutil.rmtree(self.model_dir, ignore_errors=True)  # FlashRank leaves it empty
             if isinstance(exc, (OSError, ConnectionError)) or "Connection" in type(exc).__name__:
                 raise ModelNotAvailableError(
-                    f"FlashRank model {model!r} is not in {folder} and could not be downloaded "
-                    f"({type(exc).__name__}). Pass cache_dir= a folder holding it, or a local "
-                    "model folder path."
+                    f"FlashRank model {self.model_name!r} is not in {folder} and could not be "
+                    f"downloaded ({type(exc).__name__}). Pass cache_dir= a folder holding it, "
+                    "or a local model folder path."
                 ) from exc
             raise
         finally:
             _restore_root_logger(saved)
-        self._flashrank_version = getattr(flashrank, "__version__", "?")
+
+    def _model_type(self) -> str:
+        try:
+            config = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return ""
+        kind = config.get("model_type") if isinstance(config, dict) else None
+        return str(kind or "").lower()
+
+    def _match_flashrank_tokenizer(self, max_length: int) -> None:
+        """Tokenize as ``flashrank.Ranker`` does: its special tokens, limit and truncation."""
+        from tokenizers import AddedToken
+
+        onnx = self._onnx
+        try:
+            tok_config = json.loads((self.model_dir / "tokenizer_config.json").read_text())
+            special = json.loads((self.model_dir / "special_tokens_map.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelNotAvailableError(
+                f"FlashRank model folder {str(self.model_dir)!r}: unreadable tokenizer files ({exc})"
+            ) from exc
+        for token in special.values():
+            if isinstance(token, str):
+                onnx._tokenizer.add_special_tokens([token])
+            elif isinstance(token, dict):
+                onnx._tokenizer.add_special_tokens([AddedToken(**token)])
+        limit = max_length
+        model_max = tok_config.get("model_max_length")
+        if isinstance(model_max, (int, float)) and 0 < model_max < 1_000_000:
+            limit = min(limit, int(model_max))
+        onnx.max_length = min(limit, int(onnx.max_length))
+        onnx._pair_truncation = "longest_first"  # FlashRank's (the tokenizers default)
+
+    def _setup_counter(self) -> None:
         tokenizer = self.ranker.tokenizer
         truncation = tokenizer.truncation or {}
-        self.max_tokens: int | None = truncation.get("max_length")
+        self.max_tokens = truncation.get("max_length")
         counter = type(tokenizer).from_str(tokenizer.to_str())
         counter.no_truncation()
         counter.no_padding()
         self._counter = counter
-        self.set_long_documents(long_documents)
 
     @staticmethod
     def _register_local(folder: Path, file_map: dict[str, Any]) -> tuple[str, Path]:
@@ -148,6 +268,8 @@ class FlashRankReranker(Reranker):
         return name, folder.parent
 
     def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+        if self._onnx is not None:
+            return self._onnx._score(query, texts)
         passages = [{"id": i, "text": text} for i, text in enumerate(texts)]
         results = self.ranker.rerank(self._request_cls(query=query, passages=passages))
         scores = [0.0] * len(texts)
@@ -156,6 +278,8 @@ class FlashRankReranker(Reranker):
         return scores
 
     def _window_plan(self, query: str) -> WindowPlan | None:
+        if self._onnx is not None:
+            return self._onnx._window_plan(query)
         if not self.max_tokens:
             return None
         counter = self._counter
@@ -164,6 +288,8 @@ class FlashRankReranker(Reranker):
         return WindowPlan(budget, tokenizers_offsets(counter))
 
     def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
+        if self._onnx is not None:
+            return self._onnx._truncated(query, texts)
         limit = self.max_tokens
         if not limit:
             return None

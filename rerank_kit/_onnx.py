@@ -36,7 +36,13 @@ from rerank_kit._hub import hub_offline, resolve_hf_model
 from rerank_kit._windows import WindowPlan, tokenizers_offsets
 from rerank_kit.models import BUNDLED_CROSS_ENCODER, bundled_cross_encoder, is_bundled_cross_encoder
 
-__all__ = ["OnnxCrossEncoderReranker", "default_cache_dir", "default_threads", "onnx_graphs"]
+__all__ = [
+    "OnnxCrossEncoderReranker",
+    "cpu_flags",
+    "default_cache_dir",
+    "default_threads",
+    "onnx_graphs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -443,7 +449,7 @@ def _token_text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _pre_exported_meta(graph: Path, folder: Path, tokenizer: Any, session: Any) -> dict[str, Any]:
+def _pre_exported_meta(graph: Path, folder: Path, tokenizer: Any, runner: Any) -> dict[str, Any]:
     """What ``_score`` needs, read from a pre-exported folder's graph and tokenizer files."""
     places = [graph.parent, folder] if graph.parent != folder else [folder]
     config = _read_json(*(p / "config.json" for p in places))
@@ -451,19 +457,18 @@ def _pre_exported_meta(graph: Path, folder: Path, tokenizer: Any, session: Any) 
     special = _read_json(*(p / "special_tokens_map.json" for p in places))
     tok_json = _read_json(*(p / _TOKENIZER for p in places))
 
-    inputs = [i.name for i in session.get_inputs()]
+    inputs = list(runner.input_names)
     unknown = [n for n in inputs if n not in _KNOWN_INPUTS]
     if unknown or "input_ids" not in inputs:
         raise RerankError(
             f"{str(graph)!r} takes inputs {inputs}; a cross-encoder graph takes input_ids, "
             "attention_mask and (optionally) token_type_ids"
         )
-    output = session.get_outputs()[0]
-    shape = list(output.shape or [])
+    shape = list(runner.output_shape)
     width = shape[-1] if len(shape) >= 2 else 1
     if len(shape) > 2 or (isinstance(width, int) and width != 1):
         raise RerankError(
-            f"{str(graph)!r} outputs {output.name} of shape {shape}; a reranker needs one "
+            f"{str(graph)!r} outputs {runner.output_name} of shape {shape}; a reranker needs one "
             "relevance logit per pair ([batch, 1]): this looks like an embedding or "
             "multi-label model"
         )
@@ -509,6 +514,192 @@ def _pre_exported_meta(graph: Path, folder: Path, tokenizer: Any, session: Any) 
         "fused": None,
         "pre_exported": True,
     }
+
+
+_BACKENDS = ("onnx", "openvino")
+_OV_PRECISIONS = ("auto", "bf16", "f32")
+#: Op types OpenVINO's ONNX reader has no conversion rule for (ONNX Runtime's int8 attention).
+_OPENVINO_UNREADABLE = (b"QAttention",)
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags of this machine (``/proc/cpuinfo``; empty where unreadable).
+
+    Example:
+        >>> isinstance(cpu_flags(), set)
+        True
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def _cpu_has_bf16() -> bool:
+    """True if the CPU computes bf16 natively (AVX512_BF16 or AMX)."""
+    flags = cpu_flags()
+    return "avx512_bf16" in flags or any(f.startswith("amx") for f in flags)
+
+
+class _OrtRunner:
+    """Runs an ONNX graph on ONNX Runtime's CPU provider: ``runner(feeds) -> first output``."""
+
+    backend = "onnx"
+
+    def __init__(self, graph: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle threads sleep instead of spinning, so they do not steal CPU from other work.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        out = self.session.get_outputs()[0]
+        self.output_name: str = out.name
+        self.output_shape: list[Any] = list(out.shape or [])
+        self.inference_precision = "fp32"
+
+    def __call__(self, feeds: dict[str, Any]) -> Any:
+        return self.session.run(None, feeds)[0]
+
+
+class _OpenVinoRunner:
+    """Runs an ONNX graph on OpenVINO's CPU plugin: ``runner(feeds) -> first output``.
+
+    ``precision``: ``"bf16"``, ``"f32"``, or ``"auto"`` (bf16 on CPUs with AVX512_BF16 or AMX).
+    """
+
+    backend = "openvino"
+
+    def __init__(self, graph: Path, threads: int, precision: str = "auto") -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise missing_extra("openvino", exc.name or "openvino", exc) from exc
+        if precision not in _OV_PRECISIONS:
+            raise ValueError(
+                f"openvino_precision must be one of {', '.join(_OV_PRECISIONS)}, got {precision!r}"
+            )
+        with graph.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            unreadable = [op.decode() for op in _OPENVINO_UNREADABLE if data.find(op) != -1]
+        if unreadable:
+            raise RerankError(
+                f"OpenVINO cannot read {str(graph)!r}: it uses ONNX Runtime's int8 operator "
+                f"com.microsoft.{unreadable[0]}, which OpenVINO has no conversion for. Use "
+                "backend='onnx' for this graph, or an fp32 graph (quantize=None) with "
+                "backend='openvino'"
+            )
+        if precision == "auto":
+            precision = "bf16" if _cpu_has_bf16() else "f32"
+        core = ov.Core()
+        try:
+            model = core.read_model(str(graph))
+        except RuntimeError as exc:
+            raise RerankError(f"OpenVINO cannot read {str(graph)!r}: {exc}") from exc
+        config = {
+            "INFERENCE_PRECISION_HINT": precision,
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+        }
+        self.compiled = core.compile_model(model, "CPU", config)
+        self._request = self.compiled.create_infer_request()
+        self.input_names = [i.get_any_name() for i in model.inputs]
+        out = model.outputs[0]
+        self.output_name = out.get_any_name()
+        shape = out.get_partial_shape()
+        self.output_shape = [d.get_length() if d.is_static else None for d in shape]
+        self.inference_precision = precision
+
+    def __call__(self, feeds: dict[str, Any]) -> Any:
+        import numpy as np
+
+        self._request.infer(feeds)
+        return np.array(self._request.get_output_tensor(0).data, copy=True)
+
+
+def make_runner(graph: Path, threads: int, backend: str, precision: str = "auto") -> Any:
+    """An ``_OrtRunner`` or ``_OpenVinoRunner`` for ``graph``."""
+    if backend == "openvino":
+        return _OpenVinoRunner(graph, threads, precision)
+    return _OrtRunner(graph, threads)
+
+
+def length_batches(
+    order: Any, lengths: Any, batch_size: int, max_batch_tokens: int | None
+) -> Iterator[Any]:
+    """Split indices sorted by length into runs of neighbours.
+
+    A run ends at ``batch_size`` rows, or earlier when its padded size (rows x longest) would
+    pass ``max_batch_tokens``: long inputs go in small batches, short ones in big ones, and no
+    row is padded beyond the longest of its neighbours.
+
+    Example:
+        >>> [list(b) for b in length_batches([0, 1, 2], [2, 3, 4], 2, None)]
+        [[0, 1], [2]]
+    """
+    start, n = 0, len(order)
+    while start < n:
+        end = min(n, start + batch_size)
+        if max_batch_tokens is not None:
+            # grow while (count x longest) fits; always take at least one row
+            stop = start + 1
+            while stop < end and (stop + 1 - start) * int(lengths[order[stop]]) <= max_batch_tokens:
+                stop += 1
+            end = stop
+        yield order[start:end]
+        start = end
+
+
+def run_bucketed(
+    run: Any,
+    encodings: Sequence[Any],
+    inputs: Sequence[str],
+    pad_id: int,
+    batch_size: int,
+    max_batch_tokens: int | None,
+) -> Any:
+    """Run tokenized inputs in length-sorted, token-budgeted batches; rows in input order.
+
+    ``encodings`` are ``tokenizers`` encodings (unpadded); ``inputs`` the graph's input names.
+    Returns the first output as a 2-D float64 array, one row per encoding.
+    """
+    import numpy as np
+
+    n = len(encodings)
+    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
+    order = np.argsort(lengths, kind="stable")
+    rows_out: Any = None
+    with_types = "token_type_ids" in inputs
+    for rows in length_batches(order, lengths, batch_size, max_batch_tokens):
+        width = int(lengths[rows[-1]])  # sorted: the last row is the longest
+        ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        types = np.zeros((len(rows), width), dtype=np.int64) if with_types else None
+        for r, i in enumerate(rows):
+            enc = encodings[i]
+            k = len(enc.ids)
+            ids[r, :k] = enc.ids
+            mask[r, :k] = 1
+            if types is not None:
+                types[r, :k] = enc.type_ids
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if types is not None:
+            feeds["token_type_ids"] = types
+        out = np.asarray(run(feeds), dtype=np.float64).reshape(len(rows), -1)
+        if rows_out is None:
+            rows_out = np.empty((n, out.shape[1]), dtype=np.float64)
+        rows_out[rows] = out
+    return rows_out
 
 
 def _log_bundled_once(folder: Path) -> None:
@@ -598,13 +789,20 @@ class OnnxCrossEncoderReranker(Reranker):
         long_documents: ``"truncate"`` (default) scores only the start of a passage longer
             than the token limit; ``"max"``, ``"mean"`` or ``"first"`` score it in overlapping
             windows and aggregate (see ``Reranker.set_long_documents``).
+        backend: ``"onnx"`` (ONNX Runtime) or ``"openvino"`` (OpenVINO, which reads the same
+            exported fp32 graph; ``pip install "rerank-kit[openvino]"``). Tokenization and
+            length-bucketed batching are the same for both.
+        openvino_precision: With ``backend="openvino"``: ``"auto"`` (bf16 on CPUs with
+            AVX512_BF16 or AMX, f32 elsewhere), ``"bf16"`` or ``"f32"``. OpenVINO cannot read
+            ONNX Runtime's int8 graphs (``com.microsoft.QAttention``): those raise a clear error.
 
     Attributes:
         model_path: Local folder of the source model.
         onnx_path: The ONNX file in use.
         exported: True if this construction exported or quantized (False on a cache hit).
         pre_exported: True if the folder's own ONNX graph is used (no export).
-        precision: ``"fp32"`` or ``"int8"``: what the graph in use computes with.
+        precision: ``"fp32"`` or ``"int8"`` (ONNX Runtime), ``"bf16"`` or ``"f32"`` (OpenVINO):
+            what the graph in use computes with.
 
     Example:
         >>> from rerank_kit import OnnxCrossEncoderReranker  # doctest: +SKIP
@@ -614,7 +812,11 @@ class OnnxCrossEncoderReranker(Reranker):
         >>> from rerank_kit.models import bundled_cross_encoder  # doctest: +SKIP
         >>> trained = OnnxCrossEncoderReranker(str(bundled_cross_encoder()))  # doctest: +SKIP
         >>> hub = OnnxCrossEncoderReranker("/models/ms-marco-MiniLM-L-6-v2", file_name="onnx/model_qint8_avx512.onnx")  # doctest: +SKIP
+        >>> ov = OnnxCrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2", backend="openvino")  # doctest: +SKIP
     """
+
+    #: Truncation strategy for every pair; ``None``: keep the query whole when it fits.
+    _pair_truncation: str | None = None
 
     def __init__(
         self,
@@ -629,11 +831,32 @@ class OnnxCrossEncoderReranker(Reranker):
         file_name: str | None = None,
         score_cache: int | ScoreCache | None = 0,
         long_documents: str = "truncate",
+        backend: str = "onnx",
+        openvino_precision: str = "auto",
     ) -> None:
         super().__init__()
         self._score_cache = make_score_cache(score_cache)
         if quantize not in _QUANTIZE:
             raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be 'onnx' or 'openvino', got {backend!r}")
+        if backend == "openvino":
+            if quantize == "int8":
+                raise ValueError(
+                    "quantize='int8' is ONNX Runtime's int8 graph (com.microsoft.QAttention), "
+                    "which OpenVINO cannot read; use backend='onnx' for int8, or "
+                    "backend='openvino' with quantize=None (bf16 where the CPU supports it)"
+                )
+            if openvino_precision not in _OV_PRECISIONS:
+                raise ValueError(
+                    f"openvino_precision must be one of {', '.join(_OV_PRECISIONS)}, "
+                    f"got {openvino_precision!r}"
+                )
+            try:
+                import openvino  # noqa: F401
+            except ImportError as exc:
+                raise missing_extra("openvino", exc.name or "openvino", exc) from exc
+        self.backend = backend
         _check_positive("batch_size", batch_size)
         if threads is not None:
             _check_positive("threads", threads)
@@ -643,13 +866,16 @@ class OnnxCrossEncoderReranker(Reranker):
             _check_positive("max_batch_tokens", max_batch_tokens)
         try:
             import numpy  # noqa: F401  (used by _score)
-            import onnxruntime as ort
             from tokenizers import Tokenizer
+
+            if backend == "onnx":
+                import onnxruntime  # noqa: F401  (the runner's)
         except ImportError as exc:
-            raise missing_extra("onnx", exc.name or "onnxruntime", exc) from exc
+            raise missing_extra(backend, exc.name or "onnxruntime", exc) from exc
         self.model_name = model
         self.quantize = quantize
-        self.name = f"onnx{'-' + quantize if quantize else ''}:{model}"
+        prefix = "openvino" if backend == "openvino" else "onnx"
+        self.name = f"{prefix}{'-' + quantize if quantize else ''}:{model}"
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         self.threads = threads if threads is not None else default_threads()
@@ -673,11 +899,13 @@ class OnnxCrossEncoderReranker(Reranker):
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()
         self._pair_specials = self._tokenizer.num_special_tokens_to_add(True)
-        self._session = self._new_session(ort)
+        self._runner = make_runner(self.onnx_path, self.threads, backend, openvino_precision)
+        if backend == "openvino":
+            self.precision = self._runner.inference_precision
         if graph is None:
             self._meta: dict[str, Any] = json.loads((folder / _META).read_text())
         else:
-            self._meta = _pre_exported_meta(graph, self.model_path, self._tokenizer, self._session)
+            self._meta = _pre_exported_meta(graph, self.model_path, self._tokenizer, self._runner)
         limit = int(self._meta["max_length"])
         if max_length is not None and max_length > limit:
             raise ValueError(f"max_length={max_length} exceeds the model's limit of {limit} tokens")
@@ -693,18 +921,10 @@ class OnnxCrossEncoderReranker(Reranker):
             self.max_length,
         )
 
-    def _new_session(self, ort: Any) -> Any:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Idle threads sleep instead of spinning, so they do not steal CPU from other work.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        return ort.InferenceSession(
-            str(self.onnx_path), options, providers=["CPUExecutionProvider"]
-        )
+    @property
+    def _session(self) -> Any:
+        """The ONNX Runtime session (``backend="onnx"`` only)."""
+        return getattr(self._runner, "session", None)
 
     @staticmethod
     def _local_folder(model: str) -> Path:
@@ -786,7 +1006,7 @@ class OnnxCrossEncoderReranker(Reranker):
 
     def _export_into(self, model_dir: Path, folder: Path) -> None:
         logger.info("exporting %s to ONNX (once; cached in %s)", model_dir, folder)
-        for package in ("torch", "transformers", "onnx"):
+        for package in ("torch", "transformers", "onnx", "onnxruntime"):
             self._import_or_explain(package)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=self.cache_dir))
@@ -811,24 +1031,8 @@ class OnnxCrossEncoderReranker(Reranker):
             raise missing_extra("onnx", package, exc) from exc
 
     def _batches(self, order: Any, lengths: Any) -> Iterator[Any]:
-        """Split indices sorted by length into runs of neighbours.
-
-        A run ends at ``batch_size`` pairs, or earlier when its padded size (pairs x longest)
-        would pass ``max_batch_tokens``: long passages go in small batches, short ones in big
-        ones, and no pair is padded beyond the longest of its neighbours.
-        """
-        start, n = 0, len(order)
-        budget = self.max_batch_tokens
-        while start < n:
-            end = min(n, start + self.batch_size)
-            if budget is not None:
-                # grow while (count x longest) fits; always take at least one pair
-                stop = start + 1
-                while stop < end and (stop + 1 - start) * int(lengths[order[stop]]) <= budget:
-                    stop += 1
-                end = stop
-            yield order[start:end]
-            start = end
+        """Length-sorted indices split into runs of neighbours (see ``length_batches``)."""
+        return length_batches(order, lengths, self.batch_size, self.max_batch_tokens)
 
     def _window_plan(self, query: str) -> WindowPlan:
         query_tokens = len(self._tokenizer.encode(query, add_special_tokens=False).ids)
@@ -844,7 +1048,9 @@ class OnnxCrossEncoderReranker(Reranker):
 
         tokenizer = self._tokenizer
         query_tokens = len(tokenizer.encode(query, add_special_tokens=False).ids)
-        if query_tokens + self._pair_specials < self.max_length:
+        if self._pair_truncation is not None:
+            strategy = self._pair_truncation
+        elif query_tokens + self._pair_specials < self.max_length:
             strategy = "only_second"  # keep the whole query, cut the passage
         else:
             logger.warning(
@@ -858,27 +1064,15 @@ class OnnxCrossEncoderReranker(Reranker):
         encodings = tokenizer.encode_batch([(query, text) for text in texts])
         # a cut pair leaves its tail in ``overflowing``; read by _truncated under the same lock
         self._last_truncated = [bool(e.overflowing) for e in encodings]
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
-        order = np.argsort(lengths, kind="stable")
-        logits = np.empty(len(texts), dtype=np.float64)
-        with_types = "token_type_ids" in self._inputs
-        for rows in self._batches(order, lengths):
-            width = int(lengths[rows[-1]])  # sorted: the last row is the longest
-            ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            types = np.zeros((len(rows), width), dtype=np.int64)
-            for r, i in enumerate(rows):
-                enc = encodings[i]
-                n = len(enc.ids)
-                ids[r, :n] = enc.ids
-                mask[r, :n] = 1
-                if with_types:
-                    types[r, :n] = enc.type_ids
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if with_types:
-                feeds["token_type_ids"] = types
-            out = self._session.run(None, feeds)[0]
-            logits[rows] = np.asarray(out).reshape(len(rows), -1)[:, 0]
+        out = run_bucketed(
+            self._runner,
+            encodings,
+            self._inputs,
+            self._pad_id,
+            self.batch_size,
+            self.max_batch_tokens,
+        )
+        logits = out[:, 0]
         activation = self._meta["activation"]
         if activation == "sigmoid":  # written with tanh: no overflow for large |logit|
             return (0.5 * (1.0 + np.tanh(0.5 * logits))).tolist()

@@ -13,7 +13,7 @@ __all__ = ["KINDS", "REMOTE_KINDS", "build_cascade", "build_reranker", "load_rer
 #: Remote providers (``rerank_kit._remote.PROFILES``): hosted APIs and self-hosted engines.
 REMOTE_KINDS = ("cohere", "voyage", "jina", "pinecone", "zeroentropy", "tei", "infinity")
 #: Spec prefixes understood by ``load_reranker``.
-KINDS = ("cross-encoder", "flashrank", "bi-encoder", "onnx", "onnx-int8", *REMOTE_KINDS)
+KINDS = ("cross-encoder", "flashrank", "bi-encoder", "onnx", "onnx-int8", "openvino", *REMOTE_KINDS)
 _KEEP = re.compile(r"^(?P<spec>.+?)@(?P<keep>\d+)$")
 
 
@@ -34,6 +34,9 @@ def _builders() -> dict[str, Callable[..., Reranker]]:
 
         return build
 
+    def openvino(model: str, **kwargs: Any) -> Reranker:
+        return OnnxCrossEncoderReranker(model, backend="openvino", **kwargs)
+
     return {
         "cross-encoder": CrossEncoderReranker,
         "flashrank": FlashRankReranker,
@@ -41,6 +44,7 @@ def _builders() -> dict[str, Callable[..., Reranker]]:
         "onnx": OnnxCrossEncoderReranker,
         "onnx-int8": onnx_int8,
         **{kind: remote(kind) for kind in REMOTE_KINDS},
+        "openvino": openvino,
     }
 
 
@@ -116,6 +120,8 @@ def load_reranker(spec: str, **kwargs: Any) -> Reranker:
           ``"zeroentropy:zerank-1-small"`` (key from the provider's variable, e.g.
           ``COHERE_API_KEY``); self-hosted engines: ``"tei:http://HOST:PORT"``,
           ``"infinity:http://HOST:PORT#MODEL"`` (see ``RemoteReranker``)
+        - ``"onnx:ID_OR_PATH"``, ``"onnx-int8:ID_OR_PATH"`` (cross-encoder on ONNX Runtime) and
+          ``"openvino:ID_OR_PATH"`` (cross-encoder on OpenVINO)
         - cascade: stages joined by ``>>``, each ending in ``@KEEP`` (how many it passes on;
           optional on the last stage), e.g.
           ``"flashrank:ms-marco-TinyBERT-L-2-v2@20 >> cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2"``
