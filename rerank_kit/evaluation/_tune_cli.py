@@ -18,6 +18,11 @@ from rerank_kit._errors import RerankError
 __all__ = ["add_arguments", "add_train_arguments", "run", "run_train"]
 
 
+def _say(text: str) -> None:
+    """One line of the command's report, on stdout."""
+    sys.stdout.write(text + "\n")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``tune`` options to ``parser``.
 
@@ -88,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             show_progress=not args.no_progress,
         )
     except (ValueError, OSError, RerankError) as exc:
-        print(f"rerank-kit tune: error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"rerank-kit tune: error: {exc}\n")
         return 2
     split = result.folds
     how = (
@@ -96,13 +101,13 @@ def run(args: argparse.Namespace) -> int:
         if "folds" in split
         else f"one split, {split['test_size']:.0%} held out, seed {split['seed']}"
     )
-    print(f"{data.name}: {len(data.queries)} judged queries; {how}")
-    print(result.to_table())
+    _say(f"{data.name}: {len(data.queries)} judged queries; {how}")
+    _say(result.to_table())
     if args.config:
-        print(f"config written to {result.config.save(args.config)}")
+        _say(f"config written to {result.config.save(args.config)}")
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-        print(f"report written to {args.json}")
+        _say(f"report written to {args.json}")
     return 0
 
 
@@ -157,21 +162,21 @@ def run_train(args: argparse.Namespace) -> int:
             show_progress=not args.no_progress,
         )
     except (ValueError, OSError, RerankError, ImportError) as exc:
-        print(f"rerank-kit train: error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"rerank-kit train: error: {exc}\n")
         return 2
-    print(
+    _say(
         f"{data.name}: {len(result.train_queries)} training, {len(result.dev_queries)} dev, "
         f"{len(result.test_queries)} test queries (seed {args.seed}); {len(result.pairs)} pairs"
     )
     for label, metrics in (("before", result.before), ("after", result.after)):
-        print(f"{label:8}" + "".join(f"  {n} {v:.3f}" for n, v in metrics.items()))
+        _say(f"{label:8}" + "".join(f"  {n} {v:.3f}" for n, v in metrics.items()))
     diff = result.difference
     lo, hi = diff["ci95"]
-    print(
+    _say(
         f"after - before nDCG@10 {diff['mean']:+.3f}  95% CI [{lo:+.3f}, {hi:+.3f}]  "
         f"better {diff['better']}, worse {diff['worse']}"
     )
-    print(f"model saved to {result.model_dir} (use it as {result.kind}:{result.model_dir})")
+    _say(f"model saved to {result.model_dir} (use it as {result.kind}:{result.model_dir})")
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     return 0
