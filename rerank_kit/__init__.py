@@ -18,6 +18,7 @@ from rerank_kit._cascade import CascadeReranker, Stage
 from rerank_kit._cross_encoder import CrossEncoderReranker
 from rerank_kit._errors import ModelNotAvailableError, RerankError
 from rerank_kit._flashrank import FlashRankReranker
+from rerank_kit._fusion import Fusion
 from rerank_kit._onnx import OnnxCrossEncoderReranker
 from rerank_kit._registry import load_reranker
 from rerank_kit._types import Ranked
@@ -29,6 +30,7 @@ __all__ = [
     "CascadeReranker",
     "CrossEncoderReranker",
     "FlashRankReranker",
+    "Fusion",
     "ModelNotAvailableError",
     "OnnxCrossEncoderReranker",
     "Ranked",

@@ -18,6 +18,7 @@ EXPECTED_ALL = {
         "CascadeReranker",
         "CrossEncoderReranker",
         "FlashRankReranker",
+        "Fusion",
         "ModelNotAvailableError",
         "OnnxCrossEncoderReranker",
         "Ranked",
