@@ -22,6 +22,7 @@ import pytest
 from conftest import SHARED_DATA
 
 from rerank_kit import BiEncoderReranker
+from rerank_kit._fusion import DEFAULT_FUSION_WEIGHT
 from rerank_kit.evaluation import Dataset, evaluate_run, load_dataset
 
 pytestmark = pytest.mark.models
@@ -31,7 +32,7 @@ N_QUERIES = 25
 STRIDE = 8
 DEPTH = 20  # each retriever's top DEPTH; the hybrid list holds up to 2 x DEPTH
 K = 10
-WEIGHT = 0.5  # weight of the reranker in the fused score (DEFAULT_FUSION_WEIGHT)
+WEIGHT = DEFAULT_FUSION_WEIGHT  # weight of the reranker in the fused score (0.7)
 _WORDS = re.compile(r"\w+")
 
 
