@@ -175,7 +175,7 @@ class RerankCompressor(_BaseRerank):
     ``on_error="passthrough"`` a reranker failure returns the first-stage order with
     ``metadata["rerank_failed"] = True``.
 
-    Score fusion (every compressor here): with ``fusion=0.5`` (the weight on the reranker) each
+    Score fusion (every compressor here): with ``fusion=0.7`` (the weight on the reranker) each
     document's reranker score is fused with its first-stage signal, the number in
     ``metadata[first_stage_score_key]`` if you name that key, else its position in the input
     (``fusion_method`` ``"zscore"``, ``"minmax"`` or ``"rrf"``). ``relevance_score`` is then the
@@ -210,7 +210,7 @@ class RerankCompressor(_BaseRerank):
     Fuse with the retriever's score (when it writes one to metadata) or its order:
         .. code-block:: python
 
-            fused = RerankCompressor(reranker=reranker, top_n=5, fusion=0.5,
+            fused = RerankCompressor(reranker=reranker, top_n=5, fusion=0.7,
                                      first_stage_score_key="score")
     """
 

@@ -215,7 +215,7 @@ class RerankCompressor(_BaseRerank):
     ``RerankedNodeWithScore`` objects: ``score`` is the rerank score, ``retrieval_score`` the
     first-stage one; input nodes are never modified.
 
-    Score fusion (every postprocessor here): with ``fusion=0.5`` (the weight on the reranker)
+    Score fusion (every postprocessor here): with ``fusion=0.7`` (the weight on the reranker)
     each node's reranker score is fused with its retrieval score (``NodeWithScore.score``; the
     retrieval order if any node has none), per query (``fusion_method`` ``"zscore"``,
     ``"minmax"`` or ``"rrf"``). ``score`` is then the fused score, and it is what orders, what
@@ -239,7 +239,7 @@ class RerankCompressor(_BaseRerank):
     Fuse the reranker's score with the retrieval score:
         .. code-block:: python
 
-            rerank = RerankCompressor(reranker=reranker, top_n=5, fusion=0.5)
+            rerank = RerankCompressor(reranker=reranker, top_n=5, fusion=0.7)
     """
 
     reranker: Reranker = Field(description="The rerank-kit engine reranker to use.")

@@ -18,6 +18,7 @@ from rerank_kit._cascade import CascadeReranker, Stage
 from rerank_kit._cross_encoder import CrossEncoderReranker
 from rerank_kit._errors import ModelNotAvailableError, RerankError
 from rerank_kit._flashrank import FlashRankReranker
+from rerank_kit._fusion import Fusion
 from rerank_kit._listwise import ListwiseLLMReranker
 from rerank_kit._onnx import OnnxCrossEncoderReranker
 from rerank_kit._pipeline import Pipeline, PipelineConfig, load_pipeline
@@ -33,6 +34,7 @@ __all__ = [
     "CrossEncoderReranker",
     "FlashRankReranker",
     "ListwiseLLMReranker",
+    "Fusion",
     "ModelNotAvailableError",
     "OnnxCrossEncoderReranker",
     "Pipeline",

