@@ -118,9 +118,7 @@ def test_openvino_reads_flashrank_folder(tiny_flashrank_dir: Path) -> None:
     if ov._onnx.precision == "f32":
         assert ov.score(QUERY, PASSAGES) == pytest.approx(expected, abs=1e-4)
     else:
-        assert ov.score(QUERY, PASSAGES) == pytest.approx(
-            expected, abs=0.05
-        )  # bf16: 8 mantissa bits
+        assert ov.score(QUERY, PASSAGES) == pytest.approx(expected, abs=0.05)  # bf16
 
 
 def test_openvino_refuses_onnxruntime_int8_graph(tiny_ce_dir: Path, tmp_path: Path) -> None:
