@@ -794,15 +794,18 @@ class OnnxCrossEncoderReranker(Reranker):
             length-bucketed batching are the same for both.
         openvino_precision: With ``backend="openvino"``: ``"auto"`` (bf16 on CPUs with
             AVX512_BF16 or AMX, f32 elsewhere), ``"bf16"`` or ``"f32"``. OpenVINO cannot read
-            ONNX Runtime's int8 graphs (``com.microsoft.QAttention``): those raise a clear error.
+            ONNX Runtime's int8 attention (``com.microsoft.QAttention``, what ``quantize="int8"``
+            makes of a fused export): such graphs raise a clear error. Graphs with plain
+            ``MatMulInteger`` int8 weights (e.g. the bundled model) load.
 
     Attributes:
         model_path: Local folder of the source model.
         onnx_path: The ONNX file in use.
         exported: True if this construction exported or quantized (False on a cache hit).
         pre_exported: True if the folder's own ONNX graph is used (no export).
-        precision: ``"fp32"`` or ``"int8"`` (ONNX Runtime), ``"bf16"`` or ``"f32"`` (OpenVINO):
-            what the graph in use computes with.
+        precision: ``"fp32"`` or ``"int8"`` (ONNX Runtime), ``"bf16"`` or ``"f32"`` (OpenVINO;
+            ``"int8"`` for a pre-quantized graph it can read, such as the bundled one): what the
+            graph in use computes with.
 
     Example:
         >>> from rerank_kit import OnnxCrossEncoderReranker  # doctest: +SKIP
@@ -900,7 +903,7 @@ class OnnxCrossEncoderReranker(Reranker):
         self._tokenizer.no_truncation()
         self._pair_specials = self._tokenizer.num_special_tokens_to_add(True)
         self._runner = make_runner(self.onnx_path, self.threads, backend, openvino_precision)
-        if backend == "openvino":
+        if backend == "openvino" and self.precision != "int8":
             self.precision = self._runner.inference_precision
         if graph is None:
             self._meta: dict[str, Any] = json.loads((folder / _META).read_text())

