@@ -130,20 +130,9 @@ def read_feedback(path: str | Path) -> list[dict[str, Any]]:
     Example:
         >>> records = read_feedback("feedback.jsonl")  # doctest: +SKIP
     """
-    p = Path(path)
-    records = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{p}:{lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise ValueError(f"{p}:{lineno}: expected a JSON object per line")
-            records.append(obj)
-    return records
+    from rerank_kit.evaluation._dataset import _read_jsonl  # light: json only
+
+    return [obj for _, obj in _read_jsonl(Path(path))]
 
 
 def _ids(record: Mapping[str, Any], key: str, where: str) -> list[str]:
