@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rerank_kit._base import (
     Reranker,
     check_query,
     check_texts,
+    make_score_cache,
     order_by_score,
 )
 from rerank_kit._types import Ranked
@@ -151,6 +153,22 @@ class CascadeReranker(Reranker):
             scored = await stage.reranker._ascore_checked(query, run.texts(texts))
             run.record(stage, name, *scored)
         return run.ranked()
+
+    def set_score_cache(self, score_cache: Any) -> None:
+        """Share one score cache among the stages that keep one (see ``Reranker.set_score_cache``).
+
+        Raises ``ValueError`` when no stage keeps one.
+        """
+        cache = make_score_cache(score_cache)
+        took = False
+        for stage in self.stages:
+            try:
+                stage.reranker.set_score_cache(cache)
+                took = True
+            except ValueError:
+                continue
+        if not took:
+            raise ValueError(f"no stage of {self.name} keeps a score cache")
 
     def set_long_documents(self, mode: str) -> None:
         """Set ``long_documents`` on every stage (see ``Reranker.set_long_documents``)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -89,7 +91,7 @@ def test_cache_is_bounded_lru() -> None:
 
 
 def test_settings_are_checked() -> None:
-    for bad in (-1, 1.5, "10", True):
+    for bad in (-1, 1.5, True, b"scores"):
         with pytest.raises(ValueError, match="score_cache"):
             make_score_cache(bad)
     with pytest.raises(ValueError, match="max_size"):
@@ -135,3 +137,75 @@ def test_cross_encoder_score_cache_matches_and_counts(tiny_ce_dir: Path, tmp_pat
         assert cached.score(query, TEXTS) == pytest.approx(want, abs=1e-6)
         assert cached.cache_info()["hits"] == len(TEXTS)
         assert plain.cache_info()["max_size"] == 0
+
+
+def test_file_cache_survives_the_process_and_scores_only_new_pairs(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "scores.jsonl"
+    first = Counting(score_cache=path)  # a file name: a persistent cache
+    want = first.rerank("laptop", TEXTS)
+    assert first.pairs == len(TEXTS) and path.is_file()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == len(TEXTS) and rows[0][:3] == ["counting", "laptop", TEXTS[0]]
+    again = Counting(score_cache=ScoreCache(100, path=path))  # a new "process"
+    assert again.rerank("laptop", TEXTS) == want
+    assert again.pairs == 0 and again.cache_info()["hits"] == len(TEXTS)
+    again.score("password", TEXTS[:2])
+    assert again.pairs == 2 and len(path.read_text().splitlines()) == len(TEXTS) + 2
+    again.clear_cache()  # memory only: the file keeps every pair
+    assert Counting(score_cache=path).score("password", TEXTS[:2]) == again.score(
+        "password", TEXTS[:2]
+    )
+    other = Counting("other", score_cache=path)  # keyed by the reranker's name
+    other.score("laptop", TEXTS[:1])
+    assert other.pairs == 1
+
+
+def test_file_cache_skips_a_torn_line_and_appends_cleanly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "scores.jsonl"
+    Counting(score_cache=path).score("laptop", TEXTS[:3])
+    text = path.read_text()
+    path.write_text(text + '["counting", "laptop", "half a li')  # a run killed mid-write
+    with caplog.at_level(logging.WARNING, logger="rerank_kit._base"):
+        r = Counting(score_cache=path)
+    assert "skipped 1 unreadable line" in caplog.text
+    r.score("laptop", TEXTS[:4])
+    assert r.pairs == 1  # the three whole lines were loaded
+    fresh = Counting(score_cache=path)
+    fresh.score("laptop", TEXTS[:4])
+    assert fresh.pairs == 0  # the new line did not glue onto the torn one
+    with pytest.raises(ValueError, match="folder"):
+        ScoreCache(10, path=tmp_path)
+
+
+def test_file_cache_respects_max_size_in_memory(tmp_path: Path) -> None:
+    path = tmp_path / "scores.jsonl"
+    Counting(score_cache=path).score("q", ["a", "b", "c", "d"])
+    small = ScoreCache(2, path=path)
+    assert small.info()["size"] == 2
+    assert small.get("counting", "q", ["c", "d"]) == [(pytest.approx(0.001), False)] * 2
+
+
+def test_set_score_cache_after_construction() -> None:
+    from rerank_kit import CascadeReranker, Stage
+    from rerank_kit.testing import FakeReranker
+
+    r = Counting()
+    r.set_score_cache(100)
+    r.score("q", TEXTS)
+    r.score("q", TEXTS)
+    assert r.pairs == len(TEXTS) and r.cache_info()["hits"] == len(TEXTS)
+    r.set_score_cache(None)
+    assert r.cache_info()["max_size"] == 0
+    with pytest.raises(ValueError, match="keeps no score cache"):
+        FakeReranker().set_score_cache(10)
+    cheap, good = FakeReranker(), Counting()
+    cascade = CascadeReranker([Stage(cheap, 3), Stage(good, None)])
+    shared = ScoreCache(100)
+    cascade.set_score_cache(shared)
+    cascade.rerank("laptop", TEXTS)
+    cascade.rerank("laptop", TEXTS)
+    assert good.pairs == 3 and shared.info()["hits"] == 3
+    with pytest.raises(ValueError, match="no stage"):
+        CascadeReranker([Stage(FakeReranker(), 3), Stage(FakeReranker(), None)]).set_score_cache(1)

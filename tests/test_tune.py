@@ -138,8 +138,9 @@ def test_cli_tune_on_a_cisi_slice(tmp_path: Path, capsys: pytest.CaptureFixture[
         "onnx:cross-encoder/ms-marco-MiniLM-L-12-v2",
     ]
     args += ["--depth", "5", "--depth", "10", "--folds", "3", "--limit-queries", "9"]
+    cache = tmp_path / "scores.jsonl"
     args += ["--json", str(out), "--config", str(config), "--no-progress"]
-    assert main(args) == 0
+    assert main([*args, "--score-cache", str(cache)]) == 0
     text = capsys.readouterr().out
     assert "3-fold cross-fitting by query, seed 0" in text and "tuned - default" in text
     report = json.loads(out.read_text())
@@ -149,6 +150,18 @@ def test_cli_tune_on_a_cisi_slice(tmp_path: Path, capsys: pytest.CaptureFixture[
     data = load_dataset(SHARED / "cisi").head(9)
     assert set(report["per_query"]) == set(data.queries)
     assert main(["tune", str(tmp_path / "missing"), "--reranker", "x:y"]) == 2
+    # the persistent score cache: every scored pair is on disk, and a second tune and an
+    # eval of the same slice read them instead of running the model
+    pairs = len(cache.read_text().splitlines())
+    assert 9 * 5 < pairs <= 9 * 10
+    assert main([*args, "--score-cache", str(cache)]) == 0
+    assert json.loads(out.read_text())["per_query"] == report["per_query"]
+    evaluated = tmp_path / "eval.json"
+    eval_args = ["eval", str(SHARED / "cisi"), "--reranker", args[3], "--depth", "10"]
+    eval_args += ["--limit-queries", "9", "--no-progress", "--json", str(evaluated)]
+    assert main([*eval_args, "--score-cache", str(cache)]) == 0
+    assert len(cache.read_text().splitlines()) == pairs
+    assert main([*eval_args, "--score-cache", str(cache), "--cold-cache"]) == 2
 
 
 @pytest.mark.models

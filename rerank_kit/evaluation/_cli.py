@@ -104,6 +104,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="empty rerankers' embedding caches before each query (latency on unseen passages)",
     )
+    parser.add_argument(
+        "--score-cache",
+        metavar="FILE",
+        help="persistent score cache (JSON lines, created if missing): pairs scored by an "
+        "earlier eval/tune run with the same spec are read, not scored again",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -159,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
             cold_cache=args.cold_cache,
             fusion=fusions,
             long_documents=args.long_documents,
+            score_cache=args.score_cache,
         )
     except (OSError, ValueError, ImportError, RerankError) as exc:
         return _err(str(exc))
@@ -180,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
             "cold_cache": args.cold_cache,
             "fusion": [{"method": f.method, "weight": f.weight} for f in fusions],
             "long_documents": args.long_documents,
+            "score_cache": args.score_cache,
         }
         out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         sys.stdout.write(f"wrote {out}\n")

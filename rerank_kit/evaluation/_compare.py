@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rerank_kit._base import Reranker
+from rerank_kit._base import Reranker, ScoreCache, make_score_cache
 from rerank_kit._errors import missing_extra
 from rerank_kit._fusion import Fusion, fuse_ranked, to_fusion
 from rerank_kit._types import Ranked
@@ -272,8 +273,22 @@ def _ms(value: float | None) -> str:
     return f"{value:.2f}"
 
 
+def attach_score_cache(model: Reranker, score_cache: Any) -> bool:
+    """Give ``model`` (or its cascade stages) ``score_cache`` if it keeps one; say if it took it."""
+    if score_cache is None:
+        return False
+    try:
+        model.set_score_cache(score_cache)
+    except ValueError:
+        logger.debug("%s keeps no score cache; scoring without one", model.name)
+        return False
+    return True
+
+
 def _resolve_rerankers(
-    rerankers: Iterable[str | Reranker], long_documents: str | None = None
+    rerankers: Iterable[str | Reranker],
+    long_documents: str | None = None,
+    score_cache: ScoreCache | None = None,
 ) -> list[Reranker]:
     from rerank_kit._registry import load_reranker
 
@@ -285,6 +300,7 @@ def _resolve_rerankers(
             model = load_reranker(item)
             if long_documents is not None:
                 model.set_long_documents(long_documents)
+            attach_score_cache(model, score_cache)
             out.append(model)
         else:
             raise TypeError(f"rerankers must be specs (str) or Reranker objects, got {item!r}")
@@ -379,6 +395,7 @@ def compare(
     cold_cache: bool = False,
     fusion: Sequence[float | Fusion] = (),
     long_documents: str | None = None,
+    score_cache: str | os.PathLike[str] | ScoreCache | None = None,
 ) -> ComparisonResult:
     """Measure what each reranker adds to each first stage, in quality and in latency.
 
@@ -417,6 +434,11 @@ def compare(
         long_documents: For rerankers given as specs: ``"truncate"``, ``"max"``, ``"mean"`` or
             ``"first"`` (see ``Reranker.set_long_documents``); ``None`` keeps their default.
             Reranker objects keep their own setting.
+        score_cache: For rerankers given as specs that score pairs (cross-encoders,
+            FlashRank, cascade stages): one shared ``ScoreCache``, or a file name for a
+            persistent one (see ``ScoreCache``), so a pair is scored once across first stages,
+            runs and ``tune``. Quality is unchanged; latency of cached pairs is that of a
+            lookup, so time rerankers without it. Cannot be combined with ``cold_cache``.
 
     Returns:
         A ``ComparisonResult``: each first stage followed by its reranked variants.
@@ -447,7 +469,10 @@ def compare(
     fusions = _check_fusions(fusion)
     if long_documents is not None:
         check_long_documents(long_documents)
-    models = _resolve_rerankers(rerankers, long_documents)
+    if score_cache is not None and cold_cache:
+        raise ValueError("score_cache and cold_cache contradict: a cold run scores every pair")
+    cache = make_score_cache(score_cache)
+    models = _resolve_rerankers(rerankers, long_documents, cache)
     stages, built = _resolve_first_stages(first_stage, embedding_model)
     try:
         return _run(

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import statistics
 import sys
@@ -38,9 +39,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rerank_kit._base import Reranker
+from rerank_kit._base import Reranker, ScoreCache, make_score_cache
 from rerank_kit._fusion import FUSION_METHODS, Fusion, fuse
 from rerank_kit._pipeline import PipelineConfig
+from rerank_kit.evaluation._compare import attach_score_cache
 from rerank_kit.evaluation._dataset import Dataset
 from rerank_kit.evaluation._metrics import evaluate_run
 
@@ -201,6 +203,7 @@ def tune(
     target_precision: float | None = None,
     embedding_model: Any = None,
     show_progress: bool = False,
+    score_cache: str | os.PathLike[str] | ScoreCache | None = None,
 ) -> TuneResult:
     """Choose depth, fusion and first stage by cross-fitting; report held-out gains.
 
@@ -220,6 +223,9 @@ def tune(
             reach this precision on the judged queries (the lowest such threshold).
         embedding_model: Model of the dense stage (default all-MiniLM-L6-v2).
         show_progress: Progress bar on stderr while scoring.
+        score_cache: For a spec that scores pairs: a ``ScoreCache`` or a file name for a
+            persistent one, shared with ``compare`` / ``rerank-kit eval --score-cache``, so
+            pairs an earlier run scored are not scored again.
 
     Returns:
         A ``TuneResult``.
@@ -242,6 +248,8 @@ def tune(
         raise ValueError(f"{len(qids)} judged queries are too few for {folds} folds")
     spec = reranker if isinstance(reranker, str) else reranker.name
     model = load_reranker(reranker) if isinstance(reranker, str) else reranker
+    if isinstance(reranker, str):
+        attach_score_cache(model, make_score_cache(score_cache))
     stages = build_first_stages(
         stages_wanted, embedding_model=embedding_model or DEFAULT_EMBEDDING_MODEL
     )

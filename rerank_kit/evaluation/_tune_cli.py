@@ -67,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit-queries", type=int, metavar="N", help="only the first N queries")
     parser.add_argument("--config", metavar="OUT", help="write the tuned settings here (JSON)")
     parser.add_argument("--json", metavar="OUT", help="write the report here (JSON)")
+    parser.add_argument(
+        "--score-cache",
+        metavar="FILE",
+        help="persistent score cache (JSON lines, created if missing): pairs scored by an "
+        "earlier eval/tune run with the same spec are read, not scored again",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -91,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             top_n=args.top_n,
             target_precision=args.target_precision,
             show_progress=not args.no_progress,
+            score_cache=args.score_cache,
         )
     except (ValueError, OSError, RerankError) as exc:
         sys.stderr.write(f"rerank-kit tune: error: {exc}\n")
