@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,32 @@ def test_train_cross_encoder_never_sees_test_queries(
     report = json.loads(out.read_text())
     assert report["queries"]["test"] == len(result.test_queries)
     assert main(["train", str(data_dir), "--model", "flashrank:x", "--out", "o"]) == 2
+
+
+class _Graded(FakeReranker):
+    """Word overlap plus a length tie-breaker: scores without ties."""
+
+    def _score(self, query: str, texts: list[str]) -> list[float]:
+        return [s + len(t) / 1000 for s, t in zip(super()._score(query, texts), texts, strict=True)]
+
+
+def test_cascade_keep_is_searched_and_simulated_like_the_cascade() -> None:
+    from rerank_kit import CascadeReranker, Stage
+    from rerank_kit.evaluation import compare
+
+    data = _dataset()
+    cascade = CascadeReranker([Stage(_Graded("cheap"), 4), Stage(_Graded("good"), None)])
+    result = tune(data, cascade, depths=[10], weights=[None], keep_sizes=[2, 6], folds=3)
+    # the keeps tried: the ones asked for below the depth, plus the spec's own
+    assert all(re.search(r", keep (2|4|6),", label) for label in result.chosen)
+    assert re.fullmatch(r"cheap@(2|4|6) >> good", result.config.reranker)
+    # "plain" is the spec's cascade (keep 4, no fusion) simulated from every stage's scores:
+    # per query it matches the real cascade run by compare on the same candidates
+    measured = compare(data, "bm25", [cascade], depth=10, warmup=False)
+    real = next(s for s in measured.systems if s.name == "bm25 >> cheap@4 >> good")
+    for qid, row in result.per_query.items():
+        assert row["plain"] == pytest.approx(real.per_query[qid]["nDCG@10"]), qid
+    # keeping 1 of 10 drops relevant documents (three per query): tune prefers the spec's 4
+    narrow = tune(data, cascade, depths=[10], weights=[None], keep_sizes=[1], folds=3)
+    assert narrow.config.reranker == "cheap@4 >> good"
+    assert all(", keep 4," in label for label in narrow.chosen)

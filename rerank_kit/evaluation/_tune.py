@@ -6,7 +6,9 @@ the model itself. ``tune`` scores every candidate once, then searches the settin
 arithmetic:
 
 - first stage (when several are given), candidate depth, fusion method and weight (or no
-  fusion), and, when a target precision is asked for, a ``score_threshold``;
+  fusion), for a cascade the ``keep`` of its first stage (every stage scores every candidate
+  once, and each keep is simulated), and, when a target precision is asked for, a
+  ``score_threshold``;
 - **cross-fitting**: the judged queries are split by query into ``folds`` (seeded); for each
   fold, the settings are chosen on the other folds only and applied to the fold's queries, so
   every judged query is held out exactly once and the held-out metrics cover all of them
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rerank_kit._base import Reranker, ScoreCache, make_score_cache
+from rerank_kit._cascade import CascadeReranker
 from rerank_kit._fusion import FUSION_METHODS, Fusion, fuse
 from rerank_kit._pipeline import PipelineConfig
 from rerank_kit.evaluation._compare import attach_score_cache
@@ -54,6 +57,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_WEIGHTS: tuple[float | None, ...] = (None, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: Candidate depths searched (the largest is what the first stage retrieves).
 DEFAULT_DEPTHS: tuple[int, ...] = (20, 50, 100)
+#: Keep sizes searched for a cascade's first stage (with the spec's own, below the depth).
+DEFAULT_KEEPS: tuple[int, ...] = (10, 20, 30, 50)
 _MAIN = "nDCG@10"
 
 
@@ -63,11 +68,55 @@ class _Setting:
     depth: int
     weight: float | None
     method: str
+    keep: int | None = None
 
     @property
     def label(self) -> str:
         fusion = "no fusion" if self.weight is None else f"{self.method} w={self.weight:g}"
-        return f"{self.first_stage} depth {self.depth}, {fusion}"
+        keep = "" if self.keep is None else f", keep {self.keep}"
+        return f"{self.first_stage} depth {self.depth}{keep}, {fusion}"
+
+
+@dataclass
+class _Scored:
+    """One query's candidates and every score ``tune`` needs for them.
+
+    Ids, first-stage scores, the reranker's (final stage's) scores and, for a cascade, the
+    scores of the stages before the last one.
+    """
+
+    ids: list[str]
+    first: list[float]
+    final: list[float]
+    earlier: list[list[float]] = field(default_factory=list)
+
+    def order(
+        self, setting: _Setting, fixed_keeps: Sequence[int | None]
+    ) -> tuple[list[int], list[float]]:
+        """Indices of the head (``depth``) in the pipeline's order, and their sort keys.
+
+        The reranked (surviving) candidates come first, ordered by the final score, fused with
+        the first-stage score when the setting fuses; candidates a cascade stage pruned follow
+        in first-stage order (as ``compare`` ranks them), with keys of ``-inf``.
+        """
+        d = setting.depth
+        survivors = list(range(min(d, len(self.ids))))
+        for i, scores in enumerate(self.earlier):
+            keep = setting.keep if i == 0 else fixed_keeps[i]
+            ranked = sorted(survivors, key=lambda j: -scores[j])
+            survivors = ranked if keep is None else ranked[:keep]
+        final = [self.final[j] for j in survivors]
+        if setting.weight is None:
+            keys = final
+        else:
+            fusion = Fusion(setting.weight, setting.method)  # type: ignore[arg-type]
+            keys = fuse(final, [self.first[j] for j in survivors], fusion)
+        ranked_pairs = sorted(zip(survivors, keys, strict=True), key=lambda p: -p[1])
+        kept = set(survivors)
+        pruned = [j for j in range(min(d, len(self.ids))) if j not in kept]
+        return [j for j, _ in ranked_pairs] + pruned, [k for _, k in ranked_pairs] + [
+            -math.inf
+        ] * len(pruned)
 
 
 @dataclass
@@ -195,6 +244,7 @@ def tune(
     depths: Sequence[int] = DEFAULT_DEPTHS,
     weights: Sequence[float | None] = DEFAULT_WEIGHTS,
     methods: Sequence[str] = FUSION_METHODS,
+    keep_sizes: Sequence[int] = DEFAULT_KEEPS,
     folds: int = 5,
     seed: int = 0,
     test_size: float | None = None,
@@ -214,6 +264,9 @@ def tune(
         depths: Candidate depths to try; the largest is retrieved once per query.
         weights: Fusion weights to try (``None``: no fusion).
         methods: Fusion methods to try.
+        keep_sizes: For a cascade: keep sizes to try for its first stage (those below each
+            depth, plus the spec's own keep). Every stage scores every candidate once; the
+            chosen keep is written into the config's spec. Later stages keep their keep.
         folds: Cross-fitting folds (every query is held out once).
         seed: Seed of the query split and of the bootstrap.
         test_size: Instead of cross-fitting, hold out this share of the queries once.
@@ -250,12 +303,15 @@ def tune(
     model = load_reranker(reranker) if isinstance(reranker, str) else reranker
     if isinstance(reranker, str):
         attach_score_cache(model, make_score_cache(score_cache))
+    cascade = model if isinstance(model, CascadeReranker) and len(model.stages) > 1 else None
+    fixed_keeps: list[int | None] = [st.keep for st in cascade.stages] if cascade else []
     stages = build_first_stages(
         stages_wanted, embedding_model=embedding_model or DEFAULT_EMBEDDING_MODEL
     )
     max_depth = depths[-1]
-    # 1. retrieve and score once: (doc ids, first-stage scores, reranker scores) per query
-    scored: dict[str, dict[str, tuple[list[str], list[float], list[float]]]] = {}
+    # 1. retrieve and score once: doc ids, first-stage scores, reranker scores per query
+    #    (a cascade: every stage scores every candidate, so any keep can be simulated)
+    scored: dict[str, dict[str, _Scored]] = {}
     try:
         for stage in stages:
             stage.index(dataset.corpus, show_progress=show_progress)
@@ -270,15 +326,32 @@ def tune(
                 hits = stage.search(query, max_depth)
                 ids = [doc_id for doc_id, _ in hits]
                 texts = [dataset.corpus[d].full_text for d in ids]
-                scores = model.score(query, texts) if texts else []
-                scored.setdefault(stage.name, {})[qid] = (ids, [s for _, s in hits], scores)
+                if cascade is None:
+                    every = [model.score(query, texts) if texts else []]
+                else:
+                    every = [
+                        st.reranker.score(query, texts) if texts else [] for st in cascade.stages
+                    ]
+                scored.setdefault(stage.name, {})[qid] = _Scored(
+                    ids, [s for _, s in hits], every[-1], every[:-1]
+                )
     finally:
         for stage in stages:
             stage.close()
+    spec_keep = fixed_keeps[0] if cascade else None
+
+    def keeps_for(depth: int) -> list[int | None]:
+        if cascade is None:
+            return [None]
+        wanted: list[int | None] = []
+        wanted += sorted({k for k in (*keep_sizes, spec_keep) if k is not None and k < depth})
+        return wanted or [spec_keep]
+
     settings = [
-        _Setting(stage.name, d, w, m)
+        _Setting(stage.name, d, w, m, keep)
         for stage in stages
         for d in depths
+        for keep in keeps_for(d)
         for w in weights
         for m in (methods if w is not None else methods[:1])
     ]
@@ -287,16 +360,9 @@ def tune(
     def run_of(setting: _Setting) -> dict[str, list[str]]:
         run = {}
         for qid in qids:
-            ids, first, rr = scored[setting.first_stage][qid]
-            d = setting.depth
-            head_ids, head_first, head_rr = ids[:d], first[:d], rr[:d]
-            if setting.weight is None:
-                keys = head_rr
-            else:
-                fusion = Fusion(setting.weight, setting.method)  # type: ignore[arg-type]
-                keys = fuse(head_rr, head_first, fusion)
-            order = sorted(range(len(head_ids)), key=lambda i: -keys[i])
-            run[qid] = [head_ids[i] for i in order] + ids[d:]
+            item = scored[setting.first_stage][qid]
+            order, _ = item.order(setting, fixed_keeps)
+            run[qid] = [item.ids[i] for i in order] + item.ids[setting.depth :]
         return run
 
     per_setting: dict[_Setting, dict[str, dict[str, float]]] = {}
@@ -309,8 +375,8 @@ def tune(
         return max(settings, key=lambda s: statistics.fmean(per_setting[s][q][main] for q in on))
 
     main_stage = stages[0].name
-    default = _Setting(main_stage, max_depth, Fusion().weight, Fusion().method)
-    plain = _Setting(main_stage, max_depth, None, methods[0])
+    default = _Setting(main_stage, max_depth, Fusion().weight, Fusion().method, spec_keep)
+    plain = _Setting(main_stage, max_depth, None, methods[0], spec_keep)
     for ref in (default, plain):
         if ref not in per_setting:
             _, per_setting[ref] = evaluate_run(run_of(ref), qrels, k=k, recall_depth=max_depth)
@@ -337,7 +403,15 @@ def tune(
     final = best(qids)
     threshold = None
     if target_precision is not None:
-        threshold = _threshold_for(scored[final.first_stage], qrels, final, target_precision)
+        threshold = _threshold_for(
+            scored[final.first_stage], qrels, final, target_precision, fixed_keeps
+        )
+    if cascade is not None:
+        keeps = [final.keep, *fixed_keeps[1:]]
+        spec = " >> ".join(
+            f"{name}@{keep}" if keep is not None else name
+            for name, keep in zip(cascade.stage_names, keeps, strict=True)
+        )
     config = PipelineConfig(
         reranker=spec,
         first_stage=final.first_stage,
@@ -369,22 +443,20 @@ def tune(
 
 
 def _threshold_for(
-    scored: Mapping[str, tuple[list[str], list[float], list[float]]],
+    scored: Mapping[str, _Scored],
     qrels: Mapping[str, Mapping[str, int]],
     setting: _Setting,
     target: float,
+    fixed_keeps: Sequence[int | None],
 ) -> float | None:
     """Lowest score threshold whose kept candidates are relevant at least ``target`` of the time."""
     pairs: list[tuple[float, bool]] = []
-    for qid, (ids, first, rr) in scored.items():
-        d = setting.depth
-        keys = (
-            rr[:d]
-            if setting.weight is None
-            else fuse(rr[:d], first[:d], Fusion(setting.weight, setting.method))  # type: ignore[arg-type]
-        )
+    for qid, item in scored.items():
+        order, keys = item.order(setting, fixed_keeps)
         pairs += [
-            (s, qrels.get(qid, {}).get(doc, 0) > 0) for s, doc in zip(keys, ids[:d], strict=True)
+            (key, qrels.get(qid, {}).get(item.ids[j], 0) > 0)
+            for j, key in zip(order, keys, strict=True)
+            if key > -math.inf
         ]
     pairs.sort(key=lambda p: -p[0])
     hits = 0
