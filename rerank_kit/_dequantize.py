@@ -20,7 +20,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 #: BertConfig of cross-encoder/ms-marco-MiniLM-L-12-v2 (checked against the graph's tables).
-MINILM_L12_H384 = {
+MINILM_L12_H384: dict[str, Any] = {
     "architectures": ["BertForSequenceClassification"],
     "model_type": "bert",
     "vocab_size": 30522,
