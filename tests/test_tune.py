@@ -211,9 +211,11 @@ def test_train_cross_encoder_never_sees_test_queries(
     )
     args = ["train", str(data_dir), "--model", f"cross-encoder:{tiny_ce_dir}"]
     args += ["--out", str(tmp_path / "cli-model"), "--depth", "10", "--json", str(out)]
-    assert main([*args, "--no-progress"]) == 0
+    assert result.steps == -(-len(result.pairs) // 16)  # one epoch of batches of 16
+    assert main([*args, "--no-progress", "--max-steps", "2"]) == 0
     report = json.loads(out.read_text())
     assert report["queries"]["test"] == len(result.test_queries)
+    assert report["steps"] == 2 < result.steps  # the step budget held
     assert main(["train", str(data_dir), "--model", "flashrank:x", "--out", "o"]) == 2
 
 

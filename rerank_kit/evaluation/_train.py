@@ -52,6 +52,7 @@ class TrainResult:
         before / after: Held-out metrics of the test queries, reranked by the model before
             and after fine-tuning.
         difference: nDCG@10 after minus before (``mean``, ``ci95``, ``better``, ``worse``).
+        steps: Optimizer steps the trainer took (``max_steps`` caps them).
     """
 
     model_dir: Path
@@ -63,6 +64,7 @@ class TrainResult:
     before: dict[str, float]
     after: dict[str, float]
     difference: dict[str, Any]
+    steps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON (without the training pairs)."""
@@ -75,6 +77,7 @@ class TrainResult:
                 "test": len(self.test_queries),
             },
             "pairs": len(self.pairs),
+            "steps": self.steps,
             "before": self.before,
             "after": self.after,
             "difference": self.difference,
@@ -119,6 +122,7 @@ def train(
     epochs: int = 1,
     batch_size: int = 16,
     learning_rate: float = 2e-5,
+    max_steps: int | None = None,
     k: int = 10,
     show_progress: bool = False,
 ) -> TrainResult:
@@ -138,12 +142,16 @@ def train(
         epochs: Passes over the training pairs (early stopping may end sooner).
         batch_size: Examples per training step.
         learning_rate: Peak learning rate.
+        max_steps: Stop after this many training steps (a time budget on a CPU); ``None``:
+            ``epochs`` full passes.
         k: Metric cut-off.
         show_progress: Progress bars on stderr.
 
     Returns:
         A ``TrainResult``.
     """
+    if max_steps is not None and (isinstance(max_steps, bool) or int(max_steps) < 1):
+        raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
     kind, sep, name = model.partition(":")
     if not sep or kind not in ("cross-encoder", "bi-encoder") or not name.strip():
         raise ValueError(
@@ -204,7 +212,7 @@ def train(
     before_q = evaluate(load_reranker(model))
     fit = _fit_cross_encoder if kind == "cross-encoder" else _fit_bi_encoder
     try:
-        fit(
+        steps = fit(
             name,
             train_pairs,
             dev_pairs,
@@ -215,6 +223,7 @@ def train(
             learning_rate,
             seed,
             show_progress,
+            max_steps,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -237,6 +246,7 @@ def train(
         difference=_difference(
             {q: after_q[q][main] for q in test_q}, {q: before_q[q][main] for q in test_q}, seed
         ),
+        steps=steps,
     )
 
 
@@ -249,16 +259,21 @@ def _training_args(
     seed: int,
     progress: bool,
     has_dev: bool,
+    max_steps: int | None = None,
 ) -> Any:
     return cls(
         output_dir=str(work),
         num_train_epochs=epochs,
+        max_steps=-1 if max_steps is None else int(max_steps),
         per_device_train_batch_size=batch,
         per_device_eval_batch_size=batch,
         learning_rate=lr,
         seed=seed,
-        eval_strategy="epoch" if has_dev else "no",
-        save_strategy="epoch" if has_dev else "no",
+        # a step budget evaluates (and may stop early) three times within it
+        eval_strategy=("steps" if max_steps else "epoch") if has_dev else "no",
+        save_strategy=("steps" if max_steps else "epoch") if has_dev else "no",
+        eval_steps=max(1, max_steps // 3) if max_steps else None,
+        save_steps=max(1, max_steps // 3) if max_steps else None,
         load_best_model_at_end=has_dev,
         metric_for_best_model="eval_loss" if has_dev else None,
         save_total_limit=1,
@@ -280,7 +295,8 @@ def _fit_cross_encoder(
     lr: float,
     seed: int,
     progress: bool,
-) -> None:
+    max_steps: int | None = None,
+) -> int:
     import datasets
     from sentence_transformers.cross_encoder import (
         CrossEncoder,
@@ -307,7 +323,15 @@ def _fit_cross_encoder(
     trainer = CrossEncoderTrainer(
         model=model,
         args=_training_args(
-            CrossEncoderTrainingArguments, work, epochs, batch, lr, seed, progress, has_dev
+            CrossEncoderTrainingArguments,
+            work,
+            epochs,
+            batch,
+            lr,
+            seed,
+            progress,
+            has_dev,
+            max_steps,
         ),
         train_dataset=table(train_pairs),
         eval_dataset=table(dev_pairs) if has_dev else None,
@@ -315,7 +339,9 @@ def _fit_cross_encoder(
         callbacks=[EarlyStoppingCallback(early_stopping_patience=1)] if has_dev else None,
     )
     trainer.train()
+    steps = int(trainer.state.global_step)
     model.save_pretrained(str(out))
+    return steps
 
 
 def _fit_bi_encoder(
@@ -329,7 +355,8 @@ def _fit_bi_encoder(
     lr: float,
     seed: int,
     progress: bool,
-) -> None:
+    max_steps: int | None = None,
+) -> int:
     import datasets
     from sentence_transformers import (
         SentenceTransformer,
@@ -353,7 +380,15 @@ def _fit_bi_encoder(
     trainer = SentenceTransformerTrainer(
         model=model,
         args=_training_args(
-            SentenceTransformerTrainingArguments, work, epochs, batch, lr, seed, progress, has_dev
+            SentenceTransformerTrainingArguments,
+            work,
+            epochs,
+            batch,
+            lr,
+            seed,
+            progress,
+            has_dev,
+            max_steps,
         ),
         train_dataset=table(train_pairs),
         eval_dataset=table(dev_pairs) if has_dev else None,
@@ -361,4 +396,6 @@ def _fit_bi_encoder(
         callbacks=[EarlyStoppingCallback(early_stopping_patience=1)] if has_dev else None,
     )
     trainer.train()
+    steps = int(trainer.state.global_step)
     model.save_pretrained(str(out))
+    return steps

@@ -137,6 +137,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dev-size", type=float, default=0.1, help="early-stopping share (0.1)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--max-steps", type=int, metavar="N", help="stop after N training steps (CPU budget)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default="test", help="BEIR qrels split (default test)")
     parser.add_argument("--corpus", metavar="FILE", help="corpus file for hand-written judgments")
@@ -166,6 +169,7 @@ def run_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             epochs=args.epochs,
             batch_size=args.batch_size,
+            max_steps=args.max_steps,
             show_progress=not args.no_progress,
         )
     except (ValueError, OSError, RerankError, ImportError) as exc:
