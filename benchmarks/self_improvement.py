@@ -9,7 +9,8 @@ ms-marco-MiniLM-L-12-v2) and the bi-encoder all-MiniLM-L6-v2:
    the cascade ``bi-encoder@KEEP >> cross-encoder``, whose first-stage keep is searched too.
 2. Fine-tuning, on one seeded split (30% test, 10% dev, the rest training; the same test queries
    for every row): ``tune`` of the original model with ``test_size=0.3`` (bm25, depths 20/50),
-   ``train`` (sentence-transformers' trainers, negatives mined from bm25's top 50, a step budget),
+   ``train`` (sentence-transformers' trainers, negatives mined from bm25's top 50, a step budget
+   and 256-token training pairs: a 2-core CPU's budget),
    then ``tune`` of the fine-tuned model on the same split. The cross-encoder starts from
    ``bundled_cross_encoder_torch()``, the int8 weights dequantized to fp32. The tuned +
    fine-tuned pipeline is compared, query by query, with the original model's default and plain
@@ -59,8 +60,9 @@ def main() -> int:
     parser.add_argument("--score-cache", required=True, help="the cross-encoder's score file")
     parser.add_argument("--work", required=True, help="models and their score files go here")
     parser.add_argument("--keep", type=int, default=30, help="cascade keep (searched from here)")
-    parser.add_argument("--max-steps-ce", type=int, default=300)
-    parser.add_argument("--max-steps-bi", type=int, default=300)
+    parser.add_argument("--max-steps-ce", type=int, default=100, help="CPU budget (batches of 16)")
+    parser.add_argument("--max-steps-bi", type=int, default=200, help="CPU budget (batches of 16)")
+    parser.add_argument("--max-length", type=int, default=256, help="tokens per training pair")
     parser.add_argument("--steps", default="all", help="comma-separated subset of the steps")
     args = parser.parse_args()
 
@@ -96,14 +98,19 @@ def main() -> int:
     step("crossfit_bi", lambda: tune(data, BI, **cross).to_dict())
     step("crossfit_cascade", lambda: tune(data, cascade, score_cache=ce_cache, **cross).to_dict())
 
-    split: dict[str, Any] = {"test_size": 0.3, "seed": 0, "first_stage": "bm25", "depths": SPLIT_DEPTHS}
+    split: dict[str, Any] = {
+        "test_size": 0.3,
+        "seed": 0,
+        "first_stage": "bm25",
+        "depths": SPLIT_DEPTHS,
+    }
 
     def tuned(spec: str, cache: str | None) -> dict[str, Any]:
         return tune(data, spec, score_cache=cache, **split).to_dict()
 
     for kind, spec, start, budget in (
-        ("ce", CE, None, args.max_steps_ce),
         ("bi", BI, BI, args.max_steps_bi),
+        ("ce", CE, None, args.max_steps_ce),
     ):
         cache = ce_cache if kind == "ce" else None
         base = step(f"split_{kind}", partial(tuned, spec, cache))
@@ -120,6 +127,7 @@ def main() -> int:
                 depth=50,
                 seed=0,
                 max_steps=budget,
+                max_length=args.max_length,
                 show_progress=True,
             )
             return {"start": start, **result.to_dict()}

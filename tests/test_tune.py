@@ -212,10 +212,14 @@ def test_train_cross_encoder_never_sees_test_queries(
     args = ["train", str(data_dir), "--model", f"cross-encoder:{tiny_ce_dir}"]
     args += ["--out", str(tmp_path / "cli-model"), "--depth", "10", "--json", str(out)]
     assert result.steps == -(-len(result.pairs) // 16)  # one epoch of batches of 16
-    assert main([*args, "--no-progress", "--max-steps", "2"]) == 0
+    assert main([*args, "--no-progress", "--max-steps", "2", "--max-length", "16"]) == 0
     report = json.loads(out.read_text())
     assert report["queries"]["test"] == len(result.test_queries)
     assert report["steps"] == 2 < result.steps  # the step budget held
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    saved = CrossEncoder(str(tmp_path / "cli-model")).max_length
+    assert saved == CrossEncoder(str(tiny_ce_dir)).max_length != 16  # trained short, saved whole
     assert main(["train", str(data_dir), "--model", "flashrank:x", "--out", "o"]) == 2
 
 

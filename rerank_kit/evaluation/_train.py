@@ -123,6 +123,7 @@ def train(
     batch_size: int = 16,
     learning_rate: float = 2e-5,
     max_steps: int | None = None,
+    max_length: int | None = None,
     k: int = 10,
     show_progress: bool = False,
 ) -> TrainResult:
@@ -144,6 +145,9 @@ def train(
         learning_rate: Peak learning rate.
         max_steps: Stop after this many training steps (a time budget on a CPU); ``None``:
             ``epochs`` full passes.
+        max_length: Tokens per training pair (query and passage; longer ones are cut), for
+            speed on a CPU; ``None``: the model's own limit. The comparison runs at the model's
+            own limit.
         k: Metric cut-off.
         show_progress: Progress bars on stderr.
 
@@ -224,6 +228,7 @@ def train(
             seed,
             show_progress,
             max_steps,
+            max_length,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -296,6 +301,7 @@ def _fit_cross_encoder(
     seed: int,
     progress: bool,
     max_steps: int | None = None,
+    max_length: int | None = None,
 ) -> int:
     import datasets
     from sentence_transformers.cross_encoder import (
@@ -309,6 +315,9 @@ def _fit_cross_encoder(
     from rerank_kit._hub import resolve_hf_model
 
     model = CrossEncoder(resolve_hf_model(name, kind="cross-encoder"), num_labels=1, device="cpu")
+    full_length = model.max_length
+    if max_length:
+        model.max_length = max_length
 
     def table(pairs: list[tuple[str, str, float]]) -> Any:
         return datasets.Dataset.from_dict(
@@ -340,6 +349,7 @@ def _fit_cross_encoder(
     )
     trainer.train()
     steps = int(trainer.state.global_step)
+    model.max_length = full_length  # saved with its own limit
     model.save_pretrained(str(out))
     return steps
 
@@ -356,6 +366,7 @@ def _fit_bi_encoder(
     seed: int,
     progress: bool,
     max_steps: int | None = None,
+    max_length: int | None = None,
 ) -> int:
     import datasets
     from sentence_transformers import (
@@ -369,6 +380,9 @@ def _fit_bi_encoder(
     from rerank_kit._hub import resolve_hf_model
 
     model = SentenceTransformer(resolve_hf_model(name, kind="bi-encoder"), device="cpu")
+    full_length = model.max_seq_length
+    if max_length:
+        model.max_seq_length = max_length
 
     def table(pairs: list[tuple[str, str, float]]) -> Any:
         positives = [p for p in pairs if p[2] > 0]  # in-batch negatives do the rest
@@ -397,5 +411,6 @@ def _fit_bi_encoder(
     )
     trainer.train()
     steps = int(trainer.state.global_step)
+    model.max_seq_length = full_length  # saved with its own limit
     model.save_pretrained(str(out))
     return steps

@@ -140,6 +140,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-steps", type=int, metavar="N", help="stop after N training steps (CPU budget)"
     )
+    parser.add_argument(
+        "--max-length", type=int, metavar="T", help="tokens per training pair (speed on a CPU)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default="test", help="BEIR qrels split (default test)")
     parser.add_argument("--corpus", metavar="FILE", help="corpus file for hand-written judgments")
@@ -170,6 +173,7 @@ def run_train(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             max_steps=args.max_steps,
+            max_length=args.max_length,
             show_progress=not args.no_progress,
         )
     except (ValueError, OSError, RerankError, ImportError) as exc:
