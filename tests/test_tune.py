@@ -250,3 +250,40 @@ def test_cascade_keep_is_searched_and_simulated_like_the_cascade() -> None:
     narrow = tune(data, cascade, depths=[10], weights=[None], keep_sizes=[1], folds=3)
     assert narrow.config.reranker == "cheap@4 >> good"
     assert all(", keep 4," in label for label in narrow.chosen)
+
+
+@pytest.mark.models
+def test_train_bi_encoder_with_a_step_budget(
+    minilm_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    datasets = pytest.importorskip("datasets")
+    from sentence_transformers import SentenceTransformer
+
+    from rerank_kit import load_reranker
+    from rerank_kit.evaluation import train
+
+    seen: list[str] = []
+    real = datasets.Dataset.from_dict
+
+    def spy(mapping: dict, *args: object, **kwargs: object) -> object:
+        seen.extend(mapping.get("anchor", []))
+        return real(mapping, *args, **kwargs)
+
+    monkeypatch.setattr(datasets.Dataset, "from_dict", spy)
+    data = _dataset()
+    result = train(
+        data,
+        f"bi-encoder:{minilm_path}",
+        tmp_path / "bi",
+        depth=10,
+        seed=2,
+        batch_size=4,
+        max_steps=2,
+        max_length=32,
+    )
+    assert result.kind == "bi-encoder" and result.steps == 2
+    assert seen and not {data.queries[q] for q in result.test_queries} & set(seen)
+    assert set(result.before) == set(result.after)
+    saved = SentenceTransformer(str(result.model_dir), device="cpu")
+    assert saved.max_seq_length == SentenceTransformer(minilm_path, device="cpu").max_seq_length
+    assert len(load_reranker(f"bi-encoder:{result.model_dir}").score("laptop fan", ["a"])) == 1

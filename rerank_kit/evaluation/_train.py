@@ -215,21 +215,11 @@ def train(
 
     before_q = evaluate(load_reranker(model))
     fit = _fit_cross_encoder if kind == "cross-encoder" else _fit_bi_encoder
+    options = _Options(
+        epochs, batch_size, learning_rate, seed, show_progress, max_steps, max_length
+    )
     try:
-        steps = fit(
-            name,
-            train_pairs,
-            dev_pairs,
-            out,
-            work,
-            epochs,
-            batch_size,
-            learning_rate,
-            seed,
-            show_progress,
-            max_steps,
-            max_length,
-        )
+        steps = fit(name, train_pairs, dev_pairs, out, work, options)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     after_q = evaluate(load_reranker(f"{kind}:{out}"))
@@ -255,35 +245,39 @@ def train(
     )
 
 
-def _training_args(
-    cls: Any,
-    work: Path,
-    epochs: int,
-    batch: int,
-    lr: float,
-    seed: int,
-    progress: bool,
-    has_dev: bool,
-    max_steps: int | None = None,
-) -> Any:
+@dataclass(frozen=True)
+class _Options:
+    """The trainer settings ``train`` passes to both fit functions."""
+
+    epochs: int
+    batch: int
+    lr: float
+    seed: int
+    progress: bool
+    max_steps: int | None = None
+    max_length: int | None = None
+
+
+def _training_args(cls: Any, work: Path, o: _Options, has_dev: bool) -> Any:
+    steps = o.max_steps
     return cls(
         output_dir=str(work),
-        num_train_epochs=epochs,
-        max_steps=-1 if max_steps is None else int(max_steps),
-        per_device_train_batch_size=batch,
-        per_device_eval_batch_size=batch,
-        learning_rate=lr,
-        seed=seed,
+        num_train_epochs=o.epochs,
+        max_steps=-1 if steps is None else int(steps),
+        per_device_train_batch_size=o.batch,
+        per_device_eval_batch_size=o.batch,
+        learning_rate=o.lr,
+        seed=o.seed,
         # a step budget evaluates (and may stop early) three times within it
-        eval_strategy=("steps" if max_steps else "epoch") if has_dev else "no",
-        save_strategy=("steps" if max_steps else "epoch") if has_dev else "no",
-        eval_steps=max(1, max_steps // 3) if max_steps else None,
-        save_steps=max(1, max_steps // 3) if max_steps else None,
+        eval_strategy=("steps" if steps else "epoch") if has_dev else "no",
+        save_strategy=("steps" if steps else "epoch") if has_dev else "no",
+        eval_steps=max(1, steps // 3) if steps else None,
+        save_steps=max(1, steps // 3) if steps else None,
         load_best_model_at_end=has_dev,
         metric_for_best_model="eval_loss" if has_dev else None,
         save_total_limit=1,
         report_to="none",
-        disable_tqdm=not progress,
+        disable_tqdm=not o.progress,
         use_cpu=True,
         logging_strategy="no",
     )
@@ -295,13 +289,7 @@ def _fit_cross_encoder(
     dev_pairs: list[tuple[str, str, float]],
     out: Path,
     work: Path,
-    epochs: int,
-    batch: int,
-    lr: float,
-    seed: int,
-    progress: bool,
-    max_steps: int | None = None,
-    max_length: int | None = None,
+    o: _Options,
 ) -> int:
     import datasets
     from sentence_transformers.cross_encoder import (
@@ -316,8 +304,8 @@ def _fit_cross_encoder(
 
     model = CrossEncoder(resolve_hf_model(name, kind="cross-encoder"), num_labels=1, device="cpu")
     full_length = model.max_length
-    if max_length:
-        model.max_length = max_length
+    if o.max_length:
+        model.max_length = o.max_length
 
     def table(pairs: list[tuple[str, str, float]]) -> Any:
         return datasets.Dataset.from_dict(
@@ -331,17 +319,7 @@ def _fit_cross_encoder(
     has_dev = bool(dev_pairs)
     trainer = CrossEncoderTrainer(
         model=model,
-        args=_training_args(
-            CrossEncoderTrainingArguments,
-            work,
-            epochs,
-            batch,
-            lr,
-            seed,
-            progress,
-            has_dev,
-            max_steps,
-        ),
+        args=_training_args(CrossEncoderTrainingArguments, work, o, has_dev),
         train_dataset=table(train_pairs),
         eval_dataset=table(dev_pairs) if has_dev else None,
         loss=BinaryCrossEntropyLoss(model),
@@ -360,13 +338,7 @@ def _fit_bi_encoder(
     dev_pairs: list[tuple[str, str, float]],
     out: Path,
     work: Path,
-    epochs: int,
-    batch: int,
-    lr: float,
-    seed: int,
-    progress: bool,
-    max_steps: int | None = None,
-    max_length: int | None = None,
+    o: _Options,
 ) -> int:
     import datasets
     from sentence_transformers import (
@@ -381,8 +353,8 @@ def _fit_bi_encoder(
 
     model = SentenceTransformer(resolve_hf_model(name, kind="bi-encoder"), device="cpu")
     full_length = model.max_seq_length
-    if max_length:
-        model.max_seq_length = max_length
+    if o.max_length:
+        model.max_seq_length = o.max_length
 
     def table(pairs: list[tuple[str, str, float]]) -> Any:
         positives = [p for p in pairs if p[2] > 0]  # in-batch negatives do the rest
@@ -393,17 +365,7 @@ def _fit_bi_encoder(
     has_dev = any(p[2] > 0 for p in dev_pairs)
     trainer = SentenceTransformerTrainer(
         model=model,
-        args=_training_args(
-            SentenceTransformerTrainingArguments,
-            work,
-            epochs,
-            batch,
-            lr,
-            seed,
-            progress,
-            has_dev,
-            max_steps,
-        ),
+        args=_training_args(SentenceTransformerTrainingArguments, work, o, has_dev),
         train_dataset=table(train_pairs),
         eval_dataset=table(dev_pairs) if has_dev else None,
         loss=MultipleNegativesRankingLoss(model),
