@@ -175,17 +175,21 @@ def test_train_cross_encoder_never_sees_test_queries(
     from rerank_kit.evaluation import train
 
     seen: list[str] = []
+    sizes: list[int] = []
     real = datasets.Dataset.from_dict
 
     def spy(mapping: dict, *args: object, **kwargs: object) -> object:
         seen.extend(mapping.get("query", mapping.get("anchor", [])))
+        sizes.append(len(mapping.get("query", [])))
         return real(mapping, *args, **kwargs)
 
     monkeypatch.setattr(datasets.Dataset, "from_dict", spy)
+    monkeypatch.setattr("rerank_kit.evaluation._train.MAX_DEV_PAIRS", 5)
     data = _dataset()
     result = train(
         data, f"cross-encoder:{tiny_ce_dir}", tmp_path / "model", depth=10, negatives=3, seed=4
     )
+    assert sizes[0] == len(result.pairs) and sizes[1] == 5  # the dev pairs are capped
     test_texts = {data.queries[q] for q in result.test_queries}
     assert result.test_queries and result.train_queries and result.dev_queries
     assert not set(result.test_queries) & (set(result.train_queries) | set(result.dev_queries))

@@ -39,6 +39,10 @@ __all__ = ["TrainResult", "split_queries", "train"]
 
 logger = logging.getLogger(__name__)
 
+#: Dev pairs the early-stopping loss is computed on (a seeded sample when there are more): on a
+#: CPU, evaluating thousands of pairs several times would cost more than the training itself.
+MAX_DEV_PAIRS = 512
+
 
 @dataclass
 class TrainResult:
@@ -138,7 +142,8 @@ def train(
         depth: Candidates per query (reranked for the comparison; negatives mined among them).
         negatives: Mined negatives per training query and positive.
         test_size: Share of the queries held out for the before/after comparison.
-        dev_size: Share of the queries whose pairs are the early-stopping evaluation set.
+        dev_size: Share of the queries whose pairs are the early-stopping evaluation set (at
+            most ``MAX_DEV_PAIRS`` of them, sampled with ``seed``).
         seed: Seed of the split, the negative sampling and the trainer.
         epochs: Passes over the training pairs (early stopping may end sooner).
         batch_size: Examples per training step.
@@ -194,6 +199,8 @@ def train(
         return out
 
     train_pairs, dev_pairs = pairs_of(train_q), pairs_of(dev_q)
+    if len(dev_pairs) > MAX_DEV_PAIRS:  # the dev loss is a stopping signal, not a benchmark
+        dev_pairs = rng.sample(dev_pairs, MAX_DEV_PAIRS)
     if not train_pairs:
         raise ValueError("the training queries have no relevant document in the corpus")
     out = Path(output_dir)
