@@ -224,6 +224,10 @@ def test_train_cross_encoder_never_sees_test_queries(
 
     saved = CrossEncoder(str(tmp_path / "cli-model")).max_length
     assert saved == CrossEncoder(str(tiny_ce_dir)).max_length != 16  # trained short, saved whole
+    tokenizer = json.loads((tmp_path / "cli-model" / "tokenizer.json").read_text())
+    assert tokenizer["truncation"] is None  # the ONNX backend reads its limit from this file
+    onnx_limit = load_reranker(f"onnx:{tmp_path / 'cli-model'}").max_length
+    assert onnx_limit == saved
     assert main(["train", str(data_dir), "--model", "flashrank:x", "--out", "o"]) == 2
 
 

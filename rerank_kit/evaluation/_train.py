@@ -265,6 +265,18 @@ class _Options:
     max_length: int | None = None
 
 
+def _forget_truncation(tokenizer: Any) -> None:
+    """Drop the truncation/padding state training left in a fast tokenizer.
+
+    Otherwise ``tokenizer.json`` is saved with the training length as its truncation, and
+    runtimes that read that file (the ONNX backend) would cut passages there.
+    """
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if backend is not None:
+        backend.no_truncation()
+        backend.no_padding()
+
+
 def _training_args(cls: Any, work: Path, o: _Options, has_dev: bool) -> Any:
     steps = o.max_steps
     return cls(
@@ -335,6 +347,7 @@ def _fit_cross_encoder(
     trainer.train()
     steps = int(trainer.state.global_step)
     model.max_length = full_length  # saved with its own limit
+    _forget_truncation(model.tokenizer)
     model.save_pretrained(str(out))
     return steps
 
@@ -381,5 +394,6 @@ def _fit_bi_encoder(
     trainer.train()
     steps = int(trainer.state.global_step)
     model.max_seq_length = full_length  # saved with its own limit
+    _forget_truncation(model.tokenizer)
     model.save_pretrained(str(out))
     return steps
