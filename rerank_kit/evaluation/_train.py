@@ -265,6 +265,42 @@ class _Options:
     max_length: int | None = None
 
 
+def _train_and_save(
+    classes: tuple[Any, Any],
+    model: Any,
+    loss: Any,
+    train: Any,
+    dev: Any,
+    work: Path,
+    o: _Options,
+    out: Path,
+    length: tuple[str, int | None],
+) -> int:
+    """Run a sentence-transformers trainer (``classes``: trainer, its arguments), save the model.
+
+    Early stopping (patience 1) and the best checkpoint when there is a ``dev`` table; the model
+    is saved with its own token limit (``length``: attribute name and value) and no training
+    truncation. Returns the steps taken.
+    """
+    from transformers import EarlyStoppingCallback
+
+    trainer_cls, args_cls = classes
+    trainer = trainer_cls(
+        model=model,
+        args=_training_args(args_cls, work, o, dev is not None),
+        train_dataset=train,
+        eval_dataset=dev,
+        loss=loss,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=1)] if dev is not None else None,
+    )
+    trainer.train()
+    steps = int(trainer.state.global_step)
+    setattr(model, *length)  # saved with its own limit
+    _forget_truncation(model.tokenizer)
+    model.save_pretrained(str(out))
+    return steps
+
+
 def _forget_truncation(tokenizer: Any) -> None:
     """Drop the truncation/padding state training left in a fast tokenizer.
 
@@ -317,7 +353,6 @@ def _fit_cross_encoder(
         CrossEncoderTrainingArguments,
     )
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
-    from transformers import EarlyStoppingCallback
 
     from rerank_kit._hub import resolve_hf_model
 
@@ -335,21 +370,12 @@ def _fit_cross_encoder(
             }
         )
 
-    has_dev = bool(dev_pairs)
-    trainer = CrossEncoderTrainer(
-        model=model,
-        args=_training_args(CrossEncoderTrainingArguments, work, o, has_dev),
-        train_dataset=table(train_pairs),
-        eval_dataset=table(dev_pairs) if has_dev else None,
-        loss=BinaryCrossEntropyLoss(model),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=1)] if has_dev else None,
-    )
-    trainer.train()
-    steps = int(trainer.state.global_step)
-    model.max_length = full_length  # saved with its own limit
-    _forget_truncation(model.tokenizer)
-    model.save_pretrained(str(out))
-    return steps
+    train = table(train_pairs)  # built first: the training table, then the dev one
+    dev = table(dev_pairs) if dev_pairs else None
+    loss = BinaryCrossEntropyLoss(model)
+    trainer = (CrossEncoderTrainer, CrossEncoderTrainingArguments)
+    length = ("max_length", full_length)
+    return _train_and_save(trainer, model, loss, train, dev, work, o, out, length)
 
 
 def _fit_bi_encoder(
@@ -367,7 +393,6 @@ def _fit_bi_encoder(
         SentenceTransformerTrainingArguments,
     )
     from sentence_transformers.losses import MultipleNegativesRankingLoss
-    from transformers import EarlyStoppingCallback
 
     from rerank_kit._hub import resolve_hf_model
 
@@ -382,18 +407,9 @@ def _fit_bi_encoder(
             {"anchor": [p[0] for p in positives], "positive": [p[1] for p in positives]}
         )
 
-    has_dev = any(p[2] > 0 for p in dev_pairs)
-    trainer = SentenceTransformerTrainer(
-        model=model,
-        args=_training_args(SentenceTransformerTrainingArguments, work, o, has_dev),
-        train_dataset=table(train_pairs),
-        eval_dataset=table(dev_pairs) if has_dev else None,
-        loss=MultipleNegativesRankingLoss(model),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=1)] if has_dev else None,
-    )
-    trainer.train()
-    steps = int(trainer.state.global_step)
-    model.max_seq_length = full_length  # saved with its own limit
-    _forget_truncation(model.tokenizer)
-    model.save_pretrained(str(out))
-    return steps
+    train = table(train_pairs)  # built first: the training table, then the dev one
+    dev = table(dev_pairs) if any(p[2] > 0 for p in dev_pairs) else None
+    loss = MultipleNegativesRankingLoss(model)
+    trainer = (SentenceTransformerTrainer, SentenceTransformerTrainingArguments)
+    length = ("max_seq_length", full_length)
+    return _train_and_save(trainer, model, loss, train, dev, work, o, out, length)
