@@ -104,13 +104,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="empty rerankers' embedding caches before each query (latency on unseen passages)",
     )
+    add_score_cache_argument(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def add_score_cache_argument(parser: argparse.ArgumentParser) -> None:
+    """``--score-cache FILE``, shared by ``rerank-kit eval`` and ``rerank-kit tune``."""
     parser.add_argument(
         "--score-cache",
         metavar="FILE",
         help="persistent score cache (JSON lines, created if missing): pairs scored by an "
         "earlier eval/tune run with the same spec are read, not scored again",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 class _OnePerRunTruncationNotice(logging.Filter):

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from rerank_kit._errors import RerankError
+from rerank_kit.evaluation._cli import add_score_cache_argument
 
 __all__ = ["add_arguments", "add_train_arguments", "run", "run_train"]
 
@@ -67,12 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit-queries", type=int, metavar="N", help="only the first N queries")
     parser.add_argument("--config", metavar="OUT", help="write the tuned settings here (JSON)")
     parser.add_argument("--json", metavar="OUT", help="write the report here (JSON)")
-    parser.add_argument(
-        "--score-cache",
-        metavar="FILE",
-        help="persistent score cache (JSON lines, created if missing): pairs scored by an "
-        "earlier eval/tune run with the same spec are read, not scored again",
-    )
+    add_score_cache_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
