@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit import load_reranker
-from rerank_kit._windows import make_windows
+from rerank_kit._core.windows import make_windows
 from rerank_kit.evaluation import BM25FirstStage, Dataset, Document, compare, load_dataset
 
 DEFAULT_RERANKER = "bi-encoder:all-MiniLM-L6-v2"

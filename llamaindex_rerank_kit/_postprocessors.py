@@ -24,7 +24,7 @@ from rerank_kit._adapt import (
     run_rerank,
     validate_settings,
 )
-from rerank_kit._fusion import FusionMethod
+from rerank_kit._core.fusion import FusionMethod
 from rerank_kit._registry import build_cascade, build_reranker
 
 __all__ = [

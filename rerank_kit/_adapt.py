@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rerank_kit._base import Reranker, check_threshold, check_threshold_supported, check_top_n
-from rerank_kit._fusion import Fusion, to_fusion
-from rerank_kit._types import Ranked
+from rerank_kit._core.fusion import Fusion, to_fusion
+from rerank_kit._core.types import Ranked
 
 __all__ = [
     "OnError",

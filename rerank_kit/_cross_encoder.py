@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from rerank_kit._base import Reranker, ScoreCache, make_score_cache, pair_overflow
-from rerank_kit._errors import RerankError, missing_extra, require
+from rerank_kit._core.errors import RerankError, missing_extra, require
 from rerank_kit._hub import resolve_hf_model
-from rerank_kit._windows import WindowPlan, hf_offsets
+from rerank_kit._core.windows import WindowPlan, hf_offsets
 
 __all__ = ["CrossEncoderReranker"]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._base import Reranker, ScoreCache, make_score_cache
-from rerank_kit._errors import ModelNotAvailableError, missing_extra
+from rerank_kit._core.errors import ModelNotAvailableError, missing_extra
 from rerank_kit._hub import hub_offline
-from rerank_kit._windows import WindowPlan, tokenizers_offsets
+from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
 
 __all__ = ["FlashRankReranker"]
 
@@ -156,7 +156,7 @@ class FlashRankReranker(Reranker):
                 f"{model!r} is a T5 model; only backend='auto' or 'flashrank' runs it "
                 "(FlashRank's own path)"
             )
-        from rerank_kit._errors import RerankError
+        from rerank_kit._core.errors import RerankError
         from rerank_kit._onnx import OnnxCrossEncoderReranker
 
         try:

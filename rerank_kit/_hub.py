@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
-from rerank_kit._errors import ModelNotAvailableError
+from rerank_kit._core.errors import ModelNotAvailableError
 
 __all__ = ["check_model_folder", "hub_offline", "resolve_hf_model"]
 

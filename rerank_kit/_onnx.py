@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._base import Reranker, ScoreCache, make_score_cache
-from rerank_kit._errors import ModelNotAvailableError, RerankError, missing_extra
+from rerank_kit._core.errors import ModelNotAvailableError, RerankError, missing_extra
 from rerank_kit._hub import hub_offline, resolve_hf_model
-from rerank_kit._windows import WindowPlan, tokenizers_offsets
+from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
 from rerank_kit.models import BUNDLED_CROSS_ENCODER, bundled_cross_encoder, is_bundled_cross_encoder
 
 __all__ = [

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rerank_kit._errors import RerankError, missing_extra
+from rerank_kit._core.errors import RerankError, missing_extra
 from rerank_kit._onnx import (
     _BACKENDS,
     _FUSABLE,

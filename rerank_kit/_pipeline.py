@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._base import Reranker
-from rerank_kit._fusion import Fusion
-from rerank_kit._types import Ranked
+from rerank_kit._core.fusion import Fusion
+from rerank_kit._core.types import Ranked
 
 __all__ = ["Pipeline", "PipelineConfig", "load_pipeline"]
 

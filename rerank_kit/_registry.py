@@ -68,7 +68,7 @@ def build_cascade(stages: str | Sequence[tuple[str | Reranker, int | None]]) -> 
     Example:
         >>> build_cascade([("flashrank:ms-marco-TinyBERT-L-2-v2", 20), ("bi-encoder:all-MiniLM-L6-v2", None)])  # doctest: +SKIP
     """
-    from rerank_kit._cascade import CascadeReranker, Stage
+    from rerank_kit._rerankers.cascade import CascadeReranker, Stage
 
     if isinstance(stages, str):
         reranker = load_reranker(stages)
@@ -147,7 +147,7 @@ def load_reranker(spec: str, **kwargs: Any) -> Reranker:
         return _load_single(parts[0], kwargs)
     if kwargs:
         raise ValueError("keyword arguments apply to single-model specs, not cascades")
-    from rerank_kit._cascade import CascadeReranker, Stage
+    from rerank_kit._rerankers.cascade import CascadeReranker, Stage
 
     stages: list[Stage] = []
     for i, part in enumerate(parts):

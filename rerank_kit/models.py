@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from rerank_kit._errors import missing_extra
+from rerank_kit._core.errors import missing_extra
 
 __all__ = [
     "BUNDLED_CROSS_ENCODER",

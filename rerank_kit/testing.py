@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rerank_kit._base import Reranker
+from rerank_kit._core.protocol import Reranker
 
 __all__ = [
     "MINILM_L6",
@@ -65,7 +65,7 @@ class FakeReranker(Reranker):
         self.name = name
         self.calls = 0
 
-    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+    def _score_pairs(self, query: str, texts: list[str]) -> Sequence[float]:
         self.calls += 1
         q = set(_WORD.findall(query.lower()))
         if not q:

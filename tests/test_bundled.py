@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from rerank_kit import OnnxCrossEncoderReranker, load_reranker
-from rerank_kit._errors import ModelNotAvailableError, RerankError
+from rerank_kit._core.errors import ModelNotAvailableError, RerankError
 from rerank_kit.demo import CORPUS, QUERIES
 from rerank_kit.models import BUNDLED_CROSS_ENCODER, bundled_cross_encoder
 

@@ -24,7 +24,7 @@ class FixedReranker(Reranker):
         self.delay = delay
         self.seen: list[list[str]] = []
 
-    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+    def _score_pairs(self, query: str, texts: list[str]) -> Sequence[float]:
         self.seen.append(list(texts))
         if self.delay:
             time.sleep(self.delay)
@@ -39,7 +39,7 @@ def test_score_is_plain_floats_in_input_order() -> None:
     import numpy as np
 
     class NumpyReranker(Reranker):
-        def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+        def _score_pairs(self, query: str, texts: list[str]) -> Sequence[float]:
             return np.array([0.25, 0.75], dtype=np.float32)  # type: ignore[return-value]
 
     scores = NumpyReranker().score("q", ["x", "y"])
@@ -121,7 +121,7 @@ def test_model_nan_is_reported() -> None:
 
 def test_wrong_score_count_is_reported() -> None:
     class Short(Reranker):
-        def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+        def _score_pairs(self, query: str, texts: list[str]) -> Sequence[float]:
             return [1.0]
 
     with pytest.raises(RuntimeError, match="1 scores for 2 texts"):
@@ -164,7 +164,7 @@ def test_shared_instance_serialises_model_calls() -> None:
     overlap = False
 
     class Guarded(Reranker):
-        def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+        def _score_pairs(self, query: str, texts: list[str]) -> Sequence[float]:
             nonlocal active, overlap
             active += 1
             overlap = overlap or active > 1

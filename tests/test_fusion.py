@@ -13,7 +13,7 @@ import pytest
 
 from rerank_kit import CascadeReranker, Ranked, Reranker
 from rerank_kit._adapt import run_rerank
-from rerank_kit._fusion import Fusion, fuse, fuse_ranked, to_fusion
+from rerank_kit._core.fusion import Fusion, fuse, fuse_ranked, to_fusion
 from rerank_kit.evaluation import Dataset, Document, FirstStage, compare
 from rerank_kit.evaluation._first_stage import Hit
 from rerank_kit.testing import FakeReranker
@@ -26,14 +26,14 @@ class _Fixed(Reranker):
         super().__init__()
         self.name = name
 
-    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+    def _score_pairs(self, query: str, texts: list[str]) -> Sequence[float]:
         return [float(t.split()[-1]) for t in texts]
 
 
 class _Broken(Reranker):
     name = "broken"
 
-    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+    def _score_pairs(self, query: str, texts: list[str]) -> Sequence[float]:
         raise RuntimeError("model exploded")
 
 

@@ -22,7 +22,7 @@ import pytest
 from conftest import SHARED_DATA
 
 from rerank_kit import BiEncoderReranker
-from rerank_kit._fusion import DEFAULT_FUSION_WEIGHT
+from rerank_kit._core.fusion import DEFAULT_FUSION_WEIGHT
 from rerank_kit.evaluation import Dataset, evaluate_run, load_dataset
 
 pytestmark = pytest.mark.models

@@ -12,7 +12,7 @@ import pytest
 
 from rerank_kit import CascadeReranker, ListwiseLLMReranker, RerankError
 from rerank_kit._adapt import run_rerank
-from rerank_kit._listwise import default_prompt, parse_ranking, plan_windows
+from rerank_kit._rerankers.listwise import default_prompt, parse_ranking, plan_windows
 from rerank_kit.testing import FakeReranker
 
 _PASSAGE = re.compile(r"^\[(\d+)\] doc(\d+)\b", re.MULTILINE)

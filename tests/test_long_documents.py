@@ -20,7 +20,7 @@ from rerank_kit import (
     Reranker,
     load_reranker,
 )
-from rerank_kit._windows import WindowPlan, aggregate, make_windows, whitespace_offsets
+from rerank_kit._core.windows import WindowPlan, aggregate, make_windows, whitespace_offsets
 from rerank_kit.testing import FakeReranker
 
 QUERY = "rerankers score a query and a passage"

@@ -179,9 +179,9 @@ def test_langchain_classic_is_a_declared_dependency_of_the_langchain_extra() -> 
     "module",
     [
         "rerank_kit._base",
-        "rerank_kit._types",
+        "rerank_kit._core.types",
         "rerank_kit._adapt",
-        "rerank_kit._listwise",
+        "rerank_kit._rerankers.listwise",
         "rerank_kit._remote",
         "rerank_kit.testing",
         "rerank_kit.demo",

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from rerank_kit import Reranker, ScoreCache
-from rerank_kit._base import make_score_cache
+from rerank_kit import PairScores, Reranker, ScoreCache
+from rerank_kit._core.score_cache import make_score_cache
 from rerank_kit.demo import CORPUS, QUERIES
 
 TEXTS = [text for _, text in CORPUS]
@@ -28,14 +27,14 @@ class Counting(Reranker):
         self.pairs = 0
         self.calls = 0
 
-    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+    def _score_pairs(self, query: str, texts: list[str]) -> PairScores:
         self.calls += 1
         self.pairs += len(texts)
         q = set(query.lower().split())
-        return [len(q & set(t.lower().split())) + len(t) / 1000 for t in texts]
-
-    def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
-        return [len(t) > 120 for t in texts]
+        return PairScores(
+            [len(q & set(t.lower().split())) + len(t) / 1000 for t in texts],
+            truncated=[len(t) > 120 for t in texts],
+        )
 
 
 def test_cached_results_equal_uncached_and_skip_the_model() -> None:
@@ -167,7 +166,7 @@ def test_file_cache_skips_a_torn_line_and_appends_cleanly(
     Counting(score_cache=path).score("laptop", TEXTS[:3])
     text = path.read_text()
     path.write_text(text + '["counting", "laptop", "half a li')  # a run killed mid-write
-    with caplog.at_level(logging.WARNING, logger="rerank_kit._base"):
+    with caplog.at_level(logging.WARNING, logger="rerank_kit._core.score_cache"):
         r = Counting(score_cache=path)
     assert "skipped 1 unreadable line" in caplog.text
     r.score("laptop", TEXTS[:4])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rerank_kit import BiEncoderReranker, CrossEncoderReranker, FlashRankReranker, load_reranker
-from rerank_kit._errors import RerankError
+from rerank_kit._core.errors import RerankError
 
 QUERY = "which city is the capital of france"
 PASSAGES = [

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rerank_kit._errors import RerankError
+from rerank_kit._core.errors import RerankError
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             return _err(f"{label} must be >= 1, got {value}")
     if args.limit_queries is not None and args.limit_queries < 1:
         return _err(f"--limit-queries must be >= 1, got {args.limit_queries}")
-    from rerank_kit._fusion import Fusion
+    from rerank_kit._core.fusion import Fusion
 
     try:
         fusions = [Fusion(w, args.fusion_method) for w in args.fusion]

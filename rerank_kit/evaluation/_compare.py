@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._base import Reranker, ScoreCache, make_score_cache
-from rerank_kit._errors import missing_extra
-from rerank_kit._fusion import Fusion, fuse_ranked, to_fusion
-from rerank_kit._types import Ranked
-from rerank_kit._windows import check_long_documents
+from rerank_kit._core.errors import missing_extra
+from rerank_kit._core.fusion import Fusion, fuse_ranked, to_fusion
+from rerank_kit._core.types import Ranked
+from rerank_kit._core.windows import check_long_documents
 from rerank_kit.evaluation._dataset import Dataset
 from rerank_kit.evaluation._first_stage import (
     DEFAULT_EMBEDDING_MODEL,

@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rerank_kit._errors import missing_extra
+from rerank_kit._core.errors import missing_extra
 from rerank_kit.evaluation._dataset import Document
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rerank_kit._errors import missing_extra
+from rerank_kit._core.errors import missing_extra
 
 if TYPE_CHECKING:
     from rerank_kit.evaluation._compare import ComparisonResult

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rerank_kit._errors import missing_extra
+from rerank_kit._core.errors import missing_extra
 from rerank_kit.evaluation._dataset import Dataset
 from rerank_kit.evaluation._metrics import evaluate_run
 from rerank_kit.evaluation._tune import _difference

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from rerank_kit._errors import RerankError
+from rerank_kit._core.errors import RerankError
 from rerank_kit.evaluation._cli import add_score_cache_argument
 
 __all__ = ["add_arguments", "add_train_arguments", "run", "run_train"]

@@ -6,15 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rerank_kit._base import (
-    Reranker,
-    check_query,
-    check_texts,
-    make_score_cache,
-    order_by_score,
-)
-from rerank_kit._types import Ranked
-from rerank_kit._windows import check_long_documents
+from rerank_kit._core.protocol import Reranker
+from rerank_kit._core.ranking import order_by_score
+from rerank_kit._core.score_cache import make_score_cache
+from rerank_kit._core.types import PairScores
+from rerank_kit._core.windows import check_long_documents
 
 __all__ = ["CascadeReranker", "Stage"]
 
@@ -42,43 +38,48 @@ StageLike = Stage | tuple[Reranker, int | None] | Reranker
 
 
 class _Run:
-    """The state of one cascade run: survivors, every stage's scores, truncation flags."""
+    """The state of one cascade run: survivors and every stage's scores and flags."""
 
     def __init__(self, n: int) -> None:
+        self.n = n
         self.survivors = list(range(n))
-        self.per_doc: dict[int, dict[str, float]] = {i: {} for i in self.survivors}
-        self.truncated: set[int] = set()
-        self.repaired: set[int] = set()
+        self.per_doc: list[dict[str, float]] = [{} for _ in range(n)]
+        self.truncated = [False] * n
+        self.repaired = [False] * n
         self.last: list[float] = []
 
     def texts(self, texts: list[str]) -> list[str]:
         return [texts[i] for i in self.survivors]
 
-    def record(self, stage: Stage, name: str, scores: list[float], flags: list[bool]) -> None:
-        fixed = stage.reranker._llm_repaired() or [False] * len(scores)
-        for doc, s, cut, fix in zip(self.survivors, scores, flags, fixed, strict=True):
+    def record(self, stage: Stage, name: str, result: PairScores) -> None:
+        for doc, s, cut, fix in zip(
+            self.survivors,
+            result.scores,
+            result.truncated or [],
+            result.llm_repaired or [],
+            strict=True,
+        ):
             self.per_doc[doc][name] = s
-            if cut:
-                self.truncated.add(doc)
-            if fix:
-                self.repaired.add(doc)
-        order = order_by_score(scores)
+            self.truncated[doc] = self.truncated[doc] or cut
+            self.repaired[doc] = self.repaired[doc] or fix
+        order = order_by_score(result.scores)
         if stage.keep is not None:
             order = order[: stage.keep]
         self.survivors = [self.survivors[j] for j in order]
-        self.last = [scores[j] for j in order]
+        self.last = [result.scores[j] for j in order]
 
-    def ranked(self) -> list[Ranked]:
-        return [
-            Ranked(
-                index=d,
-                score=s,
-                stage_scores=dict(self.per_doc[d]),
-                truncated=d in self.truncated,
-                llm_repaired=d in self.repaired,
-            )
-            for d, s in zip(self.survivors, self.last, strict=True)
-        ]
+    def result(self) -> PairScores:
+        """Last stage's scores for survivors, ``-inf`` for pruned ones; survivors in order."""
+        scores = [float("-inf")] * self.n
+        for d, s in zip(self.survivors, self.last, strict=True):
+            scores[d] = s
+        return PairScores(
+            scores,
+            truncated=self.truncated,
+            llm_repaired=self.repaired,
+            stage_scores=self.per_doc,
+            order=list(self.survivors),
+        )
 
 
 class CascadeReranker(Reranker):
@@ -87,7 +88,8 @@ class CascadeReranker(Reranker):
     Stage 1 scores every candidate and keeps its best ``keep``; stage 2 scores only those, and so
     on. The final order is the last stage's. Every stage's score of each survivor is kept in
     ``Ranked.stage_scores``. ``score()`` gives the last stage's score to candidates that reach it
-    and ``-inf`` to pruned ones; ``rerank()`` returns survivors only.
+    and ``-inf`` to pruned ones; ``rerank()`` returns survivors only. ``arerank()`` awaits each
+    stage's async path (a remote stage awaits httpx, a listwise stage its ``allm``).
 
     Args:
         stages: ``Stage`` objects, ``(reranker, keep)`` tuples, or bare rerankers (keep all).
@@ -102,6 +104,9 @@ class CascadeReranker(Reranker):
         >>> best[0].stage_scores  # doctest: +SKIP
         {'flashrank:ms-marco-TinyBERT-L-2-v2': 0.91, 'cross-encoder:...': 0.97}
     """
+
+    #: Stages lock their own models; the cascade itself holds no lock.
+    serialise = False
 
     def __init__(self, stages: Sequence[StageLike]) -> None:
         super().__init__()
@@ -140,19 +145,18 @@ class CascadeReranker(Reranker):
             f"{n}@{s.keep}" if s.keep is not None else n for n, s in zip(names, built, strict=True)
         )
 
-    def _rank(self, query: str, texts: list[str]) -> list[Ranked]:
+    def _score_pairs(self, query: str, texts: list[str]) -> PairScores:
         run = _Run(len(texts))
         for stage, name in zip(self.stages, self.stage_names, strict=True):
-            run.record(stage, name, *stage.reranker._score_checked(query, run.texts(texts)))
-        return run.ranked()
+            run.record(stage, name, stage.reranker._scored(query, run.texts(texts)))
+        return run.result()
 
-    async def _arank(self, query: str, texts: list[str]) -> list[Ranked]:
-        """``_rank`` with each stage's async scoring (remote stages await the network)."""
+    async def _ascore_pairs(self, query: str, texts: list[str]) -> PairScores:
+        """Each stage's async scoring: remote and LLM stages await, local ones use a thread."""
         run = _Run(len(texts))
         for stage, name in zip(self.stages, self.stage_names, strict=True):
-            scored = await stage.reranker._ascore_checked(query, run.texts(texts))
-            run.record(stage, name, *scored)
-        return run.ranked()
+            run.record(stage, name, await stage.reranker._ascored(query, run.texts(texts)))
+        return run.result()
 
     def set_score_cache(self, score_cache: Any) -> None:
         """Share one score cache among the stages that keep one (see ``Reranker.set_score_cache``).
@@ -176,14 +180,3 @@ class CascadeReranker(Reranker):
         for stage in self.stages:
             stage.reranker.set_long_documents(mode)
         self.long_documents = mode
-
-    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
-        out = [float("-inf")] * len(texts)
-        for r in self._rank(query, texts):
-            out[r.index] = r.score
-        return out
-
-    def score(self, query: str, texts: Sequence[str]) -> list[float]:
-        """Last stage's score per text; ``-inf`` for texts pruned by an earlier stage."""
-        q, items = check_query(query), check_texts(texts)
-        return [float(s) for s in self._score(q, items)] if items else []

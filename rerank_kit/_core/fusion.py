@@ -14,7 +14,7 @@ The first-stage signal is the retrieval score where one is given, else the candi
 in the input list (the first stage's order), so fusion always works.
 
 Example:
-    >>> from rerank_kit._fusion import Fusion, fuse
+    >>> from rerank_kit._core.fusion import Fusion, fuse
     >>> fuse([0.9, 0.1, 0.5], [1.0, 3.0, 2.0], Fusion(weight=0.5))
     [0.0, 0.0, 0.0]
     >>> [round(s, 3) for s in fuse([0.9, 0.1, 0.5], None, Fusion(weight=0.7))]
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from rerank_kit._types import Ranked
+from rerank_kit._core.types import Ranked
 
 __all__ = [
     "DEFAULT_FUSION_WEIGHT",

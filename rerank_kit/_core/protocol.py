@@ -1,0 +1,355 @@
+"""The ``Reranker`` protocol: one scoring hook (and its async twin); the core does the rest.
+
+A reranker family implements ``_score_pairs(query, texts)``, returning a ``PairScores`` (or
+plain floats), and may implement ``_ascore_pairs`` to await the network instead of using a
+worker thread. Everything else is decided here, once, for both paths: input checks, blank
+passages, the score cache, long-document windows, count and NaN checks, warnings, ordering,
+fusion, the threshold and ``top_n``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import threading
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from rerank_kit._core.checks import check_query, check_texts
+from rerank_kit._core.ranking import Request
+from rerank_kit._core.score_cache import ScoreCache, make_score_cache
+from rerank_kit._core.scoring import ScorePlan, Split, checked
+from rerank_kit._core.types import PairScores, Ranked
+from rerank_kit._core.windows import WindowPlan, check_long_documents
+
+__all__ = ["Reranker"]
+
+logger = logging.getLogger(__name__)
+
+_MODE_SUFFIX = re.compile(r" \[long_documents=\w+\]$")
+
+
+class Reranker(ABC):
+    """Scores (query, text) pairs and orders texts by relevance.
+
+    A subclass implements one method, ``_score_pairs(query, texts)``: a score per text, as plain
+    floats or as a :class:`PairScores` that also says which pairs the model truncated. It may
+    also implement ``async _ascore_pairs`` (network and LLM rerankers do, so ``arerank`` awaits
+    them); by default the async path runs ``_score_pairs`` in a worker thread, so it never blocks
+    the event loop. This class checks inputs, keeps blank passages away from the model (they
+    score ``-inf``, flagged ``empty``, with one warning), consults the score cache, scores long
+    passages in windows if asked, checks the scores, then orders, fuses, filters and cuts. One
+    instance may be shared by many threads and tasks: calls into a local model are serialised
+    by a lock (tokenizers are not thread-safe); rerankers with ``serialise = False`` (network,
+    LLM) run concurrently.
+
+    Example:
+        >>> from rerank_kit import Reranker
+        >>> class LengthReranker(Reranker):
+        ...     name = "length"
+        ...     def _score_pairs(self, query, texts):
+        ...         return [float(len(t)) for t in texts]
+        >>> r = LengthReranker()
+        >>> [(x.index, x.score) for x in r.rerank("q", ["aa", "a", "aaa"], top_n=2)]
+        [(2, 3.0), (0, 2.0)]
+    """
+
+    #: A short description of the model, e.g. ``"cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2"``.
+    name: str = "reranker"
+    #: False for rerankers whose scores only encode rank (``score_threshold`` is then refused).
+    supports_threshold: bool = True
+    #: ``"truncate"`` (default), ``"max"``, ``"mean"`` or ``"first"``: see ``set_long_documents``.
+    long_documents: str = "truncate"
+    #: True (local models): one call into the model at a time. False: calls may overlap.
+    serialise: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        legacy = cls.__dict__.get("_score")
+        if legacy is not None and "_score_pairs" not in cls.__dict__:
+            warnings.warn(
+                f"{cls.__name__} overrides _score, which rerank-kit 0.2 replaced by "
+                "_score_pairs (same arguments; return floats or a PairScores)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+
+            def _score_pairs(self: Reranker, query: str, texts: list[str]) -> Sequence[float]:
+                return legacy(self, query, texts)  # type: ignore[no-any-return]
+
+            cls._score_pairs = _score_pairs  # type: ignore[method-assign]
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    # -- the hook ------------------------------------------------------------------------
+
+    @abstractmethod
+    def _score_pairs(self, query: str, texts: list[str]) -> PairScores | Sequence[float]:
+        """Score each text against the query: the one method a reranker implements.
+
+        ``texts`` is never empty and holds no blank passage. Return one float per text, or a
+        ``PairScores`` with flags (``truncated``, ``llm_repaired``) from this same call.
+        """
+
+    async def _ascore_pairs(self, query: str, texts: list[str]) -> PairScores | Sequence[float]:
+        """Async ``_score_pairs``: a worker thread here; network and LLM rerankers await."""
+        return await asyncio.to_thread(self._locked, self._score_pairs, query, texts)
+
+    def _window_plan(self, query: str) -> WindowPlan | None:
+        """How to split long passages for ``query`` (``None``: this backend cannot)."""
+        return None
+
+    # -- the core: one plan, two ways of waiting -----------------------------------------
+
+    @contextlib.contextmanager
+    def _model_lock(self) -> Iterator[None]:
+        if not self.serialise:
+            yield
+            return
+        lock = self.__dict__.get("_lock")
+        if lock is None:  # a subclass forgot super().__init__(); still stay thread-safe
+            lock = self.__dict__.setdefault("_lock", threading.Lock())
+        with lock:
+            yield
+
+    def _locked(self, call: Any, *args: Any) -> Any:
+        with self._model_lock():
+            return call(*args)
+
+    def _split(self, query: str, texts: list[str]) -> Split:
+        plan = self._window_plan(query) if self.long_documents != "truncate" else None
+        return Split(self.name, self.long_documents, plan, texts)
+
+    def _plan(self, query: str, texts: list[str]) -> ScorePlan:
+        return ScorePlan(self.name, query, texts, self.__dict__.get("_score_cache"))
+
+    def _scored(self, query: str, texts: list[str]) -> PairScores:
+        """Every text's score and flags (checked input): cache, blanks, windows, checks."""
+        plan = self._plan(query, texts)
+        fresh = None
+        if plan.pending:
+            with self._model_lock():
+                split = self._split(query, plan.pending)
+                raw = self._score_pairs(query, split.texts)
+            fresh = split.fold(checked(raw, len(split.texts), self.name))
+        return self._report(plan.finish(fresh))
+
+    async def _ascored(self, query: str, texts: list[str]) -> PairScores:
+        """Async ``_scored``: the same plan; only the model call is awaited."""
+        plan = self._plan(query, texts)
+        fresh = None
+        if plan.pending:
+            if self.long_documents == "truncate":
+                split = Split(self.name, "truncate", None, plan.pending)
+            else:
+                split = await asyncio.to_thread(self._locked, self._split, query, plan.pending)
+            raw = await self._ascore_pairs(query, split.texts)
+            fresh = split.fold(checked(raw, len(split.texts), self.name))
+        return self._report(plan.finish(fresh))
+
+    def _report(self, result: PairScores) -> PairScores:
+        """Log truncated and blank passages: a warning the first time, then at DEBUG."""
+        for flags, key, what in (
+            (
+                result.truncated,
+                "_warned_truncated",
+                "were longer than the model's token limit "
+                "and were truncated (only their start was scored; see long_documents)",
+            ),
+            (
+                result.empty,
+                "_warned_empty",
+                "were empty or whitespace only: not scored, given "
+                "score -inf and ranked last (flagged empty)",
+            ),
+        ):
+            count = sum(flags or [])
+            if count:
+                first = not self.__dict__.get(key)
+                self.__dict__[key] = True
+                logger.log(
+                    logging.WARNING if first else logging.DEBUG,
+                    "%s: %d of %d passages %s%s",
+                    self.name,
+                    count,
+                    len(result.scores),
+                    what,
+                    "; further cases are logged at DEBUG" if first else "",
+                )
+        return result
+
+    # -- settings ------------------------------------------------------------------------
+
+    def set_score_cache(
+        self, score_cache: int | str | os.PathLike[str] | ScoreCache | None
+    ) -> None:
+        """Give this reranker a score cache after construction (``None``/``0`` removes it).
+
+        Takes what the constructors' ``score_cache=`` takes: a size, a file name (a persistent
+        cache, see ``ScoreCache``) or a ``ScoreCache`` to share. Rerankers that score pairs
+        (cross-encoders on every backend, FlashRank) accept it; a cascade passes it to the
+        stages that do; others raise ``ValueError``.
+
+        Example:
+            >>> from rerank_kit import load_reranker  # doctest: +SKIP
+            >>> r = load_reranker("onnx:cross-encoder/ms-marco-MiniLM-L-12-v2")  # doctest: +SKIP
+            >>> r.set_score_cache("scores.jsonl")  # doctest: +SKIP
+        """
+        if "_score_cache" not in self.__dict__:
+            raise ValueError(f"{type(self).__name__} keeps no score cache")
+        self._score_cache = make_score_cache(score_cache)
+
+    def set_long_documents(self, mode: str) -> None:
+        """Choose how passages longer than the model's token limit are scored.
+
+        ``"truncate"`` (default) scores the start of the passage only (and flags it).
+        ``"max"``, ``"mean"`` and ``"first"`` split such a passage, with the model's own
+        tokenizer, into windows that fit beside the whole query (a quarter of each window
+        repeated in the next), score every window of every passage in the same batched call
+        as the short passages, and give the passage the max, mean or first of its windows'
+        scores. A windowed passage is not flagged as truncated (``"first"`` still flags it:
+        the rest was not read). Cost grows with the number of windows. The backends'
+        constructors take it as ``long_documents=``; a mode other than truncate is shown in
+        ``name``.
+
+        Example:
+            >>> from rerank_kit.testing import FakeReranker
+            >>> FakeReranker().set_long_documents("max")
+            Traceback (most recent call last):
+            ...
+            ValueError: FakeReranker cannot score long documents in windows; use long_documents='truncate'
+        """
+        mode = check_long_documents(mode)
+        if mode != "truncate" and type(self)._window_plan is Reranker._window_plan:
+            raise ValueError(
+                f"{type(self).__name__} cannot score long documents in windows; "
+                "use long_documents='truncate'"
+            )
+        self.long_documents = mode
+        base = _MODE_SUFFIX.sub("", self.name)
+        self.name = base if mode == "truncate" else f"{base} [long_documents={mode}]"
+
+    def cache_info(self) -> dict[str, int]:
+        """Entries, capacity, hits and misses of this reranker's score cache (zeros: none).
+
+        Example:
+            >>> from rerank_kit.testing import FakeReranker
+            >>> FakeReranker().cache_info()
+            {'size': 0, 'max_size': 0, 'hits': 0, 'misses': 0}
+        """
+        cache: ScoreCache | None = self.__dict__.get("_score_cache")
+        if cache is None:
+            return {"size": 0, "max_size": 0, "hits": 0, "misses": 0}
+        return cache.info()
+
+    def clear_cache(self) -> None:
+        """Empty this reranker's score cache, if it has one."""
+        cache: ScoreCache | None = self.__dict__.get("_score_cache")
+        if cache is not None:
+            cache.clear()
+
+    # -- the public calls ----------------------------------------------------------------
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Relevance score of each text for ``query``, in input order, as plain floats.
+
+        Blank texts score ``-inf``; for a cascade, texts pruned by an earlier stage score
+        ``-inf`` too.
+
+        Args:
+            query: The search query (non-empty).
+            texts: The candidate passages.
+
+        Returns:
+            One float per text; an empty list for no texts.
+
+        Example:
+            >>> from rerank_kit.testing import FakeReranker
+            >>> FakeReranker().score("red apple", ["an apple", ""])
+            [0.5, -inf]
+        """
+        q, items = check_query(query), check_texts(texts)
+        return self._scored(q, items).scores if items else []
+
+    async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Async ``score`` (network and LLM rerankers await; local models use a thread)."""
+        q, items = check_query(query), check_texts(texts)
+        return (await self._ascored(q, items)).scores if items else []
+
+    def rerank(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+        first_stage_scores: Sequence[float] | None = None,
+        fusion: float | Any | None = None,
+        fusion_method: str | None = None,
+    ) -> list[Ranked]:
+        """Order ``texts`` by relevance to ``query``.
+
+        Order is by score, highest first; equal scores keep their input order. The threshold
+        filters first (scores ``>= score_threshold`` stay), then ``top_n`` cuts. Blank texts are
+        not scored: they come last with score ``-inf`` and ``empty=True`` (a threshold drops
+        them).
+
+        With ``fusion`` (a weight on the reranker in [0, 1], or a ``Fusion``), each candidate's
+        score is fused with its first-stage signal (``first_stage_scores``, else its input
+        position) per query, see ``rerank_kit.Fusion``; then ``Ranked.score`` is the fused
+        score, which orders and is compared with ``score_threshold``, ``reranker_score`` the
+        model's own and ``first_stage_score`` the first-stage one. For a cascade, fusion
+        orders the last stage's survivors.
+
+        Args:
+            query: The search query (non-empty).
+            texts: The candidate passages; never modified.
+            top_n: Keep at most this many (``None`` keeps all; larger than the list keeps all).
+            score_threshold: Drop candidates scoring below this value.
+            first_stage_scores: The first stage's score of each text (higher is better); used
+                only with ``fusion``.
+            fusion: ``None`` (reranker score only), a weight on the reranker, or a ``Fusion``.
+            fusion_method: With a weight: ``"zscore"`` (default), ``"minmax"`` or ``"rrf"``.
+
+        Returns:
+            ``Ranked`` items whose ``index`` points into ``texts``.
+
+        Example:
+            >>> from rerank_kit.testing import FakeReranker
+            >>> [x.index for x in FakeReranker().rerank("capital of France", ["Berlin", "France"], top_n=1)]
+            [1]
+        """
+        request = Request.build(
+            self, query, texts, top_n, score_threshold, first_stage_scores, fusion, fusion_method
+        )
+        if not request.texts:
+            return []
+        return request.finish(self._scored(request.query, request.texts))
+
+    async def arerank(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+        first_stage_scores: Sequence[float] | None = None,
+        fusion: float | Any | None = None,
+        fusion_method: str | None = None,
+    ) -> list[Ranked]:
+        """Async ``rerank``: the same decisions; only the model call is awaited."""
+        request = Request.build(
+            self, query, texts, top_n, score_threshold, first_stage_scores, fusion, fusion_method
+        )
+        if not request.texts:
+            return []
+        return request.finish(await self._ascored(request.query, request.texts))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"

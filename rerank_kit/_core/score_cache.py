@@ -1,0 +1,162 @@
+"""The score cache: a bounded, thread-safe LRU of pair scores, optionally kept in a JSON-lines file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FILE_CACHE_SIZE", "ScoreCache", "make_score_cache"]
+
+logger = logging.getLogger(__name__)
+
+
+class ScoreCache:
+    """A bounded, thread-safe LRU of scores keyed by model, query and passage text.
+
+    Opt-in for rerankers whose score depends on the (query, passage) pair (cross-encoders):
+    repeated questions (chat applications, evaluation sweeps, tuning runs) are scored once.
+    Pass ``score_cache=N`` to a reranker for a private cache of ``N`` pairs, or one
+    ``ScoreCache`` to several rerankers to share it (the key includes the reranker's name).
+    Each entry costs about the size of its query and passage text plus ~200 bytes.
+
+    With ``path``, the cache also lives on disk: entries already in the file (JSON lines of
+    ``[model, query, passage, score, truncated]``) are loaded on construction, and every new
+    entry is appended as soon as it is scored, so an interrupted evaluation or tuning run keeps
+    what it paid for and the next run scores only what is new. The file is keyed by the
+    reranker's ``name`` (for ``load_reranker`` specs, the spec), holds the passage text in clear
+    and only grows (``clear()`` empties memory, not the file: delete the file to start over).
+    An unreadable line (a run killed mid-write) is skipped with a warning.
+
+    Args:
+        max_size: Pairs kept in memory (least recently used dropped first); must be >= 1.
+        path: Optional JSON-lines file to load from and append to.
+
+    Example:
+        >>> cache = ScoreCache(1000)
+        >>> cache.put("m", "q", ["a"], [0.5], [False])
+        >>> cache.get("m", "q", ["a", "b"])
+        [(0.5, False), None]
+        >>> cache.info()
+        {'size': 1, 'max_size': 1000, 'hits': 1, 'misses': 1}
+    """
+
+    def __init__(self, max_size: int, path: str | os.PathLike[str] | None = None) -> None:
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+            raise ValueError(f"ScoreCache max_size must be an int >= 1, got {max_size!r}")
+        from collections import OrderedDict
+
+        self.max_size = max_size
+        self._data: OrderedDict[tuple[str, str, str], tuple[float, bool]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+        self.path: Path | None = None if path is None else Path(path)
+        self._newline_first = False
+        if self.path is not None:
+            self._load(self.path)
+
+    def _load(self, path: Path) -> None:
+        if path.is_dir():
+            raise ValueError(f"ScoreCache path {path} is a folder; give a file name")
+        if not path.exists():
+            return
+        skipped = 0
+        raw = path.read_bytes()
+        self._newline_first = bool(raw) and not raw.endswith(b"\n")
+        for line in raw.decode("utf-8", errors="replace").splitlines():
+            try:
+                model, query, text, score, cut = json.loads(line)
+                key = (str(model), str(query), str(text))
+                entry = (float(score), bool(cut))
+            except (ValueError, TypeError):
+                skipped += 1
+                continue
+            self._data[key] = entry
+            self._data.move_to_end(key)
+        while len(self._data) > self.max_size:
+            self._data.popitem(last=False)
+        if skipped:
+            logger.warning("score cache %s: skipped %d unreadable line(s)", path, skipped)
+        logger.info("score cache %s: loaded %d entries", path, len(self._data))
+
+    def get(self, model: str, query: str, texts: Sequence[str]) -> list[tuple[float, bool] | None]:
+        """The cached ``(score, truncated)`` of each text, or ``None`` where there is none."""
+        out: list[tuple[float, bool] | None] = []
+        with self._lock:
+            for text in texts:
+                key = (model, query, text)
+                entry = self._data.get(key)
+                if entry is None:
+                    self._misses += 1
+                else:
+                    self._hits += 1
+                    self._data.move_to_end(key)
+                out.append(entry)
+        return out
+
+    def put(
+        self,
+        model: str,
+        query: str,
+        texts: Sequence[str],
+        scores: Sequence[float],
+        truncated: Sequence[bool],
+    ) -> None:
+        """Store the scores and truncation flags of ``texts`` for ``query``."""
+        with self._lock:
+            lines = []
+            for text, score, cut in zip(texts, scores, truncated, strict=True):
+                self._data[(model, query, text)] = (float(score), bool(cut))
+                self._data.move_to_end((model, query, text))
+                if self.path is not None:
+                    lines.append(json.dumps([model, query, text, float(score), bool(cut)]))
+            while len(self._data) > self.max_size:
+                self._data.popitem(last=False)
+            if self.path is not None and lines:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as fh:
+                    prefix = "\n" if self._newline_first else ""
+                    fh.write(prefix + "\n".join(lines) + "\n")
+                self._newline_first = False
+
+    def info(self) -> dict[str, int]:
+        """Entries, capacity, hits and misses (since the last clear)."""
+        with self._lock:
+            return {
+                "size": len(self._data),
+                "max_size": self.max_size,
+                "hits": self._hits,
+                "misses": self._misses,
+            }
+
+    def clear(self) -> None:
+        """Forget every entry held in memory and reset the counts (a ``path`` file is kept)."""
+        with self._lock:
+            self._data.clear()
+            self._hits = self._misses = 0
+
+
+#: Pairs kept in memory by a cache built from a file name (``score_cache="scores.jsonl"``).
+FILE_CACHE_SIZE = 1_000_000
+
+
+def make_score_cache(score_cache: Any) -> ScoreCache | None:
+    """``score_cache`` as rerankers take it: ``0``/``None`` (off), a size, a file, a ``ScoreCache``.
+
+    A file name (``str`` or path) gives a persistent ``ScoreCache(FILE_CACHE_SIZE, path=...)``.
+    """
+    if score_cache is None or isinstance(score_cache, ScoreCache):
+        return score_cache
+    if isinstance(score_cache, (str, os.PathLike)):
+        return ScoreCache(FILE_CACHE_SIZE, path=score_cache)
+    if isinstance(score_cache, bool) or not isinstance(score_cache, int) or score_cache < 0:
+        raise ValueError(
+            f"score_cache must be an int >= 0 (pairs kept; 0 = off), a file name or a "
+            f"ScoreCache, got {score_cache!r}"
+        )
+    return ScoreCache(score_cache) if score_cache else None

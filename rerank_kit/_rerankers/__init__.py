@@ -1,0 +1,1 @@
+"""One module per reranker family; each implements the core protocol's scoring hook."""
