@@ -9,27 +9,33 @@ Example:
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rerank_kit._base import Reranker
 from rerank_kit._core.fusion import Fusion
+from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.types import Ranked
 
 __all__ = ["Pipeline", "PipelineConfig", "load_pipeline"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class PipelineConfig:
     """The settings of a reranking pipeline, as ``rerank-kit tune`` writes them.
+
+    The fusion settings are spelled as everywhere else (``rerank(fusion=, fusion_method=)``,
+    the adapters' fields): ``fusion`` is the weight on the reranker. Files written before 0.2
+    used the key ``fusion_weight``; they load unchanged, and ``fusion_weight=`` (argument and
+    attribute) still works with a ``DeprecationWarning``.
 
     Attributes:
         reranker: A ``load_reranker`` spec.
         first_stage: The first stage the settings were chosen for (``"bm25"``, ...).
         depth: Candidates to retrieve and rerank.
-        fusion_weight: Weight on the reranker for score fusion (``None``: no fusion).
+        fusion: Weight on the reranker for score fusion, in [0, 1] (``None``: no fusion).
         fusion_method: ``"zscore"``, ``"minmax"`` or ``"rrf"``.
         top_n: Candidates to keep.
         score_threshold: Drop candidates scoring below this (the fused score with fusion).
@@ -38,31 +44,78 @@ class PipelineConfig:
         >>> c = PipelineConfig("onnx:cross-encoder/ms-marco-MiniLM-L-12-v2", "bm25", 50, 0.7)
         >>> PipelineConfig.from_dict(c.to_dict()) == c
         True
+        >>> c.fusion, c.to_fusion()
+        (0.7, Fusion(weight=0.7, method='zscore'))
+        >>> PipelineConfig.from_dict({"reranker": "x:y", "fusion_weight": 0.5}).fusion
+        0.5
     """
 
     reranker: str
     first_stage: str = "bm25"
     depth: int = 100
-    fusion_weight: float | None = None
+    fusion: float | None = None
     fusion_method: str = "zscore"
     top_n: int | None = 10
     score_threshold: float | None = None
 
+    def __init__(
+        self,
+        reranker: str,
+        first_stage: str = "bm25",
+        depth: int = 100,
+        fusion: float | None = None,
+        fusion_method: str = "zscore",
+        top_n: int | None = 10,
+        score_threshold: float | None = None,
+        *,
+        fusion_weight: float | None = None,
+    ) -> None:
+        if fusion_weight is not None:
+            warnings.warn(
+                "PipelineConfig(fusion_weight=) is now spelled fusion=",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if fusion is not None and fusion != fusion_weight:
+                raise ValueError("give fusion= or the old fusion_weight=, not both")
+            fusion = fusion_weight
+        for key, value in (
+            ("reranker", reranker),
+            ("first_stage", first_stage),
+            ("depth", depth),
+            ("fusion", fusion),
+            ("fusion_method", fusion_method),
+            ("top_n", top_n),
+            ("score_threshold", score_threshold),
+        ):
+            object.__setattr__(self, key, value)
+
     @property
-    def fusion(self) -> Fusion | None:
+    def fusion_weight(self) -> float | None:
+        """Deprecated spelling of ``fusion`` (the weight)."""
+        warnings.warn(
+            "PipelineConfig.fusion_weight is now spelled fusion", DeprecationWarning, stacklevel=2
+        )
+        return self.fusion
+
+    def to_fusion(self) -> Fusion | None:
         """The ``Fusion`` these settings describe, or ``None``."""
-        if self.fusion_weight is None:
+        if self.fusion is None:
             return None
-        return Fusion(self.fusion_weight, self.fusion_method)  # type: ignore[arg-type]
+        return Fusion(self.fusion, self.fusion_method)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (the JSON file's content)."""
-        return {"format": "rerank-kit-pipeline/1", **asdict(self)}
+        return {"format": "rerank-kit-pipeline/2", **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PipelineConfig:
         """Read ``to_dict`` output, checking every field."""
         fields = {k: v for k, v in data.items() if k != "format"}
+        if "fusion_weight" in fields:  # files written before 0.2
+            old = fields.pop("fusion_weight")
+            if fields.get("fusion") is None:
+                fields["fusion"] = old
         unknown = set(fields) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown pipeline config keys: {', '.join(sorted(unknown))}")
@@ -71,7 +124,7 @@ class PipelineConfig:
         config = cls(**fields)
         if isinstance(config.depth, bool) or not isinstance(config.depth, int) or config.depth < 1:
             raise ValueError(f"depth must be a positive int, got {config.depth!r}")
-        _ = config.fusion  # validates weight and method
+        _ = config.to_fusion()  # validates weight and method
         return config
 
     def save(self, path: str | Path) -> Path:
@@ -121,7 +174,7 @@ class Pipeline:
             top_n=self.config.top_n,
             score_threshold=self.config.score_threshold,
             first_stage_scores=first_stage_scores,
-            fusion=self.config.fusion,
+            fusion=self.config.to_fusion(),
         )
 
     async def arerank(
@@ -134,7 +187,7 @@ class Pipeline:
             top_n=self.config.top_n,
             score_threshold=self.config.score_threshold,
             first_stage_scores=first_stage_scores,
-            fusion=self.config.fusion,
+            fusion=self.config.to_fusion(),
         )
 
 
@@ -147,7 +200,7 @@ def load_pipeline(config: str | Path | PipelineConfig, **kwargs: Any) -> Pipelin
 
     Example:
         >>> pipeline = load_pipeline("pipeline.json")  # doctest: +SKIP
-        >>> pipeline.config.fusion_weight  # doctest: +SKIP
+        >>> pipeline.config.fusion  # doctest: +SKIP
         0.6
     """
     from rerank_kit._registry import load_reranker
