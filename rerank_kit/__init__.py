@@ -23,9 +23,9 @@ from rerank_kit._flashrank import FlashRankReranker
 from rerank_kit._onnx import OnnxCrossEncoderReranker
 from rerank_kit._pipeline import Pipeline, PipelineConfig, load_pipeline
 from rerank_kit._registry import load_reranker
-from rerank_kit._remote import RemoteReranker
 from rerank_kit._rerankers.cascade import CascadeReranker, Stage
 from rerank_kit._rerankers.listwise import ListwiseLLMReranker
+from rerank_kit._rerankers.remote import RemoteReranker, RemoteRerankError, RetryPolicy
 
 __version__ = "0.1.0"
 
@@ -42,9 +42,11 @@ __all__ = [
     "Pipeline",
     "PipelineConfig",
     "Ranked",
+    "RemoteRerankError",
     "RemoteReranker",
     "RerankError",
     "Reranker",
+    "RetryPolicy",
     "ScoreCache",
     "Stage",
     "__version__",

@@ -10,7 +10,7 @@ from rerank_kit._base import Reranker
 
 __all__ = ["KINDS", "REMOTE_KINDS", "build_cascade", "build_reranker", "load_reranker"]
 
-#: Remote providers (``rerank_kit._remote.PROFILES``): hosted APIs and self-hosted engines.
+#: Remote providers (``rerank_kit._rerankers.remote.PROFILES``): hosted APIs and self-hosted engines.
 REMOTE_KINDS = ("cohere", "voyage", "jina", "pinecone", "zeroentropy", "tei", "infinity")
 #: Spec prefixes understood by ``load_reranker``.
 KINDS = ("cross-encoder", "flashrank", "bi-encoder", "onnx", "onnx-int8", "openvino", *REMOTE_KINDS)
@@ -28,7 +28,7 @@ def _builders() -> dict[str, Callable[..., Reranker]]:
 
     def remote(kind: str) -> Callable[..., Reranker]:
         def build(model: str, **kwargs: Any) -> Reranker:
-            from rerank_kit._remote import RemoteReranker
+            from rerank_kit._rerankers.remote import RemoteReranker
 
             return RemoteReranker(kind, model, **kwargs)
 

@@ -10,14 +10,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal, cast
 
 import pytest
 from fake_rerank_server import KEY, ROUTES, FakeRerankServer, relevance
 
 from rerank_kit import RemoteReranker, RerankError, load_reranker
 from rerank_kit._base import order_by_score
-from rerank_kit._remote import PROFILES, RemoteRerankError, RetryPolicy, parse_retry_after
+from rerank_kit._rerankers.remote import PROFILES, RemoteRerankError, RetryPolicy, parse_retry_after
 
 pytest.importorskip("httpx")
 
@@ -91,7 +91,7 @@ def run_surface(
     texts: list[str],
     *,
     top_n: int | None = None,
-    on_error: str = "raise",
+    on_error: Literal["raise", "passthrough"] = "raise",
 ) -> tuple[list[tuple[int, float]], bool]:
     """Rerank through one surface; returns ((input index, score) best first, failed flag)."""
     if surface in ("engine", "engine-async"):
@@ -127,7 +127,7 @@ def run_surface(
         res = asyncio.run(post.apostprocess_nodes(nodes, query_str=query))
     failed = any(getattr(n, "rerank_failed", False) for n in res)
     assert all(n.node is nodes[n.node.metadata["i"]].node for n in res)
-    return [(n.node.metadata["i"], n.score) for n in res], failed
+    return [(n.node.metadata["i"], cast(float, n.score)) for n in res], failed
 
 
 SURFACES = [
@@ -325,7 +325,7 @@ def test_passthrough_keeps_the_first_stage_order(
 
 def test_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     for provider, spec in HOSTED.items():
-        env = PROFILES[provider].key_env
+        env = PROFILES[provider].endpoint.key_env
         assert env is not None
         monkeypatch.delenv(env, raising=False)
         with pytest.raises(RerankError, match=rf"set the {env} environment variable"):

@@ -1,0 +1,322 @@
+"""``RemoteReranker``: one class for every provider in ``PROFILES``, sync and async.
+
+Everything a request decides lives once: the provider's body and answer layout in its
+:class:`~rerank_kit._rerankers.remote.providers.Profile`, the retry/wait/raise decision in
+:func:`~rerank_kit._rerankers.remote.retry.decide`, driven through one :class:`_Exchange` per
+request. The two request loops only send and sleep: ``_post`` on the pooled ``httpx.Client``,
+``_apost`` awaiting an ``httpx.AsyncClient`` (one per event loop), so concurrent queries wait on
+the network together instead of on worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import random
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from rerank_kit._core.errors import missing_extra
+from rerank_kit._core.protocol import Reranker
+from rerank_kit._rerankers.remote.errors import RemoteRerankError, failure
+from rerank_kit._rerankers.remote.providers import PROFILES, Profile
+from rerank_kit._rerankers.remote.retry import RetryPolicy, decide
+
+__all__ = ["RemoteReranker"]
+
+logger = logging.getLogger(__name__)
+
+_USER_AGENT = "rerank-kit (+https://pypi.org/project/rerank-kit/)"
+
+
+class _Secret:
+    """Holds the API key; its repr never shows it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+class _Exchange:
+    """One request and its retries: the body to send, and what to do after each attempt.
+
+    Both loops drive it alike (send ``body``, ``feed`` the outcome, sleep what it returns), so
+    the sync and async paths take the same decisions; only sending and sleeping differ.
+    """
+
+    def __init__(self, owner: RemoteReranker, query: str, docs: list[str]) -> None:
+        self.owner = owner
+        self.n = len(docs)
+        self.body = owner.profile.body(owner.model_name, query, docs)
+        self.attempt = 0
+        self.scores: list[float] = []
+
+    def feed(self, outcome: Any) -> float | None:
+        """Seconds to wait before sending again, or ``None`` once ``scores`` holds the answer.
+
+        Args:
+            outcome: The ``httpx.Response``, or the ``httpx.TransportError`` raised instead.
+
+        Raises:
+            RemoteRerankError: The request was given up, or the answer is malformed.
+        """
+        owner = self.owner
+        step = decide(owner.retry, self.attempt, outcome, rng=owner._rng)
+        self.attempt += 1
+        if step.action == "done":
+            self.scores = owner.profile.read_scores(outcome, self.n, owner.url)
+            return None
+        if step.action == "raise":
+            raise owner._failure(outcome, self.attempt)
+        logger.warning(
+            "%s: %s from %s; retry %d of %d in %.2f s",
+            owner.provider,
+            step.reason,
+            owner.url,
+            self.attempt,
+            owner.retry.max_retries,
+            step.wait,
+        )
+        return step.wait
+
+
+class RemoteReranker(Reranker):
+    """Reranks through a hosted rerank API or a self-hosted serving engine.
+
+    Providers and specs (``load_reranker`` understands the same strings):
+
+    =============  ===============================================  ====================
+    provider       spec                                             key variable
+    =============  ===============================================  ====================
+    cohere         ``cohere:rerank-v3.5``                           ``COHERE_API_KEY``
+    voyage         ``voyage:rerank-2.5``                            ``VOYAGE_API_KEY``
+    jina           ``jina:jina-reranker-v2-base-multilingual``      ``JINA_API_KEY``
+    pinecone       ``pinecone:bge-reranker-v2-m3``                  ``PINECONE_API_KEY``
+    zeroentropy    ``zeroentropy:zerank-1-small``                   ``ZEROENTROPY_API_KEY``
+    tei            ``tei:http://HOST:PORT``                         (none)
+    infinity       ``infinity:http://HOST:PORT#MODEL``              (none)
+    =============  ===============================================  ====================
+
+    Scores are the provider's relevance scores as plain floats, so ``score_threshold`` and
+    ``metadata["relevance_score"]`` mean what the provider documents. Lists longer than the
+    provider's per-request limit are split, the parts sent concurrently and merged back in input
+    order. Every response is checked (count, every index once and in range, numeric scores): a
+    bad one raises :class:`RemoteRerankError` naming the provider, never a score on the wrong
+    document. Connection errors, timeouts, 429 and 5xx are retried with exponential backoff and
+    jitter, honouring ``Retry-After``; other 4xx are not retried. The API key never appears in a
+    message, a log line or a repr. Calls are not serialised: one instance serves many threads
+    and tasks at once, and ``ascore``/``arerank`` await the network (no worker thread).
+
+    Setup:
+        ``pip install "rerank-kit[remote]"`` (httpx).
+
+    Args:
+        provider: One of ``PROFILES`` (``"cohere"``, ``"voyage"``, ``"jina"``, ``"pinecone"``,
+            ``"zeroentropy"``, ``"tei"``, ``"infinity"``), or a whole spec such as
+            ``"cohere:rerank-v3.5"`` when ``model`` is omitted.
+        model: The provider's model name; for ``tei`` the server URL; for ``infinity``
+            ``URL#MODEL``.
+        api_key: The key (default: the provider's environment variable; self-hosted engines
+            send one only if given, for servers started with ``--api-key``).
+        base_url: Replaces the provider's base URL (gateways, proxies, private deployments);
+            the endpoint path is appended.
+        timeout: Seconds to wait for connecting, sending and for the answer, per request.
+        max_retries: Retries after the first attempt (0 disables retrying).
+        batch_size: Documents per request (default and maximum: the provider's limit; for
+            self-hosted engines any value, matching the server's setting).
+        retry: A full :class:`RetryPolicy` (its ``max_retries`` is replaced by ``max_retries``).
+
+    Example:
+        >>> from rerank_kit import RemoteReranker, load_reranker  # doctest: +SKIP
+        >>> cohere = load_reranker("cohere:rerank-v3.5")  # reads COHERE_API_KEY  # doctest: +SKIP
+        >>> tei = RemoteReranker("tei", "http://gpu-pool.internal:8080", timeout=5)  # doctest: +SKIP
+        >>> tei.rerank("capital of France", ["Berlin is...", "Paris is..."], top_n=1)  # doctest: +SKIP
+        [Ranked(index=1, score=0.98, stage_scores={}, truncated=False)]
+        >>> await cohere.arerank("capital of France", docs, top_n=3)  # doctest: +SKIP
+    """
+
+    #: Network calls overlap: no model lock.
+    serialise = False
+    #: How the loops wait between attempts (tests replace them to record the waits).
+    _sleep = staticmethod(time.sleep)
+    _asleep = staticmethod(asyncio.sleep)
+
+    def __init__(
+        self,
+        provider: str,
+        model: str | None = None,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        batch_size: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__()
+        try:
+            import httpx
+        except ImportError as exc:
+            raise missing_extra("remote", "httpx", exc) from exc
+        if model is None and isinstance(provider, str) and ":" in provider:
+            provider, _, model = provider.partition(":")
+        provider = str(provider).strip().lower()
+        profile = PROFILES.get(provider)
+        if profile is None:
+            raise ValueError(
+                f"unknown remote provider {provider!r}; expected one of {', '.join(PROFILES)}"
+            )
+        self.profile: Profile = profile
+        self.provider = provider
+        model = (model or "").strip()
+        self.model_name, self.base_url = profile.target(model, base_url)
+        self.url = self.base_url.rstrip("/") + profile.endpoint.path
+        self.name = f"{provider}:{model}"
+
+        if not _positive_number(timeout):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        self.timeout = float(timeout)
+        self.retry = dataclasses.replace(retry or RetryPolicy(), max_retries=max_retries)
+        self.batch_size = profile.batch_limit(self.model_name, batch_size)
+
+        key_env = profile.endpoint.key_env
+        key = api_key if api_key is not None else (os.environ.get(key_env) if key_env else None)
+        if profile.hosted and not key:
+            raise RemoteRerankError(
+                provider,
+                f"no API key: set the {key_env} environment variable or pass api_key=...",
+            )
+        self._key = _Secret(key) if key else None
+        self._transport_error = httpx.TransportError
+        self._httpx_timeout = httpx.Timeout(self.timeout)
+        self._client = httpx.Client(headers=self._headers(), timeout=self._httpx_timeout)
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._rng = random.Random()
+
+    def _headers(self) -> dict[str, str]:
+        """Request headers, built on demand so no attribute but the secret holds the key."""
+        endpoint = self.profile.endpoint
+        headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
+        headers.update(endpoint.headers)
+        if self._key is not None:
+            headers[endpoint.auth_header] = endpoint.auth_format.format(key=self._key.value)
+        return headers
+
+    def _redact(self, text: str) -> str:
+        if self._key is not None and self._key.value:
+            text = text.replace(self._key.value, "<api key>")
+        return text
+
+    def _failure(self, outcome: Any, attempts: int) -> RemoteRerankError:
+        return failure(
+            outcome,
+            attempts,
+            provider=self.provider,
+            url=self.url,
+            key_env=self.profile.endpoint.key_env,
+            timeout=self.timeout,
+            redact=self._redact,
+        )
+
+    # -- one request: the same exchange, sent two ways -------------------------------------
+
+    def _send(self, body: dict[str, Any]) -> Any:
+        try:
+            return self._client.post(self.url, json=body)
+        except self._transport_error as exc:
+            return exc
+
+    def _post(self, query: str, docs: list[str]) -> list[float]:
+        exchange = _Exchange(self, query, docs)
+        while (wait := exchange.feed(self._send(exchange.body))) is not None:
+            self._sleep(wait)
+        return exchange.scores
+
+    async def _apost(self, client: Any, query: str, docs: list[str]) -> list[float]:
+        exchange = _Exchange(self, query, docs)
+        while (wait := exchange.feed(await self._asend(client, exchange.body))) is not None:
+            await self._asleep(wait)
+        return exchange.scores
+
+    async def _asend(self, client: Any, body: dict[str, Any]) -> Any:
+        try:
+            return await client.post(self.url, json=body)
+        except self._transport_error as exc:
+            return exc
+
+    def _aclient(self) -> Any:
+        """The ``httpx.AsyncClient`` of the running event loop (one per loop, pooled)."""
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            client = httpx.AsyncClient(headers=self._headers(), timeout=self._httpx_timeout)
+            self._aclients[loop] = client
+        return client
+
+    # -- the scoring hook, sync and async --------------------------------------------------
+
+    def _score_pairs(self, query: str, texts: list[str]) -> list[float]:
+        """Scores from the provider; parts over its per-request limit go out concurrently."""
+        parts = self.profile.split(query, texts, self.batch_size)
+        if len(parts) == 1:
+            return self._post(query, parts[0])
+        with ThreadPoolExecutor(max_workers=min(len(parts), 16)) as pool:
+            results = list(pool.map(lambda docs: self._post(query, docs), parts))
+        return [s for scores in results for s in scores]  # the parts are consecutive
+
+    async def _ascore_pairs(self, query: str, texts: list[str]) -> list[float]:
+        """Async ``_score_pairs`` on an ``httpx.AsyncClient``: no worker thread.
+
+        Example:
+            >>> import asyncio  # doctest: +SKIP
+            >>> queries = ["q1", "q2", "q3"]  # doctest: +SKIP
+            >>> await asyncio.gather(*(reranker.arerank(q, docs, top_n=5) for q in queries))  # doctest: +SKIP
+        """
+        client = self._aclient()
+        parts = self.profile.split(query, texts, self.batch_size)
+        results = await asyncio.gather(*(self._apost(client, query, docs) for docs in parts))
+        return [s for scores in results for s in scores]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the pooled sync client (async clients: ``await aclose()``)."""
+        self._client.close()
+
+    async def aclose(self) -> None:
+        """Close the async client of the running loop and the sync client."""
+        loop = asyncio.get_running_loop()
+        client = self._aclients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+        self.close()
+
+    def __enter__(self) -> RemoteReranker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> RemoteReranker:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
