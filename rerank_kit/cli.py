@@ -1,12 +1,21 @@
-"""The ``rerank-kit`` command: ``rerank-kit demo`` and ``rerank-kit eval``."""
+"""The ``rerank-kit`` command: ``demo``, ``eval``, ``tune`` and ``train``.
+
+- ``rerank-kit demo``: two-stage retrieval over Chroma, before and after reranking;
+- ``rerank-kit eval DATA``: what reranking buys on a dataset, quality and latency
+  (``rerank_kit.evaluation``);
+- ``rerank-kit tune DATA``: a pipeline's depth, fusion and first stage chosen on judged
+  queries, written as a config (``rerank_kit.learning``);
+- ``rerank-kit train DATA``: a cross-encoder or bi-encoder fine-tuned on judged queries
+  (``rerank_kit.learning``).
+
+Each subcommand imports what it needs only when it runs; ``--help`` lists its options.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 __all__ = ["main"]
 
@@ -17,38 +26,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     Example:
         >>> main(["demo", "--reranker", "flashrank:ms-marco-TinyBERT-L-2-v2"])  # doctest: +SKIP
     """
-    parser = argparse.ArgumentParser(prog="rerank-kit", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
     from rerank_kit import demo
+    from rerank_kit.evaluation import _cli as eval_cli
+    from rerank_kit.learning import _cli as learning_cli
 
-    demo_parser = sub.add_parser("demo", help="two-stage retrieval demo over Chroma")
-    demo.add_arguments(demo_parser)
-
-    eval_cli: Any = None
-    try:
-        eval_cli = importlib.import_module("rerank_kit.evaluation._cli")
-    except ImportError:  # the evaluation module is optional until its issue lands
-        pass
-    if eval_cli is not None:
-        eval_parser = sub.add_parser("eval", help="measure what reranking buys on a dataset")
-        eval_cli.add_arguments(eval_parser)
-        tune_cli = importlib.import_module("rerank_kit.evaluation._tune_cli")
-        tune_parser = sub.add_parser("tune", help="choose pipeline settings on judged queries")
-        tune_cli.add_arguments(tune_parser)
-        train_parser = sub.add_parser("train", help="fine-tune a model on judged queries")
-        tune_cli.add_train_arguments(train_parser)
+    parser = argparse.ArgumentParser(
+        prog="rerank-kit",
+        description="Rerankers for RAG: a demo, and evaluation, tuning and fine-tuning on your data.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo.add_arguments(sub.add_parser("demo", help="two-stage retrieval demo over Chroma"))
+    eval_cli.add_arguments(sub.add_parser("eval", help="measure what reranking buys on a dataset"))
+    learning_cli.add_arguments(
+        sub.add_parser("tune", help="choose pipeline settings on judged queries")
+    )
+    learning_cli.add_train_arguments(
+        sub.add_parser("train", help="fine-tune a model on judged queries")
+    )
 
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        return demo.run(args)
-    if eval_cli is None:  # pragma: no cover - argparse rejects unknown subcommands first
-        parser.error(f"unknown command {args.command!r}")
-    if args.command == "tune":
-        return tune_cli.run(args)
-    if args.command == "train":
-        return tune_cli.run_train(args)
-    return eval_cli.run(args)
+    run = {
+        "demo": demo.run,
+        "eval": eval_cli.run,
+        "tune": learning_cli.run,
+        "train": learning_cli.run_train,
+    }[args.command]
+    return run(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

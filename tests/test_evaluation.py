@@ -417,7 +417,7 @@ def test_compare_bm25_and_a_pruning_cascade() -> None:
 class _Same(Reranker):
     name = "same"
 
-    def _score(self, query: str, texts: list[str]) -> list[float]:
+    def _score_pairs(self, query: str, texts: list[str]) -> list[float]:
         return [0.0] * len(texts)
 
 

@@ -184,7 +184,7 @@ def test_train_cross_encoder_never_sees_test_queries(
         return real(mapping, *args, **kwargs)
 
     monkeypatch.setattr(datasets.Dataset, "from_dict", spy)
-    monkeypatch.setattr("rerank_kit.evaluation._train.MAX_DEV_PAIRS", 5)
+    monkeypatch.setattr("rerank_kit.learning._train.MAX_DEV_PAIRS", 5)
     data = _dataset()
     result = train(
         data, f"cross-encoder:{tiny_ce_dir}", tmp_path / "model", depth=10, negatives=3, seed=4
@@ -234,8 +234,9 @@ def test_train_cross_encoder_never_sees_test_queries(
 class _Graded(FakeReranker):
     """Word overlap plus a length tie-breaker: scores without ties."""
 
-    def _score(self, query: str, texts: list[str]) -> list[float]:
-        return [s + len(t) / 1000 for s, t in zip(super()._score(query, texts), texts, strict=True)]
+    def _score_pairs(self, query: str, texts: list[str]) -> list[float]:
+        base = super()._score_pairs(query, texts)
+        return [s + len(t) / 1000 for s, t in zip(base, texts, strict=True)]
 
 
 def test_cascade_keep_is_searched_and_simulated_like_the_cascade() -> None:

@@ -2,8 +2,12 @@
 
 Load a dataset (BEIR folder or hand-written judgments), pick first stages (BM25, dense, hybrid)
 and rerankers, and ``compare`` them: nDCG, MRR, precision, recall and hit rate over graded
-judgments, with per-query latency of each stage. Nothing here imports a model library until it
-is used; install the extra with ``pip install "rerank-kit[eval]"``.
+judgments, with per-query latency of each stage (``rerank-kit eval``). What to do about the
+answer lives beside it, in ``rerank_kit.learning``, and is re-exported here: ``tune`` chooses a
+pipeline's depth, fusion and first stage on judged queries (``rerank-kit tune``), ``train``
+fine-tunes a cross-encoder or bi-encoder on them (``rerank-kit train``), ``bootstrap_ci`` gives
+paired intervals. Nothing here imports a model library until it is used; install the extra with
+``pip install "rerank-kit[eval]"`` (``[train]`` for ``train``).
 
 Example:
     >>> from rerank_kit.evaluation import compare, load_dataset
@@ -21,7 +25,9 @@ Example:
 
 from __future__ import annotations
 
-from rerank_kit.evaluation._compare import ComparisonResult, SystemResult, compare
+from typing import TYPE_CHECKING, Any
+
+from rerank_kit.evaluation._compare import compare
 from rerank_kit.evaluation._dataset import (
     Dataset,
     Document,
@@ -53,8 +59,14 @@ from rerank_kit.evaluation._metrics import (
     recall_at_k,
 )
 from rerank_kit.evaluation._plot import plot_quality_latency
-from rerank_kit.evaluation._train import TrainResult, train
-from rerank_kit.evaluation._tune import TuneResult, bootstrap_ci, tune
+from rerank_kit.evaluation._results import ComparisonResult, SystemResult
+
+if TYPE_CHECKING:
+    from rerank_kit.learning import TrainResult, TuneResult, bootstrap_ci, train, tune
+
+# rerank_kit.learning builds on this package (datasets, metrics, first stages): its names are
+# re-exported on first use, so that either package can be imported first.
+_FROM_LEARNING = frozenset({"TrainResult", "TuneResult", "bootstrap_ci", "train", "tune"})
 
 __all__ = [
     "FIRST_STAGES",
@@ -91,3 +103,15 @@ __all__ = [
     "train",
     "tune",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_LEARNING:
+        import rerank_kit.learning
+
+        return getattr(rerank_kit.learning, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_FROM_LEARNING})

@@ -119,7 +119,7 @@ def add_score_cache_argument(parser: argparse.ArgumentParser) -> None:
 
 
 class _OnePerRunTruncationNotice(logging.Filter):
-    """Drop the engine's per-call truncation warning: ``compare`` logs one total per system."""
+    """Drop the engine's truncation warning: ``compare`` logs one total per system instead."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.levelno == logging.WARNING and "token limit" in str(record.msg))
@@ -153,7 +153,9 @@ def run(args: argparse.Namespace) -> int:
         return _err(f"--fusion: {exc}")
     if fusions and not args.reranker:
         return _err("--fusion needs at least one --reranker (it fuses reranker scores)")
-    engine_log = logging.getLogger("rerank_kit._base")
+    from rerank_kit._core.protocol import Reranker
+
+    engine_log = logging.getLogger(Reranker.__module__)  # where the engine logs truncation
     quiet = _OnePerRunTruncationNotice()
     engine_log.addFilter(quiet)
     try:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from rerank_kit._core.errors import missing_extra
 
 if TYPE_CHECKING:
-    from rerank_kit.evaluation._compare import ComparisonResult
+    from rerank_kit.evaluation._results import ComparisonResult
 
 __all__ = ["plot_quality_latency"]
 
@@ -43,7 +43,7 @@ def plot_quality_latency(
         from matplotlib.ticker import FuncFormatter
     except ImportError as exc:
         raise missing_extra("eval", "matplotlib", exc) from exc
-    from rerank_kit.evaluation._compare import short_name
+    from rerank_kit.evaluation._results import short_name
 
     ndcg = result.metric_names[0]
     fig = Figure(figsize=(8.0, 5.0), dpi=110, layout="constrained")

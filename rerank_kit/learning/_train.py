@@ -33,7 +33,7 @@ from typing import Any
 from rerank_kit._core.errors import missing_extra
 from rerank_kit.evaluation._dataset import Dataset
 from rerank_kit.evaluation._metrics import evaluate_run
-from rerank_kit.evaluation._tune import _difference
+from rerank_kit.learning._tune import _difference
 
 __all__ = ["TrainResult", "split_queries", "train"]
 

@@ -41,10 +41,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rerank_kit._base import Reranker, ScoreCache, make_score_cache
-from rerank_kit._rerankers.cascade import CascadeReranker
 from rerank_kit._core.fusion import FUSION_METHODS, Fusion, fuse
+from rerank_kit._core.protocol import Reranker
+from rerank_kit._core.score_cache import ScoreCache, make_score_cache
 from rerank_kit._pipeline import PipelineConfig
+from rerank_kit._rerankers.cascade import CascadeReranker
 from rerank_kit.evaluation._compare import attach_score_cache
 from rerank_kit.evaluation._dataset import Dataset
 from rerank_kit.evaluation._metrics import evaluate_run

@@ -1,8 +1,12 @@
-"""``rerank-kit tune``: choose a pipeline's settings on judged queries, report held-out gains.
+r"""``rerank-kit tune`` and ``rerank-kit train``: learn settings, or a model, from judgments.
+
+Both read the datasets ``rerank-kit eval`` reads and report held-out results on stdout.
 
 Example:
     rerank-kit tune data/beir/cisi --reranker onnx:cross-encoder/ms-marco-MiniLM-L-12-v2 \
         --first-stage bm25 --config pipeline.json --json tune.json
+    rerank-kit train data/beir/cisi --model cross-encoder:./ms-marco-MiniLM-L-12-v2 \
+        --out models/cisi-ce --max-steps 100 --json train.json
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``tune`` for parsed arguments; returns the exit code."""
     from rerank_kit.evaluation._dataset import load_dataset
-    from rerank_kit.evaluation._tune import DEFAULT_DEPTHS, tune
+    from rerank_kit.learning._tune import DEFAULT_DEPTHS, tune
 
     logging.getLogger("rerank_kit").addHandler(logging.NullHandler())
     try:
@@ -150,7 +154,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Run ``train`` for parsed arguments; returns the exit code."""
     from rerank_kit.evaluation._dataset import load_dataset
-    from rerank_kit.evaluation._train import train
+    from rerank_kit.learning._train import train
 
     try:
         data = load_dataset(args.data, split=args.split, corpus=args.corpus)
