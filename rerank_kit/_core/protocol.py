@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rerank_kit._core.checks import check_query, check_texts
+from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.ranking import Request
 from rerank_kit._core.score_cache import ScoreCache, make_score_cache
 from rerank_kit._core.scoring import ScorePlan, Split, checked
@@ -80,7 +81,7 @@ class Reranker(ABC):
             )
 
             def _score_pairs(self: Reranker, query: str, texts: list[str]) -> Sequence[float]:
-                return legacy(self, query, texts)  # type: ignore[no-any-return]
+                return legacy(self, query, texts)
 
             cls._score_pairs = _score_pairs  # type: ignore[method-assign]
 
@@ -290,7 +291,7 @@ class Reranker(ABC):
         top_n: int | None = None,
         score_threshold: float | None = None,
         first_stage_scores: Sequence[float] | None = None,
-        fusion: float | Any | None = None,
+        fusion: float | Fusion | None = None,
         fusion_method: str | None = None,
     ) -> list[Ranked]:
         """Order ``texts`` by relevance to ``query``.
@@ -340,7 +341,7 @@ class Reranker(ABC):
         top_n: int | None = None,
         score_threshold: float | None = None,
         first_stage_scores: Sequence[float] | None = None,
-        fusion: float | Any | None = None,
+        fusion: float | Fusion | None = None,
         fusion_method: str | None = None,
     ) -> list[Ranked]:
         """Async ``rerank``: the same decisions; only the model call is awaited."""
