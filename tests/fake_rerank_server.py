@@ -4,7 +4,7 @@ Routes are ``/<provider><endpoint path>`` (so a test points ``base_url`` at ``UR
 For every request it checks what a real provider checks (path, auth header, version header,
 required body fields, the per-request document limit), records it, and answers with the
 provider's documented response layout or error body. Faults can be queued: each request pops
-one (``429`` with ``Retry-After``, ``500``, ``drop`` the connection, ``slow`` past the client's
+one (``429`` with ``Retry-After``, ``500``, ``503``, ``drop`` the connection, ``slow`` past the client's
 timeout, ``malformed`` JSON, ``out_of_range`` / ``duplicate`` / ``missing`` indices, a
 ``non_numeric`` score, ``400``, ``401``).
 
@@ -213,8 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
                 {"Retry-After": state.retry_after},
             )
             return
-        if fault == "500":
-            self._send(500, error_body(provider, 500, "internal error, please retry"))
+        if fault in ("500", "503"):
+            status = int(fault)
+            self._send(status, error_body(provider, status, "internal error, please retry"))
             return
         expected = auth_value.format(key=KEY)
         if auth_header is None and state.server_key:

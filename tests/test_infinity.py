@@ -222,7 +222,7 @@ def test_infinity_through_llamaindex(infinity_url: str, local_reference: list[fl
         post.postprocess_nodes(nodes, query_str=QUERY),
         asyncio.run(post.apostprocess_nodes(nodes, query_str=QUERY)),
     ):
-        pairs = [(int(n.node.node_id[1:]), n.score) for n in out]
+        pairs = [(int(n.node.node_id[1:]), float(n.score or 0.0)) for n in out]
         print(
             f"Infinity vs CrossEncoderReranker, LlamaIndex: max |diff| = {_check(pairs, local_reference):.2e}"
         )

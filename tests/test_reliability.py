@@ -10,7 +10,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,7 @@ PATHS: list[Callable[..., list[tuple[int, float]]]] = [via_engine, via_langchain
 
 @pytest.fixture(params=PATHS, ids=["engine", "langchain", "llamaindex"])
 def call(request: pytest.FixtureRequest) -> Callable[..., list[tuple[int, float]]]:
-    return request.param  # type: ignore[no-any-return]
+    return request.param
 
 
 # --- the table ----------------------------------------------------------------------------
@@ -89,8 +89,21 @@ def test_empty_or_whitespace_query(call: Callable[..., Any], query: str) -> None
         call(FakeReranker(), query, ["a"])
 
 
-def test_empty_document_text_is_scored_and_kept(call: Callable[..., Any]) -> None:
-    assert call(FakeReranker(), QUERY, ["", "red apple", "   "]) == [(1, 1.0), (0, 0.0), (2, 0.0)]
+def test_blank_document_text_is_kept_last_unscored(call: Callable[..., Any]) -> None:
+    r = FakeReranker()
+    got = call(r, QUERY, ["", "red apple", "   "])
+    assert got == [(1, 1.0), (0, -math.inf), (2, -math.inf)]
+    assert r.calls == 1  # one model call, for the one passage with text
+
+
+def test_blank_document_text_is_flagged_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    r = FakeReranker()
+    with caplog.at_level(logging.WARNING, logger="rerank_kit"):
+        for _ in range(3):
+            ranked = r.rerank(QUERY, ["\t\n", "red apple", ""])
+    assert [(x.index, x.empty) for x in ranked] == [(1, False), (0, True), (2, True)]
+    warnings = [rec for rec in caplog.records if "whitespace" in rec.getMessage()]
+    assert len(warnings) == 1 and "2 of 3 passages" in warnings[0].getMessage()
 
 
 @pytest.mark.parametrize("bad", [None, 42, b"bytes"])
@@ -231,7 +244,7 @@ def test_hub_id_not_cached_while_offline() -> None:
 class Broken(Reranker):
     name = "broken"
 
-    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+    def _score_pairs(self, query: str, texts: list[str]) -> Sequence[float]:
         raise RuntimeError("model exploded")
 
 
@@ -308,19 +321,17 @@ def test_load_200_concurrent_async_calls_and_a_thread_pool(tiny_ce_dir: Path) ->
 
     expected = {q: [d.id for d in comp.compress_documents(docs, q)] for q in queries}
 
-    async def main() -> tuple[list[list[str]], int, float]:
-        ticks = 0
-        stop = asyncio.Event()
+    async def main() -> tuple[list[list[str | None]], int, float]:
+        beats: list[float] = []  # one entry per 10 ms tick the event loop managed
 
         async def heartbeat() -> None:
-            nonlocal ticks
-            while not stop.is_set():
-                ticks += 1
+            while True:
+                beats.append(time.perf_counter())
                 await asyncio.sleep(0.01)
 
         beat = asyncio.create_task(heartbeat())
         start = time.perf_counter()
-        calls = []
+        calls: list[Coroutine[Any, Any, Sequence[Any]]] = []
         for i in range(200):
             q = queries[i % len(queries)]
             if i % 2:
@@ -329,13 +340,11 @@ def test_load_200_concurrent_async_calls_and_a_thread_pool(tiny_ce_dir: Path) ->
                 calls.append(post.apostprocess_nodes(nodes, query_str=q))
         results = await asyncio.gather(*calls)
         wall = time.perf_counter() - start
-        stop.set()
-        await beat
+        beat.cancel()
         ids = [
-            [d.id if isinstance(d, Document) else d.node.node_id for d in res]  # type: ignore[union-attr]
-            for res in results
+            [d.id if isinstance(d, Document) else d.node.node_id for d in res] for res in results
         ]
-        return ids, ticks, wall
+        return ids, len(beats), wall
 
     ids, ticks, wall = asyncio.run(main())
     assert len(ids) == 200

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, cast
@@ -478,6 +479,65 @@ def test_retry_policy() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     assert parse_retry_after("-3") == 0.0
     assert parse_retry_after(None) is None and parse_retry_after("later") is None
+
+
+#: fault script -> (the server's answers in order, attempts, start of the error or None: success)
+FAULT_SCRIPTS: dict[str, tuple[list[str], int, str | None]] = {
+    "429-retry-after": (["429"], 2, None),
+    "503-then-success": (["503"], 2, None),
+    "timeout": (["slow", "slow"], 2, r"cohere: no answer from .* within the 0\.3 s timeout"),
+    "malformed": (["malformed"], 1, "cohere: the answer from .* is not valid JSON"),
+    "401-no-retry": (["401"], 1, r"cohere: the API key was refused \(HTTP 401\)"),
+}
+
+
+@pytest.mark.parametrize("script", FAULT_SCRIPTS)
+def test_sync_and_async_take_the_same_decisions(
+    server: FakeRerankServer, monkeypatch: pytest.MonkeyPatch, script: str
+) -> None:
+    """The same faults give the same attempts, the same waits and the same error both ways."""
+    import random
+
+    faults, attempts, error = FAULT_SCRIPTS[script]
+    server.state.slow = 0.8
+    spec, kwargs = spec_for("cohere", server.url)
+
+    def run(mode: str) -> tuple[object, list[float], int]:
+        reranker = RemoteReranker(spec, timeout=0.3, max_retries=1, **kwargs)
+        monkeypatch.setattr(reranker, "_rng", random.Random(7))  # the same jitter both ways
+        waits: list[float] = []
+
+        async def asleep(seconds: float) -> None:
+            waits.append(seconds)
+
+        monkeypatch.setattr(reranker, "_sleep", waits.append)
+        monkeypatch.setattr(reranker, "_asleep", asleep)
+        server.state.requests.clear()
+        server.queue(*faults)
+        outcome: object
+        try:
+            if mode == "sync":
+                ranked = reranker.rerank(QUERY, TEXTS)
+            else:
+                ranked = asyncio.run(reranker.arerank(QUERY, TEXTS))
+            outcome = [(r.index, r.score) for r in ranked]
+        except RemoteRerankError as exc:
+            outcome = (str(exc), exc.status)
+        return outcome, waits, len(server.state.requests)
+
+    sync, async_ = run("sync"), run("async")
+    assert sync == async_
+    outcome, waits, sent = sync
+    assert sent == attempts and len(waits) == attempts - 1
+    if script == "429-retry-after":
+        assert waits == [0.3]  # the server's Retry-After
+    elif waits:
+        assert 0.25 <= waits[0] <= 0.5  # backoff 0.5 s with jitter (the same draw both ways)
+    if error is None:
+        assert outcome == expected(QUERY, TEXTS)
+    else:
+        assert isinstance(outcome, tuple)
+        assert re.match(error, outcome[0]), outcome
 
 
 def test_retry_after_http_date_is_honoured(server: FakeRerankServer) -> None:
