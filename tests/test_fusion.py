@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rerank_kit import CascadeReranker, Ranked, Reranker
-from rerank_kit._adapt import run_rerank
+from rerank_kit._adapters.run import run_rerank
 from rerank_kit._core.fusion import Fusion, fuse, fuse_ranked, to_fusion
 from rerank_kit.evaluation import Dataset, Document, FirstStage, compare
 from rerank_kit.evaluation._first_stage import Hit

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rerank_kit import CascadeReranker, ListwiseLLMReranker, RerankError
-from rerank_kit._adapt import run_rerank
+from rerank_kit._adapters.run import run_rerank
 from rerank_kit._rerankers.listwise import default_prompt, parse_ranking, plan_windows
 from rerank_kit.testing import FakeReranker
 

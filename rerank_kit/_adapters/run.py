@@ -1,0 +1,207 @@
+"""Run a reranker for an adapter: the failure policy, and the results as plain values.
+
+``run_rerank`` and ``arun_rerank`` share every decision (``_Run``: checks, what to pass the
+engine, what a failure becomes); they differ only by the awaited call. The adapters read the
+``Outcome`` through ``Outcome.results()`` and only translate it to documents or nodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rerank_kit._core.checks import (
+    check_query,
+    check_threshold,
+    check_threshold_supported,
+    check_top_n,
+)
+from rerank_kit._core.fusion import check_first_stage_scores, to_fusion
+from rerank_kit._core.protocol import Reranker
+from rerank_kit._core.types import Ranked
+
+__all__ = ["OnError", "Outcome", "Result", "arun_rerank", "passage_texts", "run_rerank"]
+
+logger = logging.getLogger(__name__)
+
+#: ``"raise"`` (default) re-raises a reranker failure; ``"passthrough"`` returns the
+#: first-stage order (cut to ``top_n``) with a logged warning and a failure flag.
+OnError = Literal["raise", "passthrough"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One returned passage as plain Python values, for an adapter to copy onto its objects.
+
+    Attributes:
+        index: Position of the passage in the adapter's input.
+        score: The relevance score (the fused one with fusion; ``-inf`` for a blank passage),
+            or ``None`` when the reranker failed and the first-stage order was kept.
+        reranker_score: With fusion, the reranker's own score.
+        first_stage_score: With fusion, the first-stage score that was fused (if one was given).
+        first_stage_rank: With fusion, the passage's position in the input (1 = first).
+        stage_scores: A cascade's score per stage.
+        truncated: The model saw only the start of the passage.
+        llm_repaired: An LLM reranker placed it from an answer it had to repair.
+        empty: The passage was blank (empty or whitespace only) and was not scored.
+        failed: The reranker failed (``on_error="passthrough"``).
+    """
+
+    index: int
+    score: float | None
+    reranker_score: float | None = None
+    first_stage_score: float | None = None
+    first_stage_rank: int | None = None
+    stage_scores: dict[str, float] = field(default_factory=dict)
+    truncated: bool = False
+    llm_repaired: bool = False
+    empty: bool = False
+    failed: bool = False
+
+
+def _optional(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Result of one adapter call: the ranking, or the first-stage order after a failure."""
+
+    ranked: list[Ranked]
+    failed: bool = False
+    error: str | None = field(default=None)
+
+    def results(self) -> list[Result]:
+        """Every returned passage, best first, with plain ``float`` scores.
+
+        Example:
+            >>> Outcome([Ranked(index=1, score=1)]).results()[0].score
+            1.0
+        """
+        out = []
+        for r in self.ranked:
+            fused = r.reranker_score is not None
+            out.append(
+                Result(
+                    index=r.index,
+                    score=None if self.failed else float(r.score),
+                    reranker_score=_optional(r.reranker_score),
+                    first_stage_score=_optional(r.first_stage_score),
+                    first_stage_rank=r.index + 1 if fused else None,
+                    stage_scores={k: float(v) for k, v in r.stage_scores.items()},
+                    truncated=r.truncated,
+                    llm_repaired=r.llm_repaired,
+                    empty=getattr(r, "empty", False),
+                    failed=self.failed,
+                )
+            )
+        return out
+
+
+def passage_texts(values: Sequence[object], where: Callable[[int], str]) -> list[str]:
+    """The passages' texts, or a ``TypeError`` that names the adapter's object (``where(i)``).
+
+    Example:
+        >>> passage_texts(["a", None], lambda i: f"documents[{i}].page_content")
+        Traceback (most recent call last):
+        TypeError: documents[1].page_content must be text (a str), got NoneType
+    """
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise TypeError(f"{where(i)} must be text (a str), got {type(value).__name__}")
+    return [str(v) for v in values]
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The decisions of one adapter call, shared by ``run_rerank`` and ``arun_rerank``."""
+
+    reranker: Reranker
+    query: str
+    texts: list[str]
+    top_n: int | None
+    on_error: str
+    kwargs: dict[str, Any]  # for the engine's rerank/arerank
+
+    @classmethod
+    def plan(
+        cls,
+        reranker: Reranker,
+        query: str,
+        texts: Sequence[str],
+        *,
+        top_n: int | None,
+        score_threshold: float | None,
+        on_error: str = "raise",
+        first_stage_scores: Sequence[float] | None = None,
+        fusion: Any = None,
+        fusion_method: str | None = None,
+    ) -> _Run:
+        """Check the settings and inputs: errors here are never passed through."""
+        if on_error not in ("raise", "passthrough"):
+            raise ValueError(f"on_error must be 'raise' or 'passthrough', got {on_error!r}")
+        n, threshold = check_top_n(top_n), check_threshold(score_threshold)
+        check_threshold_supported(reranker, threshold)
+        fused = to_fusion(fusion, fusion_method)
+        items = list(texts)
+        first = check_first_stage_scores(first_stage_scores, len(items)) if fused else None
+        kwargs: dict[str, Any] = {"top_n": n, "score_threshold": threshold, "fusion": fused}
+        kwargs["first_stage_scores"] = first
+        return cls(reranker, check_query(query), items, n, on_error, kwargs)
+
+    def failed(self, exc: Exception) -> Outcome:
+        """Re-raise (``on_error="raise"``), or keep the first-stage order with a warning."""
+        if self.on_error == "raise":
+            raise exc
+        logger.warning(
+            "reranker %s failed (%s: %s); on_error='passthrough' keeps the first-stage order",
+            self.reranker.name,
+            type(exc).__name__,
+            exc,
+        )
+        n = len(self.texts)
+        keep = n if self.top_n is None else min(n, self.top_n)
+        ranked = [Ranked(index=i, score=math.nan) for i in range(keep)]
+        return Outcome(ranked=ranked, failed=True, error=f"{type(exc).__name__}: {exc}")
+
+
+def run_rerank(reranker: Reranker, query: str, texts: Sequence[str], **settings: Any) -> Outcome:
+    """``reranker.rerank`` with the adapters' settings and failure policy.
+
+    Args:
+        reranker: The engine reranker.
+        query: The query.
+        texts: The passages.
+        **settings: ``top_n``, ``score_threshold``, ``on_error`` (``"raise"`` or
+            ``"passthrough"``), ``first_stage_scores``, ``fusion`` (a weight or ``Fusion``)
+            and ``fusion_method``.
+
+    Returns:
+        The ``Outcome``.
+
+    Example:
+        >>> from rerank_kit.testing import FakeReranker
+        >>> run_rerank(FakeReranker(), "a", ["b", "a"], top_n=1, score_threshold=None).ranked[0].index
+        1
+    """
+    run = _Run.plan(reranker, query, texts, **settings)
+    try:
+        ranked = reranker.rerank(run.query, run.texts, **run.kwargs)
+    except Exception as exc:
+        return run.failed(exc)
+    return Outcome(ranked=ranked)
+
+
+async def arun_rerank(
+    reranker: Reranker, query: str, texts: Sequence[str], **settings: Any
+) -> Outcome:
+    """Async ``run_rerank``: the same decisions, the engine's ``arerank`` awaited."""
+    run = _Run.plan(reranker, query, texts, **settings)
+    try:
+        ranked = await reranker.arerank(run.query, run.texts, **run.kwargs)
+    except Exception as exc:
+        return run.failed(exc)
+    return Outcome(ranked=ranked)
