@@ -23,10 +23,12 @@ class Item:
     metadata: dict[str, Any]
     score: float
     stage_scores: dict[str, float]
+    empty: bool = False
 
 
 class Adapter(Protocol):
     name: str
+    module: Any
 
     def make(self, texts: Sequence[str]) -> list[Any]: ...
     def wrap(self, reranker: Reranker, **kw: Any) -> Any: ...
@@ -36,6 +38,7 @@ class Adapter(Protocol):
 
 class LangChainAdapter:
     name = "langchain"
+    module = pytest.importorskip("langchain_rerank_kit")
 
     def make(self, texts: Sequence[str]) -> list[Any]:
         from langchain_core.documents import Document
@@ -58,10 +61,11 @@ class LangChainAdapter:
             assert isinstance(d, Document)
             score = d.metadata["relevance_score"]
             assert type(score) is float
-            meta = {
-                k: v for k, v in d.metadata.items() if k not in ("relevance_score", "stage_scores")
-            }
-            out.append(Item(d.id, d.page_content, meta, score, d.metadata.get("stage_scores", {})))
+            flags = ("relevance_score", "stage_scores", "rerank_empty")
+            meta = {k: v for k, v in d.metadata.items() if k not in flags}
+            stages = d.metadata.get("stage_scores", {})
+            empty = d.metadata.get("rerank_empty", False)
+            out.append(Item(d.id, d.page_content, meta, score, stages, empty))
         return out
 
     def run(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]:
@@ -73,6 +77,7 @@ class LangChainAdapter:
 
 class LlamaIndexAdapter:
     name = "llamaindex"
+    module = pytest.importorskip("llamaindex_rerank_kit")
 
     def make(self, texts: Sequence[str]) -> list[Any]:
         from llama_index.core.schema import NodeWithScore, TextNode
@@ -91,9 +96,9 @@ class LlamaIndexAdapter:
         ]
 
     def wrap(self, reranker: Reranker, **kw: Any) -> Any:
-        from llamaindex_rerank_kit import RerankCompressor
+        from llamaindex_rerank_kit import RerankPostprocessor
 
-        return RerankCompressor(reranker=reranker, **kw)
+        return RerankPostprocessor(reranker=reranker, **kw)
 
     def _items(self, nodes: Sequence[Any]) -> list[Item]:
         from llama_index.core.schema import NodeWithScore
@@ -111,6 +116,7 @@ class LlamaIndexAdapter:
                     dict(n.node.metadata),
                     n.score,
                     dict(n.stage_scores),
+                    n.empty,
                 )
             )
         return out
@@ -257,6 +263,7 @@ def test_llamaindex_class_names() -> None:
     import llamaindex_rerank_kit as li
 
     for name in [
+        "RerankPostprocessor",
         "RerankCompressor",
         "CrossEncoderRerank",
         "FlashRankRerank",
@@ -264,3 +271,118 @@ def test_llamaindex_class_names() -> None:
         "CascadeRerank",
     ]:
         assert getattr(li, name).class_name() == name
+
+
+# --- settings and inputs shared by both adapters (rerank_kit._adapters) ---------------------
+
+
+def test_blank_passages_come_last_flagged_empty(adapter: Adapter) -> None:
+    texts = ["red apple", "", "apple", "   \n"]
+    for out in (
+        adapter.run(adapter.wrap(FakeReranker(), top_n=None), adapter.make(texts), QUERY),
+        asyncio.run(
+            adapter.arun(adapter.wrap(FakeReranker(), top_n=None), adapter.make(texts), QUERY)
+        ),
+    ):
+        assert [(i.id, i.empty) for i in out] == [
+            ("doc-0", False),
+            ("doc-2", False),
+            ("doc-1", True),
+            ("doc-3", True),
+        ]
+        assert out[2].score == out[3].score == float("-inf")
+
+
+def test_unknown_fields_are_rejected(adapter: Adapter) -> None:
+    with pytest.raises(ValueError, match="top_k"):
+        adapter.wrap(FakeReranker(), top_k=3)
+    with pytest.raises(ValueError, match="modle"):
+        adapter.module.FlashRankRerank(modle="ms-marco-TinyBERT-L-2-v2")  # before any model load
+
+
+def test_same_top_level_fields_in_both_frameworks() -> None:
+    import langchain_rerank_kit as lc
+    import llamaindex_rerank_kit as li
+
+    only = {"first_stage_score_key"}, {"metadata_mode", "callback_manager"}
+    for name in ["CrossEncoderRerank", "FlashRankRerank", "BiEncoderRerank", "RemoteRerank"]:
+        lc_fields = set(getattr(lc, name).model_fields) - only[0]
+        assert lc_fields == set(getattr(li, name).model_fields) - only[1], name
+    engine = {"backend", "quantize", "file_name", "threads", "cache_dir", "score_cache"}
+    assert engine | {"long_documents", "fusion", "fusion_method", "model_kwargs"} <= set(
+        lc.CrossEncoderRerank.model_fields
+    )
+
+
+def test_a_non_text_passage_is_named_in_the_adapters_words() -> None:
+    from langchain_core.documents import Document
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    docs = [Document(page_content="a"), Document.model_construct(page_content=None)]
+    with pytest.raises(TypeError, match=r"documents\[1\]\.page_content must be text") as lc_err:
+        LangChainAdapter().wrap(FakeReranker()).compress_documents(docs, QUERY)
+
+    class BytesNode(TextNode):
+        def get_content(self, metadata_mode: Any = None) -> Any:
+            return b"bytes"
+
+    nodes = [NodeWithScore(node=TextNode(text="a")), NodeWithScore(node=BytesNode(text="b"))]
+    wrapped = LlamaIndexAdapter().wrap(FakeReranker())
+    with pytest.raises(TypeError, match=r"nodes\[1\]") as li_err:
+        wrapped.postprocess_nodes(nodes, query_str=QUERY)
+    for err in (lc_err, li_err):
+        assert "texts[" not in str(err.value) and "document object" not in str(err.value)
+
+
+def test_passthrough_never_hides_a_bad_passage() -> None:
+    from langchain_core.documents import Document
+
+    wrapped = LangChainAdapter().wrap(FakeReranker(), on_error="passthrough")
+    with pytest.raises(TypeError, match="page_content"):
+        wrapped.compress_documents([Document.model_construct(page_content=None)], QUERY)
+
+
+def test_llamaindex_rerank_compressor_is_a_deprecated_alias() -> None:
+    import warnings
+
+    from llamaindex_rerank_kit import RerankCompressor, RerankPostprocessor
+
+    with pytest.warns(DeprecationWarning, match="RerankPostprocessor"):
+        old = RerankCompressor(reranker=FakeReranker(), top_n=2)
+    assert isinstance(old, RerankPostprocessor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LangChainAdapter().wrap(FakeReranker())  # the LangChain name is not deprecated
+        RerankPostprocessor(reranker=FakeReranker())
+    out = LlamaIndexAdapter().run(old, LlamaIndexAdapter().make(TEXTS), QUERY)
+    assert [i.id for i in out] == ["doc-1", "doc-4"]
+
+
+def _node(text: str, metadata: dict[str, Any]) -> Any:
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    return NodeWithScore(node=TextNode(text=text, id_="n", metadata=metadata), score=0.5)
+
+
+def test_llamaindex_metadata_mode_chooses_what_is_scored() -> None:
+    from llama_index.core.schema import MetadataMode
+
+    nodes = [_node("banana", {"topic": "red apple"})]
+    embed = LlamaIndexAdapter().wrap(FakeReranker())
+    assert embed.metadata_mode is MetadataMode.EMBED  # the default, as LlamaIndex's rerankers
+    assert embed.postprocess_nodes(nodes, query_str=QUERY)[0].score == 1.0  # metadata scored
+    text_only = LlamaIndexAdapter().wrap(FakeReranker(), metadata_mode="none")
+    assert text_only.metadata_mode is MetadataMode.NONE
+    assert text_only.postprocess_nodes(nodes, query_str=QUERY)[0].score == 0.0
+
+
+def test_same_passage_same_score_in_both_frameworks_with_metadata_mode_none() -> None:
+    from langchain_core.documents import Document
+
+    meta = {"topic": "red apple"}
+    lc = LangChainAdapter().wrap(FakeReranker())
+    lc_score = lc.compress_documents([Document(page_content="red pear", metadata=meta)], QUERY)[
+        0
+    ].metadata["relevance_score"]
+    li = LlamaIndexAdapter().wrap(FakeReranker(), metadata_mode="none")
+    assert li.postprocess_nodes([_node("red pear", meta)], query_str=QUERY)[0].score == lc_score

@@ -135,10 +135,16 @@ def _not_available(call: str, framework: str, kind: str, model: str, reason: str
     from rerank_kit.models import BUNDLED_CROSS_ENCODER, is_bundled_cross_encoder
 
     cached = ", or cache_dir= a folder that holds it" if kind == "flashrank" else ""
+    hub_id = not model.startswith(("/", ".", "~")) and "\\" not in model
+    download = (
+        f" (download it on a machine with internet, for example with "
+        f"`hf download {model} --local-dir ./model`, and copy the folder)"
+        if hub_id
+        else ""
+    )
     message = (
         f"{call} cannot load its model: {reason.split('. ')[0].rstrip('.')}. Pass model= the "
-        f"path of a local model folder instead{cached} (download it on a machine with internet, "
-        f"for example with `hf download {model} --local-dir ./model`, and copy the folder)."
+        f"path of a local model folder instead{cached}{download}."
     )
     if is_bundled_cross_encoder(model):
         message += (

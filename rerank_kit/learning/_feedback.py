@@ -11,10 +11,12 @@ import logging
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rerank_kit._adapters.llm import text_llm
 
 __all__ = [
     "DEFAULT_QUESTION_PROMPT",
@@ -276,34 +278,6 @@ def judgments_from_metadata(
     return judgments, dict(report)
 
 
-def _as_text_callable(llm: Any) -> Callable[[str], str]:
-    """A ``str -> str`` function for a LangChain chat model, a LlamaIndex LLM or a callable."""
-    if hasattr(llm, "invoke") and hasattr(llm, "batch"):  # LangChain Runnable (chat model/LLM)
-
-        def call_langchain(prompt: str) -> str:
-            out = llm.invoke(prompt)
-            content = getattr(out, "content", out)
-            if isinstance(content, list):  # content blocks
-                content = "".join(
-                    b.get("text", "") if isinstance(b, dict) else str(b) for b in content
-                )
-            return str(content)
-
-        return call_langchain
-    if hasattr(llm, "complete"):  # LlamaIndex LLM
-
-        def call_llamaindex(prompt: str) -> str:
-            return str(getattr(llm.complete(prompt), "text", ""))
-
-        return call_llamaindex
-    if callable(llm):
-        return lambda prompt: str(llm(prompt))
-    raise TypeError(
-        "llm must be a LangChain chat model, a LlamaIndex LLM or a callable str -> str, "
-        f"got {type(llm).__name__}"
-    )
-
-
 def _questions(answer: str) -> list[str]:
     out = []
     for line in answer.splitlines():
@@ -354,7 +328,7 @@ def questions_from_llm(
         raise ValueError(f"sample must be an int or None, got {sample!r}")
     if "{document}" not in prompt:
         raise ValueError("prompt must contain a {document} placeholder")
-    call = _as_text_callable(llm)
+    call = text_llm(llm).call  # the adapters' wrapper: LangChain, LlamaIndex or a callable
     ids = list(corpus)
     if sample is not None and sample < len(ids):
         ids = sorted(random.Random(seed).sample(ids, sample), key=list(corpus).index)
