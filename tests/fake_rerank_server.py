@@ -1,11 +1,12 @@
 """A real HTTP server on 127.0.0.1 that speaks each rerank provider's documented protocol.
 
-Routes are ``/<provider><endpoint path>`` (so a test points ``base_url`` at ``URL/<provider>``).
+Routes are ``/<provider><endpoint path>`` (so a test points ``base_url`` at ``URL/<provider>``);
+a bare ``/rerank`` is TEI's, as a real TEI router serves it (``tei:URL`` works too).
 For every request it checks what a real provider checks (path, auth header, version header,
 required body fields, the per-request document limit), records it, and answers with the
 provider's documented response layout or error body. Faults can be queued: each request pops
-one (``429`` with ``Retry-After``, ``500``, ``503``, ``drop`` the connection, ``slow`` past the client's
-timeout, ``malformed`` JSON, ``out_of_range`` / ``duplicate`` / ``missing`` indices, a
+one (``429`` with ``Retry-After``, ``500``, ``503``, ``drop`` the connection, ``slow`` past the
+client's timeout, ``malformed`` JSON, ``out_of_range`` / ``duplicate`` / ``missing`` indices, a
 ``non_numeric`` score, ``400``, ``401``).
 
 Scores are deterministic (``rerank_kit.testing.FakeReranker``: share of query words in the
@@ -185,7 +186,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, state: State) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
-        provider, _, rest = self.path.lstrip("/").partition("/")
+        path = "/tei/rerank" if self.path == "/rerank" else self.path  # TEI serves the root
+        provider, _, rest = path.lstrip("/").partition("/")
         route = ROUTES.get(provider)
         try:
             body = json.loads(raw)

@@ -17,7 +17,7 @@ import pytest
 from fake_rerank_server import KEY, ROUTES, FakeRerankServer, relevance
 
 from rerank_kit import RemoteReranker, RerankError, load_reranker
-from rerank_kit._base import order_by_score
+from rerank_kit._core.ranking import order_by_score
 from rerank_kit._rerankers.remote import PROFILES, RemoteRerankError, RetryPolicy, parse_retry_after
 
 pytest.importorskip("httpx")
