@@ -53,13 +53,13 @@ def via_llamaindex(
 ) -> list[tuple[int, float]]:
     from llama_index.core.schema import NodeWithScore, TextNode
 
-    from llamaindex_rerank_kit import RerankCompressor
+    from llamaindex_rerank_kit import RerankPostprocessor
 
     nodes = [
         NodeWithScore(node=TextNode.model_construct(text=t, id_=str(i), metadata={}), score=0.0)
         for i, t in enumerate(texts)
     ]
-    post = RerankCompressor(reranker=reranker, **{"top_n": None, **kw})
+    post = RerankPostprocessor(reranker=reranker, **{"top_n": None, **kw})
     out = post.postprocess_nodes(nodes, query_str=query)
     return [(int(n.node.node_id), float(n.score or 0.0)) for n in out]
 
@@ -108,7 +108,8 @@ def test_blank_document_text_is_flagged_with_one_warning(caplog: pytest.LogCaptu
 
 @pytest.mark.parametrize("bad", [None, 42, b"bytes"])
 def test_none_or_non_string_document_text(call: Callable[..., Any], bad: object) -> None:
-    with pytest.raises(TypeError, match=r"\[1\] must be a str"):
+    # each surface names the item in its own terms: texts[1], documents[1].page_content, nodes[1]
+    with pytest.raises(TypeError, match=r"\[1\]\S* must be (a str|text \(a str\))"):
         call(FakeReranker(), QUERY, ["ok", bad])
 
 
@@ -184,7 +185,7 @@ def test_very_long_document_is_truncated_visibly(
     from llama_index.core.schema import NodeWithScore, TextNode
 
     from langchain_rerank_kit import RerankCompressor
-    from llamaindex_rerank_kit import RerankCompressor as LlamaRerank
+    from llamaindex_rerank_kit import RerankPostprocessor as LlamaRerank
 
     ce = shared_ce(tiny_ce_dir)
     long_text = "the quick brown fox jumps over the lazy dog " * 2300  # ~100k characters
@@ -262,7 +263,7 @@ def test_passthrough_keeps_first_stage_order(caplog: pytest.LogCaptureFixture) -
     from llama_index.core.schema import NodeWithScore, TextNode
 
     from langchain_rerank_kit import RerankCompressor
-    from llamaindex_rerank_kit import RerankCompressor as LlamaRerank
+    from llamaindex_rerank_kit import RerankPostprocessor as LlamaRerank
 
     docs = [Document(page_content=f"d{i}", id=str(i)) for i in range(5)]
     comp = RerankCompressor(reranker=Broken(), top_n=3, on_error="passthrough")
@@ -307,7 +308,7 @@ def test_load_200_concurrent_async_calls_and_a_thread_pool(tiny_ce_dir: Path) ->
     from llama_index.core.schema import NodeWithScore, TextNode
 
     from langchain_rerank_kit import RerankCompressor
-    from llamaindex_rerank_kit import RerankCompressor as LlamaRerank
+    from llamaindex_rerank_kit import RerankPostprocessor as LlamaRerank
 
     ce = shared_ce(tiny_ce_dir)  # ONE shared instance (one tokenizer) for every caller
     comp = RerankCompressor(reranker=ce, top_n=5)
