@@ -154,7 +154,7 @@ def test_cut_offs_and_input_checks() -> None:
     with pytest.raises(ValueError, match="positive"):
         ndcg_at_k(["a"], judged, k=0)
     with pytest.raises(TypeError):
-        recall_at_k("a", judged, k=1)  # type: ignore[arg-type]
+        recall_at_k("a", judged, k=1)  # a string, not a list of ids
     with pytest.raises(ValueError, match="empty"):
         evaluate_run({}, {}, k=10)
 
@@ -456,12 +456,13 @@ def test_dense_and_hybrid_first_stages_on_a_tiny_corpus() -> None:
     _minilm_path()
     pytest.importorskip("chromadb")
     np = pytest.importorskip("numpy")
-    from rerank_kit.evaluation import HybridFirstStage, build_first_stages
+    from rerank_kit.evaluation import DenseFirstStage, HybridFirstStage, build_first_stages
 
     data = _tiny()
     stages = build_first_stages(["all"])  # one BM25 and one dense index, shared by hybrid
     bm25_stage, dense_stage, hybrid_stage = stages
     assert isinstance(hybrid_stage, HybridFirstStage)
+    assert isinstance(dense_stage, DenseFirstStage)
     assert hybrid_stage.bm25 is bm25_stage and hybrid_stage.dense is dense_stage
     result = compare(data, stages, [FakeReranker()], depth=3, k=3)
     names = [s.name for s in result.systems]

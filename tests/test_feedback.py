@@ -122,7 +122,7 @@ def test_feedback_file_to_a_dataset_eval_reads(tmp_path: Path) -> None:
 
 
 def test_metadata_judgments() -> None:
-    meta = {
+    meta: dict[str, dict[str, Any]] = {
         "pw": {"product": "accounts", "tags": ["security", "login"]},
         "mgr": {"product": "accounts", "tags": ["security"]},
         "fan": {"product": "hardware", "tags": ["laptop"]},

@@ -27,6 +27,7 @@ EXPECTED_ALL = {
         "Fusion",
         "ModelNotAvailableError",
         "OnnxCrossEncoderReranker",
+        "PairScores",
         "Pipeline",
         "PipelineConfig",
         "Ranked",

@@ -170,7 +170,7 @@ def test_train_cross_encoder_never_sees_test_queries(
     tiny_ce_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     datasets = pytest.importorskip("datasets")
-    from rerank_kit import load_reranker
+    from rerank_kit import OnnxCrossEncoderReranker, load_reranker
     from rerank_kit.cli import main
     from rerank_kit.evaluation import train
 
@@ -222,12 +222,17 @@ def test_train_cross_encoder_never_sees_test_queries(
     assert report["steps"] == 2 < result.steps  # the step budget held
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    saved = CrossEncoder(str(tmp_path / "cli-model")).max_length
-    assert saved == CrossEncoder(str(tiny_ce_dir)).max_length != 16  # trained short, saved whole
+    from rerank_kit.learning._train import cross_encoder_length_attribute
+
+    limit = cross_encoder_length_attribute(CrossEncoder)
+    saved = getattr(CrossEncoder(str(tmp_path / "cli-model")), limit)
+    original = getattr(CrossEncoder(str(tiny_ce_dir)), limit)
+    assert saved == original != 16  # trained short, saved whole
     tokenizer = json.loads((tmp_path / "cli-model" / "tokenizer.json").read_text())
     assert tokenizer["truncation"] is None  # the ONNX backend reads its limit from this file
-    onnx_limit = load_reranker(f"onnx:{tmp_path / 'cli-model'}").max_length
-    assert onnx_limit == saved
+    onnx = load_reranker(f"onnx:{tmp_path / 'cli-model'}")
+    assert isinstance(onnx, OnnxCrossEncoderReranker)
+    assert onnx.max_length == saved
     assert main(["train", str(data_dir), "--model", "flashrank:x", "--out", "o"]) == 2
 
 

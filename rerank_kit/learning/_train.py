@@ -35,7 +35,7 @@ from rerank_kit.evaluation._dataset import Dataset
 from rerank_kit.evaluation._metrics import evaluate_run
 from rerank_kit.learning._tune import _difference
 
-__all__ = ["TrainResult", "split_queries", "train"]
+__all__ = ["TrainResult", "cross_encoder_length_attribute", "split_queries", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -301,6 +301,21 @@ def _train_and_save(
     return steps
 
 
+def cross_encoder_length_attribute(cross_encoder_class: Any) -> str:
+    """The token-limit attribute of sentence-transformers' ``CrossEncoder``.
+
+    Version 6 renamed ``max_length`` to ``max_seq_length`` (the old name warns); 5.x has only
+    ``max_length``.
+
+    Example:
+        >>> class Old:
+        ...     max_length = 512
+        >>> cross_encoder_length_attribute(Old)
+        'max_length'
+    """
+    return "max_seq_length" if hasattr(cross_encoder_class, "max_seq_length") else "max_length"
+
+
 def _forget_truncation(tokenizer: Any) -> None:
     """Drop the truncation/padding state training left in a fast tokenizer.
 
@@ -354,12 +369,13 @@ def _fit_cross_encoder(
     )
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
-    from rerank_kit._hub import resolve_hf_model
+    from rerank_kit._runtime.hub import resolve_hf_model
 
     model = CrossEncoder(resolve_hf_model(name, kind="cross-encoder"), num_labels=1, device="cpu")
-    full_length = model.max_length
+    limit = cross_encoder_length_attribute(CrossEncoder)
+    full_length = getattr(model, limit)
     if o.max_length:
-        model.max_length = o.max_length
+        setattr(model, limit, o.max_length)
 
     def table(pairs: list[tuple[str, str, float]]) -> Any:
         return datasets.Dataset.from_dict(
@@ -374,7 +390,7 @@ def _fit_cross_encoder(
     dev = table(dev_pairs) if dev_pairs else None
     loss = BinaryCrossEntropyLoss(model)
     trainer = (CrossEncoderTrainer, CrossEncoderTrainingArguments)
-    length = ("max_length", full_length)
+    length = (limit, full_length)
     return _train_and_save(trainer, model, loss, train, dev, work, o, out, length)
 
 
@@ -392,9 +408,15 @@ def _fit_bi_encoder(
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
 
-    from rerank_kit._hub import resolve_hf_model
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer.losses import (
+            MultipleNegativesRankingLoss,
+        )
+    except ImportError:  # 5.x
+        from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    from rerank_kit._runtime.hub import resolve_hf_model
 
     model = SentenceTransformer(resolve_hf_model(name, kind="bi-encoder"), device="cpu")
     full_length = model.max_seq_length

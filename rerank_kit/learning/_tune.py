@@ -189,8 +189,8 @@ class TuneResult:
 def _describe(config: PipelineConfig) -> str:
     fusion = (
         "no fusion"
-        if config.fusion_weight is None
-        else f"fusion {config.fusion_method} w={config.fusion_weight:g}"
+        if config.fusion is None
+        else f"fusion {config.fusion_method} w={config.fusion:g}"
     )
     threshold = "" if config.score_threshold is None else f", threshold {config.score_threshold:g}"
     return f"{config.first_stage}, depth {config.depth}, {fusion}, top_n {config.top_n}{threshold}"
@@ -417,7 +417,7 @@ def tune(
         reranker=spec,
         first_stage=final.first_stage,
         depth=final.depth,
-        fusion_weight=final.weight,
+        fusion=final.weight,
         fusion_method=final.method,
         top_n=top_n,
         score_threshold=threshold,
