@@ -143,7 +143,6 @@ def test_notebook_runs_offline(
             "which is missing"
         )
     nb = nbformat.read(path, as_version=4)
-    pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     env = {
         **os.environ,
         MODELS_VAR: str(stand_in_models),
@@ -153,8 +152,9 @@ def test_notebook_runs_offline(
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "ANONYMIZED_TELEMETRY": "False",
-        "PYTHONPATH": pythonpath,  # the working tree's packages, installed or not
     }
+    # The kernel imports the installed packages, as the tests do: the wheel in CI, the checkout
+    # in a development (editable) install; nothing puts the checkout on its sys.path.
     env.pop("RERANK_KIT_NOTEBOOK_DATA", None)  # notebook 04 reads its documented default
     client = NotebookClient(
         nb,

@@ -195,6 +195,17 @@ def test_the_version_is_written_once() -> None:
     assert f"## [{rerank_kit.__version__}]" in changelog
 
 
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    ci = REPO / ".ci" / "run"
+    if not ci.is_file():
+        pytest.skip("no .ci/run here (an sdist)")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    command = re.findall(r"```bash\n(.*?)\n```", readme, re.S)[1]  # "Run the tests"
+    assert "pip install" in command and "pytest" in command
+    assert command in ci.read_text(encoding="utf-8").splitlines()
+    assert "-e " not in command and "cd tests" in command  # the wheel, off the checkout
+
+
 def _installed_editable() -> bool:
     """Whether rerank-kit is installed in development (editable) mode, pointing at a checkout."""
     direct_url = importlib.metadata.distribution("rerank-kit").read_text("direct_url.json")
