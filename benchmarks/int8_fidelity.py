@@ -334,7 +334,7 @@ def main() -> None:
         (work / "train.json").write_text(json.dumps(info))
     info = json.loads((work / "train.json").read_text())
 
-    from rerank_kit._onnx import OnnxCrossEncoderReranker
+    from rerank_kit import OnnxCrossEncoderReranker
 
     cache = work / "onnx-cache"
     fp32 = OnnxCrossEncoderReranker(str(model_dir), cache_dir=cache)

@@ -164,7 +164,7 @@ def make_system(
             model_kwargs=options,
         )
         return lambda q, ts: bi.rerank(q, ts)
-    from rerank_kit._onnx import OnnxCrossEncoderReranker
+    from rerank_kit import OnnxCrossEncoderReranker
 
     cache = work / "onnx-cache"
     if kind in ("openvino", "openvino-f32"):
@@ -474,7 +474,7 @@ def run(args: argparse.Namespace) -> None:
 
 def cpu_description() -> str:
     """CPU model and the flags that decide int8/bf16 speed."""
-    from rerank_kit._onnx import cpu_flags
+    from rerank_kit._runtime.cpu import cpu_flags
 
     model = "?"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -533,7 +533,7 @@ def run_backends(
     ce_systems = {k: make_system(k, "MiniLM-L6", work, models, th) for k in kinds}
     precision = "-"
     if has_ov:
-        from rerank_kit._onnx import OnnxCrossEncoderReranker
+        from rerank_kit import OnnxCrossEncoderReranker
 
         precision = OnnxCrossEncoderReranker(
             str(models["MiniLM-L6"]), cache_dir=work / "onnx-cache", backend="openvino"

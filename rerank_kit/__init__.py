@@ -12,19 +12,19 @@ Example:
 
 from __future__ import annotations
 
-from rerank_kit._bi_encoder import BiEncoderReranker
 from rerank_kit._core.errors import ModelNotAvailableError, RerankError
 from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.score_cache import ScoreCache
 from rerank_kit._core.types import PairScores, Ranked
-from rerank_kit._cross_encoder import CrossEncoderReranker
-from rerank_kit._flashrank import FlashRankReranker
-from rerank_kit._onnx import OnnxCrossEncoderReranker
 from rerank_kit._pipeline import Pipeline, PipelineConfig, load_pipeline
 from rerank_kit._registry import load_reranker
+from rerank_kit._rerankers.bi_encoder import BiEncoderReranker
 from rerank_kit._rerankers.cascade import CascadeReranker, Stage
+from rerank_kit._rerankers.cross_encoder import CrossEncoderReranker
+from rerank_kit._rerankers.flashrank import FlashRankReranker
 from rerank_kit._rerankers.listwise import ListwiseLLMReranker
+from rerank_kit._rerankers.onnx_cross_encoder import OnnxCrossEncoderReranker
 from rerank_kit._rerankers.remote import RemoteReranker, RemoteRerankError, RetryPolicy
 
 __version__ = "0.1.0"

@@ -18,10 +18,10 @@ _KEEP = re.compile(r"^(?P<spec>.+?)@(?P<keep>\d+)$")
 
 
 def _builders() -> dict[str, Callable[..., Reranker]]:
-    from rerank_kit._bi_encoder import BiEncoderReranker
-    from rerank_kit._cross_encoder import CrossEncoderReranker
-    from rerank_kit._flashrank import FlashRankReranker
-    from rerank_kit._onnx import OnnxCrossEncoderReranker
+    from rerank_kit._rerankers.bi_encoder import BiEncoderReranker
+    from rerank_kit._rerankers.cross_encoder import CrossEncoderReranker
+    from rerank_kit._rerankers.flashrank import FlashRankReranker
+    from rerank_kit._rerankers.onnx_cross_encoder import OnnxCrossEncoderReranker
 
     def onnx_int8(model: str, **kwargs: Any) -> Reranker:
         return OnnxCrossEncoderReranker(model, quantize="int8", **kwargs)

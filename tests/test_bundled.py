@@ -83,9 +83,9 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_hub_id_falls_back_to_the_bundled_copy_with_one_info_line(
     bundled_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from rerank_kit import _onnx
+    from rerank_kit import models
 
-    _onnx._BUNDLED_LOGGED.clear()
+    models._LOGGED.clear()
     with caplog.at_level(logging.INFO, logger="rerank_kit"):
         first = OnnxCrossEncoderReranker(BUNDLED_CROSS_ENCODER)
         OnnxCrossEncoderReranker("ms-marco-MiniLM-L-12-v2", quantize="int8")
@@ -95,15 +95,45 @@ def test_hub_id_falls_back_to_the_bundled_copy_with_one_info_line(
     assert any("already quantized" in r.getMessage() for r in caplog.records)
     assert first.model_path == bundled_dir.resolve() and first.pre_exported
     assert first.precision == "int8" and not first.exported
-    assert first.max_length == 512 and first._inputs[-1] == "token_type_ids"
+    assert first.max_length == 512 and first._model.inputs[-1] == "token_type_ids"
 
 
 def test_torch_backend_error_points_to_the_onnx_build() -> None:
     pytest.importorskip("sentence_transformers")
     from rerank_kit import CrossEncoderReranker
 
-    with pytest.raises(ModelNotAvailableError, match=r"backend='onnx'"):
-        CrossEncoderReranker(BUNDLED_CROSS_ENCODER)
+    with pytest.raises(ModelNotAvailableError, match=r"backend='onnx'") as err:
+        CrossEncoderReranker(BUNDLED_CROSS_ENCODER, backend="torch")
+    assert f"CrossEncoderReranker({BUNDLED_CROSS_ENCODER!r})" in str(err.value)
+    assert 'pip install "rerank-kit[bundled]"' in str(err.value)
+
+
+def test_cross_encoder_default_backend_runs_the_bundled_model_without_torch(
+    bundled_dir: Path, bundled: OnnxCrossEncoderReranker
+) -> None:
+    """With no backend=, the bundled model runs on ONNX Runtime: torch is never imported."""
+    code = f"""
+import sys
+from rerank_kit import CrossEncoderReranker, load_reranker
+texts = ["Paris is the capital of France.", "Bananas are yellow."]
+r = CrossEncoderReranker({BUNDLED_CROSS_ENCODER!r})
+spec = load_reranker("cross-encoder:{BUNDLED_CROSS_ENCODER}")
+assert r.backend == spec.backend == "onnx", (r.backend, spec.backend)
+print(r.name)
+print(r.score("capital of france", texts))
+print(spec.score("capital of france", texts))
+heavy = [m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules]
+assert not heavy, heavy
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    name, *lines = out.stdout.strip().splitlines()
+    assert name == f"onnx:{BUNDLED_CROSS_ENCODER}"  # the same name (and score-cache key)
+    want = bundled.score(
+        "capital of france", ["Paris is the capital of France.", "Bananas are yellow."]
+    )
+    for line in lines:
+        assert json.loads(line) == pytest.approx(want, abs=1e-6)
 
 
 def _direct_scores(folder: Path, query: str, texts: list[str]) -> list[float]:
@@ -146,6 +176,7 @@ def test_bundled_scores_equal_a_direct_onnxruntime_run(
         " ".join(DEMO_TEXTS * 6),  # longer than 512 tokens: truncated, flagged
     ]
     want = _direct_scores(bundled_dir, query, texts)
+    want[2] = float("-inf")  # a blank passage is not scored (the core's rule)
     single = OnnxCrossEncoderReranker(str(bundled_dir), batch_size=1)
     assert single.score(query, texts) == pytest.approx(want, abs=1e-6)
     got = bundled.score(query, texts)
@@ -244,18 +275,19 @@ def predict_scores(tiny_ce_dir: Path) -> tuple[str, list[str], list[float]]:
     query = "laptop fan loud"
     texts = [t for _, t in CORPUS] + ["", "fan " * 700]
     scores = CrossEncoder(str(tiny_ce_dir), device="cpu").predict([(query, t) for t in texts])
-    return query, texts, [float(s) for s in scores]
+    # the blank passage is not scored: -inf, ranked last (the core's rule for every family)
+    return query, texts, [float(s) if t.strip() else float("-inf") for s, t in zip(scores, texts)]
 
 
 @pytest.fixture(scope="module")
 def hub_layout(tiny_ce_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Hub-style repository: config and tokenizer at the top, graphs under onnx/."""
-    from rerank_kit._onnx import _quantize_int8
+    from rerank_kit._runtime.quantize import quantize_int8
 
     folder = tmp_path_factory.mktemp("hub") / "tiny-ce-hub"
     _copy_tokenizer(tiny_ce_dir, folder)
     fp32 = _export(tiny_ce_dir, folder / "onnx" / "model.onnx")
-    _quantize_int8(fp32, folder / "onnx" / "model_qint8_avx512.onnx")
+    quantize_int8(fp32, folder / "onnx" / "model_qint8_avx512.onnx")
     return folder
 
 
@@ -296,6 +328,40 @@ def test_hub_layout_file_name_picks_the_quantized_graph(
         model_kwargs={"backend": "onnx", "file_name": "onnx/model_qint8_avx512.onnx"},
     )
     assert compressor._get_reranker().score(query, texts) == pytest.approx(got, abs=1e-9)
+
+
+def test_default_backend_follows_the_model(
+    hub_layout: Path,
+    tiny_ce_dir: Path,
+    tmp_path: Path,
+    predict_scores: tuple[str, list[str], list[float]],
+) -> None:
+    """backend=None: ONNX Runtime for the bundled name and for folders holding a graph."""
+    from rerank_kit import CrossEncoderReranker
+    from rerank_kit._rerankers.cross_encoder import default_backend
+
+    assert default_backend(BUNDLED_CROSS_ENCODER) == "onnx"
+    assert default_backend("MS-MARCO-MiniLM-L-12-v2") == "onnx"
+    assert default_backend(str(hub_layout)) == "onnx"  # onnx/model.onnx
+    assert default_backend(str(tiny_ce_dir)) == "torch"  # a plain transformers folder
+    assert default_backend("cross-encoder/ms-marco-MiniLM-L-6-v2") == "torch"
+    assert default_backend(BUNDLED_CROSS_ENCODER, device="cuda") == "torch"
+    assert default_backend(str(hub_layout), trust_remote_code=True) == "torch"
+    flat = tmp_path / "flat"
+    _copy_tokenizer(hub_layout, flat)
+    shutil.copy(hub_layout / "onnx" / "model.onnx", flat / "model.onnx")
+    assert default_backend(str(flat)) == "onnx"  # model.onnx at the top
+
+    query, texts, want = predict_scores
+    for backend in (None, "auto"):
+        r = CrossEncoderReranker(str(flat), backend=backend, model_kwargs={"cache_dir": tmp_path})
+        assert r.backend == "onnx" and r.name == f"onnx:{flat}"
+        assert r.score(query, texts) == pytest.approx(want, abs=1e-5)
+    assert load_reranker(f"cross-encoder:{hub_layout}").backend == "onnx"  # type: ignore[attr-defined]
+    plain = CrossEncoderReranker(str(tiny_ce_dir))
+    assert plain.backend == "torch" and plain.name == f"cross-encoder:{tiny_ce_dir}"
+    with pytest.raises(ValueError, match="backend must be"):
+        CrossEncoderReranker(str(flat), backend="tensorrt")
 
 
 def test_quantize_int8_of_a_pre_exported_fp32_graph_is_cached(
@@ -342,7 +408,7 @@ def test_graph_without_token_type_ids(tiny_ce_dir: Path, tmp_path: Path) -> None
     _copy_tokenizer(tiny_ce_dir, folder, config=False)  # tokenizer files only, no config.json
     _export(tiny_ce_dir, folder / "model.onnx", token_types=False)
     r = OnnxCrossEncoderReranker(str(folder))
-    assert r._inputs == ["input_ids", "attention_mask"]
+    assert r._model.inputs == ["input_ids", "attention_mask"]
     query, texts = "printer blank pages", DEMO_TEXTS
     tok = AutoTokenizer.from_pretrained(tiny_ce_dir)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_ce_dir).eval()

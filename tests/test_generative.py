@@ -106,7 +106,8 @@ def test_truncation_flags_count_the_whole_prompt(tiny_causal_reranker_dir: Path)
     limit = 140
     reranker = CrossEncoderReranker(str(tiny_causal_reranker_dir), max_length=limit)
     texts = ["paris", LONG, "berlin is the capital of germany", LONG[:300]]
-    scores, flags = reranker._score_checked(QUERY, texts)
+    got = reranker._scored(QUERY, texts)
+    scores, flags = got.scores, got.truncated
     tokenizer = reranker.model.tokenizer
     lengths = []
     for t in texts:

@@ -17,6 +17,7 @@ from rerank_kit import (
     CrossEncoderReranker,
     FlashRankReranker,
     OnnxCrossEncoderReranker,
+    PairScores,
     Reranker,
     load_reranker,
 )
@@ -70,29 +71,30 @@ def test_bad_modes_and_backends_without_windows() -> None:
 
 
 class _Counting:
-    """Wraps a reranker's ``_score`` to record each call's texts."""
+    """Wraps a reranker's ``_score_pairs`` to record each call's texts."""
 
     def __init__(self, reranker: Reranker) -> None:
         self.calls: list[list[str]] = []
-        inner = reranker._score
+        inner = reranker._score_pairs
 
-        def score(query: str, texts: list[str]) -> Sequence[float]:
+        def score(query: str, texts: list[str]) -> PairScores | Sequence[float]:
             self.calls.append(list(texts))
             return inner(query, texts)
 
-        reranker._score = score  # type: ignore[method-assign]
+        reranker._score_pairs = score  # type: ignore[method-assign]
 
 
 def _check_backend(make: Any) -> None:
     """Same checks for every backend: ``make(mode)`` builds the reranker."""
     plain = make("truncate")
-    _, truncated = plain._score_checked(QUERY, TEXTS)
+    truncated = plain._scored(QUERY, TEXTS).truncated
     assert truncated == [False, True, False]
 
     windowed = make("max")
     assert windowed.name.endswith("[long_documents=max]")
     calls = _Counting(windowed)
-    scores, flags = windowed._score_checked(QUERY, TEXTS)
+    got = windowed._scored(QUERY, TEXTS)
+    scores, flags = got.scores, got.truncated
     assert flags == [False, False, False]  # windows covered the long passage: no flag
     assert len(calls.calls) == 1  # every window in one batched call
     windows = calls.calls[0]
@@ -102,17 +104,19 @@ def _check_backend(make: Any) -> None:
     expected, owner, split = make_windows(TEXTS, plan)
     assert windows == expected and split == [False, True, False]
     # the long passage scores the max of its windows, each scored like a short passage
-    per_window, cut = plain._score_checked(QUERY, windows)
+    per_windows = plain._scored(QUERY, windows)
+    per_window, cut = per_windows.scores, per_windows.truncated or []
     assert not any(cut)  # each window fits
     assert scores == pytest.approx(aggregate(per_window, owner, len(TEXTS), "max"), abs=1e-5)
     assert scores[0] == pytest.approx(plain.score(QUERY, TEXTS)[0], abs=1e-5)
 
     mean = make("mean")
-    assert mean._score_checked(QUERY, TEXTS)[0] == pytest.approx(
+    assert mean._scored(QUERY, TEXTS).scores == pytest.approx(
         aggregate(per_window, owner, len(TEXTS), "mean"), abs=1e-5
     )
     first = make("first")
-    first_scores, first_flags = first._score_checked(QUERY, TEXTS)
+    first_got = first._scored(QUERY, TEXTS)
+    first_scores, first_flags = first_got.scores, first_got.truncated
     assert first_flags == [False, True, False]  # only the first window was read
     assert first_scores[1] == pytest.approx(per_window[owner.index(1)], abs=1e-5)
     # rerank orders by the aggregated scores
@@ -144,7 +148,7 @@ def test_cross_encoder_onnx_windows(tiny_ce_dir: Path, tmp_path_factory: Any) ->
         long_documents="max",
     )
     assert via_ce.name.count("[long_documents=max]") == 1
-    assert via_ce._score_checked(QUERY, TEXTS)[1] == [False, False, False]
+    assert via_ce._scored(QUERY, TEXTS).truncated == [False, False, False]
 
 
 @pytest.mark.models

@@ -123,7 +123,7 @@ def test_bi_encoder_cache_gives_the_same_scores_and_encodes_each_passage_once(
         calls.append(len(texts))
         return encode(texts, **kwargs)
 
-    cached.model.encode = counting_encode  # type: ignore[method-assign]
+    cached.model.encode = counting_encode
     first = [*PASSAGES[:3], PASSAGES[0]]  # a duplicate inside one call is encoded once
     assert cached.score(QUERY, first) == pytest.approx(uncached.score(QUERY, first), abs=1e-6)
     assert calls == [1, 3]  # the query, then 3 distinct passages

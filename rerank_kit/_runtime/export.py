@@ -1,0 +1,298 @@
+"""torch -> ONNX, once per model: cross-encoders (logits) and sentence encoders (unit embeddings).
+
+Each export uses the legacy exporter (opset 17), fuses the transformer blocks with ONNX Runtime's
+offline optimizer (one ``Attention``, ``SkipLayerNormalization`` and ``BiasGelu`` node per layer)
+where the model type allows, checks the graph in use against torch on a padded batch (the fused
+one is dropped if it drifts, the plain one must pass) and saves the fast tokenizer beside it.
+``export_once`` writes the folder atomically, so readers never see a half-written export.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rerank_kit._core.errors import RerankError
+from rerank_kit._runtime.folders import activation_of
+from rerank_kit._runtime.paths import FORMAT_VERSION, FP32, META, OPSET, TOKENIZER, is_complete
+from rerank_kit._runtime.sessions import OrtRunner
+
+__all__ = ["FUSABLE", "export_cross_encoder", "export_once", "export_sentence_encoder"]
+
+logger = logging.getLogger(__name__)
+
+#: Model types whose encoder ONNX Runtime's offline "bert" optimizer knows how to fuse.
+FUSABLE = {"bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert"}
+# Relative error of a cross-encoder export (fp32) against torch logits.
+_LOGITS_TOLERANCE = 1e-3
+# Max abs error of the exported (fp32) unit embeddings against sentence-transformers.
+_EMBEDDING_TOLERANCE = 1e-4
+_POOLINGS = ("mean", "cls", "max")
+_AXES = {0: "batch", 1: "sequence"}
+
+
+def _torch_export(
+    module: Any, feeds: tuple[Any, ...], path: Path, names: list[str], out: str
+) -> None:
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.eval(),
+            feeds,
+            str(path),
+            input_names=names,
+            output_names=[out],
+            dynamic_axes={**{n: _AXES for n in names}, out: {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def _fuse_and_check(
+    raw: Path,
+    out_dir: Path,
+    config: Any,
+    max_error: Callable[[Path], float],
+    tolerance: float,
+    what: str,
+    reference: str,
+) -> bool:
+    """Leave ``out_dir/model.onnx``: fused if that keeps within ``tolerance``, else the plain one.
+
+    Returns whether the fused graph is the one kept. Raises if even the plain graph drifts.
+    """
+    fused = False
+    if config.model_type in FUSABLE:
+        try:
+            from onnxruntime.transformers import optimizer
+
+            optimized = optimizer.optimize_model(
+                str(raw),
+                model_type="bert",
+                num_heads=int(config.num_attention_heads),
+                hidden_size=int(config.hidden_size),
+                opt_level=0,
+                use_gpu=False,
+            )
+            optimized.save_model_to_file(str(out_dir / FP32))
+            err = max_error(out_dir / FP32)
+            fused = err <= tolerance
+            if not fused:
+                logger.warning("fused ONNX graph differs (%.2g); using the plain one", err)
+        except Exception as exc:  # fusion is an optimisation only: never fail the export on it
+            logger.warning("ONNX Runtime could not fuse %s (%s); using the plain graph", what, exc)
+    if fused:
+        raw.unlink()
+        return True
+    os.replace(raw, out_dir / FP32)
+    err = max_error(out_dir / FP32)
+    if err > tolerance:
+        raise RerankError(
+            f"the ONNX export of {what} does not match {reference} (max error {err:.3g})"
+        )
+    return False
+
+
+def export_cross_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Export a one-label transformers cross-encoder and its tokenizer into ``out_dir``.
+
+    Needs torch, transformers and onnx. Returns the metadata to write to ``meta.json``.
+    """
+    import numpy as np
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(model_dir)
+    num_labels = int(getattr(config, "num_labels", 1))
+    if num_labels != 1:
+        raise ValueError(
+            f"{str(model_dir)!r} has {num_labels} output labels; a reranker needs a one-label "
+            "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if not getattr(tokenizer, "is_fast", False):
+        raise RerankError(
+            f"{str(model_dir)!r} has no fast tokenizer (tokenizer.json); cannot export"
+        )
+    try:  # eager attention exports a graph that ONNX Runtime fuses into one Attention node
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, dtype=torch.float32, attn_implementation="eager"
+        )
+    except (ValueError, TypeError):
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
+    model = model.eval()
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in tokenizer.model_input_names and getattr(config, "type_vocab_size", None):
+        names.append("token_type_ids")
+
+    class _Logits(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.inner(**dict(zip(names, inputs, strict=True))).logits
+
+    # Two pairs of different lengths: a padded batch, like the ones we will run.
+    sample = tokenizer(
+        ["what is a reranker", "why"],
+        ["a model that orders passages by relevance to a query", "because"],
+        padding=True,
+        return_tensors="pt",
+    )
+    with torch.inference_mode():
+        expected = model(**{n: sample[n] for n in names}).logits.numpy()
+    raw = out_dir / "model.raw.onnx"
+    _torch_export(_Logits(model), tuple(sample[n] for n in names), raw, names, "logits")
+
+    def max_error(path: Path) -> float:
+        got = OrtRunner(path, 1)({n: sample[n].numpy() for n in names})
+        return float(np.abs(got - expected).max() / max(1.0, float(np.abs(expected).max())))
+
+    what = repr(str(model_dir))
+    fused = _fuse_and_check(raw, out_dir, config, max_error, _LOGITS_TOLERANCE, what, "torch")
+    tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER))
+    config_dict = json.loads((model_dir / "config.json").read_text())
+    limits = (
+        [int(config.max_position_embeddings)] if hasattr(config, "max_position_embeddings") else []
+    )
+    if config.model_type in {"roberta", "xlm-roberta", "camembert"}:
+        limits = [n - 2 for n in limits]  # positions start after the padding index
+    if 0 < int(tokenizer.model_max_length) < 1_000_000:
+        limits.append(int(tokenizer.model_max_length))
+    pad_id = tokenizer.pad_token_id
+    return {
+        "format": FORMAT_VERSION,
+        "source": str(model_dir),
+        "inputs": names,
+        "num_labels": num_labels,
+        "activation": activation_of(config_dict, num_labels),
+        "max_length": min(limits) if limits else 512,
+        "pad_token_id": int(pad_id) if pad_id is not None else 0,
+        "fused": fused,
+    }
+
+
+def _pooling_mode(pooling: Any) -> str:
+    mode = str(getattr(pooling, "pooling_mode", "") or "")
+    if not mode:  # older sentence-transformers: one boolean per mode
+        flags = {
+            "mean": getattr(pooling, "pooling_mode_mean_tokens", False),
+            "cls": getattr(pooling, "pooling_mode_cls_token", False),
+            "max": getattr(pooling, "pooling_mode_max_tokens", False),
+        }
+        on = [k for k, v in flags.items() if v]
+        mode = on[0] if len(on) == 1 else "+".join(on)
+    return mode
+
+
+def export_sentence_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Export transformer + pooling + normalize of a sentence-transformers folder into ``out_dir``.
+
+    Needs torch, sentence-transformers and onnx. Returns the metadata to write to ``meta.json``.
+    """
+    import numpy as np
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    st: Any = SentenceTransformer(str(model_dir), device="cpu")
+    kinds = [type(m).__name__ for m in st]
+    if kinds[:2] != ["Transformer", "Pooling"] or any(n != "Normalize" for n in kinds[2:]):
+        raise RerankError(
+            f"{str(model_dir)!r} has modules {kinds}; the ONNX bi-encoder exports Transformer + "
+            "Pooling (+ Normalize) models only. Use backend='torch' for this model"
+        )
+    transformer: Any = st[0]
+    mode = _pooling_mode(st[1])
+    if mode not in _POOLINGS:
+        raise RerankError(
+            f"{str(model_dir)!r} pools with {mode!r}; the ONNX bi-encoder supports "
+            f"{', '.join(_POOLINGS)} pooling. Use backend='torch' for this model"
+        )
+    if getattr(transformer, "do_lower_case", False):
+        raise RerankError(
+            f"{str(model_dir)!r} lowercases its input in sentence-transformers "
+            "(do_lower_case); use backend='torch' for this model"
+        )
+    tokenizer: Any = transformer.tokenizer
+    if not getattr(tokenizer, "is_fast", False):
+        raise RerankError(f"{str(model_dir)!r} has no fast tokenizer (tokenizer.json)")
+    inner: Any = transformer.auto_model.float().eval()
+    config: Any = inner.config
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in tokenizer.model_input_names and getattr(config, "type_vocab_size", None):
+        names.append("token_type_ids")
+
+    class _Embed(torch.nn.Module):
+        def __init__(self, model: torch.nn.Module) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            feeds = dict(zip(names, inputs, strict=True))
+            hidden = self.model(**feeds).last_hidden_state
+            mask = feeds["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            if mode == "cls":
+                pooled = hidden[:, 0]
+            elif mode == "max":
+                pooled = hidden.masked_fill(mask == 0, -1e9).max(dim=1).values
+            else:
+                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+
+    texts = ["a model that orders passages by relevance to a query", "why"]
+    sample = tokenizer(texts, padding=True, return_tensors="pt")
+    expected = st.encode(texts, convert_to_numpy=True, normalize_embeddings=True)
+    raw = out_dir / "model.raw.onnx"
+    _torch_export(_Embed(inner), tuple(sample[n] for n in names), raw, names, "embedding")
+
+    def max_error(path: Path) -> float:
+        got = OrtRunner(path, 1)({n: sample[n].numpy() for n in names})
+        return float(np.abs(np.asarray(got) - expected).max())
+
+    what, reference = repr(str(model_dir)), "sentence-transformers"
+    fused = _fuse_and_check(raw, out_dir, config, max_error, _EMBEDDING_TOLERANCE, what, reference)
+    tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER))
+    pad_id = tokenizer.pad_token_id
+    return {
+        "format": FORMAT_VERSION,
+        "source": str(model_dir),
+        "inputs": names,
+        "pooling": mode,
+        "dimension": int(expected.shape[1]),
+        "max_length": int(st.max_seq_length or tokenizer.model_max_length),
+        "pad_token_id": int(pad_id) if pad_id is not None else 0,
+        "fused": fused,
+    }
+
+
+def export_once(
+    export: Callable[[Path, Path], dict[str, Any]], model_dir: Path, folder: Path
+) -> None:
+    """Run ``export(model_dir, tmp)`` and move the result to ``folder`` in one rename.
+
+    A concurrent export that finished first wins; a broken leftover folder is replaced.
+    """
+    logger.info("exporting %s to ONNX (once; cached in %s)", model_dir, folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    try:
+        meta = export(model_dir, tmp)
+        (tmp / META).write_text(json.dumps(meta, indent=2))
+        try:
+            os.replace(tmp, folder)  # atomic: readers never see a half-written folder
+        except OSError:  # the folder exists: a concurrent export won, or a broken leftover
+            if not is_complete(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+                os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

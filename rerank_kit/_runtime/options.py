@@ -1,0 +1,191 @@
+"""Settings every ONNX model takes, checked once, and what each step needs installed.
+
+Running an exported or pre-exported graph needs ``onnxruntime`` (or ``openvino``), ``tokenizers``
+and ``numpy`` only; exporting a model needs ``torch`` and ``transformers`` (plus ``onnx``), and a
+sentence encoder's export ``sentence-transformers`` too. ``require`` names the step, what it
+needs and the extra that installs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "BACKENDS",
+    "EXPORT_CROSS_ENCODER",
+    "EXPORT_SENTENCE_ENCODER",
+    "FETCH",
+    "OV_PRECISIONS",
+    "QUANTIZE",
+    "QUANTIZE_INT8",
+    "RUN_ONNX",
+    "RUN_OPENVINO",
+    "TORCH_BI_ENCODER",
+    "TORCH_CROSS_ENCODER",
+    "Need",
+    "check_options",
+    "check_positive",
+    "require",
+]
+
+#: ``quantize=`` values.
+QUANTIZE = (None, "int8")
+#: ``backend=`` values of the runtime.
+BACKENDS = ("onnx", "openvino")
+#: ``openvino_precision=`` values.
+OV_PRECISIONS = ("auto", "bf16", "f32")
+
+
+@dataclass(frozen=True)
+class Need:
+    """A step, the modules it imports (with their PyPI names) and the extra installing each."""
+
+    purpose: str
+    modules: tuple[tuple[str, str, str], ...]  # (module, PyPI name, extra)
+    hint: str = ""
+
+    def error(self, package: str, extra: str, exc: ImportError) -> ImportError:
+        """The ``ImportError`` for a missing ``package``, naming the step and the extra."""
+        names = [pypi for _, pypi, _ in self.modules]
+        listed = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+        err = ImportError(
+            f"{self.purpose} needs {listed}; {package} is not installed. "
+            f'Install it with: pip install "rerank-kit[{extra}]"'
+            + (f". {self.hint}" if self.hint else "")
+        )
+        err.__cause__ = exc
+        return err
+
+
+#: Running a graph on ONNX Runtime: the ``onnx-runtime`` extra (also in ``bundled``).
+RUN_ONNX = Need(
+    "running an ONNX graph on ONNX Runtime",
+    (
+        ("onnxruntime", "onnxruntime", "onnx-runtime"),
+        ("tokenizers", "tokenizers", "onnx-runtime"),
+        ("numpy", "numpy", "onnx-runtime"),
+    ),
+)
+#: Running a graph on OpenVINO.
+RUN_OPENVINO = Need(
+    "running an ONNX graph on OpenVINO",
+    (
+        ("openvino", "openvino", "openvino"),
+        ("tokenizers", "tokenizers", "openvino"),
+        ("numpy", "numpy", "openvino"),
+    ),
+)
+#: Exporting a transformers cross-encoder (once; later runs need ``RUN_ONNX`` only).
+EXPORT_CROSS_ENCODER = Need(
+    "exporting a cross-encoder to ONNX (once; the cached export then runs without them)",
+    (
+        ("torch", "torch", "onnx"),
+        ("transformers", "transformers", "onnx"),
+        ("onnx", "onnx", "onnx"),
+        ("onnxruntime", "onnxruntime", "onnx"),
+    ),
+)
+#: Exporting a sentence-transformers bi-encoder (once).
+EXPORT_SENTENCE_ENCODER = Need(
+    "exporting a sentence encoder to ONNX (once; the cached export then runs without them)",
+    (
+        ("torch", "torch", "onnx"),
+        ("sentence_transformers", "sentence-transformers", "bi-encoder"),
+        ("onnx", "onnx", "onnx"),
+        ("onnxruntime", "onnxruntime", "onnx"),
+    ),
+)
+#: The torch cross-encoder (sentence-transformers ``CrossEncoder``).
+TORCH_CROSS_ENCODER = Need(
+    "a cross-encoder on torch (backend='torch')",
+    (("sentence_transformers", "sentence-transformers", "cross-encoder"),),
+    hint=(
+        "Without torch: the bundled model, or a folder that holds an ONNX graph, runs on ONNX "
+        "Runtime (pip install \"rerank-kit[onnx-runtime]\"), and backend='onnx' exports "
+        'other models once (pip install "rerank-kit[onnx]")'
+    ),
+)
+#: The torch bi-encoder (sentence-transformers ``SentenceTransformer``).
+TORCH_BI_ENCODER = Need(
+    "a bi-encoder on torch (backend='torch')",
+    (("sentence_transformers", "sentence-transformers", "bi-encoder"),),
+)
+#: Finding a model in the Hugging Face cache or fetching it from the Hub (not for local folders).
+FETCH = Need(
+    "finding a model by its Hub id (in the Hugging Face cache or on the Hub)",
+    (("huggingface_hub", "huggingface-hub", "onnx"),),
+)
+#: Quantizing an fp32 graph to int8 (once; cached).
+QUANTIZE_INT8 = Need(
+    "quantizing an ONNX graph to int8 (once; the cached graph then runs without it)",
+    (("onnx", "onnx", "onnx"), ("onnxruntime", "onnxruntime", "onnx")),
+)
+
+
+def require(need: Need, *, load: bool = True) -> None:
+    """Import every module ``need`` lists, or raise its ``ImportError`` for the first missing.
+
+    ``load=False`` only looks the modules up (nothing is imported), to fail fast before a slow
+    step.
+
+    Example:
+        >>> require(Need("the example", (("json", "json", "none"),)))
+        >>> require(Need("the example", (("no_such_module_xyz", "xyz", "demo"),)))
+        Traceback (most recent call last):
+        ...
+        ImportError: the example needs xyz; xyz is not installed. Install it with: pip install "rerank-kit[demo]"
+    """
+    for module, pypi, extra in need.modules:
+        try:
+            if load:
+                importlib.import_module(module)
+            elif importlib.util.find_spec(module) is None:
+                raise ImportError(f"No module named {module!r}")
+        except (ImportError, ValueError) as exc:  # ValueError: sys.modules[module] is None
+            cause = exc if isinstance(exc, ImportError) else ImportError(str(exc))
+            raise need.error(pypi, extra, cause) from exc
+
+
+def check_positive(label: str, value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is a positive ``int`` (``bool`` is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{label} must be a positive int, got {value!r}")
+
+
+def check_options(
+    *,
+    quantize: str | None,
+    backend: str,
+    openvino_precision: str,
+    batch_size: int,
+    threads: int | None,
+    max_batch_tokens: int | None,
+    max_length: int | None = None,
+) -> None:
+    """Check the settings every ONNX model takes (``ValueError`` naming the bad one)."""
+    if quantize not in QUANTIZE:
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'onnx' or 'openvino', got {backend!r}")
+    if backend == "openvino" and quantize == "int8":
+        raise ValueError(
+            "quantize='int8' is ONNX Runtime's int8 graph (com.microsoft.QAttention), "
+            "which OpenVINO cannot read; use backend='onnx' for int8, or "
+            "backend='openvino' with quantize=None (bf16 where the CPU supports it)"
+        )
+    if openvino_precision not in OV_PRECISIONS:
+        raise ValueError(
+            f"openvino_precision must be one of {', '.join(OV_PRECISIONS)}, "
+            f"got {openvino_precision!r}"
+        )
+    check_positive("batch_size", batch_size)
+    for label, value in (
+        ("threads", threads),
+        ("max_batch_tokens", max_batch_tokens),
+        ("max_length", max_length),
+    ):
+        if value is not None:
+            check_positive(label, value)
