@@ -17,24 +17,6 @@ except ImportError as exc:  # pragma: no cover - exercised by the import-isolati
         'langchain_rerank_kit needs LangChain. Install it with: pip install "rerank-kit[langchain]"'
     ) from exc
 
-from langchain_rerank_kit._compressors import (
-    BiEncoderRerank,
-    CascadeRerank,
-    CrossEncoderRerank,
-    FlashRankRerank,
-    ListwiseLLMRerank,
-    RemoteRerank,
-    RerankCompressor,
-    from_config,
-)
-
-__all__ = [
-    "BiEncoderRerank",
-    "CascadeRerank",
-    "CrossEncoderRerank",
-    "FlashRankRerank",
-    "ListwiseLLMRerank",
-    "RemoteRerank",
-    "RerankCompressor",
-    "from_config",
-]
+# the public names are listed once, in _compressors.__all__
+from langchain_rerank_kit._compressors import *  # noqa: F403
+from langchain_rerank_kit._compressors import __all__ as __all__

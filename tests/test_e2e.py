@@ -120,14 +120,14 @@ def test_llamaindex_query_engine_over_chroma(minilm_path: str) -> None:
     lexical = HashingEmbedding()
 
     class LexicalEmbedding(BaseEmbedding):
-        def _get_query_embedding(self, query: str) -> list[float]:
-            return lexical([query])[0]
-
-        async def _aget_query_embedding(self, query: str) -> list[float]:
-            return lexical([query])[0]
-
         def _get_text_embedding(self, text: str) -> list[float]:
             return lexical([text])[0]
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return self._get_text_embedding(query)
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_text_embedding(query)
 
     collection = _chroma_client().create_collection(
         f"li-{time.time_ns()}", embedding_function=None, metadata={"hnsw:space": "cosine"}

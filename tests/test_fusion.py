@@ -258,7 +258,7 @@ def test_llamaindex_postprocessor_fuses_with_the_retrieval_score() -> None:
     pytest.importorskip("llama_index.core")
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-    from llamaindex_rerank_kit import RerankCompressor
+    from llamaindex_rerank_kit import RerankPostprocessor as RerankCompressor
 
     nodes = [
         NodeWithScore(node=TextNode(text=t, id_=f"n{i}"), score=s)
@@ -284,7 +284,7 @@ def test_llamaindex_nodes_without_scores_fuse_with_the_order() -> None:
     pytest.importorskip("llama_index.core")
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-    from llamaindex_rerank_kit import RerankCompressor
+    from llamaindex_rerank_kit import RerankPostprocessor as RerankCompressor
 
     nodes = [NodeWithScore(node=TextNode(text=t), score=None) for t in TEXTS]
     nodes[1] = NodeWithScore(node=nodes[1].node, score=0.5)  # one score is not enough

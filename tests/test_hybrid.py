@@ -156,7 +156,7 @@ def test_llamaindex_query_fusion_bm25_chroma_with_fusing_postprocessor(
     from llama_index.retrievers.bm25 import BM25Retriever
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from llamaindex_rerank_kit import RerankCompressor
+    from llamaindex_rerank_kit import RerankPostprocessor as RerankCompressor
 
     encode = _encoder(minilm_reranker, vectors)
 

@@ -238,7 +238,7 @@ def build_listwise(llm: Any, settings: Mapping[str, Any]) -> Reranker:
     """A ``ListwiseLLMReranker`` that calls ``llm`` (sync and, where it can, awaited async).
 
     Example:
-        >>> build_listwise(lambda prompt: "[2] > [1]", {"window": 5}).name
+        >>> build_listwise(lambda prompt: "[2] > [1]", {"window": 5, "step": 5}).name
         'listwise-llm:function'
     """
     from rerank_kit import ListwiseLLMReranker
