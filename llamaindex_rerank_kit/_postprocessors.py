@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any
+from typing import Any, Literal
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field
+from llama_index.core.bridge.pydantic import ConfigDict, Field, field_validator
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
@@ -108,12 +108,17 @@ class _BaseRerank(shared.RerankSettings, BaseNodePostprocessor):
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
     framework = "llamaindex"
 
-    metadata_mode: MetadataMode = Field(
+    metadata_mode: MetadataMode | Literal["all", "embed", "llm", "none"] = Field(
         default=MetadataMode.EMBED,
         description="What is scored: node.get_content(metadata_mode). EMBED (default, as "
         "LlamaIndex's own rerankers) includes the embed metadata, so metadata changes scores; "
         "'none' scores the text alone, as the LangChain adapter scores page_content.",
     )
+
+    @field_validator("metadata_mode", mode="before")
+    @classmethod
+    def _metadata_mode(cls, value: object) -> MetadataMode:
+        return MetadataMode(value)
 
     @classmethod
     def class_name(cls) -> str:
@@ -128,7 +133,8 @@ class _BaseRerank(shared.RerankSettings, BaseNodePostprocessor):
             if not isinstance(item, NodeWithScore):
                 raise TypeError(f"nodes[{i}] must be a NodeWithScore, got {type(item).__name__}")
         query = _query(query_bundle)
-        contents = [n.node.get_content(metadata_mode=self.metadata_mode) for n in items]
+        mode = MetadataMode(self.metadata_mode)  # a MetadataMode already (validated)
+        contents = [n.node.get_content(metadata_mode=mode) for n in items]
         texts = passage_texts(contents, "nodes[{}].node.get_content()".format)
         first = _retrieval_scores(items) if self.fusion is not None else None
         dispatcher.event(

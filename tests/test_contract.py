@@ -53,14 +53,14 @@ def _document_item(doc: Any) -> Item:
     score, stages = meta.pop("relevance_score"), meta.pop("stage_scores", {})
     empty = meta.pop("rerank_empty", False)
     assert type(score) is float
-    return Item(doc.id, doc.page_content, meta, score, stages, empty)
+    return Item(str(doc.id), doc.page_content, meta, score, stages, empty)
 
 
 def _node_item(item: Any) -> Item:
     """A returned LlamaIndex node: scores and flags are fields; the retrieval score is kept."""
-    from llama_index.core.schema import NodeWithScore
+    from llamaindex_rerank_kit import RerankedNodeWithScore
 
-    assert isinstance(item, NodeWithScore) and type(item.score) is float
+    assert isinstance(item, RerankedNodeWithScore) and type(item.score) is float
     node = item.node
     assert item.retrieval_score == pytest.approx(1.0 - int(node.node_id.split("-")[1]) / 100)
     fields = (dict(node.metadata), item.score, dict(item.stage_scores), item.empty)
@@ -114,7 +114,7 @@ class LlamaIndexAdapter(_Wraps):
 
 @pytest.fixture(params=[LangChainAdapter, LlamaIndexAdapter], ids=["langchain", "llamaindex"])
 def adapter(request: pytest.FixtureRequest) -> Adapter:
-    return request.param()  # type: ignore[no-any-return]
+    return request.param()
 
 
 TEXTS = ["green pear", "red apple pie", "red car", "apple", "red apple", "banana"]
@@ -358,6 +358,8 @@ def test_llamaindex_metadata_mode_chooses_what_is_scored() -> None:
     text_only = LlamaIndexAdapter().wrap(FakeReranker(), metadata_mode="none")
     assert text_only.metadata_mode is MetadataMode.NONE
     assert text_only.postprocess_nodes(nodes, query_str=QUERY)[0].score == 0.0
+    with pytest.raises(ValueError, match="bogus"):
+        LlamaIndexAdapter().wrap(FakeReranker(), metadata_mode="bogus")
 
 
 def test_same_passage_same_score_in_both_frameworks_with_metadata_mode_none() -> None:

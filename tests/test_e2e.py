@@ -65,11 +65,13 @@ def test_langchain_lcel_chain_over_chroma(minilm_path: str) -> None:
     prompt = PromptTemplate.from_template("Context:\n{context}\n\nQuestion: {question}\nAnswer:")
     llm = FakeListLLM(responses=["fake answer"] * 10)
 
-    prompts: list[str] = []
+    seen_prompts: list[str] = []
 
     class Capture(BaseCallbackHandler):
-        def on_llm_start(self, serialized: Any, p: list[str], **kw: Any) -> None:
-            prompts.extend(p)
+        def on_llm_start(
+            self, serialized: dict[str, Any], prompts: list[str], **kwargs: Any
+        ) -> None:
+            seen_prompts.extend(prompts)
 
     def chain_for(retriever: Any) -> Any:
         return (
@@ -97,11 +99,11 @@ def test_langchain_lcel_chain_over_chroma(minilm_path: str) -> None:
     assert chain_for(reranking).invoke(question, config={"callbacks": [Capture()]}) == (
         "fake answer"
     )
-    context = prompts[-1].split("Context:\n", 1)[1]
+    context = seen_prompts[-1].split("Context:\n", 1)[1]
     assert context.startswith(TEXT[answer])
     out = asyncio.run(chain_for(reranking).ainvoke(question, config={"callbacks": [Capture()]}))
     assert out == "fake answer"
-    assert prompts[-1].split("Context:\n", 1)[1].startswith(TEXT[answer])
+    assert seen_prompts[-1].split("Context:\n", 1)[1].startswith(TEXT[answer])
 
 
 def test_llamaindex_query_engine_over_chroma(minilm_path: str) -> None:
@@ -115,7 +117,7 @@ def test_llamaindex_query_engine_over_chroma(minilm_path: str) -> None:
     from llama_index.core.schema import TextNode
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from llamaindex_rerank_kit import BiEncoderRerank
+    from llamaindex_rerank_kit import BiEncoderRerank, RerankedNodeWithScore
 
     lexical = HashingEmbedding()
 
@@ -164,6 +166,7 @@ def test_llamaindex_query_engine_over_chroma(minilm_path: str) -> None:
             assert sources[0].node.node_id == answer != first[0].node.node_id
             assert isinstance(sources[0].score, float)
             retrieval = {n.node.node_id: n.score for n in first}
+            assert isinstance(sources[0], RerankedNodeWithScore)
             assert sources[0].retrieval_score == pytest.approx(retrieval[answer])
             aresponse = asyncio.run(engine.aquery(question))
             assert [n.node.node_id for n in aresponse.source_nodes] == [
