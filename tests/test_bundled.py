@@ -276,7 +276,8 @@ def predict_scores(tiny_ce_dir: Path) -> tuple[str, list[str], list[float]]:
     texts = [t for _, t in CORPUS] + ["", "fan " * 700]
     scores = CrossEncoder(str(tiny_ce_dir), device="cpu").predict([(query, t) for t in texts])
     # the blank passage is not scored: -inf, ranked last (the core's rule for every family)
-    return query, texts, [float(s) if t.strip() else float("-inf") for s, t in zip(scores, texts)]
+    want = [float(s) if t.strip() else float("-inf") for s, t in zip(scores, texts, strict=True)]
+    return query, texts, want
 
 
 @pytest.fixture(scope="module")

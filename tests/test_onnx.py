@@ -187,7 +187,7 @@ def test_batches_respect_size_and_token_budget(fp32: OnnxCrossEncoderReranker) -
     assert (fp32.batch_size, fp32.max_batch_tokens) == (4, 2048)
     fp32.batch_size, fp32.max_batch_tokens = 2, 600
     try:
-        assert (fp32._model.batch_size, fp32._model.max_batch_tokens) == (2, 600)
+        assert (fp32._model.options.batch_size, fp32._model.options.max_batch_tokens) == (2, 600)
         texts = _texts(9, seed=5)
         assert fp32.score(QUERY, texts) == pytest.approx(
             [fp32.score(QUERY, [t])[0] for t in texts], abs=1e-5

@@ -157,64 +157,34 @@ class CrossEncoderReranker(Reranker):
         self.batch_size = batch_size
         self.model: Any = None
         if backend in ("onnx", "openvino"):
-            self._load_onnx(
-                model,
-                backend,
-                device,
-                trust_remote_code,
-                quantize,
-                max_length,
-                file_name,
-                model_kwargs,
-            )
+            if device != "cpu":
+                raise ValueError(f"backend={backend!r} runs on the CPU; got device={device!r}")
+            if trust_remote_code:
+                raise ValueError("trust_remote_code=True needs backend='torch'")
+            options = {"quantize": quantize, "max_length": max_length, "file_name": file_name}
+            self._load_onnx(model, {**options, "backend": backend, **(model_kwargs or {})})
         else:
-            self._load_torch(
-                model, device, trust_remote_code, quantize, max_length, file_name, model_kwargs
-            )
+            if quantize is not None:
+                raise ValueError(f"quantize={quantize!r} needs backend='onnx'")
+            if file_name is not None:
+                raise ValueError(f"file_name={file_name!r} needs backend='onnx' or 'openvino'")
+            self._load_torch(model, device, trust_remote_code, max_length, model_kwargs)
         self.set_long_documents(long_documents)
 
-    def _load_onnx(
-        self,
-        model: str,
-        backend: str,
-        device: str,
-        trust_remote_code: bool,
-        quantize: str | None,
-        max_length: int | None,
-        file_name: str | None,
-        model_kwargs: dict[str, Any] | None,
-    ) -> None:
-        if device != "cpu":
-            raise ValueError(f"backend={backend!r} runs on the CPU; got device={device!r}")
-        if trust_remote_code:
-            raise ValueError("trust_remote_code=True needs backend='torch'")
+    def _load_onnx(self, model: str, options: dict[str, Any]) -> None:
         from rerank_kit._runtime.cross_encoder import OnnxCrossEncoder
 
-        kwargs: dict[str, Any] = {"backend": backend, **(model_kwargs or {})}
-        self._onnx = OnnxCrossEncoder(
-            model,
-            quantize=quantize,
-            max_length=max_length,
-            batch_size=self.batch_size,
-            file_name=file_name,
-            **kwargs,
-        )
-        self.name = onnx_reranker_name(model, self._onnx.backend, quantize)
+        self._onnx = OnnxCrossEncoder(model, batch_size=self.batch_size, **options)
+        self.name = onnx_reranker_name(model, self._onnx.backend, self._onnx.quantize)
 
     def _load_torch(
         self,
         model: str,
         device: str,
         trust_remote_code: bool,
-        quantize: str | None,
         max_length: int | None,
-        file_name: str | None,
         model_kwargs: dict[str, Any] | None,
     ) -> None:
-        if quantize is not None:
-            raise ValueError(f"quantize={quantize!r} needs backend='onnx'")
-        if file_name is not None:
-            raise ValueError(f"file_name={file_name!r} needs backend='onnx' or 'openvino'")
         require(TORCH_CROSS_ENCODER, load=False)
         # resolve first: an unavailable model fails in seconds, before torch is even imported
         path = resolve_hf_model(model, kind="cross-encoder", prefix="cross-encoder")

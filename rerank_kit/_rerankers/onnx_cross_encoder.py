@@ -143,8 +143,8 @@ class OnnxCrossEncoderReranker(Reranker):
         self.name = onnx_reranker_name(model, backend, quantize)
         self.backend = backend
         self.quantize = quantize
-        self.threads = self._model.threads
-        self.cache_dir = self._model.cache_dir
+        self.threads = self._model.options.threads
+        self.cache_dir = self._model.options.cache_dir
         self.model_path = self._model.model_path
         self.onnx_path = self._model.onnx_path
         self.exported = self._model.exported
@@ -155,20 +155,20 @@ class OnnxCrossEncoderReranker(Reranker):
     @property
     def batch_size(self) -> int:
         """At most this many pairs per call into the runner."""
-        return self._model.batch_size
+        return self._model.options.batch_size
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
-        self._model.batch_size = value
+        self._model.options.batch_size = value
 
     @property
     def max_batch_tokens(self) -> int | None:
         """Padded tokens a call may hold (pairs x longest pair); ``None``: no cap."""
-        return self._model.max_batch_tokens
+        return self._model.options.max_batch_tokens
 
     @max_batch_tokens.setter
     def max_batch_tokens(self, value: int | None) -> None:
-        self._model.max_batch_tokens = value
+        self._model.options.max_batch_tokens = value
 
     @property
     def max_length(self) -> int:

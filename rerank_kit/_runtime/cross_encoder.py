@@ -17,7 +17,6 @@ from rerank_kit import models
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
 from rerank_kit._runtime.batching import run_bucketed
-from rerank_kit._runtime.cpu import default_threads
 from rerank_kit._runtime.export import export_cross_encoder, export_once
 from rerank_kit._runtime.folders import (
     onnx_graphs,
@@ -30,8 +29,8 @@ from rerank_kit._runtime.hub import local_model_folder
 from rerank_kit._runtime.options import (
     EXPORT_CROSS_ENCODER,
     RUN_ONNX,
-    RUN_OPENVINO,
-    check_options,
+    RuntimeOptions,
+    check_positive,
     require,
 )
 from rerank_kit._runtime.paths import (
@@ -40,7 +39,6 @@ from rerank_kit._runtime.paths import (
     META,
     TOKENIZER,
     cache_key,
-    default_cache_dir,
     graph_key,
     is_complete,
     slug,
@@ -77,19 +75,15 @@ class OnnxCrossEncoder:
 
     Args:
         model: Hub id or local folder (a transformers cross-encoder, or a pre-exported folder).
-        quantize: ``None`` (fp32) or ``"int8"`` (ONNX Runtime only).
         max_length: Truncate pairs to this many tokens (default: the model's own limit).
-        batch_size: At most this many pairs per call into the runner.
-        threads: Intra-op threads (default: physical cores this process may use).
-        cache_dir: Where exports live (default: ``paths.default_cache_dir()``).
-        max_batch_tokens: Also cap a call at this many padded tokens; ``None``: no cap.
         file_name: Which graph of a folder with several to load.
-        backend: ``"onnx"`` or ``"openvino"``.
-        openvino_precision: ``"auto"``, ``"bf16"`` or ``"f32"`` (OpenVINO only).
         pair_truncation: ``None`` (keep the query whole when it fits, cut the passage),
             ``"longest_first"`` or ``"only_second"``: the tokenizers strategy for every pair.
+        **options: ``RuntimeOptions``: ``quantize``, ``backend``, ``threads``, ``cache_dir``,
+            ``batch_size``, ``max_batch_tokens``, ``openvino_precision``.
 
     Attributes:
+        options: The ``RuntimeOptions`` (``batch_size`` and ``max_batch_tokens`` may be changed).
         model_path: The local source folder.
         onnx_path: The graph in use.
         exported: True if this construction exported or quantized (False on a cache hit).
@@ -104,39 +98,20 @@ class OnnxCrossEncoder:
         self,
         model: str,
         *,
-        quantize: str | None = None,
         max_length: int | None = None,
-        batch_size: int = 32,
-        threads: int | None = None,
-        cache_dir: str | Path | None = None,
-        max_batch_tokens: int | None = 2048,
         file_name: str | None = None,
-        backend: str = "onnx",
-        openvino_precision: str = "auto",
         pair_truncation: str | None = None,
+        **options: Any,
     ) -> None:
-        check_options(
-            quantize=quantize,
-            backend=backend,
-            openvino_precision=openvino_precision,
-            batch_size=batch_size,
-            threads=threads,
-            max_batch_tokens=max_batch_tokens,
-            max_length=max_length,
-        )
+        if max_length is not None:
+            check_positive("max_length", max_length)
         if file_name is not None and (not isinstance(file_name, str) or not file_name.strip()):
             raise ValueError(f"file_name must be a non-empty string or None, got {file_name!r}")
         if pair_truncation not in PAIR_TRUNCATIONS:
             raise ValueError(f"pair_truncation must be one of {PAIR_TRUNCATIONS}")
-        if backend == "openvino":
-            require(RUN_OPENVINO)  # before any export: it would be wasted
-        self.backend = backend
-        self.quantize = quantize
-        self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
+        self.options = RuntimeOptions(**options)
+        self.backend, self.quantize = self.options.backend, self.options.quantize
         self.pair_truncation = pair_truncation
-        self.threads = threads if threads is not None else default_threads()
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.model_path = cross_encoder_folder(model)
         refuse_generative(self.model_path, model)
         self.exported = False
@@ -144,13 +119,13 @@ class OnnxCrossEncoder:
         self.pre_exported = graph is not None
         if graph is None:
             folder = self._export(self.model_path)
-            self.onnx_path = folder / (INT8 if quantize == "int8" else FP32)
+            self.onnx_path = folder / (INT8 if self.quantize == "int8" else FP32)
             tokenizer_path = folder / TOKENIZER
-            self.precision = quantize or "fp32"
+            self.precision = self.quantize or "fp32"
         else:
             tokenizer_path = tokenizer_file(graph, self.model_path)
             self.onnx_path = self._pre_exported_graph(graph)
-        if backend == "onnx":
+        if self.backend == "onnx":
             require(RUN_ONNX)
         from tokenizers import Tokenizer
 
@@ -158,8 +133,11 @@ class OnnxCrossEncoder:
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
         self._pair_specials = self.tokenizer.num_special_tokens_to_add(True)
-        self.runner = make_runner(self.onnx_path, self.threads, backend, openvino_precision)
-        if backend == "openvino" and self.precision != "int8":
+        opts = self.options
+        self.runner = make_runner(
+            self.onnx_path, opts.threads, opts.backend, opts.openvino_precision
+        )
+        if self.backend == "openvino" and self.precision != "int8":
             self.precision = self.runner.inference_precision
         if graph is None:
             self.meta: dict[str, Any] = json.loads((folder / META).read_text())
@@ -175,13 +153,15 @@ class OnnxCrossEncoder:
             "loaded %s (%s, %d threads, max_length %d)",
             self.onnx_path,
             self.precision,
-            self.threads,
+            self.options.threads,
             self.max_length,
         )
 
     def _export(self, model_dir: Path) -> Path:
         """Cache folder holding the exported files for ``model_dir``: found, or made now."""
-        folder = self.cache_dir / f"{slug(model_dir.name) or 'model'}-{cache_key(model_dir)}"
+        folder = (
+            self.options.cache_dir / f"{slug(model_dir.name) or 'model'}-{cache_key(model_dir)}"
+        )
         if is_complete(folder):
             logger.debug("ONNX cache hit: %s", folder)
         else:
@@ -205,9 +185,8 @@ class OnnxCrossEncoder:
             self.precision = "fp32"
             return graph
         self.precision = "int8"
-        folder = (
-            self.cache_dir / f"{slug(f'{self.model_path.name}-{graph.stem}')}-{graph_key(graph)}"
-        )
+        name = slug(f"{self.model_path.name}-{graph.stem}")
+        folder = self.options.cache_dir / f"{name}-{graph_key(graph)}"
         target = folder / INT8
         if not target.is_file():
             logger.info("quantizing %s to int8 (once; cached in %s)", graph, folder)
@@ -237,8 +216,9 @@ class OnnxCrossEncoder:
         self.tokenizer.enable_truncation(self.max_length, strategy=strategy)
         encodings = self.tokenizer.encode_batch([(query, text) for text in texts])
         truncated = [bool(e.overflowing) for e in encodings]  # a cut pair keeps its tail there
+        opts = self.options
         out = run_bucketed(
-            self.runner, encodings, self.inputs, self.pad_id, self.batch_size, self.max_batch_tokens
+            self.runner, encodings, self.inputs, self.pad_id, opts.batch_size, opts.max_batch_tokens
         )
         logits = out[:, 0]
         activation = self.meta["activation"]

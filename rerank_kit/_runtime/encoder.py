@@ -16,27 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
+from rerank_kit._runtime import paths
 from rerank_kit._runtime.batching import run_bucketed
-from rerank_kit._runtime.cpu import default_threads
 from rerank_kit._runtime.export import export_once, export_sentence_encoder
-from rerank_kit._runtime.options import (
-    EXPORT_SENTENCE_ENCODER,
-    RUN_ONNX,
-    RUN_OPENVINO,
-    check_options,
-    require,
-)
-from rerank_kit._runtime.paths import (
-    FP32,
-    INT8,
-    META,
-    TOKENIZER,
-    cache_key,
-    default_cache_dir,
-    is_complete,
-    side_files_key,
-    slug,
-)
+from rerank_kit._runtime.options import EXPORT_SENTENCE_ENCODER, RUN_ONNX, RuntimeOptions, require
 from rerank_kit._runtime.quantize import quantize_into
 from rerank_kit._runtime.sessions import make_runner
 
@@ -54,15 +37,11 @@ class OnnxSentenceEncoder:
 
     Args:
         model_dir: Local sentence-transformers folder.
-        quantize: ``None`` (fp32) or ``"int8"`` (dynamic int8 weights, ONNX Runtime only).
-        backend: ``"onnx"`` or ``"openvino"``.
-        threads: Intra-op threads (default: physical cores this process may use).
-        cache_dir: Where exports live (default: ``paths.default_cache_dir()``).
-        batch_size: At most this many texts per call.
-        max_batch_tokens: Also cap a call at this many padded tokens; ``None``: no cap.
-        openvino_precision: With ``backend="openvino"``: ``"auto"``, ``"bf16"`` or ``"f32"``.
+        **options: ``RuntimeOptions``: ``quantize``, ``backend``, ``threads``, ``cache_dir``,
+            ``batch_size``, ``max_batch_tokens``, ``openvino_precision``.
 
     Attributes:
+        options: The ``RuntimeOptions`` in use.
         exported: True if this construction exported or quantized (False on a cache hit).
         max_seq_length: Tokens of a text the model reads (longer texts are cut).
         precision: What the graph computes with.
@@ -73,66 +52,42 @@ class OnnxSentenceEncoder:
         (1, 384)
     """
 
-    def __init__(
-        self,
-        model_dir: Path,
-        *,
-        quantize: str | None = None,
-        backend: str = "onnx",
-        threads: int | None = None,
-        cache_dir: str | Path | None = None,
-        batch_size: int = 32,
-        max_batch_tokens: int | None = 2048,
-        openvino_precision: str = "auto",
-    ) -> None:
-        check_options(
-            quantize=quantize,
-            backend=backend,
-            openvino_precision=openvino_precision,
-            batch_size=batch_size,
-            threads=threads,
-            max_batch_tokens=max_batch_tokens,
-        )
-        if backend == "openvino":
-            require(RUN_OPENVINO)  # before any export: it would be wasted
+    def __init__(self, model_dir: Path, **options: Any) -> None:
+        self.options = opts = RuntimeOptions(**options)
         self.model_dir = Path(model_dir)
-        self.quantize = quantize
-        self.backend = backend
-        self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
-        self.threads = threads if threads is not None else default_threads()
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.quantize, self.backend = opts.quantize, opts.backend
         self.exported = False
         folder = self._prepare()
-        if backend == "onnx":
+        if opts.backend == "onnx":
             require(RUN_ONNX)
         from tokenizers import Tokenizer
 
-        self.onnx_path = folder / (INT8 if quantize == "int8" else FP32)
-        self._meta: dict[str, Any] = json.loads((folder / META).read_text())
+        self.onnx_path = folder / (paths.INT8 if opts.quantize == "int8" else paths.FP32)
+        self._meta: dict[str, Any] = json.loads((folder / paths.META).read_text())
         self.max_seq_length = int(self._meta["max_length"])
-        self._tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
+        self._tokenizer = Tokenizer.from_file(str(folder / paths.TOKENIZER))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self.max_seq_length)
-        self._counter = Tokenizer.from_file(str(folder / TOKENIZER))
+        self._counter = Tokenizer.from_file(str(folder / paths.TOKENIZER))
         self._counter.no_padding()
         self._counter.no_truncation()
-        self._runner = make_runner(self.onnx_path, self.threads, backend, openvino_precision)
-        self.precision = (
-            self._runner.inference_precision if backend == "openvino" else (quantize or "fp32")
+        self._runner = make_runner(
+            self.onnx_path, opts.threads, opts.backend, opts.openvino_precision
         )
+        openvino = opts.backend == "openvino"
+        self.precision = self._runner.inference_precision if openvino else opts.quantize or "fp32"
 
     def _prepare(self) -> Path:
         src = self.model_dir
-        key = f"{cache_key(src)}{side_files_key(src)}"
-        folder = self.cache_dir / f"bi-{slug(src.name) or 'model'}-{key}"
-        if not is_complete(folder):
+        key = f"{paths.cache_key(src)}{paths.side_files_key(src)}"
+        folder = self.options.cache_dir / f"bi-{paths.slug(src.name) or 'model'}-{key}"
+        if not paths.is_complete(folder):
             require(EXPORT_SENTENCE_ENCODER)
             export_once(export_sentence_encoder, src, folder)
             self.exported = True
-        if self.quantize == "int8" and not (folder / INT8).is_file():
+        if self.quantize == "int8" and not (folder / paths.INT8).is_file():
             logger.info("quantizing %s to int8 (once; cached in %s)", src, folder)
-            quantize_into(folder / FP32, folder / INT8)
+            quantize_into(folder / paths.FP32, folder / paths.INT8)
             self.exported = True
         return folder
 
@@ -148,8 +103,8 @@ class OnnxSentenceEncoder:
             encodings,
             self._meta["inputs"],
             int(self._meta["pad_token_id"]),
-            self.batch_size,
-            self.max_batch_tokens,
+            self.options.batch_size,
+            self.options.max_batch_tokens,
         )
 
     def window_plan(self) -> WindowPlan:

@@ -11,7 +11,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from rerank_kit._runtime.cpu import default_threads
+from rerank_kit._runtime.paths import default_cache_dir
 
 __all__ = [
     "BACKENDS",
@@ -26,7 +30,7 @@ __all__ = [
     "TORCH_BI_ENCODER",
     "TORCH_CROSS_ENCODER",
     "Need",
-    "check_options",
+    "RuntimeOptions",
     "check_positive",
     "require",
 ]
@@ -155,37 +159,67 @@ def check_positive(label: str, value: Any) -> None:
         raise ValueError(f"{label} must be a positive int, got {value!r}")
 
 
-def check_options(
-    *,
-    quantize: str | None,
-    backend: str,
-    openvino_precision: str,
-    batch_size: int,
-    threads: int | None,
-    max_batch_tokens: int | None,
-    max_length: int | None = None,
-) -> None:
-    """Check the settings every ONNX model takes (``ValueError`` naming the bad one)."""
-    if quantize not in QUANTIZE:
-        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be 'onnx' or 'openvino', got {backend!r}")
-    if backend == "openvino" and quantize == "int8":
-        raise ValueError(
-            "quantize='int8' is ONNX Runtime's int8 graph (com.microsoft.QAttention), "
-            "which OpenVINO cannot read; use backend='onnx' for int8, or "
-            "backend='openvino' with quantize=None (bf16 where the CPU supports it)"
-        )
-    if openvino_precision not in OV_PRECISIONS:
-        raise ValueError(
-            f"openvino_precision must be one of {', '.join(OV_PRECISIONS)}, "
-            f"got {openvino_precision!r}"
-        )
-    check_positive("batch_size", batch_size)
-    for label, value in (
-        ("threads", threads),
-        ("max_batch_tokens", max_batch_tokens),
-        ("max_length", max_length),
-    ):
-        if value is not None:
-            check_positive(label, value)
+class RuntimeOptions:
+    """The settings every ONNX model takes, checked once (``ValueError`` naming the bad one).
+
+    Args:
+        quantize: ``None`` (fp32) or ``"int8"`` (dynamic int8 weights, ONNX Runtime only).
+        backend: ``"onnx"`` (ONNX Runtime) or ``"openvino"`` (OpenVINO; checked installed here,
+            before any export would be wasted).
+        threads: Intra-op threads (default: physical cores this process may use).
+        cache_dir: Where exports live (default: ``paths.default_cache_dir()``).
+        batch_size: At most this many inputs per call into the runner.
+        max_batch_tokens: Also cap a call at this many padded tokens; ``None``: no cap.
+        openvino_precision: With ``backend="openvino"``: ``"auto"``, ``"bf16"`` or ``"f32"``.
+
+    Example:
+        >>> RuntimeOptions(threads=2).threads, RuntimeOptions().cache_dir.name
+        (2, 'onnx')
+        >>> RuntimeOptions(quantize="fp16")
+        Traceback (most recent call last):
+        ...
+        ValueError: quantize must be None or 'int8', got 'fp16'
+    """
+
+    def __init__(
+        self,
+        *,
+        quantize: str | None = None,
+        backend: str = "onnx",
+        threads: int | None = None,
+        cache_dir: str | Path | None = None,
+        batch_size: int = 32,
+        max_batch_tokens: int | None = 2048,
+        openvino_precision: str = "auto",
+    ) -> None:
+        if quantize not in QUANTIZE:
+            raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be 'onnx' or 'openvino', got {backend!r}")
+        if backend == "openvino" and quantize == "int8":
+            raise ValueError(
+                "quantize='int8' is ONNX Runtime's int8 graph (com.microsoft.QAttention), "
+                "which OpenVINO cannot read; use backend='onnx' for int8, or "
+                "backend='openvino' with quantize=None (bf16 where the CPU supports it)"
+            )
+        if openvino_precision not in OV_PRECISIONS:
+            raise ValueError(
+                f"openvino_precision must be one of {', '.join(OV_PRECISIONS)}, "
+                f"got {openvino_precision!r}"
+            )
+        check_positive("batch_size", batch_size)
+        for label, value in (("threads", threads), ("max_batch_tokens", max_batch_tokens)):
+            if value is not None:
+                check_positive(label, value)
+        if backend == "openvino":
+            require(RUN_OPENVINO)
+        self.quantize = quantize
+        self.backend = backend
+        self.threads: int = threads if threads is not None else default_threads()
+        self.cache_dir: Path = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.openvino_precision = openvino_precision
+
+    def __repr__(self) -> str:
+        return f"RuntimeOptions({self.__dict__!r})"
