@@ -207,6 +207,9 @@ def test_bundled_through_both_adapters(bundled: OnnxCrossEncoderReranker) -> Non
     kwargs: dict[str, Any] = {"model_kwargs": {"backend": "onnx"}, "top_n": 2}
     compressor = lc.CrossEncoderRerank(model=BUNDLED_CROSS_ENCODER, **kwargs)
     post = li.CrossEncoderRerank(model=BUNDLED_CROSS_ENCODER, **kwargs)
+    # no backend named: the default follows the model (ONNX Runtime for the bundled one)
+    plain_lc = lc.CrossEncoderRerank(model=BUNDLED_CROSS_ENCODER, top_n=2)
+    plain_li = li.CrossEncoderRerank(model=BUNDLED_CROSS_ENCODER, top_n=2)
     docs = [Document(page_content=t, id=i, metadata={"n": n}) for n, (i, t) in enumerate(CORPUS)]
     nodes = [NodeWithScore(node=TextNode(text=t, id_=i), score=0.5) for i, t in CORPUS]
     for query, answer in QUERIES:
@@ -216,6 +219,9 @@ def test_bundled_through_both_adapters(bundled: OnnxCrossEncoderReranker) -> Non
         assert [d.id for d in got_lc] == [DEMO_IDS[r.index] for r in want]
         assert [n.node.node_id for n in got_li] == [DEMO_IDS[r.index] for r in want]
         assert got_lc[0].id == got_li[0].node.node_id == answer
+        assert [d.id for d in plain_lc.compress_documents(docs, query)] == [d.id for d in got_lc]
+        plain_nodes = plain_li.postprocess_nodes(nodes, query_bundle=QueryBundle(query))
+        assert [n.node.node_id for n in plain_nodes] == [n.node.node_id for n in got_li]
         assert got_lc[0].metadata["relevance_score"] == pytest.approx(want[0].score, abs=1e-9)
         assert got_li[0].score == pytest.approx(want[0].score, abs=1e-9)
     assert all("relevance_score" not in d.metadata for d in docs)  # inputs untouched

@@ -280,6 +280,17 @@ def test_missing_onnxruntime_names_what_each_step_needs(
     assert not any(tmp_path.iterdir())
 
 
+def test_missing_torch_names_both_ways_to_run_a_cross_encoder(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rerank_kit import CrossEncoderReranker
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(ImportError, match=r"rerank-kit\[cross-encoder\]") as err:
+        CrossEncoderReranker(str(model_dir))  # a plain transformers folder: torch by default
+    assert "rerank-kit[onnx-runtime]" in str(err.value) and "rerank-kit[onnx]" in str(err.value)
+
+
 def test_quantization_leaves_root_logger_alone(model_dir: Path, tmp_path: Path) -> None:
     import logging
 
