@@ -360,5 +360,5 @@ def from_config(
     Example:
         >>> rerank = from_config("pipeline.json")  # doctest: +SKIP
     """
-    settings = pipeline_settings(config, **kwargs)
+    settings = pipeline_settings(config, _BaseRerank.framework, **kwargs)
     return RerankCompressor(first_stage_score_key=first_stage_score_key, **settings)

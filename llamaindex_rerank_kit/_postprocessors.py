@@ -349,4 +349,4 @@ def from_config(config: Any, **kwargs: Any) -> RerankPostprocessor:
     Example:
         >>> rerank = from_config("pipeline.json")  # doctest: +SKIP
     """
-    return RerankPostprocessor(**pipeline_settings(config, **kwargs))
+    return RerankPostprocessor(**pipeline_settings(config, _BaseRerank.framework, **kwargs))

@@ -168,8 +168,11 @@ def test_a_missing_model_is_told_in_the_adapters_words(
 def test_a_missing_extra_names_the_adapters_extra(fw: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "flashrank", None)
     extra = EXTRA[fw.__name__]
-    with pytest.raises(ImportError, match=rf'pip install "rerank-kit\[{extra},flashrank\]"'):
+    hint = rf'pip install "rerank-kit\[{extra},flashrank\]"'
+    with pytest.raises(ImportError, match=rf"^FlashRankRerank\(model=.*{hint}"):
         fw.FlashRankRerank()
+    with pytest.raises(ImportError, match=rf"^CascadeRerank\(stages=.*{hint}"):
+        fw.CascadeRerank(stages="flashrank:ms-marco-TinyBERT-L-2-v2@5 >> bi-encoder:b")
 
 
 # --- the built engine object (the bundled int8 ONNX MiniLM-L-12) ----------------------------

@@ -6,7 +6,8 @@
   adapter spelling ``model_kwargs={"backend": "onnx"}``), the rest stay the engine's
   ``model_kwargs`` (arguments for the underlying model).
 - ``build_remote``: a ``RemoteReranker``, the key taken from a masked field.
-- ``build_listwise``: a ``ListwiseLLMReranker`` over a framework LLM.
+- ``build_listwise``: a ``ListwiseLLMReranker`` over a framework LLM; ``build_stages``: a
+  cascade.
 - ``pipeline_settings``: what ``from_config`` needs from a ``rerank-kit tune`` file.
 - ``adapter_errors``: a missing model or extra re-raised with the adapter's field names and
   install command (``pip install "rerank-kit[langchain,bundled]"``), the engine's error chained.
@@ -31,6 +32,8 @@ __all__ = [
     "build_listwise",
     "build_model",
     "build_remote",
+    "build_stages",
+    "describe",
     "engine_arguments",
     "pipeline_settings",
 ]
@@ -126,14 +129,26 @@ def engine_arguments(
     return kwargs, setters
 
 
-def _call(adapter: str, model: str, backend: object) -> str:
-    shown = f", backend={backend!r}" if backend is not None else ""
-    return f"{adapter}(model={model!r}{shown})"
+def describe(adapter: str, **fields: object) -> str:
+    """How the user spelled the adapter, for messages: ``CrossEncoderRerank(model='m')``.
+
+    Example:
+        >>> describe("CrossEncoderRerank", model="m", backend=None)
+        "CrossEncoderRerank(model='m')"
+    """
+    shown = ", ".join(f"{k}={v!r}" for k, v in fields.items() if v is not None)
+    return f"{adapter}({shown})"
 
 
-def _not_available(call: str, framework: str, kind: str, model: str, reason: str) -> str:
+def _not_available(call: str, framework: str, kind: str, model: str | None, reason: str) -> str:
     from rerank_kit.models import BUNDLED_CROSS_ENCODER, is_bundled_cross_encoder
 
+    reason = reason.split(". ")[0].rstrip(".")
+    if model is None:  # a stage of a cascade spec, or a tuned pipeline's spec
+        return (
+            f"{call} cannot load a model: {reason}. Name a local model folder in the spec "
+            "instead (e.g. 'cross-encoder:/path/to/model')."
+        )
     cached = ", or cache_dir= a folder that holds it" if kind == "flashrank" else ""
     hub_id = not model.startswith(("/", ".", "~")) and "\\" not in model
     download = (
@@ -143,8 +158,8 @@ def _not_available(call: str, framework: str, kind: str, model: str, reason: str
         else ""
     )
     message = (
-        f"{call} cannot load its model: {reason.split('. ')[0].rstrip('.')}. Pass model= the "
-        f"path of a local model folder instead{cached}{download}."
+        f"{call} cannot load its model: {reason}. Pass model= the path of a local model "
+        f"folder instead{cached}{download}."
     )
     if is_bundled_cross_encoder(model):
         message += (
@@ -157,18 +172,23 @@ def _not_available(call: str, framework: str, kind: str, model: str, reason: str
 
 @contextmanager
 def adapter_errors(
-    adapter: str, framework: str, *, kind: str, model: str, backend: object = None
+    call: str, framework: str, *, kind: str = "", model: str | None = None
 ) -> Iterator[None]:
     """Re-raise a missing model or extra in the adapter's words (the engine's error chained).
 
+    Args:
+        call: The adapter as the user wrote it (see ``describe``).
+        framework: ``"langchain"`` or ``"llamaindex"``, the extra named in install hints.
+        kind: The reranker family (``"flashrank"`` adds the ``cache_dir=`` advice).
+        model: The adapter's ``model=``, or ``None`` when the models come from spec strings.
+
     Example:
-        >>> with adapter_errors("FlashRankRerank", "langchain", kind="flashrank", model="x"):
+        >>> with adapter_errors("FlashRankRerank(model='x')", "langchain", kind="flashrank"):
         ...     raise ImportError('flashrank is needed here but is not installed. '
         ...                       'Install it with: pip install "rerank-kit[flashrank]"')
         Traceback (most recent call last):
         ImportError: FlashRankRerank(model='x') needs flashrank, which is not installed. Install it with: pip install "rerank-kit[langchain,flashrank]"
     """
-    call = _call(adapter, model, backend)
     try:
         yield
     except ModelNotAvailableError as exc:
@@ -203,8 +223,8 @@ def build_model(
     """
     engine = _engine(kind)
     kwargs, setters = engine_arguments(engine, adapter, fields, model_kwargs)
-    backend = fields.get("backend", kwargs.get("backend"))
-    with adapter_errors(adapter, framework, kind=kind, model=model, backend=backend):
+    call = describe(adapter, model=model, backend=fields.get("backend", kwargs.get("backend")))
+    with adapter_errors(call, framework, kind=kind, model=model):
         reranker = engine(model, **kwargs)
     for key, value in setters.items():
         try:
@@ -230,7 +250,7 @@ def build_remote(
         if arguments.get("api_key", api_key) != api_key:
             raise ValueError(f"{adapter}: api_key is given twice, differently")
         arguments["api_key"] = api_key
-    with adapter_errors(adapter, framework, kind="remote", model=spec):
+    with adapter_errors(describe(adapter, model=spec), framework, kind="remote", model=spec):
         return RemoteReranker(spec, **arguments)
 
 
@@ -249,20 +269,38 @@ def build_listwise(llm: Any, settings: Mapping[str, Any]) -> Reranker:
     )
 
 
-def pipeline_settings(config: Any, **kwargs: Any) -> dict[str, Any]:
+def build_stages(stages: Any, *, adapter: str, framework: str) -> Reranker:
+    """A ``CascadeReranker`` from a spec or ``(stage, keep)`` pairs (stages already engine objects).
+
+    Example:
+        >>> from rerank_kit.testing import FakeReranker
+        >>> build_stages([(FakeReranker("a"), 2), (FakeReranker("b"), None)],
+        ...              adapter="CascadeRerank", framework="langchain").name
+        'a@2 >> b'
+    """
+    from rerank_kit._registry import build_cascade
+
+    shown = stages if isinstance(stages, str) else [(getattr(s, "name", s), k) for s, k in stages]
+    with adapter_errors(describe(adapter, stages=shown), framework):
+        return build_cascade(stages)
+
+
+def pipeline_settings(config: Any, framework: str, **kwargs: Any) -> dict[str, Any]:
     """``reranker``, ``top_n``, ``score_threshold``, ``fusion``, ``fusion_method`` of a tuned file.
 
     Args:
         config: The JSON file ``rerank-kit tune --config`` saved, or a ``PipelineConfig``.
+        framework: ``"langchain"`` or ``"llamaindex"``, for install hints.
         **kwargs: Passed to ``load_reranker`` (e.g. ``threads=``).
 
     Example:
-        >>> pipeline_settings("pipeline.json")["top_n"]  # doctest: +SKIP
+        >>> pipeline_settings("pipeline.json", "langchain")["top_n"]  # doctest: +SKIP
         5
     """
     from rerank_kit import load_pipeline
 
-    pipeline = load_pipeline(config, **kwargs)
+    with adapter_errors(describe("from_config", config=str(config)), framework):
+        pipeline = load_pipeline(config, **kwargs)
     settings = pipeline.config
     value = settings.fusion  # a Fusion, or the weight (files name the weight "fusion")
     fusion = value if isinstance(value, Fusion) else to_fusion(value, settings.fusion_method)

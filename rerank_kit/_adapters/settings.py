@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
-from rerank_kit._adapters.build import ENGINE_FIELDS, build_listwise, build_model, build_remote
+from rerank_kit._adapters.build import (
+    ENGINE_FIELDS,
+    build_listwise,
+    build_model,
+    build_remote,
+    build_stages,
+)
 from rerank_kit._adapters.run import OnError
 from rerank_kit._core.checks import check_threshold, check_top_n
 from rerank_kit._core.fusion import FusionMethod, to_fusion
@@ -249,15 +255,13 @@ class CascadeSettings(_Built):
     )
 
     def _build(self) -> Reranker:
-        from rerank_kit._registry import build_cascade
-
         stages = self.stages
         if not isinstance(stages, str):  # adapter objects stand for their engine rerankers
             stages = [
                 (s._get_reranker() if isinstance(s, RerankSettings) else s, keep)
                 for s, keep in stages
             ]
-        return build_cascade(stages)  # type: ignore[arg-type]
+        return build_stages(stages, adapter=type(self).__name__, framework=self.framework)
 
 
 class ListwiseSettings(_Built):
