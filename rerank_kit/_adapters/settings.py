@@ -1,8 +1,8 @@
 """The adapters' settings, defined once: pydantic mixins that both frameworks' classes inherit.
 
-A LangChain compressor is ``class CrossEncoderRerank(CrossEncoderSettings, _BaseRerank)`` where
-``_BaseRerank`` is ``RerankSettings`` plus ``BaseDocumentCompressor``; the LlamaIndex
-postprocessor is the same with ``BaseNodePostprocessor``. Fields, descriptions, checks and the
+A LangChain compressor is ``class CrossEncoderRerank(shared.CrossEncoderSettings, _BaseRerank)``
+where ``_BaseRerank`` is ``shared.RerankSettings`` plus ``BaseDocumentCompressor``; the
+LlamaIndex postprocessor is the same with ``BaseNodePostprocessor``. Fields, descriptions, checks and the
 way each engine reranker is built live here; the framework classes only translate documents or
 nodes to texts and back. Importing this module imports pydantic, never a framework.
 """
@@ -115,6 +115,7 @@ class _Built(RerankSettings):
     _reranker: Reranker | None = PrivateAttr(default=None)
 
     def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
         self._reranker = self._build()
 
     def _build(self) -> Reranker:
