@@ -17,6 +17,7 @@ from typing import Any
 
 from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.protocol import Reranker
+from rerank_kit._core.ranking import RerankOptions
 from rerank_kit._core.types import Ranked
 
 __all__ = ["Pipeline", "PipelineConfig", "load_pipeline"]
@@ -164,31 +165,26 @@ class Pipeline:
     config: PipelineConfig
     reranker: Reranker
 
+    def options(self, first_stage_scores: Sequence[float] | None = None) -> RerankOptions:
+        """The tuned keyword arguments of ``rerank`` (fusion, ``top_n``, ``score_threshold``)."""
+        return {
+            "top_n": self.config.top_n,
+            "score_threshold": self.config.score_threshold,
+            "first_stage_scores": first_stage_scores,
+            "fusion": self.config.to_fusion(),
+        }
+
     def rerank(
         self, query: str, texts: Sequence[str], *, first_stage_scores: Sequence[float] | None = None
     ) -> list[Ranked]:
         """``reranker.rerank`` with the tuned fusion, ``top_n`` and ``score_threshold``."""
-        return self.reranker.rerank(
-            query,
-            texts,
-            top_n=self.config.top_n,
-            score_threshold=self.config.score_threshold,
-            first_stage_scores=first_stage_scores,
-            fusion=self.config.to_fusion(),
-        )
+        return self.reranker.rerank(query, texts, **self.options(first_stage_scores))
 
     async def arerank(
         self, query: str, texts: Sequence[str], *, first_stage_scores: Sequence[float] | None = None
     ) -> list[Ranked]:
         """Async ``rerank``."""
-        return await self.reranker.arerank(
-            query,
-            texts,
-            top_n=self.config.top_n,
-            score_threshold=self.config.score_threshold,
-            first_stage_scores=first_stage_scores,
-            fusion=self.config.to_fusion(),
-        )
+        return await self.reranker.arerank(query, texts, **self.options(first_stage_scores))
 
 
 def load_pipeline(config: str | Path | PipelineConfig, **kwargs: Any) -> Pipeline:

@@ -140,7 +140,8 @@ def test_bi_encoder_cache_gives_the_same_scores_and_encodes_each_passage_once(
     long = ["word " * 400, PASSAGES[0]]
     first_flags = [r.truncated for r in sorted(cached.rerank(QUERY, long), key=lambda r: r.index)]
     assert first_flags == [True, False]
-    assert cached._cache[long[0]][1] is True
+    entry = cached._cache.peek(long[0])
+    assert entry is not None and entry[1] is True
     again = [r.truncated for r in sorted(cached.rerank(QUERY, long), key=lambda r: r.index)]
     assert again == first_flags
     plain = [r.truncated for r in sorted(uncached.rerank(QUERY, long), key=lambda r: r.index)]

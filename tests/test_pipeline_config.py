@@ -41,7 +41,7 @@ def test_the_old_spelling_warns() -> None:
     assert config.fusion == 0.3
     with pytest.deprecated_call():
         assert config.fusion_weight == 0.3
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ValueError, match="not both"), pytest.deprecated_call():
         PipelineConfig("x:y", fusion=0.2, fusion_weight=0.3)
 
 

@@ -18,15 +18,18 @@ import threading
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rerank_kit._core.checks import check_query, check_texts
 from rerank_kit._core.fusion import Fusion
-from rerank_kit._core.ranking import Request
+from rerank_kit._core.ranking import Request, RerankOptions
 from rerank_kit._core.score_cache import ScoreCache, make_score_cache
 from rerank_kit._core.scoring import ScorePlan, Split, checked
 from rerank_kit._core.types import PairScores, Ranked
 from rerank_kit._core.windows import WindowPlan, check_long_documents
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Reranker"]
 
@@ -327,27 +330,31 @@ class Reranker(ABC):
             [1]
         """
         request = Request.build(
-            self, query, texts, top_n, score_threshold, first_stage_scores, fusion, fusion_method
+            self,
+            query,
+            texts,
+            top_n=top_n,
+            score_threshold=score_threshold,
+            first_stage_scores=first_stage_scores,
+            fusion=fusion,
+            fusion_method=fusion_method,
         )
         if not request.texts:
             return []
         return request.finish(self._scored(request.query, request.texts))
 
     async def arerank(
-        self,
-        query: str,
-        texts: Sequence[str],
-        *,
-        top_n: int | None = None,
-        score_threshold: float | None = None,
-        first_stage_scores: Sequence[float] | None = None,
-        fusion: float | Fusion | None = None,
-        fusion_method: str | None = None,
+        self, query: str, texts: Sequence[str], **options: Unpack[RerankOptions]
     ) -> list[Ranked]:
-        """Async ``rerank``: the same decisions; only the model call is awaited."""
-        request = Request.build(
-            self, query, texts, top_n, score_threshold, first_stage_scores, fusion, fusion_method
-        )
+        """Async ``rerank``, with the same keyword arguments; only the model call is awaited.
+
+        Example:
+            >>> import asyncio
+            >>> from rerank_kit.testing import FakeReranker
+            >>> [x.index for x in asyncio.run(FakeReranker().arerank("a", ["b", "a"], top_n=1))]
+            [1]
+        """
+        request = Request.build(self, query, texts, **options)
         if not request.texts:
             return []
         return request.finish(await self._ascored(request.query, request.texts))

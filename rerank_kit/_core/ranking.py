@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from rerank_kit._core.checks import (
     check_query,
@@ -22,7 +22,17 @@ from rerank_kit._core.checks import (
 from rerank_kit._core.fusion import Fusion, check_first_stage_scores, fuse_ranked, to_fusion
 from rerank_kit._core.types import PairScores, Ranked
 
-__all__ = ["Request", "order_by_score", "select"]
+__all__ = ["RerankOptions", "Request", "order_by_score", "select"]
+
+
+class RerankOptions(TypedDict, total=False):
+    """The keyword arguments of ``rerank`` and ``arerank`` (see ``Reranker.rerank``)."""
+
+    top_n: int | None
+    score_threshold: float | None
+    first_stage_scores: Sequence[float] | None
+    fusion: float | Fusion | None
+    fusion_method: str | None
 
 
 def order_by_score(scores: Sequence[float]) -> list[int]:
@@ -61,10 +71,11 @@ class Request:
         reranker: Any,
         query: Any,
         texts: Any,
-        top_n: Any,
-        score_threshold: Any,
-        first_stage_scores: Any,
-        fusion: Any,
+        *,
+        top_n: Any = None,
+        score_threshold: Any = None,
+        first_stage_scores: Any = None,
+        fusion: Any = None,
         fusion_method: Any = None,
     ) -> Request:
         """Check the arguments of ``rerank``/``arerank`` once, for both."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from rerank_kit._core.lru import LRU
 
 __all__ = ["FILE_CACHE_SIZE", "ScoreCache", "make_score_cache"]
 
@@ -48,13 +49,8 @@ class ScoreCache:
     def __init__(self, max_size: int, path: str | os.PathLike[str] | None = None) -> None:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise ValueError(f"ScoreCache max_size must be an int >= 1, got {max_size!r}")
-        from collections import OrderedDict
-
         self.max_size = max_size
-        self._data: OrderedDict[tuple[str, str, str], tuple[float, bool]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._hits = 0
-        self._misses = 0
+        self._lru: LRU[tuple[str, str, str], tuple[float, bool]] = LRU(max_size)
         self.path: Path | None = None if path is None else Path(path)
         self._newline_first = False
         if self.path is not None:
@@ -68,36 +64,21 @@ class ScoreCache:
         skipped = 0
         raw = path.read_bytes()
         self._newline_first = bool(raw) and not raw.endswith(b"\n")
+        entries: list[tuple[tuple[str, str, str], tuple[float, bool]]] = []
         for line in raw.decode("utf-8", errors="replace").splitlines():
             try:
                 model, query, text, score, cut = json.loads(line)
-                key = (str(model), str(query), str(text))
-                entry = (float(score), bool(cut))
+                entries.append(((str(model), str(query), str(text)), (float(score), bool(cut))))
             except (ValueError, TypeError):
                 skipped += 1
-                continue
-            self._data[key] = entry
-            self._data.move_to_end(key)
-        while len(self._data) > self.max_size:
-            self._data.popitem(last=False)
+        self._lru.put_many(entries)
         if skipped:
             logger.warning("score cache %s: skipped %d unreadable line(s)", path, skipped)
-        logger.info("score cache %s: loaded %d entries", path, len(self._data))
+        logger.info("score cache %s: loaded %d entries", path, len(self._lru))
 
     def get(self, model: str, query: str, texts: Sequence[str]) -> list[tuple[float, bool] | None]:
         """The cached ``(score, truncated)`` of each text, or ``None`` where there is none."""
-        out: list[tuple[float, bool] | None] = []
-        with self._lock:
-            for text in texts:
-                key = (model, query, text)
-                entry = self._data.get(key)
-                if entry is None:
-                    self._misses += 1
-                else:
-                    self._hits += 1
-                    self._data.move_to_end(key)
-                out.append(entry)
-        return out
+        return self._lru.lookup((model, query, text) for text in texts)
 
     def put(
         self,
@@ -108,37 +89,28 @@ class ScoreCache:
         truncated: Sequence[bool],
     ) -> None:
         """Store the scores and truncation flags of ``texts`` for ``query``."""
-        with self._lock:
-            lines = []
-            for text, score, cut in zip(texts, scores, truncated, strict=True):
-                self._data[(model, query, text)] = (float(score), bool(cut))
-                self._data.move_to_end((model, query, text))
-                if self.path is not None:
-                    lines.append(json.dumps([model, query, text, float(score), bool(cut)]))
-            while len(self._data) > self.max_size:
-                self._data.popitem(last=False)
-            if self.path is not None and lines:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a", encoding="utf-8") as fh:
-                    prefix = "\n" if self._newline_first else ""
-                    fh.write(prefix + "\n".join(lines) + "\n")
-                self._newline_first = False
+        entries = [
+            ((model, query, text), (float(score), bool(cut)))
+            for text, score, cut in zip(texts, scores, truncated, strict=True)
+        ]
+        self._lru.put_many(entries)
+        if self.path is None or not entries:
+            return
+        lines = [json.dumps([*key, score, cut]) for key, (score, cut) in entries]
+        with self._lru.lock:  # one writer at a time keeps lines whole
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as fh:
+                prefix = "\n" if self._newline_first else ""
+                fh.write(prefix + "\n".join(lines) + "\n")
+            self._newline_first = False
 
     def info(self) -> dict[str, int]:
         """Entries, capacity, hits and misses (since the last clear)."""
-        with self._lock:
-            return {
-                "size": len(self._data),
-                "max_size": self.max_size,
-                "hits": self._hits,
-                "misses": self._misses,
-            }
+        return self._lru.info()
 
     def clear(self) -> None:
         """Forget every entry held in memory and reset the counts (a ``path`` file is kept)."""
-        with self._lock:
-            self._data.clear()
-            self._hits = self._misses = 0
+        self._lru.clear()
 
 
 #: Pairs kept in memory by a cache built from a file name (``score_cache="scores.jsonl"``).

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from rerank_kit._core.lru import LRU
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, hf_offsets
@@ -92,9 +92,8 @@ class BiEncoderReranker(Reranker):
         self.batch_size = batch_size
         self.query_prompt = query_prompt
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, list[Any]] = OrderedDict()
-        self._hits = 0
-        self._misses = 0
+        # passage text -> [embedding, truncated flag once known]
+        self._cache: LRU[str, list[Any]] = LRU(cache_size)
         self.backend = backend
         self._onnx: Any = None
         if backend != "torch":
@@ -131,19 +130,11 @@ class BiEncoderReranker(Reranker):
 
     def cache_info(self) -> dict[str, int]:
         """Entries, capacity, hits and misses of the passage-embedding cache (since the last clear)."""
-        with self._model_lock():
-            return {
-                "size": len(self._cache),
-                "max_size": self.cache_size,
-                "hits": self._hits,
-                "misses": self._misses,
-            }
+        return self._cache.info()
 
     def clear_cache(self) -> None:
         """Forgets every cached passage embedding and resets the hit and miss counts."""
-        with self._model_lock():
-            self._cache.clear()
-            self._hits = self._misses = 0
+        self._cache.clear()
 
     def _encode(self, texts: list[str]) -> Any:
         if self._onnx is not None:
@@ -161,20 +152,18 @@ class BiEncoderReranker(Reranker):
 
         if not self.cache_size:
             return np.asarray(self._encode(texts), dtype=np.float64)
-        cache = self._cache
-        missing = list(dict.fromkeys(t for t in texts if t not in cache))
-        self._misses += len(missing)
-        self._hits += len(texts) - len(missing)
+        distinct = list(dict.fromkeys(texts))
+        self._cache.count_hits(len(texts) - len(distinct))
+        found: dict[str, list[Any]] = {}
+        for t, entry in zip(distinct, self._cache.lookup(distinct), strict=True):
+            if entry is not None:
+                found[t] = entry
+        missing = [t for t in distinct if t not in found]
         if missing:
-            for t, row in zip(missing, self._encode(missing), strict=True):
-                cache[t] = [row, None]  # [embedding, truncated flag once known]
-        rows = []
-        for t in texts:
-            rows.append(cache[t][0])
-            cache.move_to_end(t)
-        while len(cache) > self.cache_size:
-            cache.popitem(last=False)
-        return np.asarray(rows, dtype=np.float64)
+            fresh = [[row, None] for row in self._encode(missing)]
+            found.update(zip(missing, fresh, strict=True))
+            self._cache.put_many(zip(missing, fresh, strict=True))
+        return np.asarray([found[t][0] for t in texts], dtype=np.float64)
 
     def _score_pairs(self, query: str, texts: list[str]) -> PairScores:
         import numpy as np
@@ -215,10 +204,9 @@ class BiEncoderReranker(Reranker):
         full_query = (self.query_prompt or "") + query
         query_cut = len(full_query) > limit - 2 and count([full_query])[0] > limit
         # a passage's flag does not depend on the query: reuse the one cached with its embedding
-        cache = self._cache
         unknown = []
         for i in suspects:
-            entry = cache.get(texts[i])
+            entry = self._cache.peek(texts[i])
             if entry is not None and entry[1] is not None:
                 flags[i] = entry[1]
             else:
@@ -227,7 +215,7 @@ class BiEncoderReranker(Reranker):
             counts = count([texts[i] for i in unknown])
             for i, n in zip(unknown, counts, strict=True):
                 flags[i] = n > limit
-                entry = cache.get(texts[i])
+                entry = self._cache.peek(texts[i])
                 if entry is not None:
                     entry[1] = flags[i]
         return [f or query_cut for f in flags]
