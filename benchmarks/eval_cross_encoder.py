@@ -32,8 +32,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def main() -> int:
     from rerank_kit import BiEncoderReranker, CascadeReranker, OnnxCrossEncoderReranker, Stage
-    from rerank_kit.evaluation import Dataset, compare, load_dataset
-    from rerank_kit.evaluation._first_stage import build_first_stages
+    from rerank_kit.evaluation import Dataset, build_first_stages, compare, load_dataset
     from rerank_kit.models import BUNDLED_CROSS_ENCODER
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
