@@ -233,7 +233,7 @@ def _modules_with_examples() -> list[str]:
         assert spec is not None and spec.origin and spec.submodule_search_locations
         modules = [(package, spec.origin)]
         for info in pkgutil.walk_packages(spec.submodule_search_locations, prefix=f"{package}."):
-            sub = info.module_finder.find_spec(info.name, None)  # type: ignore[call-arg]
+            sub = info.module_finder.find_spec(info.name, None)
             assert sub is not None and sub.origin, info.name
             modules.append((info.name, sub.origin))
         found += [

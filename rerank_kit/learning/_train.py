@@ -414,7 +414,9 @@ def _fit_bi_encoder(
             MultipleNegativesRankingLoss,
         )
     except ImportError:  # 5.x
-        from sentence_transformers.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.losses import (  # type: ignore[no-redef]
+            MultipleNegativesRankingLoss,
+        )
 
     from rerank_kit._runtime.hub import resolve_hf_model
 
