@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import InitVar, asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from rerank_kit._core.types import Ranked
 __all__ = ["Pipeline", "PipelineConfig", "load_pipeline"]
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class PipelineConfig:
     """The settings of a reranking pipeline, as ``rerank-kit tune`` writes them.
 
@@ -59,45 +59,20 @@ class PipelineConfig:
     top_n: int | None = 10
     score_threshold: float | None = None
 
-    def __init__(
-        self,
-        reranker: str,
-        first_stage: str = "bm25",
-        depth: int = 100,
-        fusion: float | None = None,
-        fusion_method: str = "zscore",
-        top_n: int | None = 10,
-        score_threshold: float | None = None,
-        *,
-        fusion_weight: float | None = None,
-    ) -> None:
-        if fusion_weight is not None:
-            warnings.warn(
-                "PipelineConfig(fusion_weight=) is now spelled fusion=",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            if fusion is not None and fusion != fusion_weight:
-                raise ValueError("give fusion= or the old fusion_weight=, not both")
-            fusion = fusion_weight
-        for key, value in (
-            ("reranker", reranker),
-            ("first_stage", first_stage),
-            ("depth", depth),
-            ("fusion", fusion),
-            ("fusion_method", fusion_method),
-            ("top_n", top_n),
-            ("score_threshold", score_threshold),
-        ):
-            object.__setattr__(self, key, value)
+    #: Deprecated spelling of ``fusion`` (argument only; see the class docstring).
+    fusion_weight: InitVar[float | None] = None
 
-    @property
-    def fusion_weight(self) -> float | None:
-        """Deprecated spelling of ``fusion`` (the weight)."""
+    def __post_init__(self, fusion_weight: float | None) -> None:
+        if fusion_weight is None:
+            return
         warnings.warn(
-            "PipelineConfig.fusion_weight is now spelled fusion", DeprecationWarning, stacklevel=2
+            "PipelineConfig(fusion_weight=) is now spelled fusion=",
+            DeprecationWarning,
+            stacklevel=3,
         )
-        return self.fusion
+        if self.fusion is not None and self.fusion != fusion_weight:
+            raise ValueError("give fusion= or the old fusion_weight=, not both")
+        object.__setattr__(self, "fusion", fusion_weight)
 
     def to_fusion(self) -> Fusion | None:
         """The ``Fusion`` these settings describe, or ``None``."""
@@ -146,6 +121,18 @@ class PipelineConfig:
         if not isinstance(data, dict):
             raise ValueError(f"{p}: expected a JSON object")
         return cls.from_dict(data)
+
+
+def _fusion_weight(self: PipelineConfig) -> float | None:
+    """Deprecated spelling of ``fusion`` (the weight)."""
+    warnings.warn(
+        "PipelineConfig.fusion_weight is now spelled fusion", DeprecationWarning, stacklevel=2
+    )
+    return self.fusion
+
+
+# The argument ``fusion_weight`` is an InitVar; reading the attribute gives ``fusion``.
+setattr(PipelineConfig, "fusion_weight", property(_fusion_weight))  # noqa: B010
 
 
 @dataclass

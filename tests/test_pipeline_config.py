@@ -40,7 +40,7 @@ def test_the_old_spelling_warns() -> None:
         config = PipelineConfig("x:y", fusion_weight=0.3)
     assert config.fusion == 0.3
     with pytest.deprecated_call():
-        assert config.fusion_weight == 0.3
+        assert config.fusion_weight == 0.3  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="not both"), pytest.deprecated_call():
         PipelineConfig("x:y", fusion=0.2, fusion_weight=0.3)
 
