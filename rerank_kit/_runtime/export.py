@@ -38,23 +38,78 @@ _POOLINGS = ("mean", "cls", "max")
 _AXES = {0: "batch", 1: "sequence"}
 
 
-def _torch_export(
-    module: Any, feeds: tuple[Any, ...], path: Path, names: list[str], out: str
-) -> None:
+def _input_names(tokenizer: Any, config: Any) -> list[str]:
+    """The graph's inputs: ids and mask, plus token types where the model has them."""
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in tokenizer.model_input_names and getattr(config, "type_vocab_size", None):
+        names.append("token_type_ids")
+    return names
+
+
+def _pad_id(tokenizer: Any) -> int:
+    pad_id = tokenizer.pad_token_id
+    return int(pad_id) if pad_id is not None else 0
+
+
+def _export_checked(
+    inner: Any,
+    head: Callable[[Any, dict[str, Any]], Any],
+    graph: tuple[Any, list[str], str],
+    expected: Any,
+    out_dir: Path,
+    check: tuple[float, bool, str, str],
+) -> bool:
+    """Export ``head(inner, feeds)`` to ONNX, fuse it if that stays exact, and save the tokenizer.
+
+    Args:
+        inner: The torch model (its weights become the graph's).
+        head: Turns the model and its named inputs into the graph's one output.
+        graph: ``(tokenizer, input names, output name)``.
+        expected: The reference output on ``SAMPLE``-like inputs (``sample`` below).
+        out_dir: Where ``model.onnx`` and the tokenizer go.
+        check: ``(tolerance, relative, what, reference)`` for the error message.
+
+    Returns:
+        Whether the fused graph was kept.
+    """
+    import numpy as np
     import torch
 
+    tokenizer_and_sample, names, output = graph
+    tokenizer, sample = tokenizer_and_sample
+    tolerance, relative, what, reference = check
+
+    class _Named(torch.nn.Module):
+        def __init__(self, model: torch.nn.Module) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return head(self.model, dict(zip(names, inputs, strict=True)))
+
+    raw = out_dir / "model.raw.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module.eval(),
-            feeds,
-            str(path),
+            _Named(inner).eval(),
+            tuple(sample[n] for n in names),
+            str(raw),
             input_names=names,
-            output_names=[out],
-            dynamic_axes={**{n: _AXES for n in names}, out: {0: "batch"}},
+            output_names=[output],
+            dynamic_axes={**{n: _AXES for n in names}, output: {0: "batch"}},
             opset_version=OPSET,
             dynamo=False,
         )
+    scale = max(1.0, float(np.abs(expected).max())) if relative else 1.0
+
+    def max_error(path: Path) -> float:
+        got = np.asarray(OrtRunner(path, 1)({n: sample[n].numpy() for n in names}))
+        return float(np.abs(got - expected).max() / scale)
+
+    config = inner.config
+    fused = _fuse_and_check(raw, out_dir, config, max_error, tolerance, what, reference)
+    tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER))
+    return fused
 
 
 def _fuse_and_check(
@@ -107,7 +162,6 @@ def export_cross_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
 
     Needs torch, transformers and onnx. Returns the metadata to write to ``meta.json``.
     """
-    import numpy as np
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -130,18 +184,7 @@ def export_cross_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
     except (ValueError, TypeError):
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
     model = model.eval()
-    names = ["input_ids", "attention_mask"]
-    if "token_type_ids" in tokenizer.model_input_names and getattr(config, "type_vocab_size", None):
-        names.append("token_type_ids")
-
-    class _Logits(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            return self.inner(**dict(zip(names, inputs, strict=True))).logits
-
+    names = _input_names(tokenizer, config)
     # Two pairs of different lengths: a padded batch, like the ones we will run.
     sample = tokenizer(
         ["what is a reranker", "why"],
@@ -151,16 +194,14 @@ def export_cross_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
     )
     with torch.inference_mode():
         expected = model(**{n: sample[n] for n in names}).logits.numpy()
-    raw = out_dir / "model.raw.onnx"
-    _torch_export(_Logits(model), tuple(sample[n] for n in names), raw, names, "logits")
-
-    def max_error(path: Path) -> float:
-        got = OrtRunner(path, 1)({n: sample[n].numpy() for n in names})
-        return float(np.abs(got - expected).max() / max(1.0, float(np.abs(expected).max())))
-
-    what = repr(str(model_dir))
-    fused = _fuse_and_check(raw, out_dir, config, max_error, _LOGITS_TOLERANCE, what, "torch")
-    tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER))
+    fused = _export_checked(
+        model,
+        lambda m, feeds: m(**feeds).logits,
+        ((tokenizer, sample), names, "logits"),
+        expected,
+        out_dir,
+        (_LOGITS_TOLERANCE, True, repr(str(model_dir)), "torch"),
+    )
     config_dict = json.loads((model_dir / "config.json").read_text())
     limits = (
         [int(config.max_position_embeddings)] if hasattr(config, "max_position_embeddings") else []
@@ -169,7 +210,6 @@ def export_cross_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
         limits = [n - 2 for n in limits]  # positions start after the padding index
     if 0 < int(tokenizer.model_max_length) < 1_000_000:
         limits.append(int(tokenizer.model_max_length))
-    pad_id = tokenizer.pad_token_id
     return {
         "format": FORMAT_VERSION,
         "source": str(model_dir),
@@ -177,7 +217,7 @@ def export_cross_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
         "num_labels": num_labels,
         "activation": activation_of(config_dict, num_labels),
         "max_length": min(limits) if limits else 512,
-        "pad_token_id": int(pad_id) if pad_id is not None else 0,
+        "pad_token_id": _pad_id(tokenizer),
         "fused": fused,
     }
 
@@ -200,7 +240,6 @@ def export_sentence_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
 
     Needs torch, sentence-transformers and onnx. Returns the metadata to write to ``meta.json``.
     """
-    import numpy as np
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -227,42 +266,30 @@ def export_sentence_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
     if not getattr(tokenizer, "is_fast", False):
         raise RerankError(f"{str(model_dir)!r} has no fast tokenizer (tokenizer.json)")
     inner: Any = transformer.auto_model.float().eval()
-    config: Any = inner.config
-    names = ["input_ids", "attention_mask"]
-    if "token_type_ids" in tokenizer.model_input_names and getattr(config, "type_vocab_size", None):
-        names.append("token_type_ids")
+    names = _input_names(tokenizer, inner.config)
 
-    class _Embed(torch.nn.Module):
-        def __init__(self, model: torch.nn.Module) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            feeds = dict(zip(names, inputs, strict=True))
-            hidden = self.model(**feeds).last_hidden_state
-            mask = feeds["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            if mode == "cls":
-                pooled = hidden[:, 0]
-            elif mode == "max":
-                pooled = hidden.masked_fill(mask == 0, -1e9).max(dim=1).values
-            else:
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+    def embed(model: Any, feeds: dict[str, Any]) -> Any:
+        hidden = model(**feeds).last_hidden_state
+        mask = feeds["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        if mode == "cls":
+            pooled = hidden[:, 0]
+        elif mode == "max":
+            pooled = hidden.masked_fill(mask == 0, -1e9).max(dim=1).values
+        else:
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
 
     texts = ["a model that orders passages by relevance to a query", "why"]
     sample = tokenizer(texts, padding=True, return_tensors="pt")
     expected = st.encode(texts, convert_to_numpy=True, normalize_embeddings=True)
-    raw = out_dir / "model.raw.onnx"
-    _torch_export(_Embed(inner), tuple(sample[n] for n in names), raw, names, "embedding")
-
-    def max_error(path: Path) -> float:
-        got = OrtRunner(path, 1)({n: sample[n].numpy() for n in names})
-        return float(np.abs(np.asarray(got) - expected).max())
-
-    what, reference = repr(str(model_dir)), "sentence-transformers"
-    fused = _fuse_and_check(raw, out_dir, config, max_error, _EMBEDDING_TOLERANCE, what, reference)
-    tokenizer.backend_tokenizer.save(str(out_dir / TOKENIZER))
-    pad_id = tokenizer.pad_token_id
+    fused = _export_checked(
+        inner,
+        embed,
+        ((tokenizer, sample), names, "embedding"),
+        expected,
+        out_dir,
+        (_EMBEDDING_TOLERANCE, False, repr(str(model_dir)), "sentence-transformers"),
+    )
     return {
         "format": FORMAT_VERSION,
         "source": str(model_dir),
@@ -270,7 +297,7 @@ def export_sentence_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
         "pooling": mode,
         "dimension": int(expected.shape[1]),
         "max_length": int(st.max_seq_length or tokenizer.model_max_length),
-        "pad_token_id": int(pad_id) if pad_id is not None else 0,
+        "pad_token_id": _pad_id(tokenizer),
         "fused": fused,
     }
 

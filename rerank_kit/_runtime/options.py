@@ -64,48 +64,48 @@ class Need:
         return err
 
 
+def need(purpose: str, extra: str, *modules: str | tuple[str, str, str], hint: str = "") -> Need:
+    """A ``Need`` whose modules install with ``extra`` unless given as ``(module, PyPI, extra)``.
+
+    Example:
+        >>> need("running x", "onnx-runtime", "onnxruntime", "huggingface_hub").modules[1]
+        ('huggingface_hub', 'huggingface-hub', 'onnx-runtime')
+    """
+    rows = tuple(m if isinstance(m, tuple) else (m, m.replace("_", "-"), extra) for m in modules)
+    return Need(purpose, rows, hint)
+
+
 #: Running a graph on ONNX Runtime: the ``onnx-runtime`` extra (also in ``bundled``).
-RUN_ONNX = Need(
-    "running an ONNX graph on ONNX Runtime",
-    (
-        ("onnxruntime", "onnxruntime", "onnx-runtime"),
-        ("tokenizers", "tokenizers", "onnx-runtime"),
-        ("numpy", "numpy", "onnx-runtime"),
-    ),
+RUN_ONNX = need(
+    "running an ONNX graph on ONNX Runtime", "onnx-runtime", "onnxruntime", "tokenizers", "numpy"
 )
 #: Running a graph on OpenVINO.
-RUN_OPENVINO = Need(
-    "running an ONNX graph on OpenVINO",
-    (
-        ("openvino", "openvino", "openvino"),
-        ("tokenizers", "tokenizers", "openvino"),
-        ("numpy", "numpy", "openvino"),
-    ),
+RUN_OPENVINO = need(
+    "running an ONNX graph on OpenVINO", "openvino", "openvino", "tokenizers", "numpy"
 )
 #: Exporting a transformers cross-encoder (once; later runs need ``RUN_ONNX`` only).
-EXPORT_CROSS_ENCODER = Need(
+EXPORT_CROSS_ENCODER = need(
     "exporting a cross-encoder to ONNX (once; the cached export then runs without them)",
-    (
-        ("torch", "torch", "onnx"),
-        ("transformers", "transformers", "onnx"),
-        ("onnx", "onnx", "onnx"),
-        ("onnxruntime", "onnxruntime", "onnx"),
-    ),
+    "onnx",
+    "torch",
+    "transformers",
+    "onnx",
+    "onnxruntime",
 )
 #: Exporting a sentence-transformers bi-encoder (once).
-EXPORT_SENTENCE_ENCODER = Need(
+EXPORT_SENTENCE_ENCODER = need(
     "exporting a sentence encoder to ONNX (once; the cached export then runs without them)",
-    (
-        ("torch", "torch", "onnx"),
-        ("sentence_transformers", "sentence-transformers", "bi-encoder"),
-        ("onnx", "onnx", "onnx"),
-        ("onnxruntime", "onnxruntime", "onnx"),
-    ),
+    "onnx",
+    "torch",
+    ("sentence_transformers", "sentence-transformers", "bi-encoder"),
+    "onnx",
+    "onnxruntime",
 )
 #: The torch cross-encoder (sentence-transformers ``CrossEncoder``).
-TORCH_CROSS_ENCODER = Need(
+TORCH_CROSS_ENCODER = need(
     "a cross-encoder on torch (backend='torch')",
-    (("sentence_transformers", "sentence-transformers", "cross-encoder"),),
+    "cross-encoder",
+    "sentence_transformers",
     hint=(
         "Without torch: the bundled model, or a folder that holds an ONNX graph, runs on ONNX "
         "Runtime (pip install \"rerank-kit[onnx-runtime]\"), and backend='onnx' exports "
@@ -113,19 +113,21 @@ TORCH_CROSS_ENCODER = Need(
     ),
 )
 #: The torch bi-encoder (sentence-transformers ``SentenceTransformer``).
-TORCH_BI_ENCODER = Need(
-    "a bi-encoder on torch (backend='torch')",
-    (("sentence_transformers", "sentence-transformers", "bi-encoder"),),
+TORCH_BI_ENCODER = need(
+    "a bi-encoder on torch (backend='torch')", "bi-encoder", "sentence_transformers"
 )
 #: Finding a model in the Hugging Face cache or fetching it from the Hub (not for local folders).
-FETCH = Need(
+FETCH = need(
     "finding a model by its Hub id (in the Hugging Face cache or on the Hub)",
-    (("huggingface_hub", "huggingface-hub", "onnx"),),
+    "onnx",
+    "huggingface_hub",
 )
 #: Quantizing an fp32 graph to int8 (once; cached).
-QUANTIZE_INT8 = Need(
+QUANTIZE_INT8 = need(
     "quantizing an ONNX graph to int8 (once; the cached graph then runs without it)",
-    (("onnx", "onnx", "onnx"), ("onnxruntime", "onnxruntime", "onnx")),
+    "onnx",
+    "onnx",
+    "onnxruntime",
 )
 
 
