@@ -27,7 +27,7 @@ from rerank_kit._rerankers.listwise import ListwiseLLMReranker
 from rerank_kit._rerankers.onnx_cross_encoder import OnnxCrossEncoderReranker
 from rerank_kit._rerankers.remote import RemoteReranker, RemoteRerankError, RetryPolicy
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BiEncoderReranker",

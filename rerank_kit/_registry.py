@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rerank_kit._base import Reranker
+from rerank_kit._core.protocol import Reranker
 
 __all__ = ["KINDS", "REMOTE_KINDS", "build_cascade", "build_reranker", "load_reranker"]
 

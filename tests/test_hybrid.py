@@ -64,7 +64,8 @@ def vectors(data: Dataset, minilm_reranker: BiEncoderReranker) -> dict[str, list
     texts = [d.full_text for d in data.corpus.values()]
     minilm_reranker.score("warm-up", texts)
     cache = minilm_reranker._cache  # the reranker's passage embeddings, keyed by text
-    return {t: [float(x) for x in cache[t][0]] for t in texts}
+    entries = {t: cache.peek(t) for t in texts}
+    return {t: [float(x) for x in e[0]] for t, e in entries.items() if e is not None}
 
 
 def _encoder(minilm_reranker: BiEncoderReranker, vectors: dict[str, list[float]]) -> Any:
@@ -181,7 +182,7 @@ def test_llamaindex_query_fusion_bm25_chroma_with_fusing_postprocessor(
         vector_store=ChromaVectorStore(chroma_collection=collection)
     )
     index = VectorStoreIndex(nodes, storage_context=storage, embed_model=MiniLM())
-    bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=DEPTH)
+    bm25 = BM25Retriever.from_defaults(nodes=list[Any](nodes), similarity_top_k=DEPTH)
     hybrid = QueryFusionRetriever(
         [index.as_retriever(similarity_top_k=DEPTH), bm25],
         similarity_top_k=2 * DEPTH,

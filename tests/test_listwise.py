@@ -18,6 +18,14 @@ from rerank_kit.testing import FakeReranker
 _PASSAGE = re.compile(r"^\[(\d+)\] doc(\d+)\b", re.MULTILINE)
 
 
+def _reranked(nodes: Sequence[Any]) -> list[Any]:
+    """The postprocessor's output, checked to be ``RerankedNodeWithScore`` (typed for mypy)."""
+    from llamaindex_rerank_kit import RerankedNodeWithScore
+
+    assert all(isinstance(n, RerankedNodeWithScore) for n in nodes)
+    return list(nodes)
+
+
 def oracle(relevance: dict[int, float], calls: list[str] | None = None) -> Any:
     """An LLM that orders the prompt's passages ``docN`` by a hidden relevance table."""
 
@@ -247,7 +255,11 @@ def test_custom_prompt_builder() -> None:
     def prompt(query: str, passages: Sequence[str]) -> str:
         return f"{query}|" + "|".join(passages)
 
-    reranker = ListwiseLLMReranker(lambda p: seen.append(p) or "2 1", prompt=prompt)
+    def llm(p: str) -> str:
+        seen.append(p)
+        return "2 1"
+
+    reranker = ListwiseLLMReranker(llm, prompt=prompt)
     assert [r.index for r in reranker.rerank("q", ["a", "b"])] == [1, 0]
     assert seen == ["q|a|b"]
 
@@ -398,7 +410,7 @@ def test_langchain_async_uses_ainvoke_and_windows_overlap() -> None:
         mp.setattr(FakeListChatModel, "ainvoke", spy)
         out = asyncio.run(compressor.acompress_documents(_lc_docs(8), "q"))
     assert len(calls) == 3  # windows (4,8), (2,6), (0,4)
-    assert len(out) == 8 and sorted(d.id for d in out) == sorted(f"id-{i}" for i in range(8))
+    assert len(out) == 8 and sorted(str(d.id) for d in out) == sorted(f"id-{i}" for i in range(8))
     assert compressor.reranker.stats["calls"] == 3
 
 
@@ -510,7 +522,7 @@ def test_llamaindex_orders_with_a_scripted_llm() -> None:
 
     llm = _scripted_llm(["[2] > [4] > [1] > [3]"])
     nodes = _nodes(4)
-    out = ListwiseLLMRerank(llm=llm, top_n=3).postprocess_nodes(nodes, query_str="q")
+    out = _reranked(ListwiseLLMRerank(llm=llm, top_n=3).postprocess_nodes(nodes, query_str="q"))
     assert [n.node.node_id for n in out] == ["n1", "n3", "n0"]
     assert all(isinstance(n, RerankedNodeWithScore) for n in out)
     assert [n.score for n in out] == [1.0, 0.5, 1.0 / 3]
@@ -536,7 +548,7 @@ def test_llamaindex_answer_shapes_complete_and_chat(
     from llamaindex_rerank_kit import ListwiseLLMRerank
 
     rerank = ListwiseLLMRerank(llm=_scripted_llm([answer], chat=chat), top_n=None)
-    out = rerank.postprocess_nodes(_nodes(3), query_str="q")
+    out = _reranked(rerank.postprocess_nodes(_nodes(3), query_str="q"))
     assert [n.node.node_id for n in out] == ids
     assert all(n.llm_repaired is repaired for n in out)
 
@@ -577,7 +589,9 @@ def test_llamaindex_mock_llm_echo_is_survived() -> None:
     from llamaindex_rerank_kit import ListwiseLLMRerank
 
     # MockLLM echoes the prompt: its numbers are [1]..[n] in order, then the format example
-    out = ListwiseLLMRerank(llm=MockLLM(), top_n=None).postprocess_nodes(_nodes(3), query_str="q")
+    out = _reranked(
+        ListwiseLLMRerank(llm=MockLLM(), top_n=None).postprocess_nodes(_nodes(3), query_str="q")
+    )
     assert [n.node.node_id for n in out] == ["n0", "n1", "n2"]
     assert all(n.llm_repaired for n in out)  # the example's repeated numbers were ignored
 
@@ -590,7 +604,7 @@ def test_llamaindex_llm_failure_raise_and_passthrough() -> None:
             _nodes(3), query_str="q"
         )
     safe = ListwiseLLMRerank(llm=_scripted_llm(["1"], fail=True), top_n=2, on_error="passthrough")
-    out = safe.postprocess_nodes(_nodes(3), query_str="q")
+    out = _reranked(safe.postprocess_nodes(_nodes(3), query_str="q"))
     assert [n.node.node_id for n in out] == ["n0", "n1"]
     assert all(n.rerank_failed for n in out) and out[0].score == pytest.approx(1.0)
     out = asyncio.run(safe.apostprocess_nodes(_nodes(3), query_str="q"))
@@ -608,7 +622,7 @@ def test_llamaindex_cascade_with_llm_last_and_threshold_refused() -> None:
     ]
     llm_stage = ListwiseLLMRerank(llm=_scripted_llm(["[2] > [9]"]))
     rerank = CascadeRerank(stages=[(FakeReranker(), 3), (llm_stage, None)], top_n=3)
-    out = rerank.postprocess_nodes(nodes, query_str="apple")
+    out = _reranked(rerank.postprocess_nodes(nodes, query_str="apple"))
     assert [n.node.node_id for n in out] == ["n2", "n0", "n4"]
     assert all(n.llm_repaired for n in out)
     assert ListwiseLLMRerank.class_name() == "ListwiseLLMRerank"

@@ -184,6 +184,20 @@ def test_langchain_classic_is_a_declared_dependency_of_the_langchain_extra() -> 
     assert flashrank and not any("torch" in d or "sentence-transformers" in d for d in flashrank)
 
 
+def test_running_an_onnx_graph_needs_no_torch() -> None:
+    """The bundled model and pre-exported graphs run with ONNX Runtime and tokenizers alone."""
+    heavy = ("torch", "transformers", "sentence-transformers", "onnx>", "onnx ")
+    for extra in ("onnx-runtime", "bundled"):
+        reqs = _requirements(extra)
+        assert reqs, extra
+        assert not any(r.startswith(heavy) for r in reqs), (extra, reqs)
+    assert any(r.startswith("onnxruntime") for r in _requirements("onnx-runtime"))
+    assert any(r.startswith("onnxruntime") for r in _requirements("bundled"))
+    exporting = _requirements("onnx")
+    assert any(r.startswith("torch") for r in exporting)
+    assert any(r.startswith("transformers") for r in exporting)
+
+
 def test_the_version_is_written_once() -> None:
     import rerank_kit
 

@@ -80,7 +80,7 @@ class Reranker(ABC):
                 f"{cls.__name__} overrides _score, which rerank-kit 0.2 replaced by "
                 "_score_pairs (same arguments; return floats or a PairScores)",
                 DeprecationWarning,
-                stacklevel=2,
+                stacklevel=3,  # the class statement (past ABCMeta.__new__)
             )
 
             def _score_pairs(self: Reranker, query: str, texts: list[str]) -> Sequence[float]:
