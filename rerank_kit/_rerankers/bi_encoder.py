@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,8 @@ class BiEncoderReranker(Reranker):
         backend: ``"torch"`` (sentence-transformers), ``"onnx"`` (ONNX Runtime) or
             ``"openvino"`` (OpenVINO), the last two on the CPU.
         quantize: With ``backend="onnx"``: ``None`` for fp32 or ``"int8"``.
+        threads: With ``backend="onnx"`` or ``"openvino"``: intra-op threads.
+        cache_dir: With ``backend="onnx"`` or ``"openvino"``: where exports are cached.
 
     Example:
         >>> from rerank_kit import BiEncoderReranker  # doctest: +SKIP
@@ -82,6 +85,8 @@ class BiEncoderReranker(Reranker):
         long_documents: str = "truncate",
         backend: str = "torch",
         quantize: str | None = None,
+        threads: int | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
@@ -102,12 +107,11 @@ class BiEncoderReranker(Reranker):
             from rerank_kit._runtime.encoder import OnnxSentenceEncoder
 
             folder = local_model_folder(model, kind="bi-encoder", prefix="sentence-transformers")
+            given = {"threads": threads, "cache_dir": cache_dir}
+            options = {k: v for k, v in given.items() if v is not None}
+            options.update(model_kwargs or {})
             self._onnx = OnnxSentenceEncoder(
-                folder,
-                quantize=quantize,
-                backend=backend,
-                batch_size=batch_size,
-                **(model_kwargs or {}),
+                folder, quantize=quantize, backend=backend, batch_size=batch_size, **options
             )
             suffix = "-" + quantize if quantize else ""
             self.name = f"bi-encoder-{backend}{suffix}:{model}"
@@ -115,8 +119,13 @@ class BiEncoderReranker(Reranker):
             logger.debug("loaded bi-encoder %s (%s) from %s", model, backend, folder)
             self.set_long_documents(long_documents)
             return
-        if quantize is not None:
-            raise ValueError(f"quantize={quantize!r} needs backend='onnx'")
+        for label, value in (
+            ("quantize", quantize),
+            ("threads", threads),
+            ("cache_dir", cache_dir),
+        ):
+            if value is not None:
+                raise ValueError(f"{label}={value!r} needs backend='onnx' or 'openvino'")
         require(TORCH_BI_ENCODER, load=False)
         # resolve first: an unavailable model fails in seconds, before torch is even imported
         path = resolve_hf_model(model, kind="bi-encoder", prefix="sentence-transformers")

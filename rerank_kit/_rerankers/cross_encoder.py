@@ -7,6 +7,7 @@ already holds an ONNX graph (no torch needed), torch otherwise (see ``default_ba
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,8 @@ class CrossEncoderReranker(Reranker):
         batch_size: Pairs per forward pass.
         max_length: Truncate pairs to this many tokens (default: the model's own limit).
         model_kwargs: Extra keyword arguments for ``CrossEncoder(...)``, or for the ONNX model
-            with ``backend="onnx"`` or ``"openvino"`` (e.g. ``threads``, ``cache_dir``,
-            ``max_batch_tokens``, ``openvino_precision``).
+            with ``backend="onnx"`` or ``"openvino"`` (e.g. ``max_batch_tokens``,
+            ``openvino_precision``).
         backend: ``None`` or ``"auto"`` (default: see ``default_backend``), ``"torch"``
             (sentence-transformers), ``"onnx"`` (ONNX Runtime, CPU) or ``"openvino"``
             (OpenVINO, CPU; the same exported graph).
@@ -101,8 +102,13 @@ class CrossEncoderReranker(Reranker):
         file_name: With ``backend="onnx"`` or ``"openvino"``: which ONNX graph of a
             pre-exported folder to load (e.g. ``"onnx/model_qint8_avx512.onnx"``), as in
             sentence-transformers.
+        threads: With ``backend="onnx"`` or ``"openvino"``: intra-op threads (default: the
+            physical cores this process may use).
+        cache_dir: With ``backend="onnx"`` or ``"openvino"``: where exports are cached
+            (default ``~/.cache/rerank-kit/onnx``).
         score_cache: Opt-in score cache: ``0`` (off, the default), the number of (query,
-            passage) pairs to keep, or a ``ScoreCache`` shared with other rerankers. A pair seen
+            passage) pairs to keep, a file name (a persistent cache, see ``ScoreCache``) or a
+            ``ScoreCache`` shared with other rerankers. A pair seen
             before is not scored again; ``cache_info()`` gives the hit counts.
         trust_remote_code: Let ``CrossEncoder`` run modelling code shipped with the model (only
             for repositories you trust; ``backend="torch"`` only).
@@ -136,7 +142,9 @@ class CrossEncoderReranker(Reranker):
         backend: str | None = None,
         quantize: str | None = None,
         file_name: str | None = None,
-        score_cache: int | ScoreCache | None = 0,
+        threads: int | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        score_cache: int | str | os.PathLike[str] | ScoreCache | None = 0,
         trust_remote_code: bool = False,
         long_documents: str = "truncate",
     ) -> None:
@@ -161,13 +169,24 @@ class CrossEncoderReranker(Reranker):
                 raise ValueError(f"backend={backend!r} runs on the CPU; got device={device!r}")
             if trust_remote_code:
                 raise ValueError("trust_remote_code=True needs backend='torch'")
-            options = {"quantize": quantize, "max_length": max_length, "file_name": file_name}
+            options: dict[str, Any] = {
+                "quantize": quantize,
+                "max_length": max_length,
+                "file_name": file_name,
+            }
+            given = {"threads": threads, "cache_dir": cache_dir}
+            options.update({k: v for k, v in given.items() if v is not None})
             self._load_onnx(model, {**options, "backend": backend, **(model_kwargs or {})})
         else:
             if quantize is not None:
                 raise ValueError(f"quantize={quantize!r} needs backend='onnx'")
-            if file_name is not None:
-                raise ValueError(f"file_name={file_name!r} needs backend='onnx' or 'openvino'")
+            for label, value in (
+                ("file_name", file_name),
+                ("threads", threads),
+                ("cache_dir", cache_dir),
+            ):
+                if value is not None:
+                    raise ValueError(f"{label}={value!r} needs backend='onnx' or 'openvino'")
             self._load_torch(model, device, trust_remote_code, max_length, model_kwargs)
         self.set_long_documents(long_documents)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ class FlashRankReranker(Reranker):
         batch_size: int = 32,
         max_batch_tokens: int | None = 2048,
         threads: int | None = None,
-        score_cache: int | ScoreCache | None = 0,
+        score_cache: int | str | os.PathLike[str] | ScoreCache | None = 0,
     ) -> None:
         super().__init__()
         self._score_cache = make_score_cache(score_cache)

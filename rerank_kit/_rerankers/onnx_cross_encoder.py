@@ -6,6 +6,7 @@ The model itself (finding or making the graph, tokenizing, batching, the runner)
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,7 @@ class OnnxCrossEncoderReranker(Reranker):
         cache_dir: str | Path | None = None,
         max_batch_tokens: int | None = 2048,
         file_name: str | None = None,
-        score_cache: int | ScoreCache | None = 0,
+        score_cache: int | str | os.PathLike[str] | ScoreCache | None = 0,
         long_documents: str = "truncate",
         backend: str = "onnx",
         openvino_precision: str = "auto",
