@@ -52,22 +52,7 @@ Example:
 
 from __future__ import annotations
 
-from rerank_kit.learning._feedback import (
-    DEFAULT_QUESTION_PROMPT,
-    Judgment,
-    judgments_from_feedback,
-    judgments_from_metadata,
-    questions_from_llm,
-    read_feedback,
-    write_judgments,
-)
+from rerank_kit.learning import _feedback
+from rerank_kit.learning._feedback import *  # noqa: F403  (the public names, listed once)
 
-__all__ = [
-    "DEFAULT_QUESTION_PROMPT",
-    "Judgment",
-    "judgments_from_feedback",
-    "judgments_from_metadata",
-    "questions_from_llm",
-    "read_feedback",
-    "write_judgments",
-]
+__all__ = list(_feedback.__all__)

@@ -14,9 +14,22 @@ from rerank_kit._core.windows import WindowPlan, hf_offsets
 from rerank_kit._runtime.hub import local_model_folder, resolve_hf_model
 from rerank_kit._runtime.options import TORCH_BI_ENCODER, require
 
-__all__ = ["BiEncoderReranker"]
+__all__ = ["BiEncoderReranker", "encode_normalized"]
 
 logger = logging.getLogger(__name__)
+
+
+def encode_normalized(
+    model: Any, texts: list[str], batch_size: int, *, show_progress: bool = False
+) -> Any:
+    """Unit-length embeddings (a numpy array) of ``texts`` from a ``SentenceTransformer``."""
+    return model.encode(
+        texts,
+        batch_size=batch_size,
+        show_progress_bar=show_progress,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+    )
 
 
 class BiEncoderReranker(Reranker):
@@ -148,13 +161,7 @@ class BiEncoderReranker(Reranker):
     def _encode(self, texts: list[str]) -> Any:
         if self._onnx is not None:
             return self._onnx.encode(texts)
-        return self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
+        return encode_normalized(self.model, texts, self.batch_size)
 
     def _passage_embeddings(self, texts: list[str]) -> Any:
         import numpy as np

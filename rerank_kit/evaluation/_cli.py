@@ -16,6 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rerank_kit._core.errors import RerankError
 
@@ -31,6 +32,16 @@ and a judgments CSV has the columns query,doc_id[,grade].
 
 Each first stage retrieves its top --depth; each --reranker reorders those candidates.
 """
+
+
+def from_args(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """``{name: args.name}`` for options whose command-line name is the Python argument's.
+
+    Example:
+        >>> from_args(argparse.Namespace(depth=50, k=10, other=1), "depth", "k")
+        {'depth': 50, 'k': 10}
+    """
+    return {name: getattr(args, name) for name in names}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -160,19 +171,14 @@ def run(args: argparse.Namespace) -> int:
     engine_log.addFilter(quiet)
     try:
         dataset = load_dataset(args.data, split=args.split, corpus=args.corpus)
+        same = ("depth", "k", "embedding_model", "limit_queries", "cold_cache", "long_documents")
         result = compare(
             dataset,
             args.first_stage or ["bm25"],
             args.reranker,
-            depth=args.depth,
-            k=args.k,
-            embedding_model=args.embedding_model,
-            limit_queries=args.limit_queries,
-            show_progress=not args.no_progress,
-            cold_cache=args.cold_cache,
             fusion=fusions,
-            long_documents=args.long_documents,
-            score_cache=args.score_cache,
+            show_progress=not args.no_progress,
+            **from_args(args, *same, "score_cache"),
         )
     except (OSError, ValueError, ImportError, RerankError) as exc:
         return _err(str(exc))

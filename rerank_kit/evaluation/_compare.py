@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rerank_kit._core.errors import missing_extra
@@ -232,34 +233,30 @@ def compare(
     models = _resolve_rerankers(rerankers, long_documents, cache)
     stages, built = _resolve_first_stages(first_stage, embedding_model)
     try:
-        return _run(
-            dataset,
-            stages,
-            models,
-            depth=depth,
-            k=k,
-            tqdm=progress,
-            warmup=warmup,
-            cold_cache=cold_cache,
-            fusions=fusions,
-        )
+        settings = _Settings(depth, k, progress, warmup, cold_cache, tuple(fusions))
+        return _run(dataset, stages, models, settings)
     finally:
         for stage in built:
             stage.close()
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """How one comparison runs: depth, cut-off, progress bar, warm-up, cache, fusions."""
+
+    depth: int
+    k: int
+    tqdm: Any
+    warmup: bool
+    cold_cache: bool = False
+    fusions: tuple[Fusion, ...] = ()
+
+
 def _run(
-    dataset: Dataset,
-    stages: list[FirstStage],
-    models: list[Reranker],
-    *,
-    depth: int,
-    k: int,
-    tqdm: Any,
-    warmup: bool,
-    cold_cache: bool = False,
-    fusions: Sequence[Fusion] = (),
+    dataset: Dataset, stages: list[FirstStage], models: list[Reranker], settings: _Settings
 ) -> ComparisonResult:
+    depth, k, tqdm, warmup = settings.depth, settings.k, settings.tqdm, settings.warmup
+    cold_cache, fusions = settings.cold_cache, settings.fusions
     corpus = dataset.corpus
     for stage in stages:
         logger.info("indexing %d documents for %s", len(corpus), stage.name)

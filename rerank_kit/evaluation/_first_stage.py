@@ -304,13 +304,9 @@ class DenseFirstStage(FirstStage):
         self._size = 0
 
     def _encode(self, texts: list[str], *, show_progress: bool = False) -> Any:
-        return self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            show_progress_bar=show_progress,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
+        from rerank_kit._rerankers.bi_encoder import encode_normalized
+
+        return encode_normalized(self.model, texts, self.batch_size, show_progress=show_progress)
 
     def _build(self, corpus: Mapping[str, Document], show_progress: bool) -> None:
         import chromadb

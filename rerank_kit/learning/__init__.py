@@ -25,30 +25,17 @@ Example:
 
 from __future__ import annotations
 
-from rerank_kit.learning._feedback import (
-    DEFAULT_QUESTION_PROMPT,
-    Judgment,
-    judgments_from_feedback,
-    judgments_from_metadata,
-    questions_from_llm,
-    read_feedback,
-    write_judgments,
-)
+from rerank_kit.learning import _feedback
+from rerank_kit.learning._feedback import *  # noqa: F403  (listed once, in _feedback.__all__)
 from rerank_kit.learning._train import TrainResult, split_queries, train
 from rerank_kit.learning._tune import TuneResult, bootstrap_ci, tune
 
 __all__ = [
-    "DEFAULT_QUESTION_PROMPT",
-    "Judgment",
+    *_feedback.__all__,
     "TrainResult",
     "TuneResult",
     "bootstrap_ci",
-    "judgments_from_feedback",
-    "judgments_from_metadata",
-    "questions_from_llm",
-    "read_feedback",
     "split_queries",
     "train",
     "tune",
-    "write_judgments",
 ]

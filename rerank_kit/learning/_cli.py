@@ -16,9 +16,10 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from rerank_kit._core.errors import RerankError
-from rerank_kit.evaluation._cli import add_score_cache_argument
+from rerank_kit.evaluation._cli import add_score_cache_argument, from_args
 
 __all__ = ["add_arguments", "add_train_arguments", "run", "run_train"]
 
@@ -26,6 +27,14 @@ __all__ = ["add_arguments", "add_train_arguments", "run", "run_train"]
 def _say(text: str) -> None:
     """One line of the command's report, on stdout."""
     sys.stdout.write(text + "\n")
+
+
+def _judged(args: argparse.Namespace) -> Any:
+    """The dataset the command names (``--split``, ``--corpus``), cut to ``--limit-queries``."""
+    from rerank_kit.evaluation._dataset import load_dataset
+
+    data = load_dataset(args.data, split=args.split, corpus=args.corpus)
+    return data.head(args.limit_queries) if args.limit_queries else data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,25 +87,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``tune`` for parsed arguments; returns the exit code."""
-    from rerank_kit.evaluation._dataset import load_dataset
     from rerank_kit.learning._tune import DEFAULT_DEPTHS, tune
 
     logging.getLogger("rerank_kit").addHandler(logging.NullHandler())
     try:
-        data = load_dataset(args.data, split=args.split, corpus=args.corpus)
-        if args.limit_queries:
-            data = data.head(args.limit_queries)
+        data = _judged(args)
         result = tune(
             data,
             args.reranker,
             first_stage=args.first_stage or ["bm25"],
             depths=args.depth or DEFAULT_DEPTHS,
-            folds=args.folds,
-            seed=args.seed,
-            test_size=args.test_size,
-            top_n=args.top_n,
-            target_precision=args.target_precision,
             show_progress=not args.no_progress,
+            **from_args(args, "folds", "seed", "test_size", "top_n", "target_precision"),
             score_cache=args.score_cache,
         )
     except (ValueError, OSError, RerankError) as exc:
@@ -153,28 +155,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``train`` for parsed arguments; returns the exit code."""
-    from rerank_kit.evaluation._dataset import load_dataset
     from rerank_kit.learning._train import train
 
     try:
-        data = load_dataset(args.data, split=args.split, corpus=args.corpus)
-        if args.limit_queries:
-            data = data.head(args.limit_queries)
+        data = _judged(args)
+        split = ("test_size", "dev_size", "seed")
+        budget = ("epochs", "batch_size", "max_steps", "max_length")
         result = train(
             data,
             args.model,
             args.out,
-            first_stage=args.first_stage,
-            depth=args.depth,
-            negatives=args.negatives,
-            test_size=args.test_size,
-            dev_size=args.dev_size,
-            seed=args.seed,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            max_steps=args.max_steps,
-            max_length=args.max_length,
             show_progress=not args.no_progress,
+            **from_args(args, "first_stage", "depth", "negatives", *split, *budget),
         )
     except (ValueError, OSError, RerankError, ImportError) as exc:
         sys.stderr.write(f"rerank-kit train: error: {exc}\n")

@@ -226,7 +226,7 @@ def train(
         epochs, batch_size, learning_rate, seed, show_progress, max_steps, max_length
     )
     try:
-        steps = fit(name, train_pairs, dev_pairs, out, work, options)
+        steps = fit(name, _Job(train_pairs, dev_pairs, out, work, options))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     after_q = evaluate(load_reranker(f"{kind}:{out}"))
@@ -265,15 +265,24 @@ class _Options:
     max_length: int | None = None
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One fine-tuning run: its pairs, where it writes, and the trainer settings."""
+
+    train_pairs: list[tuple[str, str, float]]
+    dev_pairs: list[tuple[str, str, float]]
+    out: Path
+    work: Path
+    options: _Options
+
+
 def _train_and_save(
     classes: tuple[Any, Any],
     model: Any,
     loss: Any,
     train: Any,
     dev: Any,
-    work: Path,
-    o: _Options,
-    out: Path,
+    job: _Job,
     length: tuple[str, int | None],
 ) -> int:
     """Run a sentence-transformers trainer (``classes``: trainer, its arguments), save the model.
@@ -287,7 +296,7 @@ def _train_and_save(
     trainer_cls, args_cls = classes
     trainer = trainer_cls(
         model=model,
-        args=_training_args(args_cls, work, o, dev is not None),
+        args=_training_args(args_cls, job.work, job.options, dev is not None),
         train_dataset=train,
         eval_dataset=dev,
         loss=loss,
@@ -297,7 +306,7 @@ def _train_and_save(
     steps = int(trainer.state.global_step)
     setattr(model, *length)  # saved with its own limit
     _forget_truncation(model.tokenizer)
-    model.save_pretrained(str(out))
+    model.save_pretrained(str(job.out))
     return steps
 
 
@@ -353,14 +362,7 @@ def _training_args(cls: Any, work: Path, o: _Options, has_dev: bool) -> Any:
     )
 
 
-def _fit_cross_encoder(
-    name: str,
-    train_pairs: list[tuple[str, str, float]],
-    dev_pairs: list[tuple[str, str, float]],
-    out: Path,
-    work: Path,
-    o: _Options,
-) -> int:
+def _fit_cross_encoder(name: str, job: _Job) -> int:
     import datasets
     from sentence_transformers.cross_encoder import (
         CrossEncoder,
@@ -374,8 +376,8 @@ def _fit_cross_encoder(
     model = CrossEncoder(resolve_hf_model(name, kind="cross-encoder"), num_labels=1, device="cpu")
     limit = cross_encoder_length_attribute(CrossEncoder)
     full_length = getattr(model, limit)
-    if o.max_length:
-        setattr(model, limit, o.max_length)
+    if job.options.max_length:
+        setattr(model, limit, job.options.max_length)
 
     def table(pairs: list[tuple[str, str, float]]) -> Any:
         return datasets.Dataset.from_dict(
@@ -386,22 +388,15 @@ def _fit_cross_encoder(
             }
         )
 
-    train = table(train_pairs)  # built first: the training table, then the dev one
-    dev = table(dev_pairs) if dev_pairs else None
+    train = table(job.train_pairs)  # built first: the training table, then the dev one
+    dev = table(job.dev_pairs) if job.dev_pairs else None
     loss = BinaryCrossEntropyLoss(model)
     trainer = (CrossEncoderTrainer, CrossEncoderTrainingArguments)
     length = (limit, full_length)
-    return _train_and_save(trainer, model, loss, train, dev, work, o, out, length)
+    return _train_and_save(trainer, model, loss, train, dev, job, length)
 
 
-def _fit_bi_encoder(
-    name: str,
-    train_pairs: list[tuple[str, str, float]],
-    dev_pairs: list[tuple[str, str, float]],
-    out: Path,
-    work: Path,
-    o: _Options,
-) -> int:
+def _fit_bi_encoder(name: str, job: _Job) -> int:
     import datasets
     from sentence_transformers import (
         SentenceTransformer,
@@ -422,8 +417,8 @@ def _fit_bi_encoder(
 
     model = SentenceTransformer(resolve_hf_model(name, kind="bi-encoder"), device="cpu")
     full_length = model.max_seq_length
-    if o.max_length:
-        model.max_seq_length = o.max_length
+    if job.options.max_length:
+        model.max_seq_length = job.options.max_length
 
     def table(pairs: list[tuple[str, str, float]]) -> Any:
         positives = [p for p in pairs if p[2] > 0]  # in-batch negatives do the rest
@@ -431,9 +426,9 @@ def _fit_bi_encoder(
             {"anchor": [p[0] for p in positives], "positive": [p[1] for p in positives]}
         )
 
-    train = table(train_pairs)  # built first: the training table, then the dev one
-    dev = table(dev_pairs) if any(p[2] > 0 for p in dev_pairs) else None
+    train = table(job.train_pairs)  # built first: the training table, then the dev one
+    dev = table(job.dev_pairs) if any(p[2] > 0 for p in job.dev_pairs) else None
     loss = MultipleNegativesRankingLoss(model)
     trainer = (SentenceTransformerTrainer, SentenceTransformerTrainingArguments)
     length = ("max_seq_length", full_length)
-    return _train_and_save(trainer, model, loss, train, dev, work, o, out, length)
+    return _train_and_save(trainer, model, loss, train, dev, job, length)
