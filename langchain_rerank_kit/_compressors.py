@@ -1,5 +1,8 @@
 """LangChain document compressors backed by the rerank-kit engine.
 
+They serve ``RerankRetriever`` (or classic's ``ContextualCompressionRetriever``), LCEL chains
+(``as_runnable()``) and agents (``RerankMiddleware``).
+
 Each class is a settings mixin from ``rerank_kit._adapters.settings`` (fields, checks, how the
 engine reranker is built, shared with the LlamaIndex adapter) plus ``_BaseRerank``, which only
 turns ``Document`` objects into texts and the results back into new ``Document`` objects.
@@ -13,8 +16,10 @@ from typing import Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
 from pydantic import ConfigDict, Field
 
+from langchain_rerank_kit._runnable import RerankInput, compressor_runnable
 from rerank_kit._adapters import settings as shared
 from rerank_kit._adapters.build import pipeline_settings
 from rerank_kit._adapters.run import Outcome, Result, arun_rerank, passage_texts, run_rerank
@@ -108,7 +113,14 @@ class _BaseRerank(shared.RerankSettings, BaseDocumentCompressor):
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
-        """Rerank ``documents`` for ``query`` and return the best as new ``Document`` objects."""
+        """Rerank ``documents`` for ``query`` and return the best as new ``Document`` objects.
+
+        Given ``callbacks`` (a retriever's or a tool node's child manager), the rerank step is
+        reported as a run of its own, named after this class.
+        """
+        if callbacks is not None:
+            step = RerankInput(query=query, documents=documents)
+            return self.as_runnable().invoke(step, config={"callbacks": callbacks})
         docs, run = self._inputs(documents)
         return self._documents(docs, run_rerank(self._get_reranker(), query, **run))
 
@@ -116,8 +128,30 @@ class _BaseRerank(shared.RerankSettings, BaseDocumentCompressor):
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
         """Async ``compress_documents``; remote and LLM rerankers are awaited natively."""
+        if callbacks is not None:
+            step = RerankInput(query=query, documents=documents)
+            return await self.as_runnable().ainvoke(step, config={"callbacks": callbacks})
         docs, run = self._inputs(documents)
         return self._documents(docs, await arun_rerank(self._get_reranker(), query, **run))
+
+    def as_runnable(self) -> Runnable[RerankInput, list[Document]]:
+        """This compressor as an LCEL ``Runnable`` over ``{"query": ..., "documents": [...]}``.
+
+        ``invoke``, ``ainvoke`` (awaits ``acompress_documents``), ``batch`` and ``abatch`` work
+        as on any runnable; the run is named after this class.
+
+        Example:
+            >>> from rerank_kit.testing import FakeReranker
+            >>> rerank = RerankCompressor(reranker=FakeReranker(), top_n=2).as_runnable()
+            >>> docs = [Document(page_content="a pear"), Document(page_content="an apple")]
+            >>> [d.page_content for d in rerank.invoke({"query": "apple", "documents": docs})]
+            ['an apple', 'a pear']
+
+            In a chain, next to the retriever (``RerankRetriever`` is the same as a retriever)::
+
+                chain = {"query": RunnablePassthrough(), "documents": retriever} | rerank
+        """
+        return compressor_runnable(self)
 
 
 class RerankCompressor(shared.WrapperSettings, _BaseRerank):
@@ -158,16 +192,23 @@ class RerankCompressor(shared.WrapperSettings, _BaseRerank):
                 reranker=load_reranker("flashrank:ms-marco-TinyBERT-L-2-v2"), top_n=3
             )
 
-    Use with ``ContextualCompressionRetriever``:
+    Use with ``RerankRetriever`` (langchain-core only; with langchain-classic,
+    ``ContextualCompressionRetriever`` takes the same two arguments and gives the same results):
         .. code-block:: python
 
-            from langchain_classic.retrievers import ContextualCompressionRetriever
+            from langchain_rerank_kit import RerankRetriever
 
-            retriever = ContextualCompressionRetriever(
+            retriever = RerankRetriever(
                 base_compressor=compressor, base_retriever=vectorstore.as_retriever(search_kwargs={"k": 20})
             )
             docs = retriever.invoke("how do I reset my password?")
             docs = await retriever.ainvoke("how do I reset my password?")
+
+    In LCEL, or behind an agent's retrieval tool:
+        .. code-block:: python
+
+            chain = {"query": RunnablePassthrough(), "documents": base_retriever} | compressor.as_runnable()
+            agent = create_agent(model, tools=[search_tool], middleware=[RerankMiddleware(compressor)])
 
     Fuse with the retriever's score (when it writes one to metadata) or its order:
         .. code-block:: python
@@ -262,12 +303,12 @@ class RemoteRerank(shared.RemoteSettings, _BaseRerank):
             compressor = RemoteRerank(model="tei:http://rerank.internal:8080", top_n=5,
                                       model_kwargs={"timeout": 5, "max_retries": 2})
 
-    Use with ``ContextualCompressionRetriever``:
+    Use with ``RerankRetriever`` (or classic's ``ContextualCompressionRetriever``):
         .. code-block:: python
 
-            from langchain_classic.retrievers import ContextualCompressionRetriever
+            from langchain_rerank_kit import RerankRetriever
 
-            retriever = ContextualCompressionRetriever(
+            retriever = RerankRetriever(
                 base_compressor=compressor, base_retriever=vectorstore.as_retriever(search_kwargs={"k": 20})
             )
             docs = await retriever.ainvoke("how do I reset my password?")  # truly async (httpx)
