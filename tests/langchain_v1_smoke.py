@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 from collections.abc import Iterator, Sequence
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun, CallbackManagerForRetrieverRun
@@ -103,6 +105,10 @@ def _smoke() -> None:  # pragma: no cover - run in the fresh venv
     from langchain_rerank_kit import RerankCompressor, RerankMiddleware, RerankRetriever
     from rerank_kit.testing import FakeReranker
 
+    where = Path(langchain_rerank_kit.__file__ or "").resolve()
+    assert "site-packages" in where.parts, f"langchain_rerank_kit imported from {where}"
+    versions = {name: metadata.version(name) for name in ("langchain", "langchain-core")}
+    print("versions:", ", ".join(f"{name} {version}" for name, version in versions.items()))
     assert importlib.util.find_spec("langchain_classic") is None, "langchain-classic is installed"
     try:
         import langchain_classic  # noqa: F401

@@ -50,6 +50,8 @@ EXPECTED_ALL = {
         "ListwiseLLMRerank",
         "RemoteRerank",
         "RerankCompressor",
+        "RerankMiddleware",
+        "RerankRetriever",
         "from_config",
     },
     "llamaindex_rerank_kit": {
@@ -178,8 +180,13 @@ def _requirements(extra: str) -> list[str]:
     return [r for r in importlib.metadata.requires("rerank-kit") or [] if marker.search(r)]
 
 
-def test_langchain_classic_is_a_declared_dependency_of_the_langchain_extra() -> None:
-    assert any(d.startswith("langchain-classic") for d in _requirements("langchain"))
+def test_the_langchain_extra_needs_langchain_core_alone_and_classic_has_its_own() -> None:
+    langchain = _requirements("langchain")
+    assert any(d.startswith("langchain-core") for d in langchain)
+    assert not any(d.startswith(("langchain-classic", "langchain-community")) for d in langchain)
+    classic = _requirements("langchain-classic")
+    assert any(d.startswith("langchain-classic") for d in classic)
+    assert any(d.startswith("langchain-core") for d in classic)  # (the langchain extra's)
     flashrank = _requirements("flashrank")
     assert flashrank and not any("torch" in d or "sentence-transformers" in d for d in flashrank)
 
