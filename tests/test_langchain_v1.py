@@ -54,44 +54,24 @@ class FailingReranker(FakeReranker):
 
 
 class Runs(BaseCallbackHandler):
-    """Records every retriever and chain run: (name, kind, run_id, parent_run_id)."""
+    """Records every retriever, chain and tool run: (name, kind, run_id, parent_run_id)."""
 
     def __init__(self) -> None:
         self.runs: list[tuple[str | None, str, UUID, UUID | None]] = []
         self.outputs: dict[UUID, Any] = {}
 
-    def on_retriever_start(
-        self,
-        serialized: Any,
-        query: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kw: Any,
-    ) -> None:
-        self.runs.append((kw.get("name"), "retriever", run_id, parent_run_id))
+    def _started(self, kind: str, serialized: Any, kw: dict[str, Any]) -> None:
+        name = kw.get("name") or (serialized or {}).get("name")
+        self.runs.append((name, kind, kw["run_id"], kw.get("parent_run_id")))
 
-    def on_chain_start(
-        self,
-        serialized: Any,
-        inputs: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kw: Any,
-    ) -> None:
-        self.runs.append((kw.get("name"), "chain", run_id, parent_run_id))
+    def on_retriever_start(self, serialized: Any, query: str, **kw: Any) -> None:
+        self._started("retriever", serialized, kw)
 
-    def on_tool_start(
-        self,
-        serialized: Any,
-        input_str: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kw: Any,
-    ) -> None:
-        self.runs.append((kw.get("name") or serialized.get("name"), "tool", run_id, parent_run_id))
+    def on_chain_start(self, serialized: Any, inputs: Any, **kw: Any) -> None:
+        self._started("chain", serialized, kw)
+
+    def on_tool_start(self, serialized: Any, input_str: str, **kw: Any) -> None:
+        self._started("tool", serialized, kw)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kw: Any) -> None:
         self.outputs[run_id] = outputs
