@@ -60,6 +60,7 @@ class _Rewrite:
 
     message: ToolMessage
     documents: list[Document]
+    tool: str
     args: object
     on_error: str
     callbacks: Callbacks
@@ -79,14 +80,15 @@ class _Rewrite:
             return None
         on_error = getattr(middleware.compressor, "on_error", "raise")
         config = getattr(request.runtime, "config", None) or {}
-        return cls(result, documents, call.get("args"), on_error, config.get("callbacks"))
+        callbacks = config.get("callbacks")
+        return cls(result, documents, call["name"], call.get("args"), on_error, callbacks)
 
     def query(self) -> str:
         """The query to rerank for; a ``ValueError`` when the tool call has none."""
         query = _query(self.args)
         if query is None:
             raise ValueError(
-                f"RerankMiddleware found no query in the call of tool {self.message.name!r} "
+                f"RerankMiddleware found no query in the call of tool {self.tool!r} "
                 f"(arguments {self.args!r}): it reads the 'query' argument or the only string "
                 "argument; limit it to retrieval tools with tools=[...]"
             )
@@ -103,7 +105,7 @@ class _Rewrite:
         logger.warning(
             "RerankMiddleware could not rerank the result of tool %r (%s: %s); "
             "on_error='passthrough' gives the model the tool's own message",
-            self.message.name,
+            self.tool,
             type(exc).__name__,
             exc,
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -420,3 +422,24 @@ def test_middleware_checks_its_arguments_and_takes_a_name() -> None:
     model = calling("search", {"query": QUERY})
     run_agent(model, [search_tool()], pair, "invoke")
     assert [d.id for d in tool_message_seen(model).artifact] == TOP
+
+
+def test_the_package_imports_without_the_langchain_package_until_the_middleware_is_asked_for() -> (
+    None
+):
+    code = (
+        "import sys\n"
+        "sys.modules['langchain'] = None  # langchain-core alone\n"
+        "import langchain_rerank_kit\n"
+        "from langchain_rerank_kit import RerankCompressor, RerankRetriever\n"
+        "assert 'langgraph' not in sys.modules\n"
+        "try:\n"
+        "    from langchain_rerank_kit import RerankMiddleware\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == (
+        'RerankMiddleware needs LangChain 1.x agents. Install them with: pip install "langchain>=1,<2"'
+    )
