@@ -424,22 +424,25 @@ def test_middleware_checks_its_arguments_and_takes_a_name() -> None:
     assert [d.id for d in tool_message_seen(model).artifact] == TOP
 
 
+WITHOUT_LANGCHAIN = """
+import sys
+sys.modules["langchain"] = None  # langchain-core alone
+from langchain_rerank_kit import RerankCompressor, RerankRetriever
+assert "langgraph" not in sys.modules
+try:
+    from langchain_rerank_kit import RerankMiddleware
+except ImportError as exc:
+    print(exc)
+"""
+
+
 def test_the_package_imports_without_the_langchain_package_until_the_middleware_is_asked_for() -> (
     None
 ):
-    code = (
-        "import sys\n"
-        "sys.modules['langchain'] = None  # langchain-core alone\n"
-        "import langchain_rerank_kit\n"
-        "from langchain_rerank_kit import RerankCompressor, RerankRetriever\n"
-        "assert 'langgraph' not in sys.modules\n"
-        "try:\n"
-        "    from langchain_rerank_kit import RerankMiddleware\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == (
-        'RerankMiddleware needs LangChain 1.x agents. Install them with: pip install "langchain>=1,<2"'
+    run = subprocess.run([sys.executable, "-c", WITHOUT_LANGCHAIN], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    hint = 'pip install "langchain>=1,<2"'
+    assert (
+        run.stdout.strip()
+        == f"RerankMiddleware needs LangChain 1.x agents. Install them with: {hint}"
     )
