@@ -147,7 +147,7 @@ class _BaseRerank(shared.RerankSettings, BaseDocumentCompressor):
             >>> [d.page_content for d in rerank.invoke({"query": "apple", "documents": docs})]
             ['an apple', 'a pear']
 
-            In a chain, next to the retriever (``RerankRetriever`` is the same as a retriever)::
+            After a retriever in a chain (``RerankRetriever`` is this chain as a retriever)::
 
                 chain = {"query": RunnablePassthrough(), "documents": retriever} | rerank
         """
