@@ -108,6 +108,8 @@ def on_files(files: Files, config: Any) -> Files:
         files.append(File.generated(config, f"api/{module}.md", content=api_page(module)))
     files.append(File.generated(config, "notebooks/index.md", content=notebook_index()))
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        files.append(File.generated(config, f"notebooks/{path.stem}.md", content=notebook_page(path)))
+        files.append(
+            File.generated(config, f"notebooks/{path.stem}.md", content=notebook_page(path))
+        )
         files.append(File.generated(config, f"notebooks/{path.name}", abs_src_path=str(path)))
     return files

@@ -14,9 +14,13 @@ passages = [
 spec = "bi-encoder:all-MiniLM-L6-v2@3 >> onnx:cross-encoder/ms-marco-MiniLM-L-12-v2"
 cascade = load_reranker(spec)  # the same as:
 same = CascadeReranker(
-    [Stage(load_reranker("bi-encoder:all-MiniLM-L6-v2"), keep=3),
-     Stage(load_reranker("onnx:cross-encoder/ms-marco-MiniLM-L-12-v2"), keep=None)]
+    [
+        Stage(load_reranker("bi-encoder:all-MiniLM-L6-v2"), keep=3),
+        Stage(load_reranker("onnx:cross-encoder/ms-marco-MiniLM-L-12-v2"), keep=None),
+    ]
 )
 for r in cascade.rerank("how do I reset my password?", passages, top_n=2):
-    print(r.index, round(r.score, 3), r.stage_scores)  # stage_scores: one score per stage it reached
+    print(
+        r.index, round(r.score, 3), r.stage_scores
+    )  # stage_scores: one score per stage it reached
 assert [r.index for r in same.rerank("how do I reset my password?", passages, top_n=1)] == [0]

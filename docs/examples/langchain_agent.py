@@ -12,15 +12,29 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_rerank_kit import CrossEncoderRerank, RerankMiddleware
 
 docs = [
-    Document(id="reset", page_content="To reset your password, open Settings > Security and click 'Reset password'."),
-    Document(id="refund", page_content="Refunds are issued within 30 days of purchase to the original payment method."),
-    Document(id="vpn", page_content="The VPN client needs version 5.2 or later; older clients cannot connect."),
-    Document(id="printer", page_content="Printers on floor 3 are added from the Devices page with their IP address."),
+    Document(
+        id="reset",
+        page_content="To reset your password, open Settings > Security and click 'Reset password'.",
+    ),
+    Document(
+        id="refund",
+        page_content="Refunds are issued within 30 days of purchase to the original payment method.",
+    ),
+    Document(
+        id="vpn",
+        page_content="The VPN client needs version 5.2 or later; older clients cannot connect.",
+    ),
+    Document(
+        id="printer",
+        page_content="Printers on floor 3 are added from the Devices page with their IP address.",
+    ),
     Document(id="login", page_content="Two failed logins lock the account for 15 minutes."),
 ]
 vectorstore = InMemoryVectorStore.from_documents(docs, DeterministicFakeEmbedding(size=64))
 search = create_retriever_tool(
-    vectorstore.as_retriever(search_kwargs={"k": 5}), "search_docs", "Search the help-desk docs.",
+    vectorstore.as_retriever(search_kwargs={"k": 5}),
+    "search_docs",
+    "Search the help-desk docs.",
     response_format="content_and_artifact",  # the Documents travel in the ToolMessage's artifact
 )
 
@@ -37,8 +51,14 @@ call = {"name": "search_docs", "args": {"query": question}, "id": "call-1", "typ
 model = ScriptedModel(messages=iter([AIMessage("", tool_calls=[call]), "Use Settings > Security."]))
 
 agent = create_agent(
-    model, tools=[search],
-    middleware=[RerankMiddleware(CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-12-v2", top_n=2), tools=["search_docs"])],
+    model,
+    tools=[search],
+    middleware=[
+        RerankMiddleware(
+            CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-12-v2", top_n=2),
+            tools=["search_docs"],
+        )
+    ],
 )
 result = agent.invoke({"messages": [("user", question)]})  # or: await agent.ainvoke(...)
 tool_message = next(m for m in result["messages"] if isinstance(m, ToolMessage))

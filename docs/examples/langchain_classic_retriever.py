@@ -9,9 +9,18 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_rerank_kit import CrossEncoderRerank
 
 docs = [
-    Document(id="reset", page_content="To reset your password, open Settings > Security and click 'Reset password'."),
-    Document(id="refund", page_content="Refunds are issued within 30 days of purchase to the original payment method."),
-    Document(id="vpn", page_content="The VPN client needs version 5.2 or later; older clients cannot connect."),
+    Document(
+        id="reset",
+        page_content="To reset your password, open Settings > Security and click 'Reset password'.",
+    ),
+    Document(
+        id="refund",
+        page_content="Refunds are issued within 30 days of purchase to the original payment method.",
+    ),
+    Document(
+        id="vpn",
+        page_content="The VPN client needs version 5.2 or later; older clients cannot connect.",
+    ),
 ]
 vectorstore = InMemoryVectorStore.from_documents(docs, DeterministicFakeEmbedding(size=64))
 retriever = ContextualCompressionRetriever(

@@ -12,10 +12,22 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_rerank_kit import CrossEncoderRerank, RerankRetriever
 
 docs = [
-    Document(id="reset", page_content="To reset your password, open Settings > Security and click 'Reset password'."),
-    Document(id="refund", page_content="Refunds are issued within 30 days of purchase to the original payment method."),
-    Document(id="vpn", page_content="The VPN client needs version 5.2 or later; older clients cannot connect."),
-    Document(id="printer", page_content="Printers on floor 3 are added from the Devices page with their IP address."),
+    Document(
+        id="reset",
+        page_content="To reset your password, open Settings > Security and click 'Reset password'.",
+    ),
+    Document(
+        id="refund",
+        page_content="Refunds are issued within 30 days of purchase to the original payment method.",
+    ),
+    Document(
+        id="vpn",
+        page_content="The VPN client needs version 5.2 or later; older clients cannot connect.",
+    ),
+    Document(
+        id="printer",
+        page_content="Printers on floor 3 are added from the Devices page with their IP address.",
+    ),
     Document(id="login", page_content="Two failed logins lock the account for 15 minutes."),
 ]
 # First stage: an in-memory vector store. DeterministicFakeEmbedding needs no download (its
@@ -36,7 +48,16 @@ def format_docs(documents: list[Document]) -> str:
     return "\n\n".join(d.page_content for d in documents)
 
 
-prompt = ChatPromptTemplate.from_template("Answer from the context.\n\n{context}\n\nQuestion: {question}")
-llm = FakeListChatModel(responses=["Open Settings > Security and click 'Reset password'."])  # your chat model
-chain = {"context": retriever | format_docs, "question": RunnablePassthrough()} | prompt | llm | StrOutputParser()
+prompt = ChatPromptTemplate.from_template(
+    "Answer from the context.\n\n{context}\n\nQuestion: {question}"
+)
+llm = FakeListChatModel(
+    responses=["Open Settings > Security and click 'Reset password'."]
+)  # your chat model
+chain = (
+    {"context": retriever | format_docs, "question": RunnablePassthrough()}
+    | prompt
+    | llm
+    | StrOutputParser()
+)
 print(chain.invoke("How do I reset my password?"))

@@ -24,4 +24,6 @@ print(reranker.stats)  # calls, repaired and unparsable answers
 chat_model = FakeListChatModel(responses=["2, 3"])  # passage 1 left out: it follows in input order
 rerank = ListwiseLLMRerank(llm=chat_model, top_n=3)
 docs = rerank.compress_documents([Document(page_content=p) for p in passages], "reset my password")
-print([(d.page_content, d.metadata["relevance_score"], d.metadata.get("llm_repaired")) for d in docs])
+print(
+    [(d.page_content, d.metadata["relevance_score"], d.metadata.get("llm_repaired")) for d in docs]
+)

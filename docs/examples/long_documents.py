@@ -10,7 +10,9 @@ topics = [
     "Chapter {i}: visitors sign in at the front desk.",
 ]
 handbook = " ".join(t.format(i=i) for i in range(1, 31) for t in topics)  # ~1,000 tokens
-handbook += " Chapter 31: to reset your password, open Settings > Security and click 'Reset password'."
+handbook += (
+    " Chapter 31: to reset your password, open Settings > Security and click 'Reset password'."
+)
 passages = [handbook, "Refunds are issued within 30 days of purchase."]
 query = "how do I reset my password?"
 

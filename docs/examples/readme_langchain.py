@@ -5,8 +5,10 @@ from langchain_core.vectorstores import InMemoryVectorStore
 
 from langchain_rerank_kit import CrossEncoderRerank, RerankRetriever
 
-texts = ["Refunds take 30 days.", "Reset a password in Settings > Security.", "The VPN needs 5.2."]
-store = InMemoryVectorStore.from_documents([Document(t) for t in texts], DeterministicFakeEmbedding(size=64))
+texts = ["Refunds take 30 days.", "Reset a password in Settings > Security.", "VPN: 5.2+"]
+store = InMemoryVectorStore.from_documents(
+    [Document(t) for t in texts], DeterministicFakeEmbedding(size=8)
+)
 retriever = RerankRetriever(
     base_retriever=store.as_retriever(search_kwargs={"k": 3}),
     base_compressor=CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-12-v2", top_n=1),

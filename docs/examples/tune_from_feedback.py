@@ -42,12 +42,23 @@ with open(folder / "corpus.jsonl", "w", encoding="utf-8") as f:
 data = load_dataset(folder)
 # every candidate scored once; depth and fusion searched by arithmetic, each fold's choice made
 # on the other folds (a real log: a few dozen to a few hundred queries, --folds 5)
-result = tune(data, "onnx:cross-encoder/ms-marco-MiniLM-L-12-v2", first_stage="bm25", depths=[4, 8], folds=2)
-print("held out: default", result.default["nDCG@10"], "plain", result.plain["nDCG@10"], "tuned", result.tuned["nDCG@10"])
+result = tune(
+    data, "onnx:cross-encoder/ms-marco-MiniLM-L-12-v2", first_stage="bm25", depths=[4, 8], folds=2
+)
+print(
+    "held out: default",
+    result.default["nDCG@10"],
+    "plain",
+    result.plain["nDCG@10"],
+    "tuned",
+    result.tuned["nDCG@10"],
+)
 print("chosen:", result.config.to_dict())
 
 result.config.save(folder / "pipeline.json")
 pipeline = load_pipeline(folder / "pipeline.json")  # reranker + depth + fusion + top_n + threshold
-ranked = pipeline.rerank("I forgot my password", list(corpus.values()), first_stage_scores=[1.0] * len(corpus))
+ranked = pipeline.rerank(
+    "I forgot my password", list(corpus.values()), first_stage_scores=[1.0] * len(corpus)
+)
 print([list(corpus)[r.index] for r in ranked[:3]])
 assert list(corpus)[ranked[0].index] == "reset"
