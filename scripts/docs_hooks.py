@@ -82,7 +82,8 @@ def notebook_page(path: Path) -> str:
         f'!!! tip "Run this notebook"\n    Download [`{path.name}`]({path.name}) (or open '
         f"`notebooks/{path.name}` in your checkout) and run it with "
         f"`jupyter lab notebooks/{path.name}`; [how to set it up](index.md#running-them). "
-        "It is stored without outputs: CI executes it offline on every change.\n"
+        "It is stored without outputs: CI executes it offline on every change. In a checkout, "
+        '`pip install ".[all]"` installs what its install line calls `rerank-kit[all]`.\n'
     )
     parts: list[str] = []
     for i, cell in enumerate(nb.cells):
