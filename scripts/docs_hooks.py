@@ -46,6 +46,14 @@ API_MODULES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Options of each name's entry: a level-2 heading with the name, then its docstring.
+ENTRY_OPTIONS = [
+    "      heading_level: 2",
+    "      show_root_heading: true",
+    "      show_root_full_path: false",
+]
+
+
 def public_names(module: str) -> list[str]:
     """The module's ``__all__``, imported from this checkout."""
     if str(REPO) not in sys.path:
@@ -69,7 +77,7 @@ def api_page(module: str) -> str:
         "",
     ]
     for name in public_names(module):
-        lines += [f"::: {module}.{name}", "    options:", "      heading_level: 2", ""]
+        lines += [f"::: {module}.{name}", "    options:", *ENTRY_OPTIONS, ""]
     return "\n".join(lines)
 
 

@@ -79,10 +79,11 @@ def test_every_public_name_has_an_api_reference_entry(site: Path, module: str) -
     page = (site / "api" / f"{module}.html").read_text(encoding="utf-8")
     names = importlib.import_module(module).__all__
     assert names
-    missing = [name for name in names if f'id="{module}.{name}"' not in page]
-    assert not missing, f"no API reference entry for {missing} in api/{module}.html"
-    # an entry holds a rendered signature or value, not only a heading
-    assert page.count('class="doc doc-object') >= len(names)
+    headings = set(re.findall(r'<h2 id="([^"]+)" class="doc doc-heading"', page))
+    missing = [name for name in names if f"{module}.{name}" not in headings]
+    assert not missing, f"no API reference entry (heading) for {missing} in api/{module}.html"
+    # each entry holds a rendered body (signature, docstring or value), not only a heading
+    assert page.count('class="doc doc-contents') >= len(names)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_name)
