@@ -16,9 +16,10 @@ import importlib
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mkdocs.structure.files import File, Files
+if TYPE_CHECKING:
+    from mkdocs.structure.files import Files
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -113,6 +114,8 @@ def notebook_index() -> str:
 
 def on_files(files: Files, config: Any) -> Files:
     """Add the generated API and notebook pages (and the notebooks themselves)."""
+    from mkdocs.structure.files import File
+
     for module in API_MODULES:
         files.append(File.generated(config, f"api/{module}.md", content=api_page(module)))
     files.append(File.generated(config, "notebooks/index.md", content=notebook_index()))
