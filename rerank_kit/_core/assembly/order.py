@@ -3,12 +3,16 @@
 ``"score"`` (default) keeps the selection order, best first (with ``diversity``, the order of
 maximal marginal relevance). ``"lost-in-the-middle"`` puts the best passages at the two ends of
 the list and the weakest in the middle, as LangChain's ``LongContextReorder`` did: LLMs read
-the start and the end of a long context best (Liu et al., 2023). Scores are unchanged;
+the start and the end of a long context best (Liu et al., 2023). It is LangChain's algorithm
+exactly: for an odd count the best passage comes first and the second best last; for an even
+count the best comes last and the second best first. Scores are unchanged;
 ``Ranked.context_rank`` keeps each passage's rank in the selection order (1 = best).
 
 Example:
     >>> lost_in_the_middle([1, 2, 3, 4, 5])
     [1, 3, 5, 4, 2]
+    >>> lost_in_the_middle([1, 2, 3, 4])
+    [2, 4, 3, 1]
 """
 
 from __future__ import annotations
