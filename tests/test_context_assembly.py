@@ -722,3 +722,64 @@ def test_cli_reports_the_assembled_system(
     last = payload["systems"][-1]["name"]
     assert "(context dedupe=1.0 order=lost-in-the-middle boosts=1 token_budget=50)" in last
     assert "context dedupe=1.0" in captured.out
+
+
+# ------------------------------------------------------------ duplicate-rich collection
+
+
+def _tiny_dataset() -> Any:
+    from rerank_kit.evaluation import Dataset, Document
+
+    one = (
+        "Wings stall at high angles of attack in slow flight over the field. "
+        "Leading edge flaps delay the stall by several degrees in these tests. "
+        "Wind tunnel tests agree with the flight tests within the error bars. "
+        "The trailing edge flaps change the pitching moment much more than expected."
+    )
+    two = (
+        "Shock waves form near the speed of sound on the upper surface of wings. "
+        "The waves move aft as the Mach number of the free stream grows further. "
+        "Drag rises sharply once the flow separates behind the strongest shock wave."
+    )
+    docs = {
+        "d1": Document("d1", one),
+        "d2": Document("d2", two),
+        "d3": Document("d3", "Unjudged filler about plates."),
+    }
+    return Dataset("tiny", docs, {"q1": "stall"}, {"q1": {"d1": 2, "d2": 1, "d3": 0}})
+
+
+def test_with_near_duplicates_is_deterministic_and_judges_copies_alike() -> None:
+    from rerank_kit.evaluation import with_near_duplicates
+
+    data = _tiny_dataset()
+    before = copy.deepcopy(dict(data.corpus))
+    one, originals = with_near_duplicates(data, seed=3)
+    two, _ = with_near_duplicates(data, seed=3)
+    assert dict(one.corpus) == dict(two.corpus) and dict(data.corpus) == before
+    copies = [d for d in one.corpus if "~copy" in d]
+    assert copies and all(originals[c] == c.split("~")[0] for c in copies)
+    assert not any(c.startswith("d3") for c in copies)  # only judged-relevant documents
+    for c in copies:
+        assert one.qrels["q1"][c] == data.qrels["q1"][originals[c]]
+        assert one.corpus[c].text != data.corpus[originals[c]].text  # edited
+        sim = LexicalSimilarity([one.corpus[c].text, data.corpus[originals[c]].text])(0, 1)
+        assert sim > 0.4  # small edits: still a near-duplicate
+    counts = {d: sum(originals[c] == d for c in copies) for d in ("d1", "d2")}
+    assert all(1 <= n <= 3 for n in counts.values())
+    other, _ = with_near_duplicates(data, seed=4)
+    assert dict(other.corpus) != dict(one.corpus)
+
+
+def test_deduplicated_metrics() -> None:
+    from rerank_kit.evaluation import deduplicated_ndcg_at_k, ndcg_at_k, near_duplicate_share
+
+    originals = {"a": "a", "a~copy1": "a", "b": "b", "c": "c"}
+    judged = {"a": 1, "a~copy1": 1, "b": 1}
+    ranking = ["a", "a~copy1", "c", "b"]
+    assert deduplicated_ndcg_at_k(ranking, judged, originals, 10) == ndcg_at_k(
+        ["a", "c", "b"], {"a": 1, "b": 1}, 10
+    )
+    assert near_duplicate_share(ranking, originals, 2) == 0.5
+    assert near_duplicate_share(["a", "b"], originals, 5) == 0.0
+    assert near_duplicate_share([], originals, 5) == 0.0
