@@ -254,7 +254,7 @@ class RerankCompressor(shared.WrapperSettings, _BaseRerank):
             context = RerankCompressor(reranker=reranker, top_n=8, dedupe=0.8, diversity=0.3,
                                        token_budget=1024, order="lost-in-the-middle",
                                        boosts={"field": "updated_at", "half_life_days": 30,
-                                               "weight": 0.5})
+                                               "weight": 0.2})
     """
 
 

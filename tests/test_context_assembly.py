@@ -203,8 +203,12 @@ def test_missing_or_malformed_metadata_is_counted_in_one_warning(
     records = [r for r in caplog.records if r.name == ASSEMBLY_LOG]
     assert len(records) == 2  # one per call, not one per passage
     assert records[0].levelno == logging.WARNING and records[1].levelno == logging.DEBUG
-    assert "5 missing and 1 unreadable" in records[0].getMessage()
-    assert "6 missing and 0 unreadable" in records[1].getMessage()
+    assert (
+        "6 of 6 passages lacked a boost field (5 missing, 1 unreadable" in records[0].getMessage()
+    )
+    assert (
+        "6 of 6 passages lacked a boost field (6 missing, 0 unreadable" in records[1].getMessage()
+    )
 
 
 def test_boosts_reorder_before_threshold_and_top_n(fixed: Fixed) -> None:
@@ -253,7 +257,7 @@ def test_budget_smaller_than_every_passage_gives_nothing_and_warns(
         assert asyncio.run(Fixed(SCORES).arerank("q", TEXTS, token_budget=3)) == []
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(messages) == 2 and "fits none of the 6 passages" in messages[0]
-    assert "the shortest has 5 tokens, counted as words" in messages[0]
+    assert "the shortest has 5 tokens, counted as whitespace words" in messages[0]
 
 
 def test_token_counters_found_on_the_reranker() -> None:

@@ -12,8 +12,9 @@ Two kinds, given as dicts (one, or a list: their boosts add up):
   get none.
 
 Boosts are added to the final score (the fused one with fusion), in that score's own units:
-a cross-encoder's logits span about -10..10, a bi-encoder's cosine -1..1. A passage whose field
-is missing or unreadable gets no boost; the count is logged, never raised.
+a cross-encoder's score is a sigmoid in [0, 1], a bi-encoder's a cosine in [-1, 1], a fused
+z-score a few units either side of 0. A passage whose field is missing or unreadable gets no
+boost; the count is logged, never raised.
 
 Example:
     >>> boosts = check_boosts({"field": "source", "values": {"handbook": 0.5}})

@@ -50,6 +50,7 @@ from rerank_kit._core.types import Ranked
 __all__ = ["Assembly", "Context", "check_metadata"]
 
 logger = logging.getLogger(__name__)
+_HOW = {"words": "as whitespace words", "tokenizer": "with the reranker's tokenizer"}
 
 
 def _fraction(name: str, value: Any, low_open: bool) -> float:
@@ -193,23 +194,24 @@ class Assembly:
         metadata: Sequence[Mapping[str, Any] | None] | None,
         owner: MutableMapping[str, Any],
     ) -> list[Ranked]:
-        out, missing, bad = [], 0, 0
+        out, missing, bad, passages = [], 0, 0, 0
         for r in ranked:
             meta = None if metadata is None else metadata[r.index]
             value, lost, unread = boost_of(self.boosts, meta, None)
-            missing, bad = missing + lost, bad + unread
+            missing, bad, passages = missing + lost, bad + unread, passages + bool(lost or unread)
             out.append(dataclasses.replace(r, score=float(r.score + value), boost=float(value)))
-        if missing or bad:
+        if passages:
             fields = ", ".join(sorted({b.field for b in self.boosts}))
             _note(
                 owner,
                 "_warned_boosts",
-                "boosts: %d missing and %d unreadable metadata fields (%s) over %d passages "
-                "got no boost",
+                "boosts: %d of %d passages lacked a boost field (%d missing, %d unreadable; "
+                "fields: %s); those fields gave them no boost",
+                passages,
+                len(ranked),
                 missing,
                 bad,
                 fields,
-                len(ranked),
             )
         return sorted(out, key=lambda r: -r.score)  # stable: ties keep their order
 
@@ -274,11 +276,11 @@ class Assembly:
                 context.owner,
                 "_warned_budget",
                 "token_budget=%d fits none of the %d passages (the shortest has %d tokens, "
-                "counted as %s): no passage returned",
+                "counted %s): no passage returned",
                 self.token_budget,
                 len(too_long),
                 min(too_long),
-                context.counter.name if context.counter else "words",
+                _HOW.get(context.counter.name if context.counter else "words", ""),
             )
         measure = None if context.similarity is None else context.similarity.name
         if self.dedupe is not None and measure is None:
