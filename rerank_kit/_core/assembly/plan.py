@@ -28,6 +28,7 @@ import asyncio
 import dataclasses
 import logging
 import math
+import time
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -195,9 +196,10 @@ class Assembly:
         owner: MutableMapping[str, Any],
     ) -> list[Ranked]:
         out, missing, bad, passages = [], 0, 0, 0
+        now = time.time()  # one reference time for the whole call
         for r in ranked:
             meta = None if metadata is None else metadata[r.index]
-            value, lost, unread = boost_of(self.boosts, meta, None)
+            value, lost, unread = boost_of(self.boosts, meta, now)
             missing, bad, passages = missing + lost, bad + unread, passages + bool(lost or unread)
             out.append(dataclasses.replace(r, score=float(r.score + value), boost=float(value)))
         if passages:
