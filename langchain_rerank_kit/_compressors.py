@@ -66,7 +66,25 @@ def _first_stage_scores(docs: list[Document], key: str | None) -> list[float] | 
     return out
 
 
-def _reranked(doc: Document, result: Result) -> Document:
+def _assembly_metadata(result: Result, duplicate_ids: list[str]) -> dict[str, Any]:
+    """What context assembly did to this document (keys only for the steps that ran)."""
+    out: dict[str, Any] = {}
+    if result.context_rank is not None:
+        out["context_rank"] = result.context_rank
+    if result.similarity is not None:
+        out["similarity"] = result.similarity
+    if result.duplicates:
+        out["duplicates"] = list(result.duplicates)
+        if duplicate_ids:
+            out["duplicate_ids"] = duplicate_ids
+    if result.boost is not None:
+        out["boost"] = result.boost
+    if result.tokens is not None:
+        out["context_tokens"] = result.tokens
+    return out
+
+
+def _reranked(doc: Document, result: Result, duplicate_ids: list[str] | None = None) -> Document:
     """A new Document: same content, id and metadata, plus the scores (input never touched)."""
     metadata = dict(doc.metadata)
     if result.failed:
@@ -85,6 +103,7 @@ def _reranked(doc: Document, result: Result) -> Document:
         "rerank_empty": result.empty,
     }
     metadata.update({key: value for key, value in flags.items() if value})
+    metadata.update(_assembly_metadata(result, duplicate_ids or []))
     return doc.model_copy(update={"metadata": metadata})
 
 
@@ -104,11 +123,16 @@ class _BaseRerank(shared.RerankSettings, BaseDocumentCompressor):
         docs, texts = _checked(documents)
         key = self.first_stage_score_key if self.fusion is not None else None
         first = _first_stage_scores(docs, key)
-        return docs, {"texts": texts, "first_stage_scores": first, **self._run_settings()}
+        run = {"texts": texts, "first_stage_scores": first, **self._run_settings()}
+        run["metadata"] = [d.metadata for d in docs]
+        return docs, run
 
     @staticmethod
     def _documents(docs: list[Document], outcome: Outcome) -> list[Document]:
-        return [_reranked(docs[r.index], r) for r in outcome.results()]
+        return [
+            _reranked(docs[r.index], r, [str(docs[i].id) for i in r.duplicates if docs[i].id])
+            for r in outcome.results()
+        ]
 
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
@@ -179,6 +203,14 @@ class RerankCompressor(shared.WrapperSettings, _BaseRerank):
     ``top_n`` cuts; ``metadata["reranker_score"]``, ``["first_stage_score"]`` (if a key was
     named) and ``["first_stage_rank"]`` (1 = first) keep the parts.
 
+    Context assembly (every compressor here; see ``docs/context-assembly.md``), applied after
+    the scores in this order: ``boosts`` (metadata adjustments, ``metadata["boost"]``),
+    ``dedupe`` (near-duplicates dropped; the kept document lists them in
+    ``metadata["duplicates"]``, input positions, and ``["duplicate_ids"]``), ``diversity``
+    (maximal marginal relevance), then ``score_threshold``, ``top_n`` and ``token_budget``
+    together, then ``order="lost-in-the-middle"``; ``metadata["context_rank"]`` keeps the rank,
+    ``["similarity"]`` the measure and ``["context_tokens"]`` the counted length.
+
     Setup:
         ``pip install "rerank-kit[langchain,flashrank]"``
 
@@ -215,6 +247,14 @@ class RerankCompressor(shared.WrapperSettings, _BaseRerank):
 
             fused = RerankCompressor(reranker=reranker, top_n=5, fusion=0.7,
                                      first_stage_score_key="score")
+
+    Distinct passages within a prompt budget, best at both ends:
+        .. code-block:: python
+
+            context = RerankCompressor(reranker=reranker, top_n=8, dedupe=0.8, diversity=0.3,
+                                       token_budget=1024, order="lost-in-the-middle",
+                                       boosts={"field": "updated_at", "half_life_days": 30,
+                                               "weight": 0.2})
     """
 
 
@@ -385,8 +425,8 @@ def from_config(
 ) -> RerankCompressor:
     """The tuned pipeline that ``rerank-kit tune --config FILE`` saved, in one call.
 
-    Builds the reranker and sets ``top_n``, ``score_threshold``, ``fusion`` and
-    ``fusion_method`` from the file (or a ``rerank_kit.PipelineConfig``); ``config.depth`` is how
+    Builds the reranker and sets ``top_n``, ``score_threshold``, ``fusion``,
+    ``fusion_method`` and the context-assembly settings from the file (or a ``rerank_kit.PipelineConfig``); ``config.depth`` is how
     many candidates the first stage should retrieve.
 
     Args:

@@ -66,6 +66,22 @@ class RerankedNodeWithScore(NodeWithScore):
     empty: bool = Field(default=False, description="Blank passage: not scored, ranked last.")
     rerank_failed: bool = Field(default=False, description="Reranker failed; first-stage order.")
     llm_repaired: bool = Field(default=False, description="Placed from a repaired LLM answer.")
+    context_rank: int | None = Field(
+        default=None, description="Context assembly: rank in the selection order (1 = best)."
+    )
+    similarity: str | None = Field(
+        default=None, description="dedupe/diversity: the similarity measure used."
+    )
+    duplicates: list[int] = Field(
+        default_factory=list, description="dedupe: input positions of the dropped near-duplicates."
+    )
+    duplicate_ids: list[str] = Field(
+        default_factory=list, description="dedupe: node ids of the dropped near-duplicates."
+    )
+    boost: float | None = Field(default=None, description="boosts: what they added to score.")
+    context_tokens: int | None = Field(
+        default=None, description="token_budget: the node's length as counted for the budget."
+    )
 
     @classmethod
     def class_name(cls) -> str:
@@ -79,7 +95,9 @@ def _query(query_bundle: QueryBundle | None) -> str:
     return query_bundle.query_str
 
 
-def _wrap(item: NodeWithScore, result: Result) -> RerankedNodeWithScore:
+def _wrap(
+    item: NodeWithScore, result: Result, duplicate_ids: list[str] | None = None
+) -> RerankedNodeWithScore:
     retrieval = None if item.score is None else float(item.score)
     same = ("reranker_score", "first_stage_rank", "stage_scores", "truncated", "empty")
     return RerankedNodeWithScore(
@@ -88,6 +106,12 @@ def _wrap(item: NodeWithScore, result: Result) -> RerankedNodeWithScore:
         retrieval_score=retrieval,
         rerank_failed=result.failed,
         llm_repaired=result.llm_repaired,
+        context_rank=result.context_rank,
+        similarity=result.similarity,
+        duplicates=list(result.duplicates),
+        duplicate_ids=duplicate_ids or [],
+        boost=result.boost,
+        context_tokens=result.tokens,
         **{name: getattr(result, name) for name in same},
     )
 
@@ -145,11 +169,16 @@ class _BaseRerank(shared.RerankSettings, BaseNodePostprocessor):
                 model_name=self._get_reranker().name,
             )
         )
-        return items, query, {"texts": texts, "first_stage_scores": first, **self._run_settings()}
+        run = {"texts": texts, "first_stage_scores": first, **self._run_settings()}
+        run["metadata"] = [n.node.metadata for n in items]
+        return items, query, run
 
     @staticmethod
     def _end(items: list[NodeWithScore], outcome: Outcome) -> list[NodeWithScore]:
-        out: list[NodeWithScore] = [_wrap(items[r.index], r) for r in outcome.results()]
+        out: list[NodeWithScore] = [
+            _wrap(items[r.index], r, [items[i].node.node_id for i in r.duplicates])
+            for r in outcome.results()
+        ]
         dispatcher.event(ReRankEndEvent(nodes=out))
         return out
 
@@ -200,6 +229,13 @@ class RerankPostprocessor(shared.WrapperSettings, _BaseRerank):
     ``score_threshold`` compares with and what ``top_n`` cuts; ``reranker_score``,
     ``retrieval_score`` and ``first_stage_rank`` keep the parts.
 
+    Context assembly (every postprocessor here; see ``docs/context-assembly.md``), applied
+    after the scores in this order: ``boosts`` (from ``node.metadata``; ``boost``), ``dedupe``
+    (near-duplicates dropped; the kept node lists them in ``duplicates``, input positions, and
+    ``duplicate_ids``), ``diversity`` (maximal marginal relevance), then ``score_threshold``,
+    ``top_n`` and ``token_budget`` together, then ``order="lost-in-the-middle"``;
+    ``context_rank``, ``similarity`` and ``context_tokens`` say what was done.
+
     Needs ``pip install "rerank-kit[llamaindex]"`` plus the extra of the reranker you wrap.
 
     Example:
@@ -210,6 +246,7 @@ class RerankPostprocessor(shared.WrapperSettings, _BaseRerank):
         >>> engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])  # doctest: +SKIP
         >>> response = await engine.aquery("how do I reset my password?")  # doctest: +SKIP
         >>> fused = RerankPostprocessor(reranker=reranker, top_n=5, fusion=0.7)  # doctest: +SKIP
+        >>> context = RerankPostprocessor(reranker=reranker, top_n=8, dedupe=0.8, token_budget=1024, order="lost-in-the-middle")  # doctest: +SKIP
     """
 
 
@@ -335,8 +372,8 @@ class ListwiseLLMRerank(shared.ListwiseSettings, _BaseRerank):
 def from_config(config: Any, **kwargs: Any) -> RerankPostprocessor:
     """A ``RerankPostprocessor`` for the pipeline ``rerank-kit tune --config FILE`` saved.
 
-    The reranker, ``top_n``, ``score_threshold``, ``fusion`` and ``fusion_method`` come from the
-    file or ``rerank_kit.PipelineConfig``; retrieve ``config.depth`` candidates in the first
+    The reranker, ``top_n``, ``score_threshold``, ``fusion``, ``fusion_method`` and the
+    context-assembly settings come from the file or ``rerank_kit.PipelineConfig``; retrieve ``config.depth`` candidates in the first
     stage (``similarity_top_k``). Fusion uses the nodes' retrieval scores.
 
     Args:

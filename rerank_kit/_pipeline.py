@@ -15,6 +15,7 @@ from dataclasses import InitVar, asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rerank_kit._core.assembly import Assembly
 from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.ranking import RerankOptions
@@ -40,6 +41,15 @@ class PipelineConfig:
         fusion_method: ``"zscore"``, ``"minmax"`` or ``"rrf"``.
         top_n: Candidates to keep.
         score_threshold: Drop candidates scoring below this (the fused score with fusion).
+        dedupe: Near-duplicate threshold in (0, 1] (``None``: off); see ``Reranker.rerank``.
+        diversity: Maximal-marginal-relevance weight in [0, 1] (0: off).
+        similarity_model: Bi-encoder spec for the similarity of dedupe/diversity (``None``:
+            lexical).
+        order: ``"score"`` or ``"lost-in-the-middle"``.
+        boosts: Metadata boosts (a list of dicts, as ``Reranker.rerank(boosts=)`` takes).
+        token_budget: Most tokens the kept passages hold together (``None``: no limit).
+
+    The context-assembly fields are optional: files without them load with them off.
 
     Example:
         >>> c = PipelineConfig("onnx:cross-encoder/ms-marco-MiniLM-L-12-v2", "bm25", 50, 0.7)
@@ -58,6 +68,12 @@ class PipelineConfig:
     fusion_method: str = "zscore"
     top_n: int | None = 10
     score_threshold: float | None = None
+    dedupe: float | None = None
+    diversity: float = 0.0
+    similarity_model: str | None = None
+    order: str = "score"
+    boosts: list[dict[str, Any]] | None = None
+    token_budget: int | None = None
 
     #: Deprecated spelling of ``fusion`` (argument only; see the class docstring).
     fusion_weight: InitVar[float | None] = None
@@ -101,7 +117,19 @@ class PipelineConfig:
         if isinstance(config.depth, bool) or not isinstance(config.depth, int) or config.depth < 1:
             raise ValueError(f"depth must be a positive int, got {config.depth!r}")
         _ = config.to_fusion()  # validates weight and method
+        Assembly.build(**config.assembly_options())
         return config
+
+    def assembly_options(self) -> dict[str, Any]:
+        """The context-assembly keyword arguments of ``rerank`` these settings hold."""
+        return {
+            "dedupe": self.dedupe,
+            "diversity": self.diversity,
+            "similarity_model": self.similarity_model,
+            "order": self.order,
+            "boosts": self.boosts,
+            "token_budget": self.token_budget,
+        }
 
     def save(self, path: str | Path) -> Path:
         """Write the settings as JSON."""
@@ -152,26 +180,45 @@ class Pipeline:
     config: PipelineConfig
     reranker: Reranker
 
-    def options(self, first_stage_scores: Sequence[float] | None = None) -> RerankOptions:
-        """The tuned keyword arguments of ``rerank`` (fusion, ``top_n``, ``score_threshold``)."""
-        return {
+    def options(
+        self,
+        first_stage_scores: Sequence[float] | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> RerankOptions:
+        """The tuned keyword arguments of ``rerank`` (fusion, cut, context assembly)."""
+        options: RerankOptions = {
             "top_n": self.config.top_n,
             "score_threshold": self.config.score_threshold,
             "first_stage_scores": first_stage_scores,
             "fusion": self.config.to_fusion(),
         }
+        if Assembly.build(**self.config.assembly_options()) is not None:
+            options.update(self.config.assembly_options())  # type: ignore[typeddict-item]
+            options["metadata"] = metadata
+        return options
 
     def rerank(
-        self, query: str, texts: Sequence[str], *, first_stage_scores: Sequence[float] | None = None
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        first_stage_scores: Sequence[float] | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[Ranked]:
-        """``reranker.rerank`` with the tuned fusion, ``top_n`` and ``score_threshold``."""
-        return self.reranker.rerank(query, texts, **self.options(first_stage_scores))
+        """``reranker.rerank`` with the tuned settings (``metadata``: for ``boosts``)."""
+        return self.reranker.rerank(query, texts, **self.options(first_stage_scores, metadata))
 
     async def arerank(
-        self, query: str, texts: Sequence[str], *, first_stage_scores: Sequence[float] | None = None
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        first_stage_scores: Sequence[float] | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[Ranked]:
         """Async ``rerank``."""
-        return await self.reranker.arerank(query, texts, **self.options(first_stage_scores))
+        options = self.options(first_stage_scores, metadata)
+        return await self.reranker.arerank(query, texts, **options)
 
 
 def load_pipeline(config: str | Path | PipelineConfig, **kwargs: Any) -> Pipeline:

@@ -27,6 +27,7 @@ from rerank_kit._core.fusion import Fusion, to_fusion
 from rerank_kit._core.protocol import Reranker
 
 __all__ = [
+    "ASSEMBLY_FIELDS",
     "ENGINE_FIELDS",
     "adapter_errors",
     "build_listwise",
@@ -48,6 +49,8 @@ ENGINE_FIELDS = (
     "score_cache",
     "long_documents",
 )
+#: Context-assembly settings shared by the engine, the adapters and the pipeline config.
+ASSEMBLY_FIELDS = ("dedupe", "diversity", "similarity_model", "order", "boosts", "token_budget")
 #: Settings every reranker takes after construction, for engines without the argument.
 _SETTERS = {"score_cache": "set_score_cache", "long_documents": "set_long_documents"}
 _EXTRA = re.compile(r'pip install "rerank-kit\[(?P<extra>[\w,-]+)\]"')
@@ -286,7 +289,7 @@ def build_stages(stages: Any, *, adapter: str, framework: str) -> Reranker:
 
 
 def pipeline_settings(config: Any, framework: str, **kwargs: Any) -> dict[str, Any]:
-    """``reranker``, ``top_n``, ``score_threshold``, ``fusion``, ``fusion_method`` of a tuned file.
+    """The reranker and settings of a tuned file (top_n, threshold, fusion, context assembly).
 
     Args:
         config: The JSON file ``rerank-kit tune --config`` saved, or a ``PipelineConfig``.
@@ -310,4 +313,5 @@ def pipeline_settings(config: Any, framework: str, **kwargs: Any) -> dict[str, A
         "score_threshold": settings.score_threshold,
         "fusion": None if fusion is None else fusion.weight,
         "fusion_method": settings.fusion_method if fusion is None else fusion.method,
+        **{name: getattr(settings, name) for name in ASSEMBLY_FIELDS if hasattr(settings, name)},
     }

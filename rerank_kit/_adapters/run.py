@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from rerank_kit._core.assembly import Assembly, check_metadata
 from rerank_kit._core.checks import (
     check_query,
     check_threshold,
@@ -48,6 +49,12 @@ class Result:
         llm_repaired: An LLM reranker placed it from an answer it had to repair.
         empty: The passage was blank (empty or whitespace only) and was not scored.
         failed: The reranker failed (``on_error="passthrough"``).
+        duplicates: With ``dedupe``: input positions of the passages dropped as its
+            near-duplicates.
+        boost: With ``boosts``: what the metadata boosts added to ``score``.
+        context_rank: With context assembly: rank in the selection order (1 = best).
+        similarity: With ``dedupe``/``diversity``: the similarity measure used.
+        tokens: With ``token_budget``: the passage's length as counted for the budget.
     """
 
     index: int
@@ -60,6 +67,11 @@ class Result:
     llm_repaired: bool = False
     empty: bool = False
     failed: bool = False
+    duplicates: tuple[int, ...] = ()
+    boost: float | None = None
+    context_rank: int | None = None
+    similarity: str | None = None
+    tokens: int | None = None
 
 
 def _optional(value: float | None) -> float | None:
@@ -96,6 +108,11 @@ class Outcome:
                     llm_repaired=r.llm_repaired,
                     empty=getattr(r, "empty", False),
                     failed=self.failed,
+                    duplicates=tuple(r.duplicates),
+                    boost=_optional(r.boost),
+                    context_rank=r.context_rank,
+                    similarity=r.similarity,
+                    tokens=r.tokens,
                 )
             )
         return out
@@ -139,8 +156,14 @@ class _Run:
         first_stage_scores: Sequence[float] | None = None,
         fusion: Any = None,
         fusion_method: str | None = None,
+        metadata: Sequence[Any] | None = None,
+        **assembly: Any,
     ) -> _Run:
-        """Check the settings and inputs: errors here are never passed through."""
+        """Check the settings and inputs: errors here are never passed through.
+
+        ``assembly``: the context-assembly settings (``dedupe``, ``diversity``,
+        ``similarity_model``, ``order``, ``boosts``, ``token_budget``), passed to the engine.
+        """
         if on_error not in ("raise", "passthrough"):
             raise ValueError(f"on_error must be 'raise' or 'passthrough', got {on_error!r}")
         n, threshold = check_top_n(top_n), check_threshold(score_threshold)
@@ -150,6 +173,9 @@ class _Run:
         first = check_first_stage_scores(first_stage_scores, len(items)) if fused else None
         kwargs: dict[str, Any] = {"top_n": n, "score_threshold": threshold, "fusion": fused}
         kwargs["first_stage_scores"] = first
+        if Assembly.build(**assembly) is not None:
+            kwargs.update(assembly)
+            kwargs["metadata"] = check_metadata(metadata, len(items))
         return cls(reranker, check_query(query), items, n, on_error, kwargs)
 
     def failed(self, exc: Exception) -> Outcome:
@@ -176,8 +202,10 @@ def run_rerank(reranker: Reranker, query: str, texts: Sequence[str], **settings:
         query: The query.
         texts: The passages.
         **settings: ``top_n``, ``score_threshold``, ``on_error`` (``"raise"`` or
-            ``"passthrough"``), ``first_stage_scores``, ``fusion`` (a weight or ``Fusion``)
-            and ``fusion_method``.
+            ``"passthrough"``), ``first_stage_scores``, ``fusion`` (a weight or ``Fusion``),
+            ``fusion_method``, the passages' ``metadata`` (for ``boosts``) and the
+            context-assembly settings (``dedupe``, ``diversity``, ``similarity_model``,
+            ``order``, ``boosts``, ``token_budget``).
 
     Returns:
         The ``Outcome``.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
@@ -23,6 +23,7 @@ from rerank_kit._adapters.build import (
     build_stages,
 )
 from rerank_kit._adapters.run import OnError
+from rerank_kit._core.assembly import Assembly
 from rerank_kit._core.checks import check_threshold, check_top_n
 from rerank_kit._core.fusion import FusionMethod, to_fusion
 from rerank_kit._core.protocol import Reranker
@@ -75,13 +76,60 @@ class RerankSettings(BaseModel):
     fusion_method: FusionMethod = Field(
         default="zscore", description="'zscore', 'minmax' or 'rrf' (reciprocal rank fusion)."
     )
+    # context assembly (rerank_kit._core.assembly): boosts -> dedupe -> diversity ->
+    # score_threshold / top_n / token_budget -> order
+    dedupe: float | None = Field(
+        default=None,
+        description="Drop a passage whose similarity to a better kept one is at or above this "
+        "threshold, in (0, 1] (1.0: exact duplicates after whitespace normalisation; None: "
+        "off); the kept one lists the dropped ones.",
+    )
+    diversity: float = Field(
+        default=0.0,
+        description="Maximal marginal relevance weight in [0, 1] (0: off): (1 - w) * "
+        "normalised score - w * max similarity to the passages already chosen.",
+    )
+    similarity_model: str | Reranker | None = Field(
+        default=None,
+        description="Bi-encoder spec (e.g. 'bi-encoder:all-MiniLM-L6-v2') or BiEncoderReranker "
+        "whose cosine is the similarity of dedupe and diversity (None: Jaccard of word "
+        "3-shingles, no model).",
+    )
+    order: Literal["score", "lost-in-the-middle"] = Field(
+        default="score",
+        description="'score' keeps the selection order; 'lost-in-the-middle' puts the best "
+        "passages at both ends of the list and the weakest in the middle.",
+    )
+    boosts: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Metadata boosts added to the final score: recency {'field', "
+        "'half_life_days', 'weight'} or field value {'field', 'values'}; a list adds up. "
+        "Missing or unreadable fields get no boost (counted in a logged warning).",
+    )
+    token_budget: int | None = Field(
+        default=None,
+        description="Keep the best passages whose lengths fit this many tokens together "
+        "(the reranker's tokenizer, else whitespace words); a passage that does not fit is "
+        "skipped and the next tried; with top_n both limits hold.",
+    )
 
     @model_validator(mode="after")
     def _check_settings(self) -> RerankSettings:
         check_top_n(self.top_n)
         check_threshold(self.score_threshold)
         to_fusion(self.fusion, self.fusion_method)
+        Assembly.build(**self._assembly_settings())
         return self
+
+    def _assembly_settings(self) -> dict[str, Any]:
+        return {
+            "dedupe": self.dedupe,
+            "diversity": self.diversity,
+            "similarity_model": self.similarity_model,
+            "order": self.order,
+            "boosts": self.boosts,
+            "token_budget": self.token_budget,
+        }
 
     def _run_settings(self) -> dict[str, Any]:
         """The keyword arguments of ``run_rerank``/``arun_rerank`` (but the first-stage scores)."""
@@ -91,6 +139,7 @@ class RerankSettings(BaseModel):
             "on_error": self.on_error,
             "fusion": self.fusion,
             "fusion_method": self.fusion_method,
+            **self._assembly_settings(),
         }
 
     def _get_reranker(self) -> Reranker:

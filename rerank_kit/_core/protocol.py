@@ -17,7 +17,7 @@ import re
 import threading
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rerank_kit._core.checks import check_query, check_texts
@@ -30,6 +30,8 @@ from rerank_kit._core.windows import WindowPlan, check_long_documents
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from rerank_kit._rerankers.bi_encoder import BiEncoderReranker
 
 __all__ = ["Reranker"]
 
@@ -296,6 +298,13 @@ class Reranker(ABC):
         first_stage_scores: Sequence[float] | None = None,
         fusion: float | Fusion | None = None,
         fusion_method: str | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        dedupe: float | None = None,
+        diversity: float | None = None,
+        similarity_model: str | BiEncoderReranker | None = None,
+        order: str | None = None,
+        boosts: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        token_budget: int | None = None,
     ) -> list[Ranked]:
         """Order ``texts`` by relevance to ``query``.
 
@@ -320,6 +329,24 @@ class Reranker(ABC):
                 only with ``fusion``.
             fusion: ``None`` (reranker score only), a weight on the reranker, or a ``Fusion``.
             fusion_method: With a weight: ``"zscore"`` (default), ``"minmax"`` or ``"rrf"``.
+            metadata: Each text's metadata (a dict or ``None``), read by ``boosts`` only.
+            dedupe: Drop a passage whose similarity to a better kept one is at or above this
+                threshold, in (0, 1] (1.0: exact duplicates after whitespace normalisation);
+                the kept one lists them in ``Ranked.duplicates``.
+            diversity: Maximal-marginal-relevance weight in [0, 1] (0: off).
+            similarity_model: A bi-encoder spec or ``BiEncoderReranker`` whose embeddings'
+                cosine is the similarity of ``dedupe``/``diversity`` (default: Jaccard of word
+                3-shingles, no model).
+            order: ``"score"`` (default) or ``"lost-in-the-middle"`` (best at both ends).
+            boosts: Metadata boosts added to the final score: recency
+                (``{"field", "half_life_days", "weight"}``) or field value
+                (``{"field", "values"}``); a list adds them up.
+            token_budget: Keep the best passages whose lengths (the reranker's tokenizer, else
+                words) fit this many tokens together; with ``top_n`` both limits hold.
+
+        The context-assembly steps apply after fusion in this order: boosts, dedupe,
+        diversity, then threshold / ``top_n`` / ``token_budget``, then ``order``; see
+        ``docs/context-assembly.md``.
 
         Returns:
             ``Ranked`` items whose ``index`` points into ``texts``.
@@ -338,10 +365,18 @@ class Reranker(ABC):
             first_stage_scores=first_stage_scores,
             fusion=fusion,
             fusion_method=fusion_method,
+            metadata=metadata,
+            dedupe=dedupe,
+            diversity=diversity,
+            similarity_model=similarity_model,
+            order=order,
+            boosts=boosts,
+            token_budget=token_budget,
         )
         if not request.texts:
             return []
-        return request.finish(self._scored(request.query, request.texts))
+        scored = self._scored(request.query, request.texts)
+        return request.finish(scored, request.context(self, scored))
 
     async def arerank(
         self, query: str, texts: Sequence[str], **options: Unpack[RerankOptions]
@@ -357,7 +392,8 @@ class Reranker(ABC):
         request = Request.build(self, query, texts, **options)
         if not request.texts:
             return []
-        return request.finish(await self._ascored(request.query, request.texts))
+        scored = await self._ascored(request.query, request.texts)
+        return request.finish(scored, await request.acontext(self, scored))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

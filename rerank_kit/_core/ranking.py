@@ -8,10 +8,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from rerank_kit._core.assembly import Assembly, Context, check_metadata
 from rerank_kit._core.checks import (
     check_query,
     check_texts,
@@ -33,6 +34,13 @@ class RerankOptions(TypedDict, total=False):
     first_stage_scores: Sequence[float] | None
     fusion: float | Fusion | None
     fusion_method: str | None
+    metadata: Sequence[Mapping[str, Any] | None] | None
+    dedupe: float | None
+    diversity: float | None
+    similarity_model: Any
+    order: str | None
+    boosts: Any
+    token_budget: int | None
 
 
 def order_by_score(scores: Sequence[float]) -> list[int]:
@@ -64,6 +72,8 @@ class Request:
     threshold: float | None
     fusion: Fusion | None
     first_stage_scores: list[float] | None
+    assembly: Assembly | None = None
+    metadata: list[Mapping[str, Any] | None] | None = None
 
     @classmethod
     def build(
@@ -77,6 +87,13 @@ class Request:
         first_stage_scores: Any = None,
         fusion: Any = None,
         fusion_method: Any = None,
+        metadata: Any = None,
+        dedupe: Any = None,
+        diversity: Any = None,
+        similarity_model: Any = None,
+        order: Any = None,
+        boosts: Any = None,
+        token_budget: Any = None,
     ) -> Request:
         """Check the arguments of ``rerank``/``arerank`` once, for both."""
         items = check_texts(texts)
@@ -91,14 +108,53 @@ class Request:
             threshold=threshold,
             fusion=to_fusion(fusion, fusion_method),
             first_stage_scores=check_first_stage_scores(first_stage_scores, len(items)),
+            assembly=Assembly.build(
+                dedupe=dedupe,
+                diversity=diversity,
+                similarity_model=similarity_model,
+                order=order,
+                boosts=boosts,
+                token_budget=token_budget,
+            ),
+            metadata=check_metadata(metadata, len(items)),
         )
 
-    def finish(self, scored: PairScores) -> list[Ranked]:
-        """Order, fuse (if asked; blank passages stay last), filter by threshold, cut."""
+    def _live(self, scored: PairScores) -> list[int]:
+        empty = scored.empty or []
+        return [i for i in scored.ranking() if not empty[i]]
+
+    def context(self, reranker: Any, scored: PairScores) -> Context | None:
+        """What context assembly needs (the similarity of the passages), or ``None``."""
+        if self.assembly is None:
+            return None
+        return self.assembly.prepare(self.texts, self._live(scored), reranker)
+
+    async def acontext(self, reranker: Any, scored: PairScores) -> Context | None:
+        """Async ``context``: only the embedding of the passages is awaited."""
+        if self.assembly is None:
+            return None
+        return await self.assembly.aprepare(self.texts, self._live(scored), reranker)
+
+    def finish(self, scored: PairScores, context: Context | None = None) -> list[Ranked]:
+        """Order, fuse (if asked; blank passages stay last), assemble, filter and cut.
+
+        With context assembly (``context`` from ``context``/``acontext``), the threshold,
+        ``top_n`` and ``token_budget`` apply after boosts, dedupe and diversity, and ``order``
+        places the kept passages (see ``rerank_kit._core.assembly``).
+        """
         ranked = scored.ranked()
         if self.fusion is not None:
             live = [r for r in ranked if not r.empty]
             ranked = fuse_ranked(live, self.first_stage_scores, self.fusion) + [
                 r for r in ranked if r.empty
             ]
+        if self.assembly is not None and context is not None:
+            return self.assembly.apply(
+                ranked,
+                self.texts,
+                context=context,
+                threshold=self.threshold,
+                top_n=self.top_n,
+                metadata=self.metadata,
+            )
         return select(ranked, self.threshold, self.top_n)

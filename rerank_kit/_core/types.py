@@ -102,6 +102,14 @@ class Ranked:
             without fusion, or when the first-stage order stood in for a score).
         empty: True if the passage was empty or whitespace only: it was not scored, its score
             is ``-inf`` and it ranks after every scored passage (in input order).
+        duplicates: With ``dedupe``: input indices of the candidates dropped as near-duplicates
+            of this one.
+        boost: With ``boosts``: what the metadata boosts added to ``score`` (already in it).
+        context_rank: With any context-assembly step: the passage's rank in the selection
+            order (1 = best), which ``order="lost-in-the-middle"`` leaves as it was.
+        similarity: With ``dedupe`` or ``diversity``: the similarity measure used
+            (``"lexical:jaccard-3-shingles"``, ``"cosine:<bi-encoder>"`` or ``"exact"``).
+        tokens: With ``token_budget``: the passage's length as counted for the budget.
 
     Example:
         >>> from rerank_kit import Ranked
@@ -118,3 +126,8 @@ class Ranked:
     reranker_score: float | None = None
     first_stage_score: float | None = None
     empty: bool = False
+    duplicates: tuple[int, ...] = ()
+    boost: float | None = None
+    context_rank: int | None = None
+    similarity: str | None = None
+    tokens: int | None = None

@@ -36,6 +36,11 @@ from rerank_kit.evaluation._dataset import (
     load_dataset,
     load_judgments,
 )
+from rerank_kit.evaluation._duplicates import (
+    deduplicated_ndcg_at_k,
+    near_duplicate_share,
+    with_near_duplicates,
+)
 from rerank_kit.evaluation._first_stage import (
     FIRST_STAGES,
     BM25FirstStage,
@@ -86,6 +91,7 @@ __all__ = [
     "bootstrap_ci",
     "build_first_stages",
     "compare",
+    "deduplicated_ndcg_at_k",
     "evaluate_ranking",
     "evaluate_run",
     "hit_rate_at_k",
@@ -96,12 +102,14 @@ __all__ = [
     "metric_names",
     "mrr_at_k",
     "ndcg_at_k",
+    "near_duplicate_share",
     "plot_quality_latency",
     "precision_at_k",
     "recall_at_k",
     "reciprocal_rank_fusion",
     "train",
     "tune",
+    "with_near_duplicates",
 ]
 
 

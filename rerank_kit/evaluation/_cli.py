@@ -20,7 +20,7 @@ from typing import Any
 
 from rerank_kit._core.errors import RerankError
 
-__all__ = ["add_arguments", "main", "run"]
+__all__ = ["add_arguments", "add_assembly_arguments", "assembly_from_args", "main", "run"]
 
 _EPILOG = """\
 DATA is a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), a folder holding
@@ -116,6 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="empty rerankers' embedding caches before each query (latency on unseen passages)",
     )
     add_score_cache_argument(parser)
+    add_assembly_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -127,6 +128,57 @@ def add_score_cache_argument(parser: argparse.ArgumentParser) -> None:
         help="persistent score cache (JSON lines, created if missing): pairs scored by an "
         "earlier eval/tune run with the same spec are read, not scored again",
     )
+
+
+def add_assembly_arguments(parser: argparse.ArgumentParser) -> None:
+    """The context-assembly options: each reranked system also reported assembled."""
+    group = parser.add_argument_group(
+        "context assembly",
+        "with any of these, each reranked system is also reported with the passages assembled "
+        "(from the same scores; see docs/context-assembly.md)",
+    )
+    group.add_argument(
+        "--dedupe", type=float, metavar="SIM", help="near-duplicate threshold in (0, 1]"
+    )
+    group.add_argument(
+        "--diversity", type=float, metavar="WEIGHT", help="MMR weight in [0, 1] (0: off)"
+    )
+    group.add_argument(
+        "--similarity-model",
+        metavar="SPEC",
+        help="bi-encoder spec whose cosine --dedupe/--diversity use (default: lexical Jaccard)",
+    )
+    group.add_argument("--order", choices=["score", "lost-in-the-middle"], default=None)
+    group.add_argument("--token-budget", type=int, metavar="N", help="tokens the kept fit in")
+    group.add_argument(
+        "--boosts",
+        metavar="JSON",
+        help='metadata boosts as JSON, e.g. \'{"field": "source", "values": {"a": 0.5}}\'',
+    )
+
+
+def assembly_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``compare(assembly=)`` settings the options give (``None``: none given).
+
+    Example:
+        >>> assembly_from_args(argparse.Namespace(dedupe=0.8, diversity=None,
+        ...     similarity_model=None, order=None, token_budget=None, boosts=None))
+        {'dedupe': 0.8}
+    """
+    from rerank_kit._core.assembly import Assembly
+
+    names = ("dedupe", "diversity", "similarity_model", "order", "token_budget", "boosts")
+    given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if isinstance(given.get("boosts"), str):
+        try:
+            given["boosts"] = json.loads(given["boosts"])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--boosts is not valid JSON ({exc.msg})") from exc
+    try:
+        plan = Assembly.build(**given)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"context assembly: {exc}") from exc
+    return given if plan is not None else None
 
 
 class _OnePerRunTruncationNotice(logging.Filter):
@@ -164,6 +216,12 @@ def run(args: argparse.Namespace) -> int:
         return _err(f"--fusion: {exc}")
     if fusions and not args.reranker:
         return _err("--fusion needs at least one --reranker (it fuses reranker scores)")
+    try:
+        assembly = assembly_from_args(args)
+    except ValueError as exc:
+        return _err(str(exc))
+    if assembly and not args.reranker:
+        return _err("context assembly needs at least one --reranker (it assembles its ranking)")
     from rerank_kit._core.protocol import Reranker
 
     engine_log = logging.getLogger(Reranker.__module__)  # where the engine logs truncation
@@ -177,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
             args.first_stage or ["bm25"],
             args.reranker,
             fusion=fusions,
+            assembly=assembly,
             show_progress=not args.no_progress,
             **from_args(args, *same, "score_cache"),
         )
@@ -201,6 +260,7 @@ def run(args: argparse.Namespace) -> int:
             "fusion": [{"method": f.method, "weight": f.weight} for f in fusions],
             "long_documents": args.long_documents,
             "score_cache": args.score_cache,
+            "context_assembly": assembly,
         }
         out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         sys.stdout.write(f"wrote {out}\n")

@@ -6,10 +6,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rerank_kit._core.assembly import Assembly
 from rerank_kit._core.errors import missing_extra
 from rerank_kit._core.fusion import Fusion, fuse_ranked, to_fusion
 from rerank_kit._core.protocol import Reranker
@@ -154,6 +155,7 @@ def compare(
     fusion: Sequence[float | Fusion] = (),
     long_documents: str | None = None,
     score_cache: str | os.PathLike[str] | ScoreCache | None = None,
+    assembly: Mapping[str, Any] | None = None,
 ) -> ComparisonResult:
     """Measure what each reranker adds to each first stage, in quality and in latency.
 
@@ -197,6 +199,12 @@ def compare(
             persistent one (see ``ScoreCache``), so a pair is scored once across first stages,
             runs and ``tune``. Quality is unchanged; latency of cached pairs is that of a
             lookup, so time rerankers without it. Cannot be combined with ``cold_cache``.
+        assembly: Context-assembly settings (``dedupe``, ``diversity``, ``similarity_model``,
+            ``order``, ``boosts``, ``token_budget``; see ``Reranker.rerank``): every reranked
+            system gets a variant ``"<system> (context ...)"`` whose ranking is the assembled
+            one (dropped candidates follow in first-stage order), from the same scores; its
+            latency is the reranker's plus the assembly's. The corpus has no metadata, so
+            ``boosts`` find none.
 
     Returns:
         A ``ComparisonResult``: each first stage followed by its reranked variants.
@@ -233,7 +241,8 @@ def compare(
     models = _resolve_rerankers(rerankers, long_documents, cache)
     stages, built = _resolve_first_stages(first_stage, embedding_model)
     try:
-        settings = _Settings(depth, k, progress, warmup, cold_cache, tuple(fusions))
+        plan = Assembly.build(**(assembly or {}))
+        settings = _Settings(depth, k, progress, warmup, cold_cache, tuple(fusions), plan)
         return _run(dataset, stages, models, settings)
     finally:
         for stage in built:
@@ -250,6 +259,19 @@ class _Settings:
     warmup: bool
     cold_cache: bool = False
     fusions: tuple[Fusion, ...] = ()
+    assembly: Assembly | None = None
+
+
+def _assembly_label(plan: Assembly) -> str:
+    """``"context dedupe=0.8 order=lost-in-the-middle"``: the settings that differ from off."""
+    off = Assembly()
+    parts = []
+    for name in ("dedupe", "diversity", "similarity_model", "order", "boosts", "token_budget"):
+        value = getattr(plan, name)
+        if value != getattr(off, name):
+            shown = getattr(value, "name", value) if name == "similarity_model" else value
+            parts.append(f"{name}={len(value) if name == 'boosts' else shown}")
+    return "context " + " ".join(parts)
 
 
 def _run(
@@ -307,15 +329,24 @@ def _run(
                     fused = fuse_ranked(ranked, first_scores, fuser)
                     fused_times.setdefault((si, mi, fi), []).append(time.perf_counter() - start)
                     fused_runs.setdefault((si, mi, fi), {})[qid] = _ids(fused, hits)
+                if settings.assembly is not None:  # the variant after the fused ones
+                    plan, fi = settings.assembly, len(fusions)
+                    start = time.perf_counter()
+                    live = [r.index for r in ranked if not r.empty]
+                    kept = plan.apply(ranked, texts, context=plan.prepare(texts, live, model))
+                    fused_times.setdefault((si, mi, fi), []).append(time.perf_counter() - start)
+                    fused_runs.setdefault((si, mi, fi), {})[qid] = _ids(kept, hits)
                 n_seen, n_cut = counts.get((si, mi), (0, 0))
                 counts[(si, mi)] = (n_seen + len(hits), n_cut + cut)
 
     qrels = dataset.judged_qrels
+    context_label = _assembly_label(settings.assembly) if settings.assembly else ""
     systems: list[SystemResult] = []
     variants: list[tuple[int | None, int | None]] = [(None, None)]
     for model_index in range(len(models)):
         variants.append((model_index, None))
-        variants.extend((model_index, fusion_index) for fusion_index in range(len(fusions)))
+        extra = len(fusions) + (settings.assembly is not None)  # the assembled variant last
+        variants.extend((model_index, fusion_index) for fusion_index in range(extra))
     for si in range(len(stages)):
         first = LatencyStats.from_seconds(first_times[si])
         for variant, fusion_index in variants:
@@ -337,7 +368,15 @@ def _run(
             else:
                 reranker_name = model_names[variant]
                 rerank_times = times[(si, variant)]
-                if fusion_index is not None:
+                if fusion_index is not None and fusion_index == len(fusions):
+                    reranker_name = f"{reranker_name} ({context_label})"
+                    rerank_times = [
+                        a + b
+                        for a, b in zip(
+                            rerank_times, fused_times[(si, variant, fusion_index)], strict=True
+                        )
+                    ]
+                elif fusion_index is not None:
                     fuser = fusions[fusion_index]
                     reranker_name = f"{reranker_name} ({fuser.label})"
                     fusion_info = {"method": fuser.method, "weight": fuser.weight}
