@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._core.errors import RerankError
+from rerank_kit.evaluation._dask_pool import add_dask_argument, score_pool
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -116,6 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="empty rerankers' embedding caches before each query (latency on unseen passages)",
     )
     add_score_cache_argument(parser)
+    add_dask_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -178,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
             args.reranker,
             fusion=fusions,
             show_progress=not args.no_progress,
-            **from_args(args, *same, "score_cache"),
+            score_cache=score_pool(args, dataset, "eval"),  # --dask: the pool scored there first
+            **from_args(args, *same),
         )
     except (OSError, ValueError, ImportError, RerankError) as exc:
         return _err(str(exc))
