@@ -65,10 +65,11 @@ def _worker_model(spec: str, kwargs: Mapping[str, Any], long_documents: str | No
                 if long_documents is not None:
                     model.set_long_documents(long_documents)
             except Exception as exc:
+                # no chained cause: the error travels back pickled, and some causes do not
                 raise RerankError(
                     f"{spec!r} failed to load on Dask worker {_worker_address()} "
                     f"(pid {os.getpid()}): {type(exc).__name__}: {exc}"
-                ) from exc
+                ) from None
             _MODELS[key] = model
             logger.info("loaded %s in worker process %d", spec, os.getpid())
     return model
@@ -105,6 +106,21 @@ def _score_partition(
 
 
 # -- the client side ---------------------------------------------------------------------
+
+
+def _result(future: Any, what: str) -> Any:
+    """``future.result()``, with a worker's failure raised as a ``RerankError`` naming ``what``."""
+    distributed = _require_distributed()
+    try:
+        return future.result()
+    except distributed.KilledWorker as exc:
+        raise RerankError(
+            f"{what}: Dask lost the workers running a task too many times ({exc})"
+        ) from exc
+    except RerankError:
+        raise
+    except Exception as exc:  # what the worker raised, as Dask could bring it back
+        raise RerankError(f"{what}: a Dask worker failed: {exc}") from exc
 
 
 def _parse_local(address: str) -> int | None:
@@ -285,9 +301,9 @@ def score_on_dask(
     kwargs = dict(reranker_kwargs or {})
     cache = make_score_cache(score_cache)
     submit = {"resources": dict(resources)} if resources else {}
-    name, _ = client.submit(
-        _probe, spec, kwargs, long_documents, pure=False, **submit
-    ).result()
+    name, _ = _result(
+        client.submit(_probe, spec, kwargs, long_documents, pure=False, **submit), spec
+    )
     pending, known = _pending_items(name, checked, cache)
     parts = _partitions(pending, partition_pairs)
     total = sum(len(texts) for _, _, texts in pending)
@@ -331,12 +347,7 @@ def score_on_dask(
     try:
         for future in done:
             part = futures.pop(future)
-            try:
-                answers = future.result()
-            except distributed.KilledWorker as exc:
-                raise RerankError(
-                    f"{name}: Dask lost the workers running a partition too many times ({exc})"
-                ) from exc
+            answers = _result(future, name)
             for (_, query, texts), (scores, cut) in zip(part, answers, strict=True):
                 if cache is not None:
                     cache.put(name, query, texts, scores, cut)

@@ -128,7 +128,7 @@ def score_pool(args: argparse.Namespace, dataset: Dataset, command: str) -> Any:
         return score_cache
     if getattr(args, "cold_cache", False):
         raise ValueError("--dask and --cold-cache contradict: --dask scores into the score cache")
-    from rerank_kit._distributed import _probe, dask_client, score_on_dask
+    from rerank_kit._distributed import _probe, _result, dask_client, score_on_dask
 
     cache = make_score_cache(score_cache) or ScoreCache(FILE_CACHE_SIZE)
     long_documents = getattr(args, "long_documents", None)
@@ -139,7 +139,7 @@ def score_pool(args: argparse.Namespace, dataset: Dataset, command: str) -> Any:
             if ">>" in spec:
                 logger.warning("--dask: %s is a cascade; it runs in-process", spec)
                 continue
-            name, keeps = client.submit(_probe, spec, {}, long_documents, pure=False).result()
+            name, keeps = _result(client.submit(_probe, spec, {}, long_documents, pure=False), spec)
             if not keeps:
                 logger.warning(
                     "--dask: %s keeps no score cache (a bi-encoder caches passage embeddings); "
