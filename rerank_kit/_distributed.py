@@ -351,7 +351,8 @@ def score_on_dask(
             for (_, query, texts), (scores, cut) in zip(part, answers, strict=True):
                 if cache is not None:
                     cache.put(name, query, texts, scores, cut)
-                known.update(zip(((query, t) for t in texts), zip(scores, cut), strict=True))
+                fresh = zip(scores, cut, strict=True)
+                known.update(zip(((query, t) for t in texts), fresh, strict=True))
                 if bar is not None:
                     bar.update(len(texts))
             with contextlib.suppress(StopIteration):

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from rerank_kit import RerankError, dask_client, load_reranker, score_on_dask
-from rerank_kit._distributed import _partitions, _pending_items
 from rerank_kit._core.score_cache import ScoreCache
+from rerank_kit._distributed import _partitions, _pending_items
 
 distributed = pytest.importorskip("distributed", reason="needs rerank-kit[dask]")
 
@@ -82,6 +82,12 @@ def _cache_scores(path: Path) -> dict[tuple[str, str, str], float]:
             continue
         out[(model, query, text)] = score
     return out
+
+
+def _max_diff(got: list[list[float]], want: list[list[float]]) -> float:
+    assert [len(g) for g in got] == [len(w) for w in want]
+    pairs = [(a, b) for g, w in zip(got, want, strict=True) for a, b in zip(g, w, strict=True)]
+    return max(abs(a - b) for a, b in pairs)
 
 
 # ----------------------------------------------------------------------- no cluster
@@ -146,7 +152,7 @@ def test_bi_encoder_scores_and_metrics_match_in_process(
     local = load_reranker(spec)
     want = [local.score(q, t) for q, t in pool]
     assert [len(s) for s in got] == [len(t) for _, t in pool]
-    assert max(abs(a - b) for g, w in zip(got, want) for a, b in zip(g, w)) <= TOL
+    assert _max_diff(got, want) <= TOL
 
     # the metrics of rankings by the cluster's scores equal compare()'s in-process metrics
     data = load_dataset(_cranfield()).head(QUERIES)
@@ -209,7 +215,7 @@ def test_resume_scores_only_the_pairs_missing_from_the_cache(
     full = _cache_scores(cli_runs["dask-cache"])
     want = [[full[(CE, q, t)] for t in texts] for q, texts in pool]
     assert got[:-2] == want[:-2]  # read back from the file as written
-    assert max(abs(a - b) for g, w in zip(got, want) for a, b in zip(g, w)) <= TOL
+    assert _max_diff(got, want) <= TOL
 
 
 @pytest.mark.models
@@ -238,7 +244,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_results_are_identical(
     assert killed, "the run ended before a worker could be killed"
     assert pids[0] not in client.run(os.getpid).values()  # a fresh process replaced it
     want = [[reference[(CE, q, t)] for t in texts] for q, texts in pool]
-    assert max(abs(a - b) for g, w in zip(got, want) for a, b in zip(g, w)) <= TOL
+    assert _max_diff(got, want) <= TOL
     assert len(_cache_scores(cache)) == QUERIES * DEPTH
 
 
