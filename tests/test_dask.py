@@ -206,16 +206,18 @@ def test_resume_scores_only_the_pairs_missing_from_the_cache(
 ) -> None:
     lines = cli_runs["dask-cache"].read_text(encoding="utf-8").splitlines()
     partial = tmp_path / "partial.jsonl"
-    # an interrupted run: all but the last 12 pairs, and a line cut short mid-write
-    partial.write_text("\n".join(lines[:-12]) + "\n" + lines[-12][:25], encoding="utf-8")
+    # an interrupted run: the last two queries' partitions never came back, and a line was cut
+    # short mid-write (partitions are whole queries, so an interrupt loses whole queries)
+    lost = 2 * DEPTH
+    partial.write_text("\n".join(lines[:-lost]) + "\n" + lines[-lost][:25], encoding="utf-8")
     before = partial.stat().st_size
     got = score_on_dask(client, CE, pool, score_cache=partial, partition_pairs=5)
     added = partial.read_bytes()[before:].decode("utf-8").strip().splitlines()
-    assert len(added) == 12  # only the missing pairs were scored
+    assert len(added) == lost  # only the missing pairs were scored
     full = _cache_scores(cli_runs["dask-cache"])
     want = [[full[(CE, q, t)] for t in texts] for q, texts in pool]
     assert got[:-2] == want[:-2]  # read back from the file as written
-    assert _max_diff(got, want) <= TOL
+    assert _max_diff(got, want) <= TOL  # the same items in the same batches as before
 
 
 @pytest.mark.models
