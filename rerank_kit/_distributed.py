@@ -284,7 +284,7 @@ def score_on_dask(
         >>> items = [("what is a reranker?", ["a model that reorders passages", "a fish"])]
         >>> with dask_client("local:2") as client:  # doctest: +SKIP
         ...     score_on_dask(client, "onnx:cross-encoder/ms-marco-MiniLM-L-12-v2", items)
-        [[8.1, -11.2]]
+        [[0.0512, 1.83e-05]]
     """
     distributed = _require_distributed()
     if isinstance(partition_pairs, bool) or not isinstance(partition_pairs, int):

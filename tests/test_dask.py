@@ -241,13 +241,14 @@ def test_a_worker_killed_mid_run_is_replaced_and_results_are_identical(
 
     killer = threading.Thread(target=kill_when_started, daemon=True)
     killer.start()
-    got = score_on_dask(client, CE, pool, score_cache=cache, partition_pairs=DEPTH)
+    items = pool[: QUERIES // 2]  # 10 partitions of one query each
+    got = score_on_dask(client, CE, items, score_cache=cache, partition_pairs=DEPTH)
     killer.join(5)
     assert killed, "the run ended before a worker could be killed"
     assert pids[0] not in client.run(os.getpid).values()  # a fresh process replaced it
-    want = [[reference[(CE, q, t)] for t in texts] for q, texts in pool]
+    want = [[reference[(CE, q, t)] for t in texts] for q, texts in items]
     assert _max_diff(got, want) <= TOL
-    assert len(_cache_scores(cache)) == QUERIES * DEPTH
+    assert len(_cache_scores(cache)) == len(items) * DEPTH
 
 
 def test_a_model_that_fails_to_load_stops_the_run_with_the_workers_error(
@@ -260,3 +261,55 @@ def test_a_model_that_fails_to_load_stops_the_run_with_the_workers_error(
         score_on_dask(client, f"onnx:{missing}", [("q", ["a", "b"])], score_cache=cache)
     assert time.perf_counter() - start < 60
     assert not cache.exists()
+
+
+@pytest.mark.models
+def test_tune_with_dask_on_a_scheduler_address_matches_in_process(
+    client: Any, tmp_path: Path
+) -> None:
+    from rerank_kit.cli import main
+
+    args = ["tune", str(_cranfield()), "--reranker", CE, "--limit-queries", "6", "--depth", "3"]
+    args += ["--depth", "5", "--folds", "2", "--no-progress"]
+    reports = {}
+    for label, extra in (("local", []), ("dask", ["--dask", client.scheduler.address])):
+        reports[label] = tmp_path / f"{label}.json"
+        more = ["--json", str(reports[label]), "--score-cache", str(tmp_path / f"{label}.jsonl")]
+        assert main([*args, *more, *extra]) == 0
+    local, dask = (json.loads(reports[k].read_text()) for k in ("local", "dask"))
+    assert dask == local
+    assert len(_cache_scores(tmp_path / "dask.jsonl")) == 6 * 5  # the pool at the largest depth
+
+
+@pytest.mark.models
+def test_train_with_dask_scores_the_test_queries_on_the_cluster(
+    client: Any, tiny_ce_dir: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("datasets")
+    from rerank_kit.cli import main
+
+    args = ["train", str(_cranfield()), "--model", f"cross-encoder:{tiny_ce_dir}"]
+    args += ["--limit-queries", "10", "--depth", "5", "--max-steps", "1", "--max-length", "16"]
+    args += ["--no-progress"]
+    reports = {}
+    for label, extra in (("local", []), ("dask", ["--dask", client.scheduler.address])):
+        reports[label] = tmp_path / f"{label}.json"
+        cache = ["--score-cache", str(tmp_path / f"{label}.jsonl")]
+        assert (
+            main(
+                [
+                    *args,
+                    "--out",
+                    str(tmp_path / label),
+                    "--json",
+                    str(reports[label]),
+                    *cache,
+                    *extra,
+                ]
+            )
+            == 0
+        )
+    local, dask = (json.loads(reports[k].read_text()) for k in ("local", "dask"))
+    assert dask["before"] == local["before"]  # the original model, read from the cluster's scores
+    assert dask["queries"] == local["queries"]
+    assert len(_cache_scores(tmp_path / "dask.jsonl")) == local["queries"]["test"] * 5

@@ -177,7 +177,7 @@ class Profile:
 
         Example:
             >>> PROFILES["llamacpp"].permanent_hint("input is too large to process. increase the physical batch size")[:30]
-            'a (query, document) pair is l'
+            'a (query, document) pair is lo'
         """
         for part, hint in self.permanent.items():
             if part in message:
