@@ -172,7 +172,8 @@ def dask_client(address: str, *, timeout: float | None = None) -> Iterator[Any]:
         return
     wait = "Dask's connect timeout" if timeout is None else f"{timeout:g} s"
     try:
-        client = distributed.Client(address, timeout=timeout, set_as_default=False)
+        wait_for = {} if timeout is None else {"timeout": timeout}
+        client = distributed.Client(address, set_as_default=False, **wait_for)
     except (OSError, TimeoutError) as exc:
         raise RerankError(
             f"the Dask scheduler at {address} did not answer within {wait} ({exc}); "
