@@ -171,6 +171,29 @@ def test_bi_encoder_scores_and_metrics_match_in_process(
     assert result.systems[1].metrics == means
 
 
+@pytest.mark.models
+def test_the_model_is_built_once_per_worker_process(
+    client: Any, pool: list[tuple[str, list[str]]]
+) -> None:
+    def models_here() -> dict[str, list[int]]:
+        import rerank_kit._distributed as here
+
+        out: dict[str, list[int]] = {}
+        for key, model in here._MODELS.items():
+            out.setdefault(key[0], []).append(id(model))
+        return out
+
+    items = pool[:4]
+    first = score_on_dask(client, CE, items, partition_pairs=DEPTH // 2)  # 4 tasks
+    before = client.run(models_here)
+    again = score_on_dask(client, CE, items, partition_pairs=DEPTH // 2)
+    after = client.run(models_here)
+    assert again == first
+    assert set(before) == set(after) and len(after) == 2
+    for worker, models in after.items():
+        assert len(models[CE]) == 1 and models[CE] == before[worker][CE]  # one, kept
+
+
 @pytest.fixture(scope="module")
 def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``rerank-kit eval`` with the bundled cross-encoder, in-process and with --dask local:2."""
