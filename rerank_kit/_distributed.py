@@ -302,6 +302,8 @@ def score_on_dask(
     kwargs = dict(reranker_kwargs or {})
     cache = make_score_cache(score_cache)
     submit = {"resources": dict(resources)} if resources else {}
+    if not client.nthreads():
+        logger.warning("the Dask cluster has no worker yet; the run waits for one to join")
     name, _ = _result(
         client.submit(_probe, spec, kwargs, long_documents, pure=False, **submit), spec
     )
