@@ -320,11 +320,12 @@ class BiEncoderRerank(shared.BiEncoderSettings, _BaseRerank):
 
 
 class RemoteRerank(shared.RemoteSettings, _BaseRerank):
-    """A hosted rerank API or a self-hosted serving engine (TEI, Infinity) as a LangChain document compressor.
+    """A hosted rerank API or a self-hosted serving engine (TEI, Infinity, llama.cpp) as a LangChain document compressor.
 
     ``model`` is a remote spec: ``cohere:rerank-v3.5``, ``voyage:rerank-2.5``,
     ``jina:jina-reranker-v2-base-multilingual``, ``pinecone:bge-reranker-v2-m3``,
-    ``zeroentropy:zerank-1-small``, ``tei:http://HOST:PORT`` or ``infinity:http://HOST:PORT#MODEL``.
+    ``zeroentropy:zerank-1-small``, ``tei:http://HOST:PORT``, ``infinity:http://HOST:PORT#MODEL``
+    or ``llamacpp:http://HOST:PORT`` (llama.cpp's ``llama-server --reranking``; ``#MODEL`` optional).
     ``api_key`` (masked) and ``model_kwargs`` go to :class:`rerank_kit.RemoteReranker`
     (``base_url``, ``timeout``, ``max_retries``, ``batch_size``); both are left out of the repr
     and of serialisation, so a key is never printed. Scores are the provider's relevance

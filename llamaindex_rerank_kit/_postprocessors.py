@@ -309,11 +309,11 @@ class BiEncoderRerank(shared.BiEncoderSettings, _BaseRerank):
 
 
 class RemoteRerank(shared.RemoteSettings, _BaseRerank):
-    """A hosted rerank API or a self-hosted serving engine (TEI, Infinity) as a LlamaIndex node postprocessor.
+    """A hosted rerank API or a self-hosted serving engine (TEI, Infinity, llama.cpp) as a LlamaIndex node postprocessor.
 
     ``model`` names the provider and model (``cohere:rerank-v3.5``, ``voyage:rerank-2.5``, ``jina:...``,
     ``pinecone:...``, ``zeroentropy:...``) or the server (``tei:http://HOST:PORT``,
-    ``infinity:http://HOST:PORT#MODEL``). The key (``api_key``, masked, or the provider's
+    ``infinity:http://HOST:PORT#MODEL``, ``llamacpp:http://HOST:PORT``). The key (``api_key``, masked, or the provider's
     environment variable) and ``model_kwargs`` (``timeout``, ``max_retries``, ``batch_size``,
     ``base_url``) are handed to :class:`rerank_kit.RemoteReranker` and never printed or
     serialised. ``apostprocess_nodes`` awaits an ``httpx.AsyncClient``. Install

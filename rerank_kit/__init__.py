@@ -17,6 +17,7 @@ from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.score_cache import ScoreCache
 from rerank_kit._core.types import PairScores, Ranked
+from rerank_kit._distributed import dask_client, score_on_dask
 from rerank_kit._pipeline import Pipeline, PipelineConfig, load_pipeline
 from rerank_kit._registry import load_reranker
 from rerank_kit._rerankers.bi_encoder import BiEncoderReranker
@@ -50,6 +51,8 @@ __all__ = [
     "ScoreCache",
     "Stage",
     "__version__",
+    "dask_client",
     "load_pipeline",
     "load_reranker",
+    "score_on_dask",
 ]

@@ -11,7 +11,16 @@ from rerank_kit._core.protocol import Reranker
 __all__ = ["KINDS", "REMOTE_KINDS", "build_cascade", "build_reranker", "load_reranker"]
 
 #: Remote providers (``rerank_kit._rerankers.remote.PROFILES``): hosted APIs and self-hosted engines.
-REMOTE_KINDS = ("cohere", "voyage", "jina", "pinecone", "zeroentropy", "tei", "infinity")
+REMOTE_KINDS = (
+    "cohere",
+    "voyage",
+    "jina",
+    "pinecone",
+    "zeroentropy",
+    "tei",
+    "infinity",
+    "llamacpp",
+)
 #: Spec prefixes understood by ``load_reranker``.
 KINDS = ("cross-encoder", "flashrank", "bi-encoder", "onnx", "onnx-int8", "openvino", *REMOTE_KINDS)
 _KEEP = re.compile(r"^(?P<spec>.+?)@(?P<keep>\d+)$")
@@ -119,7 +128,8 @@ def load_reranker(spec: str, **kwargs: Any) -> Reranker:
           ``"jina:jina-reranker-v2-base-multilingual"``, ``"pinecone:bge-reranker-v2-m3"``,
           ``"zeroentropy:zerank-1-small"`` (key from the provider's variable, e.g.
           ``COHERE_API_KEY``); self-hosted engines: ``"tei:http://HOST:PORT"``,
-          ``"infinity:http://HOST:PORT#MODEL"`` (see ``RemoteReranker``)
+          ``"infinity:http://HOST:PORT#MODEL"``, ``"llamacpp:http://HOST:PORT"`` (llama.cpp's
+          ``llama-server --reranking``; ``#MODEL`` optional) (see ``RemoteReranker``)
         - ``"onnx:ID_OR_PATH"``, ``"onnx-int8:ID_OR_PATH"`` (cross-encoder on ONNX Runtime) and
           ``"openvino:ID_OR_PATH"`` (cross-encoder on OpenVINO)
         - cascade: stages joined by ``>>``, each ending in ``@KEEP`` (how many it passes on;

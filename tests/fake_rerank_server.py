@@ -38,7 +38,12 @@ ROUTES: dict[str, tuple[str, str | None, str, int]] = {
     "zeroentropy": ("/v1/models/rerank", "Authorization", "Bearer {key}", 10_000),
     "tei": ("/rerank", None, "", 32),
     "infinity": ("/rerank", None, "", 2048),
+    "llamacpp": ("/v1/rerank", None, "", 100_000),  # no count cap: the batch limit below
 }
+
+#: llama-server's default physical batch (--ubatch-size): a longer pair is refused with a 500.
+LLAMACPP_UBATCH = 512
+LLAMACPP_TOO_LARGE = "input is too large to process. increase the physical batch size"
 
 _FAKE = FakeReranker()
 
@@ -89,6 +94,9 @@ def error_body(provider: str, status: int, message: str) -> Any:
         return {"error": message, "error_type": kinds.get(status, "backend")}
     if provider == "infinity":
         return {"error": {"message": message, "type": None, "param": None, "code": status}}
+    if provider == "llamacpp":  # llama.cpp server's format_error_response
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        return {"error": {"code": status, "message": message, "type": kind}}
     return {"detail": message}  # voyage, jina, zeroentropy (FastAPI-style)
 
 
@@ -113,6 +121,13 @@ def success_body(provider: str, model: str, results: list[tuple[int, float]]) ->
         return {"object": "list", "data": items, "model": model, "usage": {"total_tokens": 42}}
     if provider == "jina":
         return {"model": model, "usage": {"total_tokens": 42}, "results": items}
+    if provider == "llamacpp":  # format_response_rerank: sorted by score, every document
+        return {
+            "model": model or "bge-reranker-v2-m3-Q8_0.gguf",
+            "object": "list",
+            "usage": {"prompt_tokens": 42, "total_tokens": 42},
+            "results": items,
+        }
     if provider == "zeroentropy":
         return {
             "results": items,
@@ -137,9 +152,16 @@ def _documents(provider: str, body: Any) -> tuple[str, list[str]] | str:
     query = body.get("query")
     if not isinstance(query, str) or not query:
         return "query is required"
-    if provider != "tei" and provider != "infinity" and not isinstance(body.get("model"), str):
+    needs_model = provider not in ("tei", "infinity", "llamacpp")
+    if needs_model and not isinstance(body.get("model"), str):
         return "model is required"
+    if provider == "llamacpp" and "model" in body and not isinstance(body["model"], str):
+        return '"model" must be a string'
     raw = body.get("texts") if provider == "tei" else body.get("documents")
+    if provider == "llamacpp" and (
+        not isinstance(raw, list) or not raw or not all(isinstance(d, str) for d in raw)
+    ):
+        return '"documents" must be a non-empty string array'  # llama.cpp's wording
     if not isinstance(raw, list) or not raw:
         return "documents must be a non-empty list"
     if provider == "pinecone":
@@ -238,6 +260,11 @@ class _Handler(BaseHTTPRequestHandler):
         if len(docs) > limit:
             status = 413 if provider == "tei" else 400
             self._send(status, error_body(provider, status, f"at most {limit} documents"))
+            return
+        if provider == "llamacpp" and any(
+            len(query.split()) + len(d.split()) + 4 > LLAMACPP_UBATCH for d in docs
+        ):  # a word stands for a token here
+            self._send(500, error_body(provider, 500, LLAMACPP_TOO_LARGE))
             return
         if provider == "zeroentropy":
             used = sum(150 + len(query.encode()) + len(d.encode()) for d in docs)

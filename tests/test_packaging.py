@@ -39,8 +39,10 @@ EXPECTED_ALL = {
         "ScoreCache",
         "Stage",
         "__version__",
+        "dask_client",
         "load_pipeline",
         "load_reranker",
+        "score_on_dask",
     },
     "langchain_rerank_kit": {
         "BiEncoderRerank",

@@ -47,6 +47,8 @@ def spec_for(provider: str, url: str) -> tuple[str, dict[str, Any]]:
         return f"tei:{url}/tei", {}
     if provider == "infinity":
         return f"infinity:{url}/infinity#tiny-ce", {}
+    if provider == "llamacpp":
+        return f"llamacpp:{url}/llamacpp", {}
     return HOSTED[provider], {"api_key": KEY, "base_url": f"{url}/{provider}"}
 
 
@@ -139,7 +141,7 @@ SURFACES = [
     "llamaindex",
     "llamaindex-async",
 ]
-PROVIDERS = [*HOSTED, "tei", "infinity"]
+PROVIDERS = [*HOSTED, "tei", "infinity", "llamacpp"]
 
 
 # ----------------------------------------------------------------------- protocol per provider
@@ -172,6 +174,8 @@ def test_request_and_response_follow_the_provider_reference(
         assert body["documents"] == [{"text": t} for t in TEXTS]
         assert body["model"] == "bge-reranker-v2-m3"
         assert req.headers["X-Pinecone-Api-Version"] == "2025-10"
+    elif provider == "llamacpp":  # one model per server: named only when the spec names it
+        assert body["documents"] == TEXTS and "model" not in body
     else:
         assert body["documents"] == TEXTS
         assert body["model"] == (
@@ -214,6 +218,70 @@ def test_zeroentropy_splits_on_its_byte_budget(server: FakeRerankServer) -> None
         used = sum(150 + len(req.body["query"]) + len(d) for d in req.body["documents"])
         assert used <= 5_000_000
     assert len(server.state.requests) == 2
+
+
+# ----------------------------------------------------------------------- llama.cpp
+
+
+@pytest.mark.parametrize("surface", SURFACES)
+def test_llamacpp_through_every_surface_with_and_without_a_model_name(
+    server: FakeRerankServer, surface: str
+) -> None:
+    base = f"llamacpp:{server.url}/llamacpp"
+    for spec, model in ((base, None), (f"{base}#bge-reranker-v2-m3", "bge-reranker-v2-m3")):
+        got, failed = run_surface(surface, spec, {}, QUERY, TEXTS, top_n=3)
+        assert not failed and got == expected(QUERY, TEXTS)[:3]
+        body = server.state.requests[-1].body
+        assert server.state.requests[-1].path == "/v1/rerank"
+        assert body.get("model") == model and body["documents"] == TEXTS
+        assert "top_n" not in body  # every document is scored; top_n is cut here
+
+
+@pytest.mark.parametrize("surface", SURFACES)
+def test_llamacpp_pair_over_the_physical_batch_is_not_retried(
+    server: FakeRerankServer, surface: str
+) -> None:
+    from fake_rerank_server import LLAMACPP_UBATCH
+
+    spec, kwargs = spec_for("llamacpp", server.url)
+    kwargs.update(max_retries=3, retry=FAST)
+    long = " ".join(["apple"] * LLAMACPP_UBATCH)
+    with pytest.raises(
+        RerankError,
+        match=r"^llamacpp: server error HTTP 500 .*input is too large to process.*--ubatch-size",
+    ):
+        run_surface(surface, spec, kwargs, QUERY, [*TEXTS, long])
+    assert len(server.state.requests) == 1  # a retry cannot make the pair fit
+    got, failed = run_surface(surface, spec, kwargs, QUERY, TEXTS, on_error="passthrough")
+    assert not failed and got == expected(QUERY, TEXTS)
+
+
+def test_llamacpp_in_rerank_kit_eval(
+    server: FakeRerankServer, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from rerank_kit.cli import main
+
+    docs = ["red apple pie", "jet engines", "apple orchards in autumn", "pear tart", "engines"]
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(
+        "".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(docs))
+    )
+    judgments = tmp_path / "qs.jsonl"
+    rows = [
+        {"query": "red apple", "relevant": ["d0"]},
+        {"query": "jet engines", "relevant": ["d1"]},
+    ]
+    judgments.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = f"llamacpp:{server.url}/llamacpp#bge-reranker-v2-m3"
+    args = ["eval", str(judgments), "--corpus", str(corpus), "--no-progress", "--depth", "5"]
+    code = main([*args, "--reranker", spec, "--json", str(tmp_path / "out.json")])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert [s["reranker"] for s in result["systems"]] == [None, spec]
+    assert result["systems"][1]["metrics"]["MRR@10"] == 1.0
+    assert {r.provider for r in server.state.requests} == {"llamacpp"}
 
 
 # ----------------------------------------------------------------------- faults

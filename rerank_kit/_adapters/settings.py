@@ -269,7 +269,8 @@ class RemoteSettings(_Built):
 
     model: str = Field(
         default="cohere:rerank-v3.5",
-        description="Remote spec, e.g. 'cohere:rerank-v3.5' or 'tei:http://HOST:PORT'.",
+        description="Remote spec, e.g. 'cohere:rerank-v3.5', 'tei:http://HOST:PORT' or "
+        "'llamacpp:http://HOST:PORT'.",
     )
     api_key: SecretStr | None = Field(
         default=None,

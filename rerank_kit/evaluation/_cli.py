@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._core.errors import RerankError
+from rerank_kit.evaluation._dask_pool import add_dask_argument, score_pool
 
 __all__ = ["add_arguments", "add_assembly_arguments", "assembly_from_args", "main", "run"]
 
@@ -117,6 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_score_cache_argument(parser)
     add_assembly_arguments(parser)
+    add_dask_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -237,7 +239,8 @@ def run(args: argparse.Namespace) -> int:
             fusion=fusions,
             assembly=assembly,
             show_progress=not args.no_progress,
-            **from_args(args, *same, "score_cache"),
+            score_cache=score_pool(args, dataset, "eval"),  # --dask: the pool scored there first
+            **from_args(args, *same),
         )
     except (OSError, ValueError, ImportError, RerankError) as exc:
         return _err(str(exc))

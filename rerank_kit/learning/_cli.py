@@ -20,6 +20,7 @@ from typing import Any
 
 from rerank_kit._core.errors import RerankError
 from rerank_kit.evaluation._cli import add_score_cache_argument, from_args
+from rerank_kit.evaluation._dask_pool import add_dask_argument, score_pool
 
 __all__ = ["add_arguments", "add_train_arguments", "run", "run_train"]
 
@@ -82,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="OUT", help="write the tuned settings here (JSON)")
     parser.add_argument("--json", metavar="OUT", help="write the report here (JSON)")
     add_score_cache_argument(parser)
+    add_dask_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             depths=args.depth or DEFAULT_DEPTHS,
             show_progress=not args.no_progress,
             **from_args(args, "folds", "seed", "test_size", "top_n", "target_precision"),
-            score_cache=args.score_cache,
+            score_cache=score_pool(args, data, "tune"),  # --dask: the pool scored there first
         )
     except (ValueError, OSError, RerankError) as exc:
         sys.stderr.write(f"rerank-kit tune: error: {exc}\n")
@@ -150,6 +152,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", metavar="FILE", help="corpus file for hand-written judgments")
     parser.add_argument("--limit-queries", type=int, metavar="N", help="only the first N queries")
     parser.add_argument("--json", metavar="OUT", help="write the report here (JSON)")
+    add_score_cache_argument(parser)
+    add_dask_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -166,6 +170,7 @@ def run_train(args: argparse.Namespace) -> int:
             args.model,
             args.out,
             show_progress=not args.no_progress,
+            score_cache=score_pool(args, data, "train"),  # --dask: the pool scored there first
             **from_args(args, "first_stage", "depth", "negatives", *split, *budget),
         )
     except (ValueError, OSError, RerankError, ImportError) as exc:

@@ -130,6 +130,7 @@ def train(
     max_length: int | None = None,
     k: int = 10,
     show_progress: bool = False,
+    score_cache: Any = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on the training queries; compare before/after on the test queries.
 
@@ -155,6 +156,9 @@ def train(
             own limit.
         k: Metric cut-off.
         show_progress: Progress bars on stderr.
+        score_cache: A ``ScoreCache`` or a file name for a persistent one, read and filled when
+            the original model scores the test queries' candidates (what ``--dask`` fills);
+            the fine-tuned model is a new model and scores afresh.
 
     Returns:
         A ``TrainResult``.
@@ -170,7 +174,9 @@ def train(
         import datasets  # noqa: F401
     except ImportError as exc:
         raise missing_extra("train", "datasets", exc) from exc
+    from rerank_kit._core.score_cache import make_score_cache
     from rerank_kit._registry import load_reranker
+    from rerank_kit.evaluation._compare import attach_score_cache
     from rerank_kit.evaluation._first_stage import build_first_stages
 
     train_q, dev_q, test_q = split_queries(
@@ -220,7 +226,9 @@ def train(
         qrels = {q: dataset.qrels[q] for q in test_q}
         return evaluate_run(run, qrels, k=k, recall_depth=depth)[1]
 
-    before_q = evaluate(load_reranker(model))
+    original = load_reranker(model)
+    attach_score_cache(original, make_score_cache(score_cache))
+    before_q = evaluate(original)
     fit = _fit_cross_encoder if kind == "cross-encoder" else _fit_bi_encoder
     options = _Options(
         epochs, batch_size, learning_rate, seed, show_progress, max_steps, max_length

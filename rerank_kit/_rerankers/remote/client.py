@@ -22,7 +22,7 @@ from typing import Any
 
 from rerank_kit._core.errors import missing_extra
 from rerank_kit._core.protocol import Reranker
-from rerank_kit._rerankers.remote.errors import RemoteRerankError, failure
+from rerank_kit._rerankers.remote.errors import RemoteRerankError, failure, provider_message
 from rerank_kit._rerankers.remote.providers import PROFILES, Profile
 from rerank_kit._rerankers.remote.retry import RetryPolicy, decide
 
@@ -78,8 +78,11 @@ class _Exchange:
         if step.action == "done":
             self.scores = owner.profile.read_scores(outcome, self.n, owner.url)
             return None
-        if step.action == "raise":
-            raise owner._failure(outcome, self.attempt)
+        hint = None
+        if step.action == "retry" and not isinstance(outcome, BaseException):
+            hint = owner.profile.permanent_hint(provider_message(outcome))
+        if step.action == "raise" or hint is not None:
+            raise owner._failure(outcome, self.attempt, hint)
         logger.warning(
             "%s: %s from %s; retry %d of %d in %.2f s",
             owner.provider,
@@ -107,6 +110,7 @@ class RemoteReranker(Reranker):
     zeroentropy    ``zeroentropy:zerank-1-small``                   ``ZEROENTROPY_API_KEY``
     tei            ``tei:http://HOST:PORT``                         (none)
     infinity       ``infinity:http://HOST:PORT#MODEL``              (none)
+    llamacpp       ``llamacpp:http://HOST:PORT[#MODEL]``            (none)
     =============  ===============================================  ====================
 
     Scores are the provider's relevance scores as plain floats, so ``score_threshold`` and
@@ -124,10 +128,11 @@ class RemoteReranker(Reranker):
 
     Args:
         provider: One of ``PROFILES`` (``"cohere"``, ``"voyage"``, ``"jina"``, ``"pinecone"``,
-            ``"zeroentropy"``, ``"tei"``, ``"infinity"``), or a whole spec such as
+            ``"zeroentropy"``, ``"tei"``, ``"infinity"``, ``"llamacpp"``), or a whole spec such as
             ``"cohere:rerank-v3.5"`` when ``model`` is omitted.
         model: The provider's model name; for ``tei`` the server URL; for ``infinity``
-            ``URL#MODEL``.
+            ``URL#MODEL``; for ``llamacpp`` ``URL`` or ``URL#MODEL`` (the name is sent only
+            when given: llama-server serves the model it was started with).
         api_key: The key (default: the provider's environment variable; self-hosted engines
             send one only if given, for servers started with ``--api-key``).
         base_url: Replaces the provider's base URL (gateways, proxies, private deployments);
@@ -223,7 +228,7 @@ class RemoteReranker(Reranker):
             text = text.replace(self._key.value, "<api key>")
         return text
 
-    def _failure(self, outcome: Any, attempts: int) -> RemoteRerankError:
+    def _failure(self, outcome: Any, attempts: int, hint: str | None = None) -> RemoteRerankError:
         return failure(
             outcome,
             attempts,
@@ -232,6 +237,7 @@ class RemoteReranker(Reranker):
             key_env=self.profile.endpoint.key_env,
             timeout=self.timeout,
             redact=self._redact,
+            hint=hint,
         )
 
     # -- one request: the same exchange, sent two ways -------------------------------------

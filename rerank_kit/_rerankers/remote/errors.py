@@ -57,10 +57,12 @@ def failure(
     key_env: str | None,
     timeout: float,
     redact: Callable[[str], str],
+    hint: str | None = None,
 ) -> RemoteRerankError:
     """The error for a request given up after ``attempts`` attempts.
 
-    ``outcome`` is the last HTTP error response, or the transport exception that replaced it.
+    ``outcome`` is the last HTTP error response, or the transport exception that replaced it;
+    ``hint`` (what to change) ends the message.
     """
     if isinstance(outcome, BaseException):
         import httpx
@@ -89,4 +91,6 @@ def failure(
         text = f"server error HTTP {status} from {url} after {attempts} attempt(s): {message}"
     else:
         text = f"HTTP {status} from {url}: {message}"
+    if hint:
+        text += f" ({hint})"
     return RemoteRerankError(provider, text, status)

@@ -53,12 +53,15 @@ class Request:
         extra: Fixed fields (every document is scored: no ``top_n``).
         model: Whether the body names the model (a self-hosted engine then takes it after
             ``#`` in the spec).
+        model_optional: The engine serves one model and takes the name only if given (sent
+            when the spec has ``#MODEL``, left out otherwise).
     """
 
     docs_field: str = "documents"
     doc_key: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     model: bool = True
+    model_optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class Profile:
         request: The request body's fields.
         answer: Where the scores sit in the answer.
         example: A spec example, for messages.
+        permanent: Server messages (a part of them) that a retry cannot change although
+            their status is 5xx, each with a hint for the error: not retried.
     """
 
     name: str
@@ -112,6 +117,7 @@ class Profile:
     request: Request = field(default_factory=Request)
     answer: Answer = field(default_factory=Answer)
     example: str = ""
+    permanent: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def hosted(self) -> bool:
@@ -130,7 +136,8 @@ class Profile:
             [{'text': 'a'}]
         """
         shape = self.request
-        body: dict[str, Any] = {"model": model} if shape.model else {}
+        named = shape.model and (bool(model) or not shape.model_optional)
+        body: dict[str, Any] = {"model": model} if named else {}
         body["query"] = query
         body[shape.docs_field] = [{shape.doc_key: d} for d in docs] if shape.doc_key else docs
         body.update(shape.extra)
@@ -161,9 +168,21 @@ class Profile:
                 f"{self.name}: expected the server URL, e.g. '{self.example}', got {model!r}"
             )
         served = served.strip()
-        if self.request.model and not served:
+        if self.request.model and not self.request.model_optional and not served:
             raise ValueError(f"{self.name}: name the served model after '#', e.g. '{self.example}'")
         return served, url
+
+    def permanent_hint(self, message: str) -> str | None:
+        """The hint for a server message a retry cannot change, or ``None`` (retry as usual).
+
+        Example:
+            >>> PROFILES["llamacpp"].permanent_hint("input is too large to process. increase the physical batch size")[:30]
+            'a (query, document) pair is lo'
+        """
+        for part, hint in self.permanent.items():
+            if part in message:
+                return hint
+        return None
 
     def batch_limit(self, model: str, batch_size: int | None) -> int | None:
         """Documents per request: ``batch_size`` checked against the limit, or the limit."""
@@ -348,5 +367,32 @@ PROFILES: dict[str, Profile] = {
         limits=Limits(2048, "INFINITY_MAX_CLIENT_BATCH_SIZE, 2,048 by default"),
         request=Request(extra={"return_documents": False, "raw_scores": False}),
         example="infinity:http://localhost:7997#BAAI/bge-reranker-base",
+    ),
+    "llamacpp": Profile(
+        "llamacpp",
+        # llama.cpp tools/server (llama-server --reranking; README "POST /reranking" and
+        # handle_rerank): POST /v1/rerank (aliases /rerank, /reranking, /v1/reranking), body
+        # {model?, query, documents: [str], top_n?}; without top_n every document comes back.
+        # The answer {model, object: "list", usage, results: [{index, relevance_score}]} is
+        # sorted by score, so scores are read by index; relevance_score is the GGUF model's
+        # rank head output as it computes it (raw logits for bge-reranker-v2-m3, no sigmoid).
+        # Errors: {"error": {"code", "message", "type"}}; a pair longer than the physical
+        # batch is refused with HTTP 500 whatever the retry.
+        api="llama.cpp llama-server --reranking (POST /v1/rerank)",
+        endpoint=Endpoint(None, "/v1/rerank"),
+        limits=Limits(
+            None,
+            "no document count limit; each (query, document) pair must fit the server's "
+            "physical batch (--ubatch-size, 512 tokens by default)",
+        ),
+        request=Request(model_optional=True),
+        example="llamacpp:http://HOST:PORT",
+        permanent={
+            "input is too large to process": "a (query, document) pair is longer than the "
+            "server's physical batch: restart llama-server with a larger --ubatch-size and "
+            "--batch-size (e.g. -ub 8192 -b 8192), or send shorter passages",
+            "does not support reranking": "start llama-server with --reranking and a "
+            "reranker GGUF (its pooling type must be rank)",
+        },
     ),
 }
