@@ -139,13 +139,17 @@ class _Run:
         first_stage_scores: Sequence[float] | None = None,
         fusion: Any = None,
         fusion_method: str | None = None,
+        fusion_long: float | None = None,
+        long_query_tokens: int | None = None,
     ) -> _Run:
         """Check the settings and inputs: errors here are never passed through."""
         if on_error not in ("raise", "passthrough"):
             raise ValueError(f"on_error must be 'raise' or 'passthrough', got {on_error!r}")
         n, threshold = check_top_n(top_n), check_threshold(score_threshold)
         check_threshold_supported(reranker, threshold)
-        fused = to_fusion(fusion, fusion_method)
+        fused = to_fusion(
+            fusion, fusion_method, long_weight=fusion_long, long_query_tokens=long_query_tokens
+        )
         items = list(texts)
         first = check_first_stage_scores(first_stage_scores, len(items)) if fused else None
         kwargs: dict[str, Any] = {"top_n": n, "score_threshold": threshold, "fusion": fused}
@@ -176,8 +180,9 @@ def run_rerank(reranker: Reranker, query: str, texts: Sequence[str], **settings:
         query: The query.
         texts: The passages.
         **settings: ``top_n``, ``score_threshold``, ``on_error`` (``"raise"`` or
-            ``"passthrough"``), ``first_stage_scores``, ``fusion`` (a weight or ``Fusion``)
-            and ``fusion_method``.
+            ``"passthrough"``), ``first_stage_scores``, ``fusion`` (a weight or ``Fusion``),
+            ``fusion_method``, and for query-dependent trust ``fusion_long`` and
+            ``long_query_tokens``.
 
     Returns:
         The ``Outcome``.

@@ -75,12 +75,27 @@ class RerankSettings(BaseModel):
     fusion_method: FusionMethod = Field(
         default="zscore", description="'zscore', 'minmax' or 'rrf' (reciprocal rank fusion)."
     )
+    fusion_long: float | None = Field(
+        default=None,
+        description="Query-dependent trust: the fusion weight for long queries (more than "
+        "long_query_tokens tokens); fusion is then the weight for the others. Needs fusion.",
+    )
+    long_query_tokens: int | None = Field(
+        default=None,
+        description="With fusion_long: a query with more tokens (runs of word characters) "
+        "than this is long.",
+    )
 
     @model_validator(mode="after")
     def _check_settings(self) -> RerankSettings:
         check_top_n(self.top_n)
         check_threshold(self.score_threshold)
-        to_fusion(self.fusion, self.fusion_method)
+        to_fusion(
+            self.fusion,
+            self.fusion_method,
+            long_weight=self.fusion_long,
+            long_query_tokens=self.long_query_tokens,
+        )
         return self
 
     def _run_settings(self) -> dict[str, Any]:
@@ -91,6 +106,8 @@ class RerankSettings(BaseModel):
             "on_error": self.on_error,
             "fusion": self.fusion,
             "fusion_method": self.fusion_method,
+            "fusion_long": self.fusion_long,
+            "long_query_tokens": self.long_query_tokens,
         }
 
     def _get_reranker(self) -> Reranker:
