@@ -159,7 +159,7 @@ def length_thresholds(lengths: Sequence[int]) -> list[int]:
 
     Example:
         >>> length_thresholds([3, 4, 5, 6, 20, 30, 40, 50])
-        [5, 13, 30]
+        [4, 13, 32]
     """
     values = sorted(lengths)
     if len(values) < 2:
