@@ -248,8 +248,8 @@ def tune(
         for stage in stages:
             stage.close()
     by_label = {c.label: c for c in candidates}
-    grid = list(weights)
-    extra = [w for w in split_weights if w not in grid] if query_split else []
+    grid: list[float | None] = list(weights)
+    extra: list[float | None] = [w for w in split_weights if w not in grid] if query_split else []
     # the first stages alone come first: on a tie, the simpler pipeline (no model) is chosen
     evaluated = [Setting(FIRST_STAGE_ONLY, st.name, max_depth, None, methods[0]) for st in stages]
     plain_candidates = list(evaluated)
