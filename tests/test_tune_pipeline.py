@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,7 +164,12 @@ def test_adapters_apply_the_query_length_split_like_the_engine() -> None:
     reranker = FakeReranker()
     texts = ["fan", "laptop fan noise", "battery", "laptop", "fan laptop fan"]
     first = [5.0, 4.0, 3.0, 2.0, 1.0]
-    settings = {"top_n": 5, "fusion": 0.9, "fusion_long": 0.0, "long_query_tokens": 3}
+    settings: dict[str, Any] = {
+        "top_n": 5,
+        "fusion": 0.9,
+        "fusion_long": 0.0,
+        "long_query_tokens": 3,
+    }
     fused = Fusion(0.9, long_weight=0.0, long_query_tokens=3)
     lc = RerankCompressor(reranker=reranker, first_stage_score_key="score", **settings)
     li = RerankPostprocessor(reranker=reranker, **settings)
