@@ -201,8 +201,8 @@ def tune(
         raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
     for method in methods:
         Fusion(0.5, method)  # type: ignore[arg-type]
-    for w in split_weights:
-        Fusion(w)
+    for split_weight in split_weights:
+        Fusion(split_weight)
     qids = list(dataset.queries)
     if len(qids) < (2 if test_size is not None else folds):
         raise ValueError(f"{len(qids)} judged queries are too few for {folds} folds")
