@@ -234,15 +234,18 @@ def tune(
             todo = tqdm(qids, desc=f"scoring {dataset.name}", unit="query", file=sys.stderr)
         for qid in todo:
             query = dataset.queries[qid]
-            for stage in stages:
-                found = stage.search(query, max_depth)
-                ids = [doc_id for doc_id, _ in found]
-                hits.setdefault(stage.name, {})[qid] = ids
-                texts = [dataset.corpus[d].full_text for d in ids]
-                for cand in candidates:
-                    every = cand.score(query, texts)
-                    scored.setdefault((cand.label, stage.name), {})[qid] = Scored(
-                        ids, [s for _, s in found], every[-1], every[:-1], lengths[qid]
+            found = {stage.name: stage.search(query, max_depth) for stage in stages}
+            pool = list(dict.fromkeys(d for got in found.values() for d, _ in got))
+            at = {d: i for i, d in enumerate(pool)}
+            texts = [dataset.corpus[d].full_text for d in pool]
+            for cand in candidates:  # each candidate once per reranker, whatever its stages
+                every = cand.score(query, texts)
+                for name, got in found.items():
+                    ids = [doc_id for doc_id, _ in got]
+                    hits.setdefault(name, {})[qid] = ids
+                    per = [[scores[at[d]] for d in ids] for scores in every]
+                    scored.setdefault((cand.label, name), {})[qid] = Scored(
+                        ids, [s for _, s in got], per[-1], per[:-1], lengths[qid]
                     )
     finally:
         for stage in stages:
