@@ -426,9 +426,12 @@ def from_config(
 ) -> RerankCompressor:
     """The tuned pipeline that ``rerank-kit tune --config FILE`` saved, in one call.
 
-    Builds the reranker and sets ``top_n``, ``score_threshold``, ``fusion``,
-    ``fusion_method`` and the context-assembly settings from the file (or a ``rerank_kit.PipelineConfig``); ``config.depth`` is how
-    many candidates the first stage should retrieve.
+    Builds the reranker and sets ``top_n``, ``score_threshold``, ``fusion``, ``fusion_method``,
+    for query-dependent trust ``fusion_long`` and ``long_query_tokens``, and the
+    context-assembly settings from the file (or a ``rerank_kit.PipelineConfig``);
+    ``config.depth`` is how many candidates the first stage should retrieve. A
+    first-stage-only file (``"reranker": "none"``) loads no model: the documents keep the
+    first stage's order, cut to ``top_n``.
 
     Args:
         config: Path of the JSON file, or a ``PipelineConfig``.

@@ -372,9 +372,12 @@ class ListwiseLLMRerank(shared.ListwiseSettings, _BaseRerank):
 def from_config(config: Any, **kwargs: Any) -> RerankPostprocessor:
     """A ``RerankPostprocessor`` for the pipeline ``rerank-kit tune --config FILE`` saved.
 
-    The reranker, ``top_n``, ``score_threshold``, ``fusion``, ``fusion_method`` and the
-    context-assembly settings come from the file or ``rerank_kit.PipelineConfig``; retrieve ``config.depth`` candidates in the first
-    stage (``similarity_top_k``). Fusion uses the nodes' retrieval scores.
+    The reranker, ``top_n``, ``score_threshold``, ``fusion``, ``fusion_method``, ``fusion_long``,
+    ``long_query_tokens`` and the context-assembly settings come from the file or
+    ``rerank_kit.PipelineConfig``; retrieve ``config.depth`` candidates in the first stage
+    (``similarity_top_k``). Fusion uses the nodes' retrieval scores. A first-stage-only file
+    (``"reranker": "none"``) loads no model: the nodes keep the first stage's order, cut to
+    ``top_n``.
 
     Args:
         config: A tuned JSON file or a ``PipelineConfig``.

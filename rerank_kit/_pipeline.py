@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import InitVar, asdict, dataclass
+from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rerank_kit._core.assembly import Assembly
-from rerank_kit._core.fusion import Fusion
+from rerank_kit._core.fusion import Fusion, to_fusion
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.ranking import RerankOptions
 from rerank_kit._core.types import Ranked
@@ -34,7 +34,9 @@ class PipelineConfig:
     attribute) still works with a ``DeprecationWarning``.
 
     Attributes:
-        reranker: A ``load_reranker`` spec.
+        reranker: A ``load_reranker`` spec, or ``"none"``: first stage only (``tune`` found
+            that no reranker helps); the pipeline then keeps the first stage's order, cut to
+            ``top_n``, and loads no model.
         first_stage: The first stage the settings were chosen for (``"bm25"``, ...).
         depth: Candidates to retrieve and rerank.
         fusion: Weight on the reranker for score fusion, in [0, 1] (``None``: no fusion).
@@ -48,6 +50,12 @@ class PipelineConfig:
         order: ``"score"`` or ``"lost-in-the-middle"``.
         boosts: Metadata boosts (a list of dicts, as ``Reranker.rerank(boosts=)`` takes).
         token_budget: Most tokens the kept passages hold together (``None``: no limit).
+        fusion_long: Query-dependent trust (keyword only): the fusion weight for queries with
+            more than ``long_query_tokens`` tokens (``rerank_kit.Fusion``'s
+            ``long_weight``); ``fusion`` is then the weight for the others. Both are left out
+            of the file when unset, so files without them read as before.
+        long_query_tokens: With ``fusion_long``: the query length (``query_length``) above
+            which a query is long.
 
     The context-assembly fields are optional: files without them load with them off.
 
@@ -59,6 +67,11 @@ class PipelineConfig:
         (0.7, Fusion(weight=0.7, method='zscore'))
         >>> PipelineConfig.from_dict({"reranker": "x:y", "fusion_weight": 0.5}).fusion
         0.5
+        >>> PipelineConfig("none", "hybrid").first_stage_only
+        True
+        >>> split = PipelineConfig("x:y", fusion=0.8, fusion_long=0.1, long_query_tokens=20)
+        >>> split.to_fusion().for_query("short question").weight
+        0.8
     """
 
     reranker: str
@@ -77,6 +90,8 @@ class PipelineConfig:
 
     #: Deprecated spelling of ``fusion`` (argument only; see the class docstring).
     fusion_weight: InitVar[float | None] = None
+    fusion_long: float | None = field(default=None, kw_only=True)
+    long_query_tokens: int | None = field(default=None, kw_only=True)
 
     def __post_init__(self, fusion_weight: float | None) -> None:
         if fusion_weight is None:
@@ -90,15 +105,29 @@ class PipelineConfig:
             raise ValueError("give fusion= or the old fusion_weight=, not both")
         object.__setattr__(self, "fusion", fusion_weight)
 
+    @property
+    def first_stage_only(self) -> bool:
+        """True if the pipeline keeps the first stage's order (``reranker="none"``)."""
+        from rerank_kit._rerankers.first_stage import is_first_stage_only
+
+        return is_first_stage_only(self.reranker)
+
     def to_fusion(self) -> Fusion | None:
-        """The ``Fusion`` these settings describe, or ``None``."""
-        if self.fusion is None:
-            return None
-        return Fusion(self.fusion, self.fusion_method)  # type: ignore[arg-type]
+        """The ``Fusion`` these settings describe (query-dependent with ``fusion_long``)."""
+        return to_fusion(
+            self.fusion,
+            self.fusion_method,
+            long_weight=self.fusion_long,
+            long_query_tokens=self.long_query_tokens,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (the JSON file's content)."""
-        return {"format": "rerank-kit-pipeline/2", **asdict(self)}
+        data = asdict(self)
+        for key in ("fusion_long", "long_query_tokens"):  # only when set: older readers
+            if data[key] is None:
+                del data[key]
+        return {"format": "rerank-kit-pipeline/2", **data}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PipelineConfig:
@@ -167,6 +196,10 @@ setattr(PipelineConfig, "fusion_weight", property(_fusion_weight))  # noqa: B010
 class Pipeline:
     """A reranker with the settings it was tuned with (fusion, ``top_n``, threshold, depth).
 
+    For a "first stage only" config (``reranker="none"``) the reranker is a ``FirstStageOnly``
+    that keeps the input order and loads no model. With ``fusion_long`` the fusion weight is
+    chosen per query by its length (``rerank_kit.Fusion.for_query``).
+
     Attributes:
         config: The settings.
         reranker: The engine reranker built from ``config.reranker``.
@@ -234,6 +267,9 @@ def load_pipeline(config: str | Path | PipelineConfig, **kwargs: Any) -> Pipelin
         0.6
     """
     from rerank_kit._registry import load_reranker
+    from rerank_kit._rerankers.first_stage import FirstStageOnly
 
     settings = config if isinstance(config, PipelineConfig) else PipelineConfig.load(config)
+    if settings.first_stage_only:  # no model to load: keep the first stage's order
+        return Pipeline(settings, FirstStageOnly())
     return Pipeline(settings, load_reranker(settings.reranker, **kwargs))

@@ -23,7 +23,7 @@ from typing import Any
 
 from rerank_kit._adapters.llm import text_llm
 from rerank_kit._core.errors import ModelNotAvailableError
-from rerank_kit._core.fusion import Fusion, to_fusion
+from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.protocol import Reranker
 
 __all__ = [
@@ -306,12 +306,14 @@ def pipeline_settings(config: Any, framework: str, **kwargs: Any) -> dict[str, A
         pipeline = load_pipeline(config, **kwargs)
     settings = pipeline.config
     value = settings.fusion  # a Fusion, or the weight (files name the weight "fusion")
-    fusion = value if isinstance(value, Fusion) else to_fusion(value, settings.fusion_method)
+    fusion = value if isinstance(value, Fusion) else settings.to_fusion()
     return {
-        "reranker": pipeline.reranker,
+        "reranker": pipeline.reranker,  # FirstStageOnly (no model) for reranker="none"
         "top_n": settings.top_n,
         "score_threshold": settings.score_threshold,
         "fusion": None if fusion is None else fusion.weight,
         "fusion_method": settings.fusion_method if fusion is None else fusion.method,
         **{name: getattr(settings, name) for name in ASSEMBLY_FIELDS if hasattr(settings, name)},
+        "fusion_long": None if fusion is None else fusion.long_weight,
+        "long_query_tokens": None if fusion is None else fusion.long_query_tokens,
     }

@@ -156,6 +156,8 @@ class _Run:
         first_stage_scores: Sequence[float] | None = None,
         fusion: Any = None,
         fusion_method: str | None = None,
+        fusion_long: float | None = None,
+        long_query_tokens: int | None = None,
         metadata: Sequence[Any] | None = None,
         **assembly: Any,
     ) -> _Run:
@@ -168,7 +170,9 @@ class _Run:
             raise ValueError(f"on_error must be 'raise' or 'passthrough', got {on_error!r}")
         n, threshold = check_top_n(top_n), check_threshold(score_threshold)
         check_threshold_supported(reranker, threshold)
-        fused = to_fusion(fusion, fusion_method)
+        fused = to_fusion(
+            fusion, fusion_method, long_weight=fusion_long, long_query_tokens=long_query_tokens
+        )
         items = list(texts)
         first = check_first_stage_scores(first_stage_scores, len(items)) if fused else None
         kwargs: dict[str, Any] = {"top_n": n, "score_threshold": threshold, "fusion": fused}
@@ -203,7 +207,8 @@ def run_rerank(reranker: Reranker, query: str, texts: Sequence[str], **settings:
         texts: The passages.
         **settings: ``top_n``, ``score_threshold``, ``on_error`` (``"raise"`` or
             ``"passthrough"``), ``first_stage_scores``, ``fusion`` (a weight or ``Fusion``),
-            ``fusion_method``, the passages' ``metadata`` (for ``boosts``) and the
+            ``fusion_method``, for query-dependent trust ``fusion_long`` and
+            ``long_query_tokens``, the passages' ``metadata`` (for ``boosts``) and the
             context-assembly settings (``dedupe``, ``diversity``, ``similarity_model``,
             ``order``, ``boosts``, ``token_budget``).
 

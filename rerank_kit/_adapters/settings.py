@@ -112,12 +112,27 @@ class RerankSettings(BaseModel):
         "(the reranker's tokenizer, else whitespace words); a passage that does not fit is "
         "skipped and the next tried; with top_n both limits hold.",
     )
+    fusion_long: float | None = Field(
+        default=None,
+        description="Query-dependent trust: the fusion weight for long queries (more than "
+        "long_query_tokens tokens); fusion is then the weight for the others. Needs fusion.",
+    )
+    long_query_tokens: int | None = Field(
+        default=None,
+        description="With fusion_long: a query with more tokens (runs of word characters) "
+        "than this is long.",
+    )
 
     @model_validator(mode="after")
     def _check_settings(self) -> RerankSettings:
         check_top_n(self.top_n)
         check_threshold(self.score_threshold)
-        to_fusion(self.fusion, self.fusion_method)
+        to_fusion(
+            self.fusion,
+            self.fusion_method,
+            long_weight=self.fusion_long,
+            long_query_tokens=self.long_query_tokens,
+        )
         Assembly.build(**self._assembly_settings())
         return self
 
@@ -139,6 +154,8 @@ class RerankSettings(BaseModel):
             "on_error": self.on_error,
             "fusion": self.fusion,
             "fusion_method": self.fusion_method,
+            "fusion_long": self.fusion_long,
+            "long_query_tokens": self.long_query_tokens,
             **self._assembly_settings(),
         }
 

@@ -13,6 +13,10 @@ methods, each with a weight ``w`` on the reranker (``1 - w`` on the first stage)
 The first-stage signal is the retrieval score where one is given, else the candidate's position
 in the input list (the first stage's order), so fusion always works.
 
+**Query-dependent trust**: a ``Fusion`` can carry a second weight for long queries
+(``long_weight``, used when the query has more than ``long_query_tokens`` tokens, as
+``query_length`` counts them); ``rerank`` resolves it per query with ``Fusion.for_query``.
+
 Example:
     >>> from rerank_kit._core.fusion import Fusion, fuse
     >>> fuse([0.9, 0.1, 0.5], [1.0, 3.0, 2.0], Fusion(weight=0.5))
@@ -24,8 +28,9 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from rerank_kit._core.types import Ranked
@@ -38,6 +43,7 @@ __all__ = [
     "check_first_stage_scores",
     "fuse",
     "fuse_ranked",
+    "query_length",
     "to_fusion",
 ]
 
@@ -54,6 +60,18 @@ DEFAULT_FUSION_WEIGHT = 0.7
 #: The ``k`` of reciprocal rank fusion (as in Cormack et al. 2009 and the hybrid first stage).
 RRF_K = 60
 
+_TOKEN = re.compile(r"\w+")
+
+
+def query_length(query: str) -> int:
+    """Tokens in ``query`` as query-dependent fusion counts them: runs of word characters.
+
+    Example:
+        >>> query_length("what is the lift of a wing?")
+        7
+    """
+    return len(_TOKEN.findall(query))
+
 
 @dataclass(frozen=True)
 class Fusion:
@@ -64,52 +82,119 @@ class Fusion:
             ``1.0`` orders by the reranker alone, ``0.0`` keeps the first-stage order.
         method: ``"zscore"``, ``"minmax"`` or ``"rrf"`` (see the module docstring).
 
+        long_weight: Weight on the reranker for long queries (``None``: ``weight`` for all).
+        long_query_tokens: A query with more tokens than this (``query_length``) is long and
+            gets ``long_weight``; give both or neither.
+
     Example:
         >>> Fusion(0.7, "minmax")
         Fusion(weight=0.7, method='minmax')
+        >>> split = Fusion(0.8, long_weight=0.2, long_query_tokens=12)
+        >>> split.for_query("what is lift"), split.for_query("a " * 13).weight
+        (Fusion(weight=0.8, method='zscore'), 0.2)
     """
 
     weight: float = DEFAULT_FUSION_WEIGHT
     method: FusionMethod = "zscore"
+    long_weight: float | None = field(default=None, kw_only=True)
+    long_query_tokens: int | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
-        w = self.weight
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= float(w) <= 1.0:
-            raise ValueError(f"fusion weight must be a number in [0, 1], got {w!r}")
+        object.__setattr__(self, "weight", _weight(self.weight, "fusion weight"))
         if self.method not in FUSION_METHODS:
             raise ValueError(
                 f"fusion method must be one of {', '.join(FUSION_METHODS)}, got {self.method!r}"
             )
-        object.__setattr__(self, "weight", float(w))
+        if (self.long_weight is None) != (self.long_query_tokens is None):
+            raise ValueError("give long_weight and long_query_tokens together, or neither")
+        if self.long_weight is not None:
+            object.__setattr__(self, "long_weight", _weight(self.long_weight, "long_weight"))
+            t = self.long_query_tokens
+            if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+                raise ValueError(f"long_query_tokens must be an int >= 0, got {t!r}")
+
+    def __repr__(self) -> str:
+        split = (
+            ""
+            if self.long_weight is None
+            else f", long_weight={self.long_weight!r}, long_query_tokens={self.long_query_tokens!r}"
+        )
+        return f"Fusion(weight={self.weight!r}, method={self.method!r}{split})"
+
+    def for_query(self, query: str) -> Fusion:
+        """The plain ``Fusion`` for ``query``: ``long_weight`` if it is long, else ``weight``."""
+        if self.long_weight is None or self.long_query_tokens is None:
+            return self
+        long = query_length(query) > self.long_query_tokens
+        return Fusion(self.long_weight if long else self.weight, self.method)
 
     @property
     def label(self) -> str:
         """Short text for system names, e.g. ``"fused zscore w=0.7"``."""
+        if self.long_weight is not None:
+            return (
+                f"fused {self.method} w={self.weight:g}, "
+                f"w={self.long_weight:g} above {self.long_query_tokens} tokens"
+            )
         return f"fused {self.method} w={self.weight:g}"
 
 
-def to_fusion(fusion: Any, method: str | None = None) -> Fusion | None:
+def _weight(value: object, name: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0.0 <= float(value) <= 1.0
+    ):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def to_fusion(
+    fusion: Any,
+    method: str | None = None,
+    *,
+    long_weight: float | None = None,
+    long_query_tokens: int | None = None,
+) -> Fusion | None:
     """``None``, a weight (float) or a ``Fusion`` as a ``Fusion`` (``None`` stays ``None``).
+
+    ``long_weight`` and ``long_query_tokens`` (the adapters' ``fusion_long`` and
+    ``long_query_tokens``) make it query-dependent; they need a weight.
 
     Example:
         >>> to_fusion(0.7, "rrf")
         Fusion(weight=0.7, method='rrf')
+        >>> to_fusion(0.7, long_weight=0.2, long_query_tokens=12)
+        Fusion(weight=0.7, method='zscore', long_weight=0.2, long_query_tokens=12)
         >>> to_fusion(None) is None
         True
     """
+    split = long_weight is not None or long_query_tokens is not None
     if fusion is None:
+        if split:
+            raise ValueError("fusion_long and long_query_tokens need a fusion weight (fusion=)")
         return None
     if isinstance(fusion, Fusion):
         if method is not None and method != fusion.method:
             raise ValueError(
                 f"fusion={fusion!r} already names its method; got fusion_method={method!r} too"
             )
+        if split and (long_weight, long_query_tokens) != (
+            fusion.long_weight,
+            fusion.long_query_tokens,
+        ):
+            raise ValueError(f"fusion={fusion!r} already says how it treats long queries")
         return fusion
     if isinstance(fusion, bool) or not isinstance(fusion, (int, float)):
         raise TypeError(
             f"fusion must be None, a weight in [0, 1] or a Fusion, got {type(fusion).__name__}"
         )
-    return Fusion(float(fusion), method or "zscore")  # type: ignore[arg-type]
+    return Fusion(
+        float(fusion),
+        method or "zscore",  # type: ignore[arg-type]
+        long_weight=long_weight,
+        long_query_tokens=long_query_tokens,
+    )
 
 
 def check_first_stage_scores(scores: Any, n: int) -> list[float] | None:

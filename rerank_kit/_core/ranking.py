@@ -62,6 +62,13 @@ def select(ranked: list[Ranked], threshold: float | None, top_n: int | None) -> 
     return ranked
 
 
+def _for_query(fusion: Fusion | None, query: Any) -> Fusion | None:
+    """A query-dependent ``Fusion`` resolved for this query (plain ones pass through)."""
+    if fusion is None or fusion.long_weight is None:
+        return fusion
+    return fusion.for_query(check_query(query))
+
+
 @dataclass(frozen=True)
 class Request:
     """Checked arguments of one ``rerank`` call, and what to do with the model's scores."""
@@ -106,7 +113,7 @@ class Request:
             texts=items,
             top_n=check_top_n(top_n),
             threshold=threshold,
-            fusion=to_fusion(fusion, fusion_method),
+            fusion=_for_query(to_fusion(fusion, fusion_method), query),
             first_stage_scores=check_first_stage_scores(first_stage_scores, len(items)),
             assembly=Assembly.build(
                 dedupe=dedupe,

@@ -4,7 +4,8 @@ Both read the datasets ``rerank-kit eval`` reads and report held-out results on 
 
 Example:
     rerank-kit tune data/beir/cisi --reranker onnx:cross-encoder/ms-marco-MiniLM-L-12-v2 \
-        --first-stage bm25 --config pipeline.json --json tune.json
+        --reranker bi-encoder:all-MiniLM-L6-v2 --first-stage bm25 --first-stage hybrid \
+        --score-cache scores.jsonl --config pipeline.json --json tune.json
     rerank-kit train data/beir/cisi --model cross-encoder:./ms-marco-MiniLM-L-12-v2 \
         --out models/cisi-ce --max-steps 100 --json train.json
 """
@@ -46,13 +47,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         >>> add_arguments(parser)
         >>> parser.parse_args(["data", "--reranker", "x:y"]).folds
         5
+        >>> parser.parse_args(["data", "--reranker", "x:y", "--reranker", "z:w"]).reranker
+        ['x:y', 'z:w']
     """
     parser.description = (
-        "Choose candidate depth, score fusion and first stage on judged queries by "
-        "cross-fitting, and report the held-out gain over the default pipeline."
+        "Choose the reranker (or none), candidate depth, score fusion (optionally by query "
+        "length) and first stage on judged queries by cross-fitting, and report the held-out "
+        "gain over the default pipeline and over the best first stage alone."
     )
     parser.add_argument("data", metavar="DATA", help="BEIR folder, or hand-written judgments")
-    parser.add_argument("--reranker", required=True, metavar="SPEC", help="load_reranker spec")
+    parser.add_argument(
+        "--reranker",
+        required=True,
+        action="append",
+        metavar="SPEC",
+        help="load_reranker spec (repeatable: the search chooses among them, and none)",
+    )
+    parser.add_argument(
+        "--no-query-split",
+        action="store_true",
+        help="do not search a fusion weight that depends on the query's length",
+    )
     parser.add_argument(
         "--first-stage",
         action="append",
@@ -98,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             data,
             args.reranker,
             first_stage=args.first_stage or ["bm25"],
+            query_split=not args.no_query_split,
             depths=args.depth or DEFAULT_DEPTHS,
             show_progress=not args.no_progress,
             **from_args(args, "folds", "seed", "test_size", "top_n", "target_precision"),
