@@ -151,6 +151,7 @@ class OnnxCrossEncoderReranker(Reranker):
         self.exported = self._model.exported
         self.pre_exported = self._model.pre_exported
         self.precision = self._model.precision
+        self._score_rule = self._model.rule
         self.set_long_documents(long_documents)
 
     @property

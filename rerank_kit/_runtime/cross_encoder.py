@@ -16,7 +16,9 @@ from typing import Any
 from rerank_kit import models
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
+from rerank_kit._runtime.batch_rule import plan_graph
 from rerank_kit._runtime.batching import run_bucketed
+from rerank_kit._runtime.cpu import cpu_has_bf16
 from rerank_kit._runtime.export import export_cross_encoder, export_once
 from rerank_kit._runtime.folders import (
     onnx_graphs,
@@ -35,7 +37,7 @@ from rerank_kit._runtime.options import (
 )
 from rerank_kit._runtime.paths import (
     FP32,
-    INT8,
+    INT8_MATMUL,
     META,
     TOKENIZER,
     cache_key,
@@ -119,7 +121,7 @@ class OnnxCrossEncoder:
         self.pre_exported = graph is not None
         if graph is None:
             folder = self._export(self.model_path)
-            self.onnx_path = folder / (INT8 if self.quantize == "int8" else FP32)
+            self.onnx_path = folder / (INT8_MATMUL if self.quantize == "int8" else FP32)
             tokenizer_path = folder / TOKENIZER
             self.precision = self.quantize or "fp32"
         else:
@@ -134,9 +136,21 @@ class OnnxCrossEncoder:
         self.tokenizer.no_truncation()
         self._pair_specials = self.tokenizer.num_special_tokens_to_add(True)
         opts = self.options
-        self.runner = make_runner(
-            self.onnx_path, opts.threads, opts.backend, opts.openvino_precision
+        precision = opts.openvino_precision
+        if precision == "auto":
+            precision = "bf16" if cpu_has_bf16() else "f32"
+        #: How the graph runs so that a pair's score depends on the pair alone (``batch_rule``).
+        self.plan = plan_graph(
+            self.onnx_path,
+            self.tokenizer,
+            opts.cache_dir,
+            backend=self.backend,
+            precision=precision,
         )
+        if self.plan.note:
+            logger.info("%s", self.plan.note)
+        self.rule = self.plan.rule
+        self.runner = make_runner(self.plan.graph, opts.threads, opts.backend, precision)
         if self.backend == "openvino" and self.precision != "int8":
             self.precision = self.runner.inference_precision
         if graph is None:
@@ -168,9 +182,11 @@ class OnnxCrossEncoder:
             require(EXPORT_CROSS_ENCODER)
             export_once(export_cross_encoder, model_dir, folder)
             self.exported = True
-        if self.quantize == "int8" and not (folder / INT8).is_file():
+        if self.quantize == "int8" and not (folder / INT8_MATMUL).is_file():
+            # MatMul only (no QAttention): a graph the batch-independence rule can rewrite.
+            # An older cache's model.int8.onnx (QAttention) is left for older versions.
             logger.info("quantizing %s to int8 (once; cached in %s)", model_dir, folder)
-            quantize_into(folder / FP32, folder / INT8)
+            quantize_into(folder / FP32, folder / INT8_MATMUL, attention=False)
             self.exported = True
         return folder
 
@@ -187,12 +203,24 @@ class OnnxCrossEncoder:
         self.precision = "int8"
         name = slug(f"{self.model_path.name}-{graph.stem}")
         folder = self.options.cache_dir / f"{name}-{graph_key(graph)}"
-        target = folder / INT8
+        target = folder / INT8_MATMUL
         if not target.is_file():
             logger.info("quantizing %s to int8 (once; cached in %s)", graph, folder)
-            quantize_into(graph, target)
+            quantize_into(graph, target, attention=False)
             self.exported = True
         return target
+
+    def bucket_limits(self) -> tuple[int, int | None]:
+        """``(batch_size, max_batch_tokens)`` of a call: the options within the rule's caps."""
+        opts, plan = self.options, self.plan
+        if plan.per_pair:
+            return 1, None
+        size, tokens = opts.batch_size, opts.max_batch_tokens
+        if plan.batch_size is not None:
+            size = min(size, plan.batch_size)
+        if plan.max_batch_tokens is not None:
+            tokens = plan.max_batch_tokens if tokens is None else min(tokens, plan.max_batch_tokens)
+        return size, tokens
 
     def _query_tokens(self, query: str) -> int:
         return len(self.tokenizer.encode(query, add_special_tokens=False).ids)
@@ -216,10 +244,7 @@ class OnnxCrossEncoder:
         self.tokenizer.enable_truncation(self.max_length, strategy=strategy)
         encodings = self.tokenizer.encode_batch([(query, text) for text in texts])
         truncated = [bool(e.overflowing) for e in encodings]  # a cut pair keeps its tail there
-        opts = self.options
-        out = run_bucketed(
-            self.runner, encodings, self.inputs, self.pad_id, opts.batch_size, opts.max_batch_tokens
-        )
+        out = run_bucketed(self.runner, encodings, self.inputs, self.pad_id, *self.bucket_limits())
         logits = out[:, 0]
         activation = self.meta["activation"]
         if activation == "sigmoid":  # written with tanh: no overflow for large |logit|

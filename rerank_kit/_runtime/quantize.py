@@ -29,8 +29,12 @@ def graph_is_quantized(graph: Path) -> bool:
         return any(data.find(op) != -1 for op in QUANTIZED_OPS)
 
 
-def quantize_int8(fp32: Path, out: Path) -> None:
-    """Dynamic int8 weights for the matrix products and attention (needs ``onnx``)."""
+def quantize_int8(fp32: Path, out: Path, *, attention: bool = True) -> None:
+    """Dynamic int8 weights for the matrix products and attention (needs ``onnx``).
+
+    ``attention=False`` quantizes the ``MatMul`` nodes only: a fused ``Attention`` stays fp32
+    instead of becoming ``QAttention``, whose batch-wide activation scale no rewrite can reach.
+    """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -39,20 +43,20 @@ def quantize_int8(fp32: Path, out: Path) -> None:
             str(fp32),
             str(out),
             weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul", "Attention"],
+            op_types_to_quantize=["MatMul", "Attention"] if attention else ["MatMul"],
             per_channel=True,
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
 
 
-def quantize_into(fp32: Path, target: Path) -> None:
+def quantize_into(fp32: Path, target: Path, *, attention: bool = True) -> None:
     """Write the int8 graph of ``fp32`` to ``target`` atomically (readers never see half a file)."""
     require(QUANTIZE_INT8)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
     os.close(fd)
     try:
-        quantize_int8(fp32, Path(tmp))
+        quantize_int8(fp32, Path(tmp), attention=attention)
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
