@@ -176,9 +176,10 @@ def _per_token(graph: Path, tokenizer: Any, cache_dir: Path) -> Path:
         count = per_token_int8(graph, tmp, zero_points)
         fused = fuse_bert_attention(tmp, tmp)
         logger.info(
-            "rewrote %s for batch-independent scores: %d per-token quantizers, %d attention "
+            "rewrote %s/%s for batch-independent scores: %d per-token quantizers, %d attention "
             "blocks fused (once; cached in %s)",
-            graph,
+            graph.parent.name,
+            graph.name,
             count,
             fused,
             target.parent,
