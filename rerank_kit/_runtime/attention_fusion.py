@@ -16,12 +16,13 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
 from rerank_kit._runtime.per_token import consumers_of
 
-__all__ = ["fuse_bert_attention"]
+__all__ = ["fuse_bert_attention", "split_attention"]
 
 
 def _constant(name: str, producers: dict[str, Any], inits: dict[str, Any]) -> Any:
@@ -182,3 +183,81 @@ def fuse_bert_attention(
     dst.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(dst))
     return len(place)
+
+
+def split_attention(src_onnx_path: str | Path, dst_onnx_path: str | Path) -> int:
+    """Replace each fused ``com.microsoft.Attention`` by three ``MatMul`` + ``MultiHeadAttention``.
+
+    ONNX Runtime's offline BERT optimizer fuses a layer's Q/K/V projections into ``Attention``,
+    which ``quantize_dynamic`` turns into ``QAttention``: a batch-wide activation scale inside a
+    kernel no rewrite can reach. Split first, the projections become plain ``MatMul`` nodes
+    (quantized like every other, then rewritten per token) and the attention core a
+    ``MultiHeadAttention`` with the same bias and key padding mask.
+
+    Only self-attention without past state, extra bias or ``unidirectional`` is split; others
+    are left as they are. Returns the number split (0: nothing written).
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src_onnx_path))
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    nodes: list[Any] = []
+    count = 0
+    for node in g.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        inputs = list(node.input)
+        if (
+            node.op_type != "Attention"
+            or node.domain != "com.microsoft"
+            or attrs.get("unidirectional", 0)
+            or any(inputs[4:])
+            or len(inputs) < 3
+            or inputs[1] not in inits
+            or inputs[2] not in inits
+            or set(attrs) - {"num_heads", "qkv_hidden_sizes", "scale", "mask_filter_value"}
+        ):
+            nodes.append(node)
+            continue
+        weights = numpy_helper.to_array(inits[inputs[1]]).astype(np.float32)
+        sizes = [int(s) for s in attrs.get("qkv_hidden_sizes", [weights.shape[1] // 3] * 3)]
+        if sizes[0] != sizes[1] or sum(sizes) != weights.shape[1]:
+            nodes.append(node)
+            continue
+        bounds = np.cumsum([0, *sizes])
+        qkv = []
+        for part, (lo, hi) in zip("qkv", itertools.pairwise(bounds), strict=True):
+            name = f"{node.name or inputs[1]}/{part}_weight"
+            g.initializer.append(numpy_helper.from_array(weights[:, lo:hi].copy(), name))
+            out = f"{node.name or inputs[1]}/{part}"
+            nodes.append(helper.make_node("MatMul", [inputs[0], name], [out], name=f"{out}/MatMul"))
+            qkv.append(out)
+        extra = {k: attrs[k] for k in ("scale", "mask_filter_value") if k in attrs}
+        mask = inputs[3] if len(inputs) > 3 else ""
+        nodes.append(
+            helper.make_node(
+                "MultiHeadAttention",
+                [*qkv, inputs[2], mask],
+                [node.output[0]],
+                name=f"{node.name}/MultiHeadAttention",
+                domain="com.microsoft",
+                num_heads=int(attrs["num_heads"]),
+                **extra,
+            )
+        )
+        count += 1
+    if not count:
+        return 0
+    g.ClearField("node")
+    g.node.extend(nodes)
+    used = {i for n in nodes for i in n.input}
+    kept = [i for i in g.initializer if i.name in used]
+    g.ClearField("initializer")
+    g.initializer.extend(kept)
+    onnx.checker.check_model(model)
+    dst = Path(dst_onnx_path)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(dst))
+    return count
