@@ -197,17 +197,20 @@ def test_fp32_onnx_and_torch_are_batch_independent_unchanged(
 
 
 def test_openvino_runs_the_dequantized_graph_batch_independently(
-    bundled: CrossEncoderReranker, cache: Path
+    int8_flashrank_dir: Path, cache: Path
 ) -> None:
+    """A dynamic int8 graph on OpenVINO runs as its fp32 graph (the same code path as the
+    bundled model's; a 12-layer model is too slow for this suite on a busy machine)."""
     pytest.importorskip("openvino")
-    folder = bundled._onnx.model_path
     r = OnnxCrossEncoderReranker(
-        str(folder), backend="openvino", openvino_precision="f32", cache_dir=cache
+        str(int8_flashrank_dir), backend="openvino", openvino_precision="f32", cache_dir=cache
     )
     assert r._model.rule == "int8-dequantized-fp32/1" and not r._model.plan.per_pair
+    assert b"MatMulInteger" not in r._model.plan.graph.read_bytes()
     assert_batch_independent(r.score)
-    # the fp32 graph of the int8 weights: close to the rewritten int8 graph's scores
-    got, want = r.score(QUERIES[0], PASSAGES), bundled.score(QUERIES[0], PASSAGES)
+    # the fp32 graph of the int8 weights: close to the per-token int8 graph's scores
+    ort = OnnxCrossEncoderReranker(str(int8_flashrank_dir), cache_dir=cache)
+    got, want = r.score(QUERIES[0], PASSAGES), ort.score(QUERIES[0], PASSAGES)
     assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 0.05
 
 

@@ -46,6 +46,7 @@ from typing import Any
 from rerank_kit._runtime.paths import graph_key, slug
 
 __all__ = [
+    "DEQUANTIZED",
     "PER_PAIR",
     "PER_TOKEN",
     "PER_TOKEN_BATCH",

@@ -2,8 +2,10 @@
 
 The one runtime object under ``OnnxCrossEncoderReranker``, ``CrossEncoderReranker(backend="onnx"
 | "openvino")`` and ``FlashRankReranker``'s batched path. It finds or makes the graph (a
-pre-exported folder as it is, else a cached export), loads the tokenizer and a runner, and turns
-a call's pairs into scores together with the call's truncation flags.
+pre-exported folder as it is, else a cached export), applies the batch-independence rule
+(``batch_rule.plan_graph``: a dynamic int8 graph is rewritten per token, or run per pair), loads
+the tokenizer and a runner, and turns a call's pairs into scores together with the call's
+truncation flags.
 """
 
 from __future__ import annotations
@@ -87,13 +89,18 @@ class OnnxCrossEncoder:
     Attributes:
         options: The ``RuntimeOptions`` (``batch_size`` and ``max_batch_tokens`` may be changed).
         model_path: The local source folder.
-        onnx_path: The graph in use.
+        onnx_path: The model's graph (its source file; ``plan.graph`` is the file loaded).
         exported: True if this construction exported or quantized (False on a cache hit).
         pre_exported: True if the folder's own graph is used.
         precision: What the graph computes with (``"fp32"``, ``"int8"``, ``"bf16"``, ``"f32"``).
         tokenizer: The ``tokenizers.Tokenizer`` (no padding; truncation set per call).
         meta: ``meta.json`` of the export, or the same keys read from a pre-exported folder.
         max_length: The token limit of a pair (settable, up to the model's own limit).
+        plan: How the graph runs so that a pair's score depends on the pair alone
+            (``batch_rule.GraphPlan``: the file loaded, which may be a cached rewrite of
+            ``onnx_path``, and any per-pair run or bucket caps).
+        rule: The tag recorded with the scores (``"int8-per-token/1"``, ``"per-pair/1"``,
+            ``"int8-dequantized-fp32/1"``), or ``None`` when the graph runs as it is.
     """
 
     def __init__(
@@ -151,8 +158,9 @@ class OnnxCrossEncoder:
             logger.info("%s", self.plan.note)
         self.rule = self.plan.rule
         self.runner = make_runner(self.plan.graph, opts.threads, opts.backend, precision)
-        if self.backend == "openvino" and self.precision != "int8":
-            self.precision = self.runner.inference_precision
+        dequantized = self.plan.graph != self.onnx_path  # OpenVINO: a dynamic int8 graph's fp32
+        if self.backend == "openvino" and (self.precision != "int8" or dequantized):
+            self.precision = self.runner.inference_precision  # the dequantized graph's too
         if graph is None:
             self.meta: dict[str, Any] = json.loads((folder / META).read_text())
         else:
