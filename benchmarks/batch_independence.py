@@ -170,11 +170,13 @@ def ratio(times: dict[str, list[float]], slow: str, fast: str) -> float:
     return statistics.median(a / b for a, b in zip(times[slow], times[fast], strict=True))
 
 
-def fidelity(systems: dict[str, Score], pairs: list[tuple[str, list[str]]]) -> dict[str, Any]:
+def fidelity(
+    systems: dict[str, Score], pairs: list[tuple[str, list[str]]], names: Sequence[str]
+) -> dict[str, Any]:
     """Top-10 overlap with the fp32 graph and the max score difference, per system."""
     ref = [systems["fp32"](q, ts) for q, ts in pairs]
     out = {}
-    for name in ("new", "today", "st-torch"):
+    for name in names:
         overlaps, worst = [], 0.0
         for (query, texts), want in zip(pairs, ref, strict=True):
             got = systems[name](query, texts)
@@ -187,16 +189,21 @@ def fidelity(systems: dict[str, Score], pairs: list[tuple[str, list[str]]]) -> d
             "queries_with_a_swap": sum(o < 1 for o in overlaps),
             "max_score_diff": worst,
         }
+        say(f"fidelity {name}: {out[name]}")
     return out
 
 
-def batch_dependence(systems: dict[str, Score], sets: dict[str, Any]) -> dict[str, float]:
-    """Max |score in a call - score alone| over 3 queries x 20 passages of each set."""
+def batch_dependence(
+    systems: dict[str, Score], sets: dict[str, Any], queries: int
+) -> dict[str, float]:
+    """Max |score in a call - score alone| over ``queries`` queries x 20 passages of each set,
+    scored in one call, in shuffled calls of 3 and of 11, and beside the longest abstract."""
+    longest = max((t for ts in sets["(a) abstracts"][1] for t in ts), key=len)
     out = {}
     for name in ("new", "today", "st-torch", "fp32"):
         worst = 0.0
-        for queries, passages in sets.values():
-            for query, texts in zip(queries[:3], passages[:3], strict=True):
+        for qs, passages in sets.values():
+            for query, texts in zip(qs[:queries], passages[:queries], strict=True):
                 texts = texts[:20]
                 alone = [systems[name](query, [t])[0] for t in texts]
                 arrangements = [systems[name](query, texts)]
@@ -210,9 +217,11 @@ def batch_dependence(systems: dict[str, Score], sets: dict[str, Any]) -> dict[st
                         for i, s in zip(chunk, scores, strict=True):
                             got[i] = s
                     arrangements.append(got)
+                arrangements.append([systems[name](query, [longest, t])[1] for t in texts])
                 for got in arrangements:
                     worst = max(worst, max(abs(a - b) for a, b in zip(got, alone, strict=True)))
         out[name] = worst
+        say(f"batch dependence {name}: {worst:.3g}")
     return out
 
 
@@ -221,6 +230,15 @@ def main() -> None:
     p.add_argument("--reps-a", type=int, default=4, help="repetitions on (a) abstracts")
     p.add_argument("--reps-b", type=int, default=12, help="repetitions on (b) 18-word passages")
     p.add_argument("--queries", type=int, default=25, help="Cranfield queries for fidelity")
+    p.add_argument(
+        "--st-fidelity",
+        action="store_true",
+        help="also score the Cranfield queries with sentence-transformers (slow; it runs the "
+        "fp32 weights, so it matches the fp32 graph to ~1e-6)",
+    )
+    p.add_argument(
+        "--dependence-queries", type=int, default=2, help="queries per set for batch dependence"
+    )
     p.add_argument("--threads", type=int, help="threads for every system (default: the runtime's)")
     p.add_argument("--work", help="keep the rewritten and fp32 graphs here (default: a temp dir)")
     p.add_argument("--json", help="also write the results to this file")
@@ -235,9 +253,15 @@ def main() -> None:
     systems = build_systems(work, threads)
     sets = speed_sets()
     t0 = time.perf_counter()
+    dep = batch_dependence(systems, sets, args.dependence_queries)
+    names = ["new", "today"] + (["st-torch"] if args.st_fidelity else [])
+    fid = fidelity(systems, cranfield_bm25(args.queries), names)
+    fid.setdefault(
+        "st-torch",
+        {"top10_overlap": float("nan"), "queries_with_a_swap": -1, "max_score_diff": float("nan")},
+    )
+    say(f"before timing: {machine_load()}")
     times = time_sets(systems, sets, {"(a) abstracts": args.reps_a, "(b) 18 words": args.reps_b})
-    fid = fidelity(systems, cranfield_bm25(args.queries))
-    dep = batch_dependence(systems, sets)
     say(f"end: {machine_load()} ({time.perf_counter() - t0:.0f} s measured)")
 
     print(
