@@ -194,13 +194,13 @@ def fidelity(
 
 
 def batch_dependence(
-    systems: dict[str, Score], sets: dict[str, Any], queries: int
+    systems: dict[str, Score], sets: dict[str, Any], queries: int, names: Sequence[str]
 ) -> dict[str, float]:
     """Max |score in a call - score alone| over ``queries`` queries x 20 passages of each set,
     scored in one call, in shuffled calls of 3 and of 11, and beside the longest abstract."""
     longest = max((t for ts in sets["(a) abstracts"][1] for t in ts), key=len)
-    out = {}
-    for name in ("new", "today", "st-torch", "fp32"):
+    out = {name: float("nan") for name in ("new", "today", "st-torch", "fp32")}
+    for name in names if queries > 0 else ():
         worst = 0.0
         for qs, passages in sets.values():
             for query, texts in zip(qs[:queries], passages[:queries], strict=True):
@@ -237,7 +237,16 @@ def main() -> None:
         "fp32 weights, so it matches the fp32 graph to ~1e-6)",
     )
     p.add_argument(
-        "--dependence-queries", type=int, default=2, help="queries per set for batch dependence"
+        "--dependence-queries",
+        type=int,
+        default=2,
+        help="queries per set for batch dependence (0: skip that phase)",
+    )
+    p.add_argument(
+        "--dependence-systems",
+        default="new,today,st-torch,fp32",
+        type=lambda text: [n for n in text.split(",") if n],
+        help="systems whose batch dependence is measured (comma-separated)",
     )
     p.add_argument("--threads", type=int, help="threads for every system (default: the runtime's)")
     p.add_argument("--work", help="keep the rewritten and fp32 graphs here (default: a temp dir)")
@@ -253,7 +262,7 @@ def main() -> None:
     systems = build_systems(work, threads)
     sets = speed_sets()
     t0 = time.perf_counter()
-    dep = batch_dependence(systems, sets, args.dependence_queries)
+    dep = batch_dependence(systems, sets, args.dependence_queries, args.dependence_systems)
     names = ["new", "today"] + (["st-torch"] if args.st_fidelity else [])
     fid = fidelity(systems, cranfield_bm25(args.queries), names)
     fid.setdefault(
