@@ -317,7 +317,7 @@ def test_the_langchain_compressor_is_batch_independent(tiny_ce_dir: Path, cache:
     compressor = lc.CrossEncoderRerank(
         model=str(tiny_ce_dir), backend="onnx", quantize="int8", cache_dir=str(cache), top_n=30
     )
-    assert compressor._get_reranker()._score_rule == "int8-per-token/1"
+    assert compressor._get_reranker()._score_identity().endswith("[scores=int8-per-token/1]")
 
     def score(query: str, texts: Sequence[str]) -> list[float]:
         docs = [Document(page_content=t, metadata={"i": i}) for i, t in enumerate(texts)]
@@ -341,7 +341,7 @@ def test_the_llamaindex_postprocessor_is_batch_independent(tiny_ce_dir: Path, ca
     def score(query: str, texts: Sequence[str]) -> list[float]:
         nodes = [NodeWithScore(node=TextNode(text=t, id_=str(i))) for i, t in enumerate(texts)]
         out = post.postprocess_nodes(nodes, query_str=query)
-        by_id = {n.node.node_id: n.score for n in out}
-        return [float(by_id[str(i)]) for i in range(len(texts))]
+        by_id = {n.node.node_id: float(n.score or 0.0) for n in out}
+        return [by_id[str(i)] for i in range(len(texts))]
 
     assert_batch_independent(score)
