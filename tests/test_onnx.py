@@ -101,7 +101,8 @@ def test_int8_runs_and_orders_similarly(
     from scipy.stats import spearmanr
 
     ours = int8.score(QUERY, _texts())
-    assert int8.onnx_path.name == "model.int8.onnx"
+    assert int8.onnx_path.name == "model.int8.matmul.onnx"  # MatMul weights: no QAttention
+    assert int8._model.rule == "int8-per-token/1"
     assert max(abs(a - b) for a, b in zip(ours, torch_scores, strict=True)) < 0.05
     assert spearmanr(ours, torch_scores).statistic > 0.9
     top = set(_order(ours)[:10]) & set(_order(torch_scores)[:10])
@@ -128,7 +129,9 @@ def test_second_construction_reuses_cache(
     assert again.onnx_path == fp32.onnx_path and again8.onnx_path == int8.onnx_path
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
     assert again.score(QUERY, ["wing flow"]) == pytest.approx(fp32.score(QUERY, ["wing flow"]))
-    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 1
+    folders = [p.name for p in cache.iterdir() if not p.name.startswith(".")]
+    # the export, and the per-token rewrite of its int8 graph (batch_rule)
+    assert len(folders) == 2 and sum("-per-token-" in f for f in folders) == 1, folders
 
 
 def test_changed_model_files_change_the_cache_key(model_dir: Path, tmp_path: Path) -> None:

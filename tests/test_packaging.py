@@ -194,8 +194,9 @@ def test_the_langchain_extra_needs_langchain_core_alone_and_classic_has_its_own(
 
 
 def test_running_an_onnx_graph_needs_no_torch() -> None:
-    """The bundled model and pre-exported graphs run with ONNX Runtime and tokenizers alone."""
-    heavy = ("torch", "transformers", "sentence-transformers", "onnx>", "onnx ")
+    """The bundled model and pre-exported graphs run with ONNX Runtime and tokenizers (plus onnx,
+    which rewrites a dynamic int8 graph once for batch-independent scores): never torch."""
+    heavy = ("torch", "transformers", "sentence-transformers")
     for extra in ("onnx-runtime", "bundled"):
         reqs = _requirements(extra)
         assert reqs, extra
@@ -291,3 +292,11 @@ def test_docstring_examples_run(
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     result = doctest.testmod(imported, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed"
+
+
+def test_the_calibration_text_ships_inside_the_package() -> None:
+    """Per-token int8 calibrates its zero points on text inside the package (in the wheel)."""
+    from rerank_kit._runtime.batch_rule import calibration_pairs
+
+    pairs = calibration_pairs()
+    assert len(pairs) >= 12 and all(q.strip() and p.strip() for q, p in pairs)

@@ -131,11 +131,14 @@ def test_openvino_refuses_onnxruntime_int8_graph(tiny_ce_dir: Path, tmp_path: Pa
         OnnxCrossEncoderReranker(
             str(tiny_ce_dir), backend="openvino", quantize="int8", cache_dir=tmp_path
         )
-    int8 = OnnxCrossEncoderReranker(str(tiny_ce_dir), quantize="int8", cache_dir=tmp_path)
+    from rerank_kit._runtime.quantize import quantize_int8
+
+    # a QAttention graph (what quantize="int8" made of a fused export before issue 20)
+    fp32 = OnnxCrossEncoderReranker(str(tiny_ce_dir), cache_dir=tmp_path)
     folder = tmp_path / "int8-folder"
     folder.mkdir()
-    shutil.copy(int8.onnx_path, folder / "model.onnx")
-    shutil.copy(int8.onnx_path.parent / "tokenizer.json", folder / "tokenizer.json")
+    quantize_int8(fp32.onnx_path, folder / "model.onnx")
+    shutil.copy(fp32.onnx_path.parent / "tokenizer.json", folder / "tokenizer.json")
     with pytest.raises(RerankError, match=r"com\.microsoft\.QAttention"):
         OnnxCrossEncoderReranker(str(folder), backend="openvino")
 
@@ -272,7 +275,8 @@ def test_flashrank_model_our_runtime_cannot_take_falls_back(
 
 
 def test_openvino_reads_the_bundled_int8_graph() -> None:
-    """MatMulInteger int8 weights (no QAttention) load in OpenVINO and score like ONNX Runtime."""
+    """MatMulInteger int8 weights (no QAttention) run on OpenVINO as their dequantized fp32
+    graph (batch independence) and score like ONNX Runtime's per-token int8."""
     pytest.importorskip("openvino")
     from rerank_kit import OnnxCrossEncoderReranker
     from rerank_kit.models import bundled_cross_encoder
@@ -284,7 +288,12 @@ def test_openvino_reads_the_bundled_int8_graph() -> None:
     texts = ["Paris is the capital of France.", "Bananas are yellow."]
     query = "what is the capital of france"
     ov = OnnxCrossEncoderReranker(folder, backend="openvino", threads=1)
-    assert ov.precision == "int8"
+    assert (
+        ov.precision in ("f32", "bf16")
+        and b"MatMulInteger" not in ov._model.plan.graph.read_bytes()
+    )
+    # f32 runs batched; bf16 (auto on CPUs with AVX512_BF16) one pair per call
+    assert ov._model.rule == ("per-pair/1" if ov.precision == "bf16" else "int8-dequantized-fp32/1")
     ort_scores = OnnxCrossEncoderReranker(folder, threads=1).score(query, texts)
     assert ov.score(query, texts) == pytest.approx(ort_scores, abs=1e-3)
     assert ov.score(query, texts)[0] > 0.99 > 0.01 > ov.score(query, texts)[1]

@@ -133,7 +133,25 @@ class Reranker(ABC):
         return Split(self.name, self.long_documents, plan, texts)
 
     def _plan(self, query: str, texts: list[str]) -> ScorePlan:
-        return ScorePlan(self.name, query, texts, self.__dict__.get("_score_cache"))
+        return ScorePlan(self._score_identity(), query, texts, self.__dict__.get("_score_cache"))
+
+    def _score_identity(self) -> str:
+        """The score cache's model key: ``name``, plus the rule that made the scores if any.
+
+        ONNX graphs rewritten or run per pair for batch-independent scores (see
+        ``rerank_kit._runtime.batch_rule``) set ``_score_rule``; their entries are then keyed
+        ``"NAME [scores=RULE]"``, so scores of the old batch-dependent path (keyed ``NAME``,
+        still loaded from old files) are never mixed with them.
+
+        Example:
+            >>> from rerank_kit.testing import FakeReranker
+            >>> r = FakeReranker()
+            >>> r._score_rule = "int8-per-token/1"
+            >>> r._score_identity()
+            'fake [scores=int8-per-token/1]'
+        """
+        rule = self.__dict__.get("_score_rule")
+        return f"{self.name} [scores={rule}]" if rule else self.name
 
     def _scored(self, query: str, texts: list[str]) -> PairScores:
         """Every text's score and flags (checked input): cache, blanks, windows, checks."""

@@ -195,6 +195,7 @@ class CrossEncoderReranker(Reranker):
 
         self._onnx = OnnxCrossEncoder(model, batch_size=self.batch_size, **options)
         self.name = onnx_reranker_name(model, self._onnx.backend, self._onnx.quantize)
+        self._score_rule = self._onnx.rule
 
     def _load_torch(
         self,

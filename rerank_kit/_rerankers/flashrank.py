@@ -149,6 +149,7 @@ class FlashRankReranker(Reranker):
         if self._onnx is not None:
             self.ranker = None  # one session is enough: ours
             self.runtime = str(self._onnx.backend)
+            self._score_rule = self._onnx.rule
             self.max_tokens = self._onnx.max_length
         else:
             self.runtime = "flashrank"

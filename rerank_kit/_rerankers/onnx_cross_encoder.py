@@ -35,7 +35,10 @@ class OnnxCrossEncoderReranker(Reranker):
 
     Scores follow ``CrossEncoder.predict`` (a sigmoid of the single logit for one-label models).
     fp32 matches torch to ~1e-6; ``quantize="int8"`` (dynamic int8 weights) is faster still at a
-    small cost in fidelity. Each call tokenizes the pairs once (the query is never truncated, only
+    small cost in fidelity. A pair's score never depends on the other passages of the call: a
+    dynamic int8 graph (``quantize="int8"``, the bundled model, a Hub ``model_qint8_*.onnx``) is
+    rewritten once to per-token int8 (cached), or, if it cannot be, run one pair per call with
+    one INFO line (docs/speed.md, "Batch independence"). Each call tokenizes the pairs once (the query is never truncated, only
     the passage), sorts them by token length and runs neighbours together, so padding stays within
     a batch of similar lengths; scores come back in input order.
 
@@ -86,9 +89,11 @@ class OnnxCrossEncoderReranker(Reranker):
             length-bucketed batching are the same for both.
         openvino_precision: With ``backend="openvino"``: ``"auto"`` (bf16 on CPUs with
             AVX512_BF16 or AMX, f32 elsewhere), ``"bf16"`` or ``"f32"``. OpenVINO cannot read
-            ONNX Runtime's int8 attention (``com.microsoft.QAttention``, what ``quantize="int8"``
+            ONNX Runtime's int8 attention (``com.microsoft.QAttention``, what older ``quantize="int8"``
             makes of a fused export): such graphs raise a clear error. Graphs with plain
-            ``MatMulInteger`` int8 weights (e.g. the bundled model) load.
+            ``MatMulInteger`` int8 weights (e.g. the bundled model) run as their dequantized
+            fp32 graph (cached); at bf16 OpenVINO runs one pair per call (its bf16 kernels
+            round differently at different batch shapes).
 
     Attributes:
         model_path: Local folder of the source model.
@@ -151,6 +156,7 @@ class OnnxCrossEncoderReranker(Reranker):
         self.exported = self._model.exported
         self.pre_exported = self._model.pre_exported
         self.precision = self._model.precision
+        self._score_rule = self._model.rule
         self.set_long_documents(long_documents)
 
     @property

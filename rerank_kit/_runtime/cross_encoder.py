@@ -2,8 +2,10 @@
 
 The one runtime object under ``OnnxCrossEncoderReranker``, ``CrossEncoderReranker(backend="onnx"
 | "openvino")`` and ``FlashRankReranker``'s batched path. It finds or makes the graph (a
-pre-exported folder as it is, else a cached export), loads the tokenizer and a runner, and turns
-a call's pairs into scores together with the call's truncation flags.
+pre-exported folder as it is, else a cached export), applies the batch-independence rule
+(``batch_rule.plan_graph``: a dynamic int8 graph is rewritten per token, or run per pair), loads
+the tokenizer and a runner, and turns a call's pairs into scores together with the call's
+truncation flags.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 from rerank_kit import models
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
+from rerank_kit._runtime.batch_rule import plan_graph
 from rerank_kit._runtime.batching import run_bucketed
+from rerank_kit._runtime.cpu import cpu_has_bf16
 from rerank_kit._runtime.export import export_cross_encoder, export_once
 from rerank_kit._runtime.folders import (
     onnx_graphs,
@@ -35,7 +39,7 @@ from rerank_kit._runtime.options import (
 )
 from rerank_kit._runtime.paths import (
     FP32,
-    INT8,
+    INT8_MATMUL,
     META,
     TOKENIZER,
     cache_key,
@@ -85,13 +89,18 @@ class OnnxCrossEncoder:
     Attributes:
         options: The ``RuntimeOptions`` (``batch_size`` and ``max_batch_tokens`` may be changed).
         model_path: The local source folder.
-        onnx_path: The graph in use.
+        onnx_path: The model's graph (its source file; ``plan.graph`` is the file loaded).
         exported: True if this construction exported or quantized (False on a cache hit).
         pre_exported: True if the folder's own graph is used.
         precision: What the graph computes with (``"fp32"``, ``"int8"``, ``"bf16"``, ``"f32"``).
         tokenizer: The ``tokenizers.Tokenizer`` (no padding; truncation set per call).
         meta: ``meta.json`` of the export, or the same keys read from a pre-exported folder.
         max_length: The token limit of a pair (settable, up to the model's own limit).
+        plan: How the graph runs so that a pair's score depends on the pair alone
+            (``batch_rule.GraphPlan``: the file loaded, which may be a cached rewrite of
+            ``onnx_path``, and any per-pair run or bucket caps).
+        rule: The tag recorded with the scores (``"int8-per-token/1"``, ``"per-pair/1"``,
+            ``"int8-dequantized-fp32/1"``), or ``None`` when the graph runs as it is.
     """
 
     def __init__(
@@ -119,7 +128,7 @@ class OnnxCrossEncoder:
         self.pre_exported = graph is not None
         if graph is None:
             folder = self._export(self.model_path)
-            self.onnx_path = folder / (INT8 if self.quantize == "int8" else FP32)
+            self.onnx_path = folder / (INT8_MATMUL if self.quantize == "int8" else FP32)
             tokenizer_path = folder / TOKENIZER
             self.precision = self.quantize or "fp32"
         else:
@@ -134,11 +143,24 @@ class OnnxCrossEncoder:
         self.tokenizer.no_truncation()
         self._pair_specials = self.tokenizer.num_special_tokens_to_add(True)
         opts = self.options
-        self.runner = make_runner(
-            self.onnx_path, opts.threads, opts.backend, opts.openvino_precision
+        precision = opts.openvino_precision
+        if precision == "auto":
+            precision = "bf16" if cpu_has_bf16() else "f32"
+        #: How the graph runs so that a pair's score depends on the pair alone (``batch_rule``).
+        self.plan = plan_graph(
+            self.onnx_path,
+            self.tokenizer,
+            opts.cache_dir,
+            backend=self.backend,
+            precision=precision,
         )
-        if self.backend == "openvino" and self.precision != "int8":
-            self.precision = self.runner.inference_precision
+        if self.plan.note:
+            logger.info("%s", self.plan.note)
+        self.rule = self.plan.rule
+        self.runner = make_runner(self.plan.graph, opts.threads, opts.backend, precision)
+        dequantized = self.plan.graph != self.onnx_path  # OpenVINO: a dynamic int8 graph's fp32
+        if self.backend == "openvino" and (self.precision != "int8" or dequantized):
+            self.precision = self.runner.inference_precision  # the dequantized graph's too
         if graph is None:
             self.meta: dict[str, Any] = json.loads((folder / META).read_text())
         else:
@@ -168,9 +190,11 @@ class OnnxCrossEncoder:
             require(EXPORT_CROSS_ENCODER)
             export_once(export_cross_encoder, model_dir, folder)
             self.exported = True
-        if self.quantize == "int8" and not (folder / INT8).is_file():
+        if self.quantize == "int8" and not (folder / INT8_MATMUL).is_file():
+            # MatMul only (no QAttention): a graph the batch-independence rule can rewrite.
+            # An older cache's model.int8.onnx (QAttention) is left for older versions.
             logger.info("quantizing %s to int8 (once; cached in %s)", model_dir, folder)
-            quantize_into(folder / FP32, folder / INT8)
+            quantize_into(folder / FP32, folder / INT8_MATMUL, attention=False)
             self.exported = True
         return folder
 
@@ -187,12 +211,24 @@ class OnnxCrossEncoder:
         self.precision = "int8"
         name = slug(f"{self.model_path.name}-{graph.stem}")
         folder = self.options.cache_dir / f"{name}-{graph_key(graph)}"
-        target = folder / INT8
+        target = folder / INT8_MATMUL
         if not target.is_file():
             logger.info("quantizing %s to int8 (once; cached in %s)", graph, folder)
-            quantize_into(graph, target)
+            quantize_into(graph, target, attention=False)
             self.exported = True
         return target
+
+    def bucket_limits(self) -> tuple[int, int | None]:
+        """``(batch_size, max_batch_tokens)`` of a call: the options within the rule's caps."""
+        opts, plan = self.options, self.plan
+        if plan.per_pair:
+            return 1, None
+        size, tokens = opts.batch_size, opts.max_batch_tokens
+        if plan.batch_size is not None:
+            size = min(size, plan.batch_size)
+        if plan.max_batch_tokens is not None:
+            tokens = plan.max_batch_tokens if tokens is None else min(tokens, plan.max_batch_tokens)
+        return size, tokens
 
     def _query_tokens(self, query: str) -> int:
         return len(self.tokenizer.encode(query, add_special_tokens=False).ids)
@@ -216,10 +252,7 @@ class OnnxCrossEncoder:
         self.tokenizer.enable_truncation(self.max_length, strategy=strategy)
         encodings = self.tokenizer.encode_batch([(query, text) for text in texts])
         truncated = [bool(e.overflowing) for e in encodings]  # a cut pair keeps its tail there
-        opts = self.options
-        out = run_bucketed(
-            self.runner, encodings, self.inputs, self.pad_id, opts.batch_size, opts.max_batch_tokens
-        )
+        out = run_bucketed(self.runner, encodings, self.inputs, self.pad_id, *self.bucket_limits())
         logits = out[:, 0]
         activation = self.meta["activation"]
         if activation == "sigmoid":  # written with tanh: no overflow for large |logit|

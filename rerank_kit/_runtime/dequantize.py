@@ -7,6 +7,9 @@ LayerNorms are stored in fp32 and copied as they are. Each ``MatMulInteger``'s o
 a bias whose initializer name is the PyTorch parameter's (``...query.bias``), which names the
 weight. The result is a ``BertForSequenceClassification`` folder that ``CrossEncoder`` (and so
 ``rerank-kit train`` and every ``cross-encoder:`` / ``onnx:`` spec) loads.
+
+``dequantized_graph`` applies the same rule inside the ONNX graph: the fp32 graph OpenVINO runs
+for a dynamic int8 graph (see ``batch_rule``).
 """
 
 from __future__ import annotations
@@ -134,4 +137,91 @@ def export_bundled_torch(src: Path, out: Path) -> Path:
     settings["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
     tok_config.write_text(json.dumps(settings, indent=2))
     logger.info("wrote %s: %s dequantized to fp32", out, src)
+    return out
+
+
+def dequantized_graph(src: str | Path, dst: str | Path) -> Path:
+    """Write ``src``'s dynamic int8 graph as an fp32 ONNX graph (for OpenVINO; needs ``onnx``).
+
+    Each ``DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul`` chain becomes one fp32
+    ``MatMul`` over ``(table - zero_point) * scale``, and each constant ``DequantizeLinear``
+    table its fp32 table (the rule ``int8_graph_weights`` uses for torch). An fp32 graph has
+    no batch-wide activation scale, so a pair's score does not depend on its batch.
+
+    Raises:
+        ValueError: A ``MatMulInteger`` whose input or scale is not such a chain.
+    """
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    values: dict[str, Any] = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    new_inits: list[Any] = []
+    drop: set[int] = set()
+    add: list[Any] = []
+    for node in graph.node:
+        if node.op_type == "MatMulInteger":
+            dql = producer.get(node.input[0])
+            users = consumers.get(node.output[0], [])
+            if dql is None or dql.op_type != "DynamicQuantizeLinear" or len(users) != 1:
+                raise ValueError(f"{src}: {node.name} is not a dynamic int8 MatMul")
+            table = values[node.input[1]].astype(np.float32)
+            zero = values[node.input[3]].astype(np.float32) if len(node.input) > 3 else 0.0
+            cast = users[0]
+            mul = consumers[cast.output[0]][0]
+            scales = producer[next(i for i in mul.input if i != cast.output[0])]
+            scale = next(values[i] for i in scales.input if i in values).astype(np.float32)
+            name = f"{node.input[1]}/fp32"
+            new_inits.append(
+                numpy_helper.from_array(((table - zero) * scale).astype(np.float32), name)
+            )
+            add.append(onnx.helper.make_node("MatMul", [dql.input[0], name], [mul.output[0]]))
+            drop.update(id(n) for n in (node, cast, mul, scales))
+        elif node.op_type == "DequantizeLinear" and all(i in values for i in node.input if i):
+            table = values[node.input[0]].astype(np.float32)
+            zero = values[node.input[2]].astype(np.float32) if len(node.input) > 2 else 0.0
+            fp32 = ((table - zero) * values[node.input[1]].astype(np.float32)).astype(np.float32)
+            new_inits.append(numpy_helper.from_array(fp32, node.output[0]))
+            drop.add(id(node))
+    nodes = [n for n in graph.node if id(n) not in drop] + add
+    outputs = {o.name for o in graph.output}
+    while True:  # drop what only fed the replaced nodes (the quantizers)
+        used = {i for n in nodes for i in n.input} | outputs
+        keep = [n for n in nodes if any(o in used for o in n.output)]
+        if len(keep) == len(nodes):
+            break
+        nodes = keep
+    used = {i for n in nodes for i in n.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    graph.ClearField("initializer")
+    graph.initializer.extend(kept + [i for i in new_inits if i.name in used])
+    ordered: list[Any] = []
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = nodes
+    while pending:  # topological order (the new MatMuls were appended at the end)
+        rest = []
+        for n in pending:
+            if all(i in ready for i in n.input):
+                ordered.append(n)
+                ready.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            raise ValueError(f"{src}: could not order the dequantized graph")
+        pending = rest
+    graph.ClearField("node")
+    graph.node.extend(ordered)
+    graph.ClearField("value_info")
+    out = Path(dst)
+    onnx.save(model, str(out))
     return out

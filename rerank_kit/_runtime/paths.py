@@ -19,6 +19,7 @@ __all__ = [
     "FORMAT_VERSION",
     "FP32",
     "INT8",
+    "INT8_MATMUL",
     "META",
     "OPSET",
     "TOKENIZER",
@@ -39,7 +40,10 @@ OPSET = 17
 META = "meta.json"
 TOKENIZER = "tokenizer.json"
 FP32 = "model.onnx"
-INT8 = "model.int8.onnx"
+INT8 = "model.int8.onnx"  # older versions' int8 export (QAttention); kept, no longer made
+#: The int8 export since the batch-independence rule: MatMul weights only (no QAttention), the
+#: graph that ``batch_rule`` rewrites to per-token quantization.
+INT8_MATMUL = "model.int8.matmul.onnx"
 # Files whose content is hashed in the cache key; other files count by size and mtime.
 _SMALL_FILE = 1 << 20
 
