@@ -24,10 +24,10 @@ per-repetition ratios. Scores: fastembed returns raw logits, rerank-kit the sigm
 (as ``CrossEncoder.predict``), so fastembed's logits go through the sigmoid before comparing; max
 |score diff| for each pair of systems on the same graph and against the fp32 graph, over all
 6 x 50 pairs of each set. Batch dependence: max |score in the call of 50 - score alone| over the
-first 20 passages of 2 queries per set.
+first 20 passages of 1 query per set (``--dependence-queries``).
 
 Usage:
-    python benchmarks/fastembed_peer.py                       # about 10 minutes on 2 busy cores
+    python benchmarks/fastembed_peer.py                       # about 22 minutes on 2 heavily loaded cores
     python benchmarks/fastembed_peer.py --reps-a 1 --reps-b 2 # a quick try
 """
 
@@ -206,10 +206,10 @@ def time_sets(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--reps-a", type=int, default=3, help="repetitions on (a) abstracts")
-    p.add_argument("--reps-b", type=int, default=8, help="repetitions on (b) 18-word passages")
+    p.add_argument("--reps-a", type=int, default=2, help="repetitions on (a) abstracts")
+    p.add_argument("--reps-b", type=int, default=3, help="repetitions on (b) 18-word passages")
     p.add_argument("--threads", type=int, default=2, help="threads for every system")
-    p.add_argument("--dependence-queries", type=int, default=2, help="queries per set")
+    p.add_argument("--dependence-queries", type=int, default=1, help="queries per set")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args()
     try:
