@@ -85,9 +85,13 @@ def _worker_address() -> str:
 
 
 def _probe(spec: str, kwargs: Mapping[str, Any], long_documents: str | None) -> tuple[str, bool]:
-    """``(name, keeps a score cache)`` of the spec's reranker, as a worker builds it."""
+    """``(cache key, keeps a score cache)`` of the spec's reranker, as a worker builds it.
+
+    The key is the reranker's score identity (its ``name``, plus the batch-independence rule
+    of its graph, e.g. ``"NAME [scores=int8-per-token/1]"``), as the in-process path keys it.
+    """
     model = _worker_model(spec, kwargs, long_documents)
-    return model.name, "_score_cache" in model.__dict__
+    return model._score_identity(), "_score_cache" in model.__dict__
 
 
 def _score_partition(
@@ -254,7 +258,8 @@ def score_on_dask(
     ``tune`` use), pairs already in it are not sent, and every finished partition is written
     to it at once: a run that is stopped and started again scores only what is missing, and
     ``compare``/``tune``/``rerank-kit eval --score-cache`` read the scores from it afterwards.
-    The cache is keyed by the reranker's ``name``, as built on the workers.
+    The cache is keyed by the reranker's score identity (``name`` plus its scoring rule),
+    as built on the workers.
 
     Setup:
         ``pip install "rerank-kit[dask]"`` on the client and on every worker, with the extra

@@ -23,11 +23,14 @@ import pytest
 from rerank_kit import RerankError, dask_client, load_reranker, score_on_dask
 from rerank_kit._core.score_cache import ScoreCache
 from rerank_kit._distributed import _partitions, _pending_items
+from rerank_kit._runtime.batch_rule import PER_TOKEN
 
 distributed = pytest.importorskip("distributed", reason="needs rerank-kit[dask]")
 
 BEIR = Path(__file__).parents[2] / "shared" / "data" / "beir"
 CE = "onnx:cross-encoder/ms-marco-MiniLM-L-12-v2"  # the bundled int8 graph
+# its score-cache key: the name plus the batch-independence rule of its rewritten graph
+CE_KEY = f"{CE} [scores={PER_TOKEN}]"
 QUERIES, DEPTH = 20, 10
 TOL = 1e-6
 
@@ -238,7 +241,7 @@ def test_resume_scores_only_the_pairs_missing_from_the_cache(
     added = partial.read_bytes()[before:].decode("utf-8").strip().splitlines()
     assert len(added) == lost  # only the missing pairs were scored
     full = _cache_scores(cli_runs["dask-cache"])
-    want = [[full[(CE, q, t)] for t in texts] for q, texts in pool]
+    want = [[full[(CE_KEY, q, t)] for t in texts] for q, texts in pool]
     assert got[:-2] == want[:-2]  # read back from the file as written
     assert _max_diff(got, want) <= TOL  # the same items in the same batches as before
 
@@ -269,7 +272,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_results_are_identical(
     killer.join(5)
     assert killed, "the run ended before a worker could be killed"
     assert pids[0] not in client.run(os.getpid).values()  # a fresh process replaced it
-    want = [[reference[(CE, q, t)] for t in texts] for q, texts in items]
+    want = [[reference[(CE_KEY, q, t)] for t in texts] for q, texts in items]
     assert _max_diff(got, want) <= TOL
     assert len(_cache_scores(cache)) == len(items) * DEPTH
 

@@ -93,7 +93,7 @@ def _pool_of(args: argparse.Namespace, dataset: Dataset, command: str) -> tuple[
         from rerank_kit.learning._tune import DEFAULT_DEPTHS
 
         data, stages, qids = dataset, args.first_stage or ["bm25"], None
-        depth, specs, embedding = max(args.depth or DEFAULT_DEPTHS), [args.reranker], None
+        depth, specs, embedding = max(args.depth or DEFAULT_DEPTHS), list(args.reranker), None
     elif command == "train":
         from rerank_kit.learning._train import split_queries
 
