@@ -15,6 +15,7 @@ from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rerank_kit._core.assembly import SETTINGS as ASSEMBLY_SETTINGS
 from rerank_kit._core.assembly import Assembly
 from rerank_kit._core.fusion import Fusion, to_fusion
 from rerank_kit._core.protocol import Reranker
@@ -151,14 +152,7 @@ class PipelineConfig:
 
     def assembly_options(self) -> dict[str, Any]:
         """The context-assembly keyword arguments of ``rerank`` these settings hold."""
-        return {
-            "dedupe": self.dedupe,
-            "diversity": self.diversity,
-            "similarity_model": self.similarity_model,
-            "order": self.order,
-            "boosts": self.boosts,
-            "token_budget": self.token_budget,
-        }
+        return {name: getattr(self, name) for name in ASSEMBLY_SETTINGS}
 
     def save(self, path: str | Path) -> Path:
         """Write the settings as JSON."""

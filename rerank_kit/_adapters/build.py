@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rerank_kit._adapters.llm import text_llm
+from rerank_kit._core.assembly import SETTINGS
 from rerank_kit._core.errors import ModelNotAvailableError
 from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.protocol import Reranker
@@ -50,7 +51,7 @@ ENGINE_FIELDS = (
     "long_documents",
 )
 #: Context-assembly settings shared by the engine, the adapters and the pipeline config.
-ASSEMBLY_FIELDS = ("dedupe", "diversity", "similarity_model", "order", "boosts", "token_budget")
+ASSEMBLY_FIELDS = SETTINGS  # the context-assembly settings, named as in the engine
 #: Settings every reranker takes after construction, for engines without the argument.
 _SETTERS = {"score_cache": "set_score_cache", "long_documents": "set_long_documents"}
 _EXTRA = re.compile(r'pip install "rerank-kit\[(?P<extra>[\w,-]+)\]"')
@@ -313,7 +314,7 @@ def pipeline_settings(config: Any, framework: str, **kwargs: Any) -> dict[str, A
         "score_threshold": settings.score_threshold,
         "fusion": None if fusion is None else fusion.weight,
         "fusion_method": settings.fusion_method if fusion is None else fusion.method,
-        **{name: getattr(settings, name) for name in ASSEMBLY_FIELDS if hasattr(settings, name)},
+        **settings.assembly_options(),
         "fusion_long": None if fusion is None else fusion.long_weight,
         "long_query_tokens": None if fusion is None else fusion.long_query_tokens,
     }

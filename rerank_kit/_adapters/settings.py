@@ -23,6 +23,7 @@ from rerank_kit._adapters.build import (
     build_stages,
 )
 from rerank_kit._adapters.run import OnError
+from rerank_kit._core.assembly import SETTINGS as ASSEMBLY_SETTINGS
 from rerank_kit._core.assembly import Assembly
 from rerank_kit._core.checks import check_threshold, check_top_n
 from rerank_kit._core.fusion import FusionMethod, to_fusion
@@ -137,14 +138,7 @@ class RerankSettings(BaseModel):
         return self
 
     def _assembly_settings(self) -> dict[str, Any]:
-        return {
-            "dedupe": self.dedupe,
-            "diversity": self.diversity,
-            "similarity_model": self.similarity_model,
-            "order": self.order,
-            "boosts": self.boosts,
-            "token_budget": self.token_budget,
-        }
+        return {name: getattr(self, name) for name in ASSEMBLY_SETTINGS}
 
     def _run_settings(self) -> dict[str, Any]:
         """The keyword arguments of ``run_rerank``/``arun_rerank`` (but the first-stage scores)."""

@@ -58,18 +58,9 @@ def int8_graph_weights(onnx_path: str | Path) -> dict[str, Any]:
     """
     import numpy as np
     import onnx
-    from onnx import numpy_helper
 
     graph = onnx.load(str(onnx_path)).graph
-    values: dict[str, Any] = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    producer = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    values, producer, consumers = _graph_index(graph)
 
     def first_consumer(name: str, op: str) -> Any:
         for node in consumers.get(name, []):
@@ -157,15 +148,7 @@ def dequantized_graph(src: str | Path, dst: str | Path) -> Path:
 
     model = onnx.load(str(src))
     graph = model.graph
-    values: dict[str, Any] = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    producer = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    values, producer, consumers = _graph_index(graph)
     new_inits: list[Any] = []
     drop: set[int] = set()
     add: list[Any] = []
@@ -225,3 +208,19 @@ def dequantized_graph(src: str | Path, dst: str | Path) -> Path:
     out = Path(dst)
     onnx.save(model, str(out))
     return out
+
+
+def _graph_index(graph: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]]]:
+    """``(constant values by name, producing node by output, consuming nodes by input)``."""
+    from onnx import numpy_helper
+
+    values: dict[str, Any] = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    return values, producer, consumers

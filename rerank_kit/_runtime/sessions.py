@@ -144,7 +144,7 @@ def root_logger_untouched() -> Iterator[None]:
         >>> import logging
         >>> before = list(logging.getLogger().handlers)
         >>> with root_logger_untouched():
-        ...     logging.basicConfig(level=logging.DEBUG)
+        ...     logging.getLogger().addHandler(logging.StreamHandler())
         >>> logging.getLogger().handlers == before
         True
     """

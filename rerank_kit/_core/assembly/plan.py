@@ -48,7 +48,10 @@ from rerank_kit._core.assembly.similarity import (
 )
 from rerank_kit._core.types import Ranked
 
-__all__ = ["Assembly", "Context", "check_metadata"]
+__all__ = ["SETTINGS", "Assembly", "Context", "check_metadata"]
+
+#: The keyword arguments of ``Assembly.build`` (the context-assembly settings everywhere).
+SETTINGS = ("dedupe", "diversity", "similarity_model", "order", "boosts", "token_budget")
 
 logger = logging.getLogger(__name__)
 _HOW = {"words": "as whitespace words", "tokenizer": "with the reranker's tokenizer"}
