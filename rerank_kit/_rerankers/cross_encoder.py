@@ -19,9 +19,11 @@ from rerank_kit._core.score_cache import ScoreCache, make_score_cache
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, hf_offsets
 from rerank_kit._rerankers.onnx_cross_encoder import onnx_reranker_name
+from rerank_kit._runtime.decoder import DecoderScorer, decoder_recipe
 from rerank_kit._runtime.folders import onnx_graphs
 from rerank_kit._runtime.hub import resolve_hf_model
 from rerank_kit._runtime.options import TORCH_CROSS_ENCODER, require
+from rerank_kit.recipes import Recipe, effective_instruction
 
 __all__ = ["BACKENDS", "CrossEncoderReranker", "default_backend"]
 
@@ -65,13 +67,19 @@ class CrossEncoderReranker(Reranker):
     (``rerank_kit.models``) and a local folder that already holds an ONNX graph run on ONNX
     Runtime, with ``onnxruntime`` and ``tokenizers`` only; every other model runs on torch.
 
-    Generative cross-encoders (Qwen3-Reranker, zerank, mxbai-rerank v2, bge-reranker-v2-gemma...)
-    work the same way, as far as the installed sentence-transformers loads them: a causal LM whose
-    chat template renders the (query, passage) prompt, read by a ``LogitScore`` head. For a yes/no
-    head the score is ``sigmoid(logit("yes") - logit("no"))``, which equals Qwen3-Reranker's
-    documented ``softmax([no, yes])[yes]``. ``generative`` tells which kind is loaded; truncation
-    flags count the whole rendered prompt. Models with code on the Hub need
-    ``trust_remote_code=True``, passed explicitly; the ONNX backend refuses generative models.
+    Generative rerankers (causal LMs scored from their next-token logits) run on torch exactly
+    as their model card's code scores them, driven by their recipe (``rerank_kit.recipes``):
+    Qwen3-Reranker (``softmax([no, yes])[yes]`` on its chat prompt), mxbai-rerank-base/large-v2
+    (``logit("1") - logit("0")``, raw) and bge-reranker-v2-gemma (``logit("Yes")``, raw), with
+    or without a sentence-transformers config (see ``rerank_kit._runtime.decoder``). Their
+    ``instruction`` (``None``: the recipe's default) is rendered into the prompt. A causal LM
+    that no recipe matches is refused at construction, unless its folder carries a
+    sentence-transformers ``LogitScore`` config (its authors declared the head and the chat
+    template renders the prompt): that one runs through ``CrossEncoder`` as it declares. Register
+    a recipe for a new family with ``rerank_kit.register_recipe``. ``generative`` tells which
+    kind is loaded; truncation flags count the whole prompt, and long-document windows leave
+    room for it. Models with code on the Hub need ``trust_remote_code=True``, passed
+    explicitly; the ONNX backend refuses generative models.
 
     ``backend="onnx"`` runs the same model on ONNX Runtime instead of torch (exported once and
     cached; see :class:`~rerank_kit.OnnxCrossEncoderReranker`): the same scores to ~1e-6 in
@@ -115,6 +123,9 @@ class CrossEncoderReranker(Reranker):
         long_documents: ``"truncate"`` (default) scores only the start of a passage longer
             than the token limit; ``"max"``, ``"mean"`` or ``"first"`` score it in overlapping
             windows and aggregate (see ``Reranker.set_long_documents``).
+        instruction: For instruction-aware rerankers (Qwen3-Reranker, mxbai-rerank v2,
+            bge-reranker-v2-gemma): the task instruction rendered into the prompt (``None``: the
+            recipe's default). A model whose recipe takes none refuses one (``ValueError``).
 
     Example:
         >>> from rerank_kit import CrossEncoderReranker  # doctest: +SKIP
@@ -147,12 +158,16 @@ class CrossEncoderReranker(Reranker):
         score_cache: int | str | os.PathLike[str] | ScoreCache | None = 0,
         trust_remote_code: bool = False,
         long_documents: str = "truncate",
+        instruction: str | None = None,
     ) -> None:
         super().__init__()
         self._score_cache = make_score_cache(score_cache)
         self._onnx: Any = None
         self._generative = False
         self._prompt_overhead: int | None = None
+        self._decoder: DecoderScorer | None = None
+        self._recipe: Recipe | None = None
+        self._instruction: str | None = None
         if backend is not None and backend not in BACKENDS:
             raise ValueError(
                 f"backend must be 'auto', 'torch', 'onnx' or 'openvino', got {backend!r}"
@@ -165,6 +180,8 @@ class CrossEncoderReranker(Reranker):
         self.batch_size = batch_size
         self.model: Any = None
         if backend in ("onnx", "openvino"):
+            if instruction is not None:
+                raise ValueError(f"instruction={instruction!r} needs backend='torch'")
             if device != "cpu":
                 raise ValueError(f"backend={backend!r} runs on the CPU; got device={device!r}")
             if trust_remote_code:
@@ -187,7 +204,9 @@ class CrossEncoderReranker(Reranker):
             ):
                 if value is not None:
                     raise ValueError(f"{label}={value!r} needs backend='onnx' or 'openvino'")
-            self._load_torch(model, device, trust_remote_code, max_length, model_kwargs)
+            self._load_torch(
+                model, device, trust_remote_code, max_length, model_kwargs, instruction
+            )
         self.set_long_documents(long_documents)
 
     def _load_onnx(self, model: str, options: dict[str, Any]) -> None:
@@ -204,22 +223,43 @@ class CrossEncoderReranker(Reranker):
         trust_remote_code: bool,
         max_length: int | None,
         model_kwargs: dict[str, Any] | None,
+        instruction: str | None = None,
     ) -> None:
         require(TORCH_CROSS_ENCODER, load=False)
         # resolve first: an unavailable model fails in seconds, before torch is even imported
         path = resolve_hf_model(model, kind="cross-encoder", prefix="cross-encoder")
-        require(TORCH_CROSS_ENCODER)
-        from sentence_transformers import CrossEncoder
-
         self.name = f"cross-encoder:{model}"
         kwargs = dict(model_kwargs or {})
-        if max_length is not None:
-            kwargs["max_length"] = max_length
         if kwargs.get("trust_remote_code", trust_remote_code) != trust_remote_code:
             raise ValueError(
                 "trust_remote_code is given twice (argument and model_kwargs) differently"
             )
         kwargs["trust_remote_code"] = trust_remote_code
+        recipe = decoder_recipe(path, model)
+        self._recipe = recipe
+        self._instruction = effective_instruction(recipe, instruction, model)
+        require(TORCH_CROSS_ENCODER)
+        if recipe is not None:
+            if "max_length" in kwargs:  # CrossEncoder(max_length=...) spelling
+                max_length = kwargs.pop("max_length") if max_length is None else max_length
+            self._decoder = DecoderScorer(
+                path,
+                recipe,
+                model=model,
+                instruction=self._instruction,
+                device=device,
+                batch_size=self.batch_size,
+                max_length=max_length,
+                model_kwargs=kwargs,
+            )
+            self.model = self._decoder
+            self._generative = True
+            logger.debug("loaded generative reranker %s (recipe %s)", model, recipe.name)
+            return
+        from sentence_transformers import CrossEncoder
+
+        if max_length is not None:
+            kwargs["max_length"] = max_length
         self.model = CrossEncoder(path, device=device, **kwargs)
         self._generative = any(type(m).__name__ == "LogitScore" for m in self.model)
         architectures = getattr(getattr(self.model, "config", None), "architectures", None) or []
@@ -243,6 +283,27 @@ class CrossEncoderReranker(Reranker):
         return self._generative
 
     @property
+    def recipe(self) -> Recipe | None:
+        """The recipe that formats and scores this model's pairs.
+
+        ``None`` when sentence-transformers reads the pair as the folder declares it.
+        """
+        return self._recipe
+
+    @property
+    def instruction(self) -> str | None:
+        """The instruction rendered into each prompt (``None`` for a model that takes none)."""
+        return self._instruction
+
+    def _score_identity(self) -> str:
+        """The base identity, plus the instruction when it is not the recipe's default."""
+        base = super()._score_identity()
+        recipe = self._recipe
+        if recipe is None or self._instruction in (None, recipe.default_instruction):
+            return base
+        return f"{base} [instruction={self._instruction!r}]"
+
+    @property
     def backend(self) -> str:
         """``"torch"``, ``"onnx"`` or ``"openvino"``: what runs the model."""
         return "torch" if self._onnx is None else str(self._onnx.backend)
@@ -251,6 +312,8 @@ class CrossEncoderReranker(Reranker):
         if self._onnx is not None:
             result: PairScores = self._onnx.score(query, texts)
             return result
+        if self._decoder is not None:
+            return self._decoder.score(query, texts)
         pairs = [(query, text) for text in texts]
         scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
         limit = getattr(self.model, "max_seq_length", None)
@@ -264,6 +327,10 @@ class CrossEncoderReranker(Reranker):
         if self._onnx is not None:
             plan: WindowPlan = self._onnx.window_plan(query)
             return plan
+        if self._decoder is not None:
+            # the prompt's own tokens (prefix, instruction, query, separators, suffix) count
+            budget = self._decoder.document_budget(query)
+            return WindowPlan(budget, hf_offsets(self._decoder.tokenizer)) if budget > 0 else None
         limit = getattr(self.model, "max_seq_length", None)
         tokenizer: Any = getattr(self.model, "tokenizer", None)
         if not limit or not getattr(tokenizer, "is_fast", False):
