@@ -22,7 +22,13 @@ from rerank_kit._rerankers.onnx_cross_encoder import onnx_reranker_name
 from rerank_kit._runtime.folders import onnx_graphs
 from rerank_kit._runtime.hub import resolve_hf_model
 from rerank_kit._runtime.options import TORCH_CROSS_ENCODER, require
-from rerank_kit.recipes import Recipe, effective_instruction, resolve_recipe
+from rerank_kit.recipes import (
+    Recipe,
+    effective_instruction,
+    relevant_label,
+    render_parts,
+    resolve_recipe,
+)
 
 __all__ = ["BACKENDS", "CrossEncoderReranker", "default_backend"]
 
@@ -166,6 +172,8 @@ class CrossEncoderReranker(Reranker):
         self._onnx: Any = None
         self.recipe: Recipe | None = None
         self.instruction: str | None = None
+        self._label: int | None = None  # a two-label head's relevant label (torch)
+        self._template_mode = ""  # torch, seq-cls conversions: "chat" or "pairs"
         self._generative = False
         self._prompt_overhead: int | None = None
         if backend is not None and backend not in BACKENDS:
@@ -253,12 +261,67 @@ class CrossEncoderReranker(Reranker):
                 "cannot score; upgrade it (pip install -U sentence-transformers)"
             )
         num_labels = getattr(self.model, "num_labels", 1)
-        if num_labels != 1:
+        if num_labels not in (1, 2):
             raise ValueError(
                 f"{model!r} has {num_labels} output labels; a reranker needs a one-label "
-                "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)"
+                "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2) or a two-label "
+                "[not relevant, relevant] head"
             )
+        if num_labels == 2:  # the probability of the relevant label: softmax over the two
+            config = getattr(self.model, "config", None)
+            config_dict = config.to_dict() if config is not None else {}
+            self._label = relevant_label({**config_dict, "num_labels": 2}, self.recipe)
+        if self.recipe is not None and self.recipe.kind == "seq-cls-template":
+            self._template_mode = self._torch_template_mode(model)
         logger.debug("loaded cross-encoder %s from %s", model, path)
+
+    def _torch_template_mode(self, model: str) -> str:
+        """How torch feeds a seq-cls conversion its prompt: ``"chat"`` or ``"pairs"``.
+
+        ``"chat"``: the folder's chat template renders the pair (sentence-transformers), the
+        instruction passed as a system message, which the template must read. ``"pairs"``: no
+        chat template, so the recipe renders (prefix + query part, document part + suffix).
+        """
+        module = self.model[0]
+        if "message" not in getattr(module, "modality_config", {}):
+            return "pairs"
+        if self.instruction == (self.recipe.default_instruction if self.recipe else None):
+            return "chat"
+        marker = "\x1frerank-kit-instruction\x1f"
+        messages = [
+            {"role": "system", "content": marker},
+            {"role": "query", "content": "q"},
+            {"role": "document", "content": "d"},
+        ]
+        try:
+            shown = self.model.tokenizer.apply_chat_template(messages, tokenize=False)
+        except Exception:  # a template that rejects a system message
+            shown = ""
+        if marker not in str(shown):
+            raise RerankError(
+                f"{model!r}'s chat template does not read an instruction (a system message), so "
+                f"backend='torch' cannot apply instruction={self.instruction!r}; use "
+                "backend='onnx', which renders the recipe's template itself"
+            )
+        return "chat"
+
+    def _torch_predict(self, query: str, texts: list[str]) -> list[float]:
+        """``CrossEncoder.predict`` of the pairs, with the recipe's prompt and label applied."""
+        kwargs: dict[str, Any] = {"batch_size": self.batch_size, "show_progress_bar": False}
+        pairs: list[tuple[str, str]] = [(query, text) for text in texts]
+        if self._template_mode == "chat" and self.instruction is not None:
+            kwargs["prompt"] = self.instruction
+        elif self._template_mode == "pairs" and self.recipe is not None:
+            parts = [render_parts(self.recipe, query, t, self.instruction) for t in texts]
+            pairs = [(p.prefix + p.query + p.separator, p.document + p.suffix) for p in parts]
+        if self._label is None:
+            return [float(s) for s in self.model.predict(pairs, **kwargs)]
+        import torch
+
+        probs = self.model.predict(
+            pairs, activation_fn=torch.nn.Identity(), apply_softmax=True, **kwargs
+        )
+        return [float(row[self._label]) for row in probs]
 
     @property
     def generative(self) -> bool:
@@ -274,13 +337,18 @@ class CrossEncoderReranker(Reranker):
         if self._onnx is not None:
             result: PairScores = self._onnx.score(query, texts)
             return result
-        pairs = [(query, text) for text in texts]
-        scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
+        scores = self._torch_predict(query, texts)
         limit = getattr(self.model, "max_seq_length", None)
-        if self._generative:
+        tokenizer = getattr(self.model, "tokenizer", None)
+        if self._generative or self._template_mode == "chat":
             truncated = self._prompt_overflow(query, texts, limit)
+        elif self._template_mode == "pairs" and self.recipe is not None:
+            parts = [render_parts(self.recipe, query, t, self.instruction) for t in texts]
+            head = parts[0].prefix + parts[0].query + parts[0].separator if parts else ""
+            tails = [p.document + p.suffix for p in parts]
+            truncated = pair_overflow(tokenizer, head, tails, limit)
         else:
-            truncated = pair_overflow(getattr(self.model, "tokenizer", None), query, texts, limit)
+            truncated = pair_overflow(tokenizer, query, texts, limit)
         return PairScores([float(s) for s in scores], truncated=truncated)
 
     def _window_plan(self, query: str) -> WindowPlan | None:
@@ -291,8 +359,16 @@ class CrossEncoderReranker(Reranker):
         tokenizer: Any = getattr(self.model, "tokenizer", None)
         if not limit or not getattr(tokenizer, "is_fast", False):
             return None
-        query_tokens = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
-        budget = limit - query_tokens - tokenizer.num_special_tokens_to_add(True)
+        if self._template_mode == "chat":  # the prompt's own tokens count too
+            budget = limit - self._prompt_lengths([(query, "")])[0] - 2
+        elif self._template_mode == "pairs" and self.recipe is not None:
+            empty = render_parts(self.recipe, query, "", self.instruction)
+            budget = limit - len(tokenizer("".join(empty), verbose=False)["input_ids"]) - 2
+        else:
+            query_tokens = len(
+                tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"]
+            )
+            budget = limit - query_tokens - tokenizer.num_special_tokens_to_add(True)
         return WindowPlan(budget, hf_offsets(tokenizer))
 
     def _prompt_lengths(self, pairs: list[tuple[str, str]]) -> list[int]:
