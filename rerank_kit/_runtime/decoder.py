@@ -53,10 +53,11 @@ from rerank_kit.recipes import (
     folder_facts,
     match_recipe,
     render_parts,
+    resolve_recipe,
     unknown_decoder_message,
 )
 
-__all__ = ["DecoderScorer", "decoder_recipe", "model_limit"]
+__all__ = ["DecoderScorer", "model_limit", "torch_recipe"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,23 +89,24 @@ def model_limit(config: Any, tokenizer: Any) -> int | None:
     return min(found) if found else None
 
 
-def decoder_recipe(path: str, model: str) -> Recipe | None:
-    """The causal-LM recipe for the folder at ``path``, ``None`` for anything else.
+def torch_recipe(path: str, model: str) -> Recipe | None:
+    """The recipe the torch backend scores the folder at ``path`` with, or ``None``.
 
-    ``None`` for a model that is not a causal LM (``config.json`` architectures), and for a
-    causal LM without a recipe whose folder carries a sentence-transformers ``LogitScore``
-    config: its authors declared the answer tokens and the chat template renders the prompt,
-    so sentence-transformers reads it as declared. A causal LM with neither is refused with a
+    A model that is not a causal LM (``config.json`` architectures) is resolved by
+    ``rerank_kit.recipes.resolve_recipe``. A causal LM gets its ``"yes-no"`` recipe; without
+    one, a folder carrying a sentence-transformers ``LogitScore`` config gets ``None``: its
+    authors declared the answer tokens and its chat template renders the prompt, so
+    sentence-transformers reads it as declared. A causal LM with neither is refused with a
     ``RerankError`` naming the model, what is missing and how to supply it; it is never
     scored with a guessed head.
 
     Example:
-        >>> decoder_recipe("/no/such/folder", "x") is None
+        >>> torch_recipe("/no/such/folder", "x") is None
         True
     """
     facts = folder_facts(path, model)
     if facts.head != "causal-lm":
-        return None
+        return resolve_recipe(path, model)
     recipe = match_recipe(path, model)
     if recipe is not None and recipe.causal_lm:
         return recipe
