@@ -217,7 +217,7 @@ def bge_gemma(
     assert bos is not None and bos != tokenizer.pad_token_id
     items, cut = [], []
     for (q_text, p_text), q_ids, p_ids in zip(pairs, queries, passages, strict=True):
-        pair = prepare_for_model([bos] + q_ids, sep_inputs + p_ids, encode_max_length)
+        pair = prepare_for_model([bos, *q_ids], sep_inputs + p_ids, encode_max_length)
         item = {"input_ids": pair + sep_inputs + prompt_inputs}
         item["attention_mask"] = [1] * len(item["input_ids"])
         items.append(item)
@@ -397,6 +397,39 @@ def test_async_path_equals_sync(family: tuple[str, Path]) -> None:
     assert [r.score for r in async_] == pytest.approx([r.score for r in sync], abs=1e-6)
 
 
+GENERIC_TEMPLATES = {  # what Hub folders carry: the base model's chat template, not the prompt
+    "qwen3": (
+        "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+        "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    ),
+    "bge-gemma": (
+        "{{ bos_token }}{% for message in messages %}<start_of_turn>{{ message['role'] }}\n"
+        "{{ message['content'] }}<end_of_turn>\n{% endfor %}"
+        "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "hub_name"),
+    [("qwen3", "Qwen3-Reranker-0.6B"), ("bge-gemma", "bge-reranker-v2-gemma")],
+)
+def test_hub_folders_with_their_base_chat_template(
+    name: str, hub_name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Named like the Hub folders, with the base model's chat template (which
+    sentence-transformers renders instead of the card's prompt: here scores 0.88-0.94 and a
+    constant 0.5): the recipe, matched by name, renders the card's prompt."""
+    source = request.getfixturevalue(FAMILIES[name][0])
+    folder = Path(shutil.copytree(source, tmp_path / hub_name))
+    (folder / "chat_template.jinja").write_text(GENERIC_TEMPLATES[name])
+    reranker = CrossEncoderReranker(str(folder))
+    assert reranker.recipe is not None and reranker.recipe.name == FAMILIES[name][3]
+    expected, _, _ = _reference(name, source, TEXTS, None, None)
+    assert reranker.score(QUERY, TEXTS) == pytest.approx(expected, abs=1e-5)
+
+
 @pytest.fixture()
 def unknown_dir(mxbai_dir: Path, tmp_path: Path) -> Path:
     """A Qwen2 causal LM no recipe names (and no sentence-transformers config)."""
@@ -466,7 +499,9 @@ def test_a_registered_recipe_scores_a_new_decoder(unknown_dir: Path) -> None:
             with torch.no_grad():
                 logits = model(input_ids=torch.tensor([ids["input_ids"]])).logits[0, -1]
             one, zero = tokenizer.convert_tokens_to_ids("1"), tokenizer.convert_tokens_to_ids("0")
-            assert score == pytest.approx(float(torch.sigmoid(logits[one] - logits[zero])), abs=1e-5)
+            assert score == pytest.approx(
+                float(torch.sigmoid(logits[one] - logits[zero])), abs=1e-5
+            )
         with pytest.raises(ValueError, match="takes no instruction"):
             CrossEncoderReranker(str(unknown_dir), instruction="find the capital")
     finally:
@@ -484,7 +519,7 @@ def test_an_answer_token_the_tokenizer_splits_is_refused(unknown_dir: Path) -> N
     )
     register_recipe(recipe)
     try:
-        with pytest.raises(RerankError, match="'Zürichabsolutely' .*not one token"):
+        with pytest.raises(RerankError, match=r"'Zürichabsolutely' .*not one token"):
             CrossEncoderReranker(str(unknown_dir))
     finally:
         _unregister(recipe.name)

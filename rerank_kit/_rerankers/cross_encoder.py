@@ -349,7 +349,10 @@ class CrossEncoderReranker(Reranker):
 
     @property
     def generative(self) -> bool:
-        """True for a causal-LM reranker (a ``LogitScore`` head on next-token logits)."""
+        """True for a causal-LM reranker scored from its next-token logits.
+
+        Scored by its recipe (``recipe``), or by the ``LogitScore`` head a folder declares.
+        """
         return self._generative
 
     def _score_identity(self) -> str:
