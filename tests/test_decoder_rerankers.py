@@ -523,3 +523,37 @@ def test_an_answer_token_the_tokenizer_splits_is_refused(unknown_dir: Path) -> N
             CrossEncoderReranker(str(unknown_dir))
     finally:
         _unregister(recipe.name)
+
+
+def test_a_hub_id_to_download_is_matched_from_its_files(
+    mxbai_dir: Path, tiny_ce_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Online, a Hub id that is not cached: only config.json decides, then a causal LM's files
+    come down so its recipe matches (the network is replaced by the tiny folders)."""
+    import huggingface_hub
+
+    from rerank_kit._rerankers import cross_encoder
+
+    repos = {"mixedbread-ai/mxbai-rerank-base-v2": mxbai_dir, "org/tiny-ce": tiny_ce_dir}
+    fetched: list[tuple[str, Any]] = []
+
+    def hf_hub_download(repo_id: str, filename: str, **_: Any) -> str:
+        return str(repos[repo_id] / filename)
+
+    def snapshot_download(repo_id: str, allow_patterns: Any = None, **_: Any) -> str:
+        fetched.append((repo_id, allow_patterns))
+        return str(repos[repo_id])
+
+    monkeypatch.setattr(cross_encoder, "resolve_hf_model", lambda model, **_: model)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    reranker = CrossEncoderReranker("mixedbread-ai/mxbai-rerank-base-v2")
+    assert reranker.recipe is not None and reranker.recipe.name == "mxbai-rerank-v2"
+    assert fetched and "*.safetensors" in fetched[0][1] and "*.onnx" not in fetched[0][1]
+    expected, _, _ = _reference("mxbai-v2", mxbai_dir, TEXTS, None, None)
+    assert reranker.score(QUERY, TEXTS) == pytest.approx(expected, abs=1e-5)
+    from rerank_kit._runtime.decoder import hub_decoder_folder
+
+    assert hub_decoder_folder("org/tiny-ce") is None  # an encoder: left to sentence-transformers
+    assert hub_decoder_folder("org/missing") is None  # a Hub error: sentence-transformers decides
+    assert len(fetched) == 1
