@@ -563,3 +563,75 @@ def test_a_long_query_after_a_normal_call_scores(tiny_ce_dir: Path, tmp_path: Pa
     scores = reranker.score(long_query, ["paris", "berlin"])
     assert len(scores) == 2
     assert reranker._model.window_plan(long_query).budget < 0
+
+
+# --------------------------------------------------------------------------- position offset
+
+
+@pytest.fixture(scope="session")
+def xlmr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny XLM-R cross-encoder (pad id 1, 66 positions) whose tokenizer names no limit."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import (
+        PreTrainedTokenizerFast,
+        XLMRobertaConfig,
+        XLMRobertaForSequenceClassification,
+    )
+
+    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok = Tokenizer(models.WordPiece(unk_token="<unk>"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=300, special_tokens=special)
+    tok.train_from_iterator([*TEXTS, LONG, QUERY], trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    config = XLMRobertaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        type_vocab_size=1,
+        pad_token_id=1,
+        num_labels=1,
+    )
+    torch.manual_seed(5)
+    out = tmp_path_factory.mktemp("xlmr") / "tiny-bge-reranker-base"
+    XLMRobertaForSequenceClassification(config).eval().save_pretrained(out)
+    fast.save_pretrained(out)
+    tok_config = json.loads((out / "tokenizer_config.json").read_text())
+    tok_config.pop("model_max_length", None)  # common in the wild
+    (out / "tokenizer_config.json").write_text(json.dumps(tok_config))
+    return out
+
+
+@pytest_models
+def test_xlmr_without_a_tokenizer_limit_reads_positions_minus_two(
+    xlmr_dir: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    torch_ce = CrossEncoderReranker(str(xlmr_dir), backend="torch")
+    assert torch_ce.recipe is not None and torch_ce.recipe.position_offset == 2
+    assert torch_ce.model.max_seq_length == 64
+    result = torch_ce._score_pairs(QUERY, [LONG, TEXTS[0]])  # 514-style IndexError before
+    assert result.truncated == [True, False]
+    onnx_ce = OnnxCrossEncoderReranker(str(xlmr_dir), cache_dir=tmp_path)
+    assert onnx_ce.max_length == 64
+    _assert_close(onnx_ce.score(QUERY, [LONG, *TEXTS]), torch_ce.score(QUERY, [LONG, *TEXTS]), 1e-5)
