@@ -601,7 +601,7 @@ def xlmr_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         mask_token="<mask>",
         model_input_names=["input_ids", "attention_mask"],
     )
-    config = XLMRobertaConfig(
+    config = XLMRobertaConfig(  # type: ignore[call-arg]
         vocab_size=tok.get_vocab_size(),
         hidden_size=32,
         num_hidden_layers=2,
