@@ -273,22 +273,7 @@ class CrossEncoderReranker(Reranker):
             self._label = relevant_label({**config_dict, "num_labels": 2}, self.recipe)
         if self.recipe is not None and self.recipe.kind == "seq-cls-template":
             self._template_mode = self._torch_template_mode(model)
-        if max_length is None and self.recipe is not None and self.recipe.position_offset:
-            self._cap_to_positions(self.recipe.position_offset)
         logger.debug("loaded cross-encoder %s from %s", model, path)
-
-    def _cap_to_positions(self, offset: int) -> None:
-        """Keep the limit within the position table when positions start after ``offset``.
-
-        RoBERTa-style models (XLM-R: bge-reranker-base, -v2-m3) number positions from the
-        padding index + 1; sentence-transformers caps a tokenizer without ``model_max_length``
-        at ``max_position_embeddings`` only, so a long pair would index past the table.
-        """
-        positions = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
-        limit = getattr(self.model, "max_seq_length", None)
-        if isinstance(positions, int) and positions > offset:
-            if not isinstance(limit, int) or limit > positions - offset:
-                self.model.max_seq_length = positions - offset
 
     def _torch_template_mode(self, model: str) -> str:
         """How torch feeds a seq-cls conversion its prompt: ``"chat"`` or ``"pairs"``.
