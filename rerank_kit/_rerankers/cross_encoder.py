@@ -357,14 +357,6 @@ class CrossEncoderReranker(Reranker):
         """
         return self._generative
 
-    def _score_identity(self) -> str:
-        """The base identity, plus the instruction when it is not the recipe's default."""
-        base = super()._score_identity()
-        recipe = self.recipe
-        if recipe is None or self.instruction in (None, recipe.default_instruction):
-            return base
-        return f"{base} [instruction={self.instruction!r}]"
-
     @property
     def backend(self) -> str:
         """``"torch"``, ``"onnx"`` or ``"openvino"``: what runs the model."""
