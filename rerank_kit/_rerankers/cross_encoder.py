@@ -22,6 +22,7 @@ from rerank_kit._rerankers.onnx_cross_encoder import onnx_reranker_name
 from rerank_kit._runtime.folders import onnx_graphs
 from rerank_kit._runtime.hub import resolve_hf_model
 from rerank_kit._runtime.options import TORCH_CROSS_ENCODER, require
+from rerank_kit.recipes import Recipe, effective_instruction, resolve_recipe
 
 __all__ = ["BACKENDS", "CrossEncoderReranker", "default_backend"]
 
@@ -115,6 +116,17 @@ class CrossEncoderReranker(Reranker):
         long_documents: ``"truncate"`` (default) scores only the start of a passage longer
             than the token limit; ``"max"``, ``"mean"`` or ``"first"`` score it in overlapping
             windows and aggregate (see ``Reranker.set_long_documents``).
+        instruction: For instruction-aware rerankers (Qwen3-Reranker, mxbai-rerank v2,
+            bge-reranker-v2-gemma and their sequence-classification conversions): the task
+            instruction rendered into the model's prompt. ``None`` uses the model recipe's
+            default (``rerank_kit.recipes``); giving one to a model whose recipe takes none (a
+            plain cross-encoder) raises ``ValueError``.
+
+    Attributes:
+        instruction: The instruction in use (the recipe's default when none was given), or
+            ``None`` for a model that takes none.
+        recipe: The model's ``rerank_kit.Recipe`` (``None``: a plain cross-encoder no recipe
+            names; it reads the tokenizer's own pair encoding).
 
     Example:
         >>> from rerank_kit import CrossEncoderReranker  # doctest: +SKIP
@@ -147,10 +159,13 @@ class CrossEncoderReranker(Reranker):
         score_cache: int | str | os.PathLike[str] | ScoreCache | None = 0,
         trust_remote_code: bool = False,
         long_documents: str = "truncate",
+        instruction: str | None = None,
     ) -> None:
         super().__init__()
         self._score_cache = make_score_cache(score_cache)
         self._onnx: Any = None
+        self.recipe: Recipe | None = None
+        self.instruction: str | None = None
         self._generative = False
         self._prompt_overhead: int | None = None
         if backend is not None and backend not in BACKENDS:
@@ -176,6 +191,7 @@ class CrossEncoderReranker(Reranker):
             }
             given = {"threads": threads, "cache_dir": cache_dir}
             options.update({k: v for k, v in given.items() if v is not None})
+            options["instruction"] = instruction
             self._load_onnx(model, {**options, "backend": backend, **(model_kwargs or {})})
         else:
             if quantize is not None:
@@ -187,13 +203,16 @@ class CrossEncoderReranker(Reranker):
             ):
                 if value is not None:
                     raise ValueError(f"{label}={value!r} needs backend='onnx' or 'openvino'")
-            self._load_torch(model, device, trust_remote_code, max_length, model_kwargs)
+            self._load_torch(
+                model, device, trust_remote_code, max_length, model_kwargs, instruction
+            )
         self.set_long_documents(long_documents)
 
     def _load_onnx(self, model: str, options: dict[str, Any]) -> None:
         from rerank_kit._runtime.cross_encoder import OnnxCrossEncoder
 
         self._onnx = OnnxCrossEncoder(model, batch_size=self.batch_size, **options)
+        self.recipe, self.instruction = self._onnx.recipe, self._onnx.instruction
         self.name = onnx_reranker_name(model, self._onnx.backend, self._onnx.quantize)
         self._score_rule = self._onnx.rule
 
@@ -204,10 +223,14 @@ class CrossEncoderReranker(Reranker):
         trust_remote_code: bool,
         max_length: int | None,
         model_kwargs: dict[str, Any] | None,
+        instruction: str | None = None,
     ) -> None:
         require(TORCH_CROSS_ENCODER, load=False)
         # resolve first: an unavailable model fails in seconds, before torch is even imported
         path = resolve_hf_model(model, kind="cross-encoder", prefix="cross-encoder")
+        # an unknown decoder is refused here, before anything loads (never scored with a guess)
+        self.recipe = resolve_recipe(path, model)
+        self.instruction = effective_instruction(self.recipe, instruction, model)
         require(TORCH_CROSS_ENCODER)
         from sentence_transformers import CrossEncoder
 

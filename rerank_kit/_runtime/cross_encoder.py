@@ -49,6 +49,7 @@ from rerank_kit._runtime.paths import (
 )
 from rerank_kit._runtime.quantize import graph_is_quantized, quantize_into
 from rerank_kit._runtime.sessions import make_runner
+from rerank_kit.recipes import Recipe, effective_instruction, resolve_recipe
 
 __all__ = ["PAIR_TRUNCATIONS", "OnnxCrossEncoder", "cross_encoder_folder"]
 
@@ -83,6 +84,8 @@ class OnnxCrossEncoder:
         file_name: Which graph of a folder with several to load.
         pair_truncation: ``None`` (keep the query whole when it fits, cut the passage),
             ``"longest_first"`` or ``"only_second"``: the tokenizers strategy for every pair.
+        instruction: For a templated recipe that takes one: the instruction (``None``: the
+            recipe's default); ``ValueError`` for a model that takes none.
         **options: ``RuntimeOptions``: ``quantize``, ``backend``, ``threads``, ``cache_dir``,
             ``batch_size``, ``max_batch_tokens``, ``openvino_precision``.
 
@@ -110,6 +113,7 @@ class OnnxCrossEncoder:
         max_length: int | None = None,
         file_name: str | None = None,
         pair_truncation: str | None = None,
+        instruction: str | None = None,
         **options: Any,
     ) -> None:
         if max_length is not None:
@@ -123,6 +127,10 @@ class OnnxCrossEncoder:
         self.pair_truncation = pair_truncation
         self.model_path = cross_encoder_folder(model)
         refuse_generative(self.model_path, model)
+        #: The model's recipe (``None``: a plain cross-encoder; an unknown decoder is refused).
+        self.recipe: Recipe | None = resolve_recipe(self.model_path, model)
+        #: The instruction rendered into a templated recipe's prompt (``None``: takes none).
+        self.instruction = effective_instruction(self.recipe, instruction, model)
         self.exported = False
         graph = pick_graph(self.model_path, file_name)
         self.pre_exported = graph is not None
