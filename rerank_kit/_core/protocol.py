@@ -78,8 +78,6 @@ class Reranker(ABC):
     #: Qwen3-Reranker; ``None``: the model takes none). Part of the score cache's key when it
     #: differs from ``default_instruction``.
     instruction: str | None = None
-    #: The instruction used when none is given (the model's recipe default; ``None``: unknown).
-    default_instruction: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -99,6 +97,15 @@ class Reranker(ABC):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+
+    @property
+    def default_instruction(self) -> str | None:
+        """The instruction used when none is given (``None``: none, or no ``recipe``).
+
+        It is the ``default_instruction`` of the reranker's ``recipe`` attribute (a
+        ``rerank_kit.Recipe``), for the families that have one.
+        """
+        return getattr(getattr(self, "recipe", None), "default_instruction", None)
 
     # -- the hook ------------------------------------------------------------------------
 
