@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,7 +121,9 @@ def _with_instruction(
     """The tuned config, naming the spec and instruction of a reranker built with one."""
     for spec, item in built:
         if not isinstance(item, str) and config.reranker == item.name:
-            return replace(config, reranker=spec, instruction=instruction)
+            return PipelineConfig.from_dict(
+                {**config.to_dict(), "reranker": spec, "instruction": instruction}
+            )
     return config
 
 
