@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from rerank_kit import PipelineConfig, ScoreCache, load_pipeline, load_reranker
+from rerank_kit import PipelineConfig, Reranker, ScoreCache, load_pipeline, load_reranker
 from rerank_kit.testing import FakeReranker
 
 # the Qwen3-Reranker model card (https://huggingface.co/Qwen/Qwen3-Reranker-0.6B), verbatim
@@ -177,7 +177,7 @@ def test_score_identity_names_a_non_default_instruction_only() -> None:
     assert r._score_identity() not in (first, "m")
     r.recipe = type("Recipe", (), {"default_instruction": OTHER})()  # type: ignore[attr-defined]
     assert r.default_instruction == OTHER and r._score_identity() == "m"
-    r._score_rule = "rule/1"
+    r._score_rule = "rule/1"  # type: ignore[attr-defined]
     r.instruction = INSTRUCTION
     assert r._score_identity() == first.replace("m ", "m [scores=rule/1] ")
 
@@ -443,7 +443,8 @@ def test_tune_writes_the_spec_and_instruction_of_the_chosen_reranker() -> None:
     from rerank_kit.learning._cli import _with_instruction
 
     model = FakeReranker("cross-encoder:/m")
-    built = [("flashrank:a", "flashrank:a"), ("cross-encoder:m", model)]
+    built: list[tuple[str, str | Reranker]] = [("flashrank:a", "flashrank:a")]
+    built.append(("cross-encoder:m", model))
     chosen = _with_instruction(PipelineConfig("cross-encoder:/m", top_n=3), built, INSTRUCTION)
     assert (chosen.reranker, chosen.instruction, chosen.top_n) == (
         "cross-encoder:m",
