@@ -377,6 +377,17 @@ def test_instructed_builds_only_cross_encoder_specs(monkeypatch: pytest.MonkeyPa
     ]
 
 
+def test_instruction_and_dask_are_refused_together(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rerank_kit.cli import main
+
+    for command in ("eval", "tune"):
+        argv = [command, str(tmp_path), "--reranker", "onnx:m", "--instruction", INSTRUCTION]
+        assert main([*argv, "--dask", "127.0.0.1:1"]) == 2  # before any scheduler or model
+        assert "--instruction cannot be combined with --dask" in capsys.readouterr().err
+
+
 def _dataset(folder: Path) -> Path:
     from rerank_kit.demo import CORPUS, QUERIES
 
