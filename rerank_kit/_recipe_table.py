@@ -131,6 +131,7 @@ BUILTIN_RECIPES: tuple[Recipe, ...] = (
         yes_token="Yes",
         activation="yes-logit",
         max_length=512,
+        extra={"truncation": "flagembedding"},  # rerank_kit._runtime.decoder: its length rule
         padding_side="left",
         source=(
             "https://github.com/FlagOpen/FlagEmbedding "
