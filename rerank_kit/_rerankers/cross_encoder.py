@@ -19,7 +19,7 @@ from rerank_kit._core.score_cache import ScoreCache, make_score_cache
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, hf_offsets
 from rerank_kit._rerankers.onnx_cross_encoder import onnx_reranker_name
-from rerank_kit._runtime.decoder import DecoderScorer, torch_recipe
+from rerank_kit._runtime.decoder import DecoderScorer, hub_decoder_folder, torch_recipe
 from rerank_kit._runtime.folders import onnx_graphs
 from rerank_kit._runtime.hub import resolve_hf_model
 from rerank_kit._runtime.options import TORCH_CROSS_ENCODER, require
@@ -243,6 +243,8 @@ class CrossEncoderReranker(Reranker):
         require(TORCH_CROSS_ENCODER, load=False)
         # resolve first: an unavailable model fails in seconds, before torch is even imported
         path = resolve_hf_model(model, kind="cross-encoder", prefix="cross-encoder")
+        if not Path(path).is_dir():  # a Hub id to download: a causal LM's recipe needs its files
+            path = hub_decoder_folder(path) or path
         self.name = f"cross-encoder:{model}"
         kwargs = dict(model_kwargs or {})
         if kwargs.get("trust_remote_code", trust_remote_code) != trust_remote_code:
@@ -349,7 +351,10 @@ class CrossEncoderReranker(Reranker):
 
     @property
     def generative(self) -> bool:
-        """True for a causal-LM reranker (a ``LogitScore`` head on next-token logits)."""
+        """True for a causal-LM reranker scored from its next-token logits.
+
+        Scored by its recipe (``recipe``), or by the ``LogitScore`` head a folder declares.
+        """
         return self._generative
 
     def _score_identity(self) -> str:

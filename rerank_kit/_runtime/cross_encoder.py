@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit import models
+from rerank_kit._core.errors import RerankError
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
 from rerank_kit._runtime.batch_rule import plan_graph
@@ -255,7 +256,7 @@ class OnnxCrossEncoder:
         return size, tokens
 
     def _query_tokens(self, query: str) -> int:
-        self.tokenizer.no_truncation()  # never the state a previous call left
+        self.tokenizer.no_truncation()  # the query alone, whole: never a pair's truncation
         return len(self.tokenizer.encode(query, add_special_tokens=False).ids)
 
     def window_plan(self, query: str) -> WindowPlan:
@@ -278,11 +279,7 @@ class OnnxCrossEncoder:
         if strategy is None:
             fits = self._query_tokens(query) + self._pair_specials < self.max_length
             strategy = "only_second" if fits else "longest_first"  # keep the query whole if it fits
-        self.tokenizer.enable_truncation(self.max_length, strategy=strategy)
-        try:
-            encodings = self.tokenizer.encode_batch([(query, text) for text in texts])
-        finally:
-            self.tokenizer.no_truncation()  # no state carries to the next call
+        encodings = _encode_pairs(self.tokenizer, query, texts, self.max_length, strategy)
         return encodings, [bool(e.overflowing) for e in encodings]  # a cut pair keeps its tail
 
     def score(self, query: str, texts: list[str]) -> PairScores:
@@ -312,3 +309,23 @@ class OnnxCrossEncoder:
         else:
             scores = logits
         return PairScores(scores.tolist(), truncated=truncated)
+
+
+def _encode_pairs(
+    tokenizer: Any, query: str, texts: list[str], max_length: int, strategy: str
+) -> list[Any]:
+    """``(query, text)`` encodings cut by ``strategy``; the tokenizer is left without truncation.
+
+    Nothing carries over to the next call (a query counted alone after a call that truncated
+    pairs ``only_second`` would fail), and a tokenizers failure is a ``RerankError``.
+    """
+    try:
+        tokenizer.enable_truncation(max_length, strategy=strategy)
+        return list(tokenizer.encode_batch([(query, text) for text in texts]))
+    except Exception as exc:  # tokenizers raises a bare Exception
+        raise RerankError(
+            f"tokenizing {len(texts)} pair(s) at max_length={max_length} with truncation "
+            f"{strategy!r} failed: {exc}"
+        ) from exc
+    finally:
+        tokenizer.no_truncation()
