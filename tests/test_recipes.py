@@ -392,6 +392,7 @@ def test_seq_cls_int8_and_bf16_stay_in_band(
 @pytest_models
 def test_seq_cls_truncation_cuts_only_the_document(seq_cls_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
+    pytest.importorskip("sentence_transformers")
     from tokenizers import Tokenizer
 
     from rerank_kit._core.windows import make_windows
@@ -419,6 +420,13 @@ def test_seq_cls_truncation_cuts_only_the_document(seq_cls_dir: Path, tmp_path: 
         str(seq_cls_dir), cache_dir=tmp_path / "onnx", max_length=128, long_documents="max"
     )
     assert len(windowed.score(QUERY, [LONG])) == 1
+    # torch (sentence-transformers: the rendered prompt cut, its suffix restored) cuts the same
+    torch_ce = CrossEncoderReranker(str(seq_cls_dir), backend="torch", max_length=128)
+    result = torch_ce._score_pairs(QUERY, [LONG, "short"])
+    assert result.truncated == [True, False]
+    _assert_close(result.scores, reranker.score(QUERY, [LONG, "short"]), 1e-5)
+    torch_windows, _, _ = make_windows([LONG], torch_ce._window_plan(QUERY))
+    assert not any(torch_ce._score_pairs(QUERY, torch_windows).truncated)
 
 
 @pytest_models
