@@ -554,3 +554,15 @@ def test_a_hub_id_to_download_is_matched_from_its_files(
     assert hub_decoder_folder("org/tiny-ce") is None  # an encoder: left to sentence-transformers
     assert hub_decoder_folder("org/missing") is None  # a Hub error: sentence-transformers decides
     assert len(fetched) == 1
+
+
+def test_bad_generative_settings_are_refused_by_name(mxbai_dir: Path) -> None:
+    with pytest.raises(ValueError, match=r"max_length=4096 is more than .* \(512 positions\)"):
+        CrossEncoderReranker(str(mxbai_dir), max_length=4096)
+    with pytest.raises(ValueError, match="leaves no room for the query and passage"):
+        CrossEncoderReranker(str(mxbai_dir), max_length=40)  # the prompt alone is longer
+    with pytest.raises(ValueError, match=r"\['activation_fn'\] are not understood"):
+        CrossEncoderReranker(str(mxbai_dir), model_kwargs={"activation_fn": None})
+    # CrossEncoder's spelling of the limit is understood too
+    spelled = CrossEncoderReranker(str(mxbai_dir), model_kwargs={"max_length": 300})
+    assert spelled.model.max_seq_length == 300
