@@ -24,6 +24,7 @@ from rerank_kit import (
     recipes,
     register_recipe,
 )
+from rerank_kit._recipe_table import BUILTIN_RECIPES
 from rerank_kit.recipes import (
     KINDS,
     _unregister,
@@ -87,6 +88,17 @@ def test_the_table_has_every_family_once_with_a_source() -> None:
     assert (by_name["mxbai-rerank-v2"].yes_token, by_name["mxbai-rerank-v2"].no_token) == ("1", "0")
     assert by_name["bge-reranker-v2-gemma"].yes_token == "Yes"
     assert by_name["bert-cross-encoder"].default_instruction is None
+
+
+def test_the_docs_page_lists_every_built_in_recipe() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "guides" / "recipes.md").read_text()
+    rows = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[2].strip()
+        for line in page.splitlines()
+        if line.startswith("| `")
+    }
+    builtin = {r.name: r.kind for r in BUILTIN_RECIPES}
+    assert rows == builtin
 
 
 def test_rendering_follows_the_model_cards() -> None:
@@ -425,8 +437,10 @@ def test_seq_cls_truncation_cuts_only_the_document(seq_cls_dir: Path, tmp_path: 
     result = torch_ce._score_pairs(QUERY, [LONG, "short"])
     assert result.truncated == [True, False]
     _assert_close(result.scores, reranker.score(QUERY, [LONG, "short"]), 1e-5)
-    torch_windows, _, _ = make_windows([LONG], torch_ce._window_plan(QUERY))
-    assert not any(torch_ce._score_pairs(QUERY, torch_windows).truncated)
+    torch_plan = torch_ce._window_plan(QUERY)
+    assert torch_plan is not None
+    torch_windows, _, _ = make_windows([LONG], torch_plan)
+    assert not any(torch_ce._score_pairs(QUERY, torch_windows).truncated or [])
 
 
 @pytest_models
@@ -552,7 +566,7 @@ def test_two_label_heads_score_the_relevant_label(
     assert pre.pre_exported
     _assert_close(pre.score(QUERY, TEXTS), want, 1e-5)
     # measured here: int8 1.6e-3, OpenVINO bf16 7.2e-4 (both label namings); batch dependence 0
-    bands = {"int8": ({"quantize": "int8"}, 0.01)}
+    bands: dict[str, tuple[dict[str, Any], float]] = {"int8": ({"quantize": "int8"}, 0.01)}
     if "openvino" in paths:
         bands["bf16"] = ({"backend": "openvino", "openvino_precision": "bf16"}, 0.005)
     for name, (options, band) in bands.items():

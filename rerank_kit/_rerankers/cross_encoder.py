@@ -67,7 +67,13 @@ class CrossEncoderReranker(Reranker):
     """Reranks with a cross-encoder (query and passage read together) on torch or ONNX Runtime.
 
     Scores are exactly ``CrossEncoder.predict`` (a sigmoid for one-label models), so the quality
-    published for a model carries over.
+    published for a model carries over. A two-label head ([not relevant, relevant]) scores the
+    probability of its relevant label (softmax over the two logits; the label ``id2label`` names
+    ``relevant``, ``LABEL_1``, ``yes``, ``positive`` or ``true``, else the last), on every
+    backend. Each model is matched to its recipe (``rerank_kit.recipes``, docs "Model recipes"):
+    a decoder sequence-classification conversion (e.g. Qwen3-Reranker "seq-cls") reads its
+    prompt template on every backend, and a decoder no recipe matches is refused with a
+    ``RerankError`` saying how to supply one (``rerank_kit.register_recipe``).
 
     The default backend follows the model: the bundled ``cross-encoder/ms-marco-MiniLM-L-12-v2``
     (``rerank_kit.models``) and a local folder that already holds an ONNX graph run on ONNX
