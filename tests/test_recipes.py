@@ -348,6 +348,24 @@ def test_seq_cls_torch_matches_the_card(causal_dir: Path, seq_cls_dir: Path) -> 
 
 
 @pytest_models
+def test_seq_cls_without_a_chat_template_reads_the_recipe_on_torch(
+    causal_dir: Path, seq_cls_dir: Path, tmp_path: Path
+) -> None:
+    """A Hub-named conversion whose folder has no chat template: the recipe renders the pair."""
+    pytest.importorskip("sentence_transformers")
+    folder = tmp_path / "Qwen3-Reranker-0.6B-seq-cls"
+    shutil.copytree(seq_cls_dir, folder)
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    tok_config = json.loads((folder / "tokenizer_config.json").read_text())
+    tok_config.pop("chat_template", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(tok_config))
+    reranker = CrossEncoderReranker(str(folder), backend="torch", instruction="find cities")
+    assert reranker._template_mode == "pairs"
+    want = card_scores(causal_dir, QUERY, TEXTS, "find cities")
+    _assert_close(reranker.score(QUERY, TEXTS), want, 1e-5)
+
+
+@pytest_models
 @pytest.mark.parametrize(
     "options",
     [{}, {"backend": "openvino", "openvino_precision": "f32"}],
