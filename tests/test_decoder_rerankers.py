@@ -566,3 +566,19 @@ def test_bad_generative_settings_are_refused_by_name(mxbai_dir: Path) -> None:
     # CrossEncoder's spelling of the limit is understood too
     spelled = CrossEncoderReranker(str(mxbai_dir), model_kwargs={"max_length": 300})
     assert spelled.model.max_seq_length == 300
+
+
+def test_mxbai_v2_cache_keys_never_meet_the_old_guessed_head(
+    mxbai_dir: Path,
+) -> None:
+    """Older versions scored mxbai-v2 folders with sentence-transformers' default head and kept
+    those scores under ``cross-encoder:NAME``: the recipe's scores are keyed apart from them."""
+    from rerank_kit import CrossEncoderReranker, ScoreCache
+
+    cache = ScoreCache(10)
+    reranker = CrossEncoderReranker(str(mxbai_dir), backend="torch", score_cache=cache)
+    identity = reranker._score_identity()
+    assert identity.startswith(f"cross-encoder:{mxbai_dir}") and "[scores=recipe-" in identity
+    stale = "cross-encoder:" + str(mxbai_dir)
+    cache.put(stale, "q", ["a passage"], [123.0], [False])  # what an older version left in the file
+    assert reranker.score("q", ["a passage"])[0] != 123.0

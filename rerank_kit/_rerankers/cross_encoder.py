@@ -278,6 +278,8 @@ class CrossEncoderReranker(Reranker):
             )
             self.model = self._decoder
             self._generative = True
+            if recipe.name == "mxbai-rerank-v2":  # older versions scored it with a guessed head
+                self._score_rule = "recipe-mxbai-rerank-v2/1"  # so their cache entries never match
             logger.debug("loaded generative reranker %s (recipe %s)", model, recipe.name)
             return
         from sentence_transformers import CrossEncoder
