@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._core.errors import RerankError
+from rerank_kit._rerankers.remote.security import mask_credentials
 from rerank_kit.evaluation._dask_pool import add_dask_argument, score_pool
 
 __all__ = ["add_arguments", "add_assembly_arguments", "assembly_from_args", "main", "run"]
@@ -191,7 +192,7 @@ class _OnePerRunTruncationNotice(logging.Filter):
 
 
 def _err(message: str) -> int:
-    sys.stderr.write(f"rerank-kit eval: error: {message}\n")
+    sys.stderr.write(f"rerank-kit eval: error: {mask_credentials(str(message))}\n")
     return 2
 
 
@@ -247,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         engine_log.removeFilter(quiet)
 
-    sys.stdout.write(result.to_table() + "\n")
+    sys.stdout.write(mask_credentials(result.to_table()) + "\n")
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ import os
 import random
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -80,7 +80,7 @@ def _auth_class() -> type:
         def __repr__(self) -> str:
             return "<rerank-kit key auth>"
 
-        def auth_flow(self, request: Any) -> Iterator[Any]:
+        def auth_flow(self, request: Any) -> Generator[Any, Any, None]:
             if self._basic is not None:
                 pair = ":".join(self._basic.value).encode("utf-8")
                 request.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
