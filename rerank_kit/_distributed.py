@@ -103,7 +103,8 @@ class WorkerSecret:
             return value
         state = "holds another key" if value else "is not set"
         raise RerankError(
-            f"{spec}: the API key is not sent in the Dask task graph, and ${self.env} "
+            f"{mask_credentials(spec)}: the API key is not sent in the Dask task graph, and "
+            f"${self.env} "
             f"{state} on this worker: set {self.env} in the workers' environment to the key "
             "given to score_on_dask"
         )
