@@ -266,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
             "score_cache": args.score_cache,
             "context_assembly": assembly,
         }
-        out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        out.write_text(mask_credentials(json.dumps(payload, indent=2)) + "\n", encoding="utf-8")
         sys.stdout.write(f"wrote {out}\n")
     if args.plot:
         written = result.plot(args.plot)
