@@ -199,6 +199,21 @@ def test_a_body_over_the_cap_is_refused(hostile: HostileServer, mode: str, how: 
         call(cohere(hostile.url, timeout=30), how)
 
 
+def test_every_connection_pool_of_the_sync_client_keeps_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rerank_kit._rerankers.remote.transport import bound_client
+
+    # httpx's layout (transport -> pool -> network backend) is what the sync deadline wraps:
+    # a change there must fail here, not silently drop the deadline inside headers
+    assert bound_client(httpx.Client()) == 1
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    client = httpx.Client()
+    assert bound_client(client) == 1 + len(client._mounts)
+    assert bound_client(client) == 0  # never wrapped twice
+
+
 def test_the_cap_is_a_setting(hostile: HostileServer) -> None:
     with pytest.raises(RemoteRerankError, match="over the 50-byte cap"):
         call(cohere(hostile.url, max_response_bytes=50), "sync")

@@ -99,8 +99,10 @@ def failure(
             text += f". The server said: {message}"
     elif status == 429:
         text = f"rate limited (HTTP 429) by {url} after {attempts} attempt(s): {message}"
+        hint = hint or "lower the request rate, or raise max_retries= to wait longer"
     elif status >= 500:
         text = f"server error HTTP {status} from {url} after {attempts} attempt(s): {message}"
+        hint = hint or "the server's own trouble: try again later or raise max_retries="
     else:
         text = f"HTTP {status} from {url}: {message}"
     if hint:
