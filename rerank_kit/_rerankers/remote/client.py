@@ -51,8 +51,8 @@ def _positive_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
-def _split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
-    """``(url without user:pass@, (user, password) or None)``.
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """``(url without user:pass@, "user:password" or None)``.
 
     The credentials go as Basic auth, so the URL httpx logs never carries them.
     """
@@ -61,7 +61,7 @@ def _split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
         return url, None
     host = parts.netloc.rpartition("@")[2]
     clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return clean, (unquote(parts.username or ""), unquote(parts.password or ""))
+    return clean, f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
 
 
 @functools.cache
@@ -82,7 +82,7 @@ def _auth_class() -> type:
 
         def auth_flow(self, request: Any) -> Generator[Any, Any, None]:
             if self._basic is not None:
-                pair = ":".join(self._basic.value).encode("utf-8")
+                pair = self._basic.value.encode("utf-8")
                 request.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
             if self._header is not None and self._value is not None:
                 request.headers[self._header] = self._value.value
@@ -241,7 +241,7 @@ class RemoteReranker(Reranker):
         model = (model or "").strip()
         self.model_name, target = profile.target(model, base_url)
         send_url, credentials = _split_credentials(target.rstrip("/") + profile.endpoint.path)
-        self._basic = Secret(credentials) if credentials else None  # type: ignore[arg-type]
+        self._basic = Secret(credentials) if credentials else None
         self._send_url = send_url
         #: Shown in names, messages and logs: URL credentials masked.
         self.base_url = mask_credentials(target)
@@ -316,10 +316,9 @@ class RemoteReranker(Reranker):
     def _redact(self, text: str) -> str:
         if self._key is not None and self._key.value:
             text = text.replace(self._key.value, "<api key>")
-        if self._basic is not None:
-            for part in self._basic.value:
-                if len(part) >= 3:
-                    text = text.replace(part, "***")
+        password = self._basic.value.partition(":")[2] if self._basic is not None else ""
+        if len(password) >= 3:
+            text = text.replace(password, "***")
         return mask_credentials(text)
 
     def _score_identity(self) -> str:
