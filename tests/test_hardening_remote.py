@@ -430,11 +430,14 @@ def test_url_credentials_are_masked_in_adapter_repr_and_validation_errors(
     assert not leaks(PASSWORD, str(info.value), window=4)
 
 
-def test_tune_reports_mask_url_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+def test_tune_and_eval_reports_mask_url_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    from rerank_kit.evaluation._cli import _err
     from rerank_kit.learning._cli import _say
 
     _say(f"fold 1: tei:http://bob:{PASSWORD}@gpu:8080 over bm25")
     assert capsys.readouterr().out == "fold 1: tei:http://***@gpu:8080 over bm25\n"
+    assert _err(f"tei:http://bob:{PASSWORD}@gpu:8080 failed") == 2
+    assert capsys.readouterr().err == "rerank-kit eval: error: tei:http://***@gpu:8080 failed\n"
 
 
 # ----------------------------------------------------------------------- Dask
