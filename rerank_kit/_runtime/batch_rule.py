@@ -16,8 +16,10 @@ Every graph the runtime loads goes through ``plan_graph`` first, which decides h
 - **on OpenVINO**, which cannot read ONNX Runtime's contrib ops and cannot run the standard-op
   variant of the rewrite (its per-axis ``QuantizeLinear`` fails shape inference there), a
   dynamic int8 graph runs as its dequantized fp32 graph (``dequantize.dequantized_graph``,
-  cached the same way). OpenVINO at bf16 precision is batch-dependent (~1e-3): bf16 runs one
-  pair per call.
+  cached the same way). OpenVINO's bf16 kernels round a row differently at different
+  widths (an unpadded pair against the same pair padded: ~1e-2 in logits), not with the other
+  rows' values: bf16 runs batched with each pair padded to a width that is a function of its
+  own length alone (``BF16_STEP``; ``batching.run_fixed_shapes``). Rule ``"bf16-fixed-shape/1"``.
 - **anything else dynamic** that cannot be rewritten (``QAttention`` graphs, a
   ``DynamicQuantizeMatMul``, no ``onnx`` package installed) runs one pair per call (rule
   ``"per-pair/1"``), and one INFO line per reranker says so.
@@ -47,6 +49,10 @@ from rerank_kit._runtime.sessions import check_graph_file, graph_error
 
 __all__ = [
     "DEQUANTIZED",
+    "BF16_BATCH",
+    "BF16_FIXED",
+    "BF16_STEP",
+    "BF16_TOKENS",
     "PER_PAIR",
     "PER_TOKEN",
     "PER_TOKEN_BATCH",
@@ -67,6 +73,13 @@ RULE_VERSION = 1
 PER_TOKEN = f"int8-per-token/{RULE_VERSION}"
 PER_PAIR = f"per-pair/{RULE_VERSION}"
 DEQUANTIZED = f"int8-dequantized-fp32/{RULE_VERSION}"
+BF16_FIXED = f"bf16-fixed-shape/{RULE_VERSION}"
+#: bf16 (OpenVINO): pairs are padded to a multiple of ``BF16_STEP`` tokens, and run at most
+#: ``BF16_BATCH`` pairs / ``BF16_TOKENS`` padded tokens a call (scores do not depend on either
+#: cap: the width a pair runs at is a function of its own length alone).
+BF16_STEP = 32
+BF16_BATCH = 16
+BF16_TOKENS = 2048
 #: Bucket limits for per-token graphs (measured fastest on a 2-core CPU: 16 / 1024).
 PER_TOKEN_BATCH = 16
 PER_TOKEN_TOKENS = 1024
@@ -92,6 +105,10 @@ class GraphPlan:
         per_pair: Run one pair per call.
         batch_size: Cap on pairs per call (``None``: the caller's setting).
         max_batch_tokens: Cap on padded tokens per call (``None``: the caller's setting).
+        pad_step: Pad every pair to its own length rounded up to a multiple of this
+            (``None``: pad to the longest of its neighbours, ``batching.run_bucketed``).
+        fixed_rows: With ``pad_step``: fill each call to its width's row count with copies, so
+            the batch dimension is fixed too (``batching.run_fixed_shapes``).
         note: Why, for the one INFO line (empty when nothing is worth saying).
     """
 
@@ -100,6 +117,8 @@ class GraphPlan:
     per_pair: bool = False
     batch_size: int | None = None
     max_batch_tokens: int | None = None
+    pad_step: int | None = None
+    fixed_rows: bool = False
     note: str = ""
 
 
@@ -250,11 +269,10 @@ def plan_graph(
         if precision == "bf16":
             return GraphPlan(
                 graph,
-                PER_PAIR,
-                per_pair=True,
-                note="OpenVINO's bf16 kernels round differently at different batch shapes "
-                "(scores move by ~1e-3); it runs one pair per call (openvino_precision='f32' "
-                "runs batched)",
+                BF16_FIXED,
+                batch_size=BF16_BATCH,
+                max_batch_tokens=BF16_TOKENS,
+                pad_step=BF16_STEP,
             )
         return GraphPlan(graph, DEQUANTIZED if dynamic else None)
     if not dynamic:

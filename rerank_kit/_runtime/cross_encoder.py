@@ -20,7 +20,7 @@ from rerank_kit._core.errors import RerankError
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
 from rerank_kit._runtime.batch_rule import plan_graph, quantized_copy
-from rerank_kit._runtime.batching import run_bucketed
+from rerank_kit._runtime.batching import run_bucketed, run_fixed_shapes
 from rerank_kit._runtime.cpu import cpu_has_bf16
 from rerank_kit._runtime.export import export_cross_encoder, export_once
 from rerank_kit._runtime.folders import (
@@ -111,7 +111,8 @@ class OnnxCrossEncoder:
             (``batch_rule.GraphPlan``: the file loaded, which may be a cached rewrite of
             ``onnx_path``, and any per-pair run or bucket caps).
         rule: The tag recorded with the scores (``"int8-per-token/1"``, ``"per-pair/1"``,
-            ``"int8-dequantized-fp32/1"``), or ``None`` when the graph runs as it is.
+            ``"int8-dequantized-fp32/1"``, ``"bf16-fixed-shape/1"``), or ``None`` when the graph
+            runs as it is.
     """
 
     def __init__(
@@ -297,7 +298,19 @@ class OnnxCrossEncoder:
 
         encodings, truncated = self._encode(query, texts)
         self._unknown.check_encodings(encodings)
-        out = run_bucketed(self.runner, encodings, self.inputs, self.pad_id, *self.bucket_limits())
+        limits = self.bucket_limits()
+        if self.plan.pad_step is not None:
+            out = run_fixed_shapes(
+                self.runner,
+                encodings,
+                self.inputs,
+                self.pad_id,
+                *limits,
+                self.plan.pad_step,
+                fixed_rows=self.plan.fixed_rows,
+            )
+        else:
+            out = run_bucketed(self.runner, encodings, self.inputs, self.pad_id, *limits)
         activation = self.meta["activation"]
         if activation == "softmax":
             shifted = out - out.max(axis=1, keepdims=True)
