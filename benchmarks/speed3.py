@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import batch_independence as bi  # noqa: E402  (the sets, timing, fidelity and dependence)
+import batch_independence as bi
 
 DATA = Path(os.environ.get("RERANK_KIT_DATA", "/work/shared/data/beir"))
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
@@ -54,7 +54,7 @@ def cpu_line() -> str:
     model = ""
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if "Model name" in ln))
+        model = next(ln.split(":", 1)[1].strip() for ln in out.splitlines() if "Model name" in ln)
     except (OSError, StopIteration):
         pass
     flags = cpu_flags()
