@@ -256,9 +256,7 @@ class CrossEncoderReranker(Reranker):
             return result
         pairs = [(query, text) for text in texts]
         if not self._generative and not self._unknown.warned:
-            tokenizer: Any = self.model.tokenizer
-            ids = tokenizer([query, *texts], add_special_tokens=False, verbose=False)["input_ids"]
-            self._unknown.check_ids(ids[0], ids[1:])
+            self._check_unknown(query, texts)
         scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
         limit = getattr(self.model, "max_seq_length", None)
         if self._generative:
@@ -266,6 +264,17 @@ class CrossEncoderReranker(Reranker):
         else:
             truncated = pair_overflow(getattr(self.model, "tokenizer", None), query, texts, limit)
         return PairScores([float(s) for s in scores], truncated=truncated)
+
+    def _check_unknown(self, query: str, texts: list[str]) -> None:
+        """Warn once if most of a text is unknown to the vocabulary (``vocab.UnknownTokens``)."""
+        tokenizer: Any = self.model.tokenizer
+        fast = bool(getattr(tokenizer, "is_fast", False))
+        enc = tokenizer(
+            [query, *texts], add_special_tokens=False, verbose=False, return_offsets_mapping=fast
+        )
+        spans = enc["offset_mapping"] if fast else [None] * (len(texts) + 1)
+        tokens = list(zip(enc["input_ids"], spans, strict=True))
+        self._unknown.check(tokens[0], tokens[1:])
 
     def _window_plan(self, query: str) -> WindowPlan | None:
         if self._onnx is not None:
