@@ -266,7 +266,7 @@ def test_a_failed_write_is_tried_once_more(
 ) -> None:
     path = tmp_path / "scores.jsonl"
     real_open = Path.open
-    failures = []
+    failures: list[int] = []
 
     def flaky_open(self: Path, *args: Any, **kwargs: Any) -> Any:
         if self == path and not failures:
@@ -382,7 +382,7 @@ def test_lone_surrogates_are_refused_by_the_engine_with_the_position() -> None:
 
 
 @pytest.mark.parametrize("on_error", ["raise", "passthrough"])
-def test_lone_surrogates_are_refused_by_the_langchain_adapter(on_error: str) -> None:
+def test_lone_surrogates_are_refused_by_the_langchain_adapter(on_error: Any) -> None:
     pytest.importorskip("langchain_core")
     from langchain_core.documents import Document
 
@@ -397,7 +397,7 @@ def test_lone_surrogates_are_refused_by_the_langchain_adapter(on_error: str) -> 
 
 
 @pytest.mark.parametrize("on_error", ["raise", "passthrough"])
-def test_lone_surrogates_are_refused_by_the_llamaindex_adapter(on_error: str) -> None:
+def test_lone_surrogates_are_refused_by_the_llamaindex_adapter(on_error: Any) -> None:
     pytest.importorskip("llama_index.core")
     from llama_index.core.schema import NodeWithScore, TextNode
 

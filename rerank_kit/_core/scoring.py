@@ -59,14 +59,12 @@ def checked(raw: PairScores | Sequence[float], n: int, name: str) -> PairScores:
     )
 
 
-def _usable(hit: tuple[float, bool] | None, name: str) -> bool:
+def _usable(hit: tuple[float, bool], name: str) -> bool:
     """Whether a cache hit passes the checks model output gets (else the pair is rescored).
 
     The cache file's reader and ``ScoreCache.put`` keep only finite scores; this guards
     against entries placed any other way (a ``NaN`` from the cache never reaches a result).
     """
-    if hit is None:
-        return False
     score, cut = hit
     if type(score) is float and math.isfinite(score) and type(cut) is bool:
         return True
@@ -142,7 +140,9 @@ class ScorePlan:
             return
         distinct = list(dict.fromkeys(texts[i] for i in live))
         found = cache.get(name, query, distinct)
-        self.hits = {t: hit for t, hit in zip(distinct, found, strict=True) if _usable(hit, name)}
+        for text, hit in zip(distinct, found, strict=True):
+            if hit is not None and _usable(hit, name):
+                self.hits[text] = hit
         self.live = live
         self.pending = [t for t in distinct if t not in self.hits]
 
