@@ -418,3 +418,17 @@ def test_valid_astral_characters_still_pass(tmp_path: Path) -> None:
     again = Cached(score_cache=tmp_path / "scores.jsonl")
     again.score("apple 😀", texts)
     assert again.pairs == 0 and os.path.getsize(tmp_path / "scores.jsonl") > 0
+
+
+def test_every_test_named_in_the_reliability_table_exists() -> None:
+    import re
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
+    section = docs.split("## Files and untrusted text", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(test_[a-z0-9_]+)`", section))
+    here = Path(__file__).read_text()
+    assert len(named) >= 10
+    for name in named:
+        assert f"def {name}(" in here, name
+    for short in re.findall(r"`\.\.\.(_[a-z0-9_]+)`", section):
+        assert short in here, short
