@@ -24,6 +24,7 @@ MAX_LINE_BYTES = 32 * 2**20
 _CHUNK = 2**20  # bytes read at a time while skipping an over-long line
 _BATCH = 10_000  # entries handed to the LRU at a time while loading
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_DECODER = json.JSONDecoder()
 
 Entry = tuple[tuple[str, str, str], tuple[float, bool]]
 
@@ -249,7 +250,7 @@ def read_line(line: bytes) -> tuple[Entry | None, str]:
     if not text.startswith(b'["'):
         return None, "not a [model, query, passage, score, truncated] list"
     try:
-        record = json.loads(text)
+        record = _DECODER.decode(text.decode("utf-8"))
     except RecursionError:
         return None, "nested too deeply"
     except ValueError:  # JSONDecodeError, UnicodeDecodeError, an int of too many digits
@@ -259,7 +260,9 @@ def read_line(line: bytes) -> tuple[Entry | None, str]:
     model, query, passage, score, cut = record
     if type(model) is not str or type(query) is not str or type(passage) is not str:
         return None, "model, query and passage must be strings"
-    if any(_SURROGATE.search(s) for s in (model, query, passage)):
+    if (b"\\ud" in text or b"\\uD" in text) and (
+        _SURROGATE.search(model) or _SURROGATE.search(query) or _SURROGATE.search(passage)
+    ):  # strict UTF-8 refuses raw surrogate bytes: only an escape can spell one
         return None, "a lone surrogate in the text"
     value = _finite(score) if type(score) in (int, float) else None
     if value is None:
