@@ -420,6 +420,40 @@ def test_valid_astral_characters_still_pass(tmp_path: Path) -> None:
     assert again.pairs == 0 and os.path.getsize(tmp_path / "scores.jsonl") > 0
 
 
+# -- found by tests/test_properties.py (full profile) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"score_threshold": 10**400},
+        {"fusion": 10**400},
+        {"fusion": 0.5, "first_stage_scores": [1.0, 10**400]},
+        {"dedupe": 10**400},
+        {"diversity": -(10**400)},
+    ],
+    ids=["score_threshold", "fusion", "first_stage_scores", "dedupe", "diversity"],
+)
+def test_huge_ints_in_options_are_named_errors_not_overflow(options: dict[str, Any]) -> None:
+    name = next(iter(options)) if "first_stage_scores" not in options else "first_stage_scores"
+    with pytest.raises((ValueError, TypeError), match=name):  # bd35bff: OverflowError
+        FakeReranker().rerank("red apple", ["red apple", "pear"], **options)
+
+
+def test_fusion_with_huge_first_stage_scores_stays_finite() -> None:
+    texts = ["red apple", "pear"]
+    for method in ("zscore", "minmax"):
+        fused = FakeReranker().rerank(
+            "red apple", texts, first_stage_scores=[0.0, 2.6e154], fusion=Fusion(0.5, method)
+        )  # bd35bff: OverflowError in zscore
+        small = FakeReranker().rerank(
+            "red apple", texts, first_stage_scores=[0.0, 1.0], fusion=Fusion(0.5, method)
+        )
+        assert [r.index for r in fused] == [r.index for r in small]
+        assert [r.score for r in fused] == pytest.approx([r.score for r in small])
+        assert all(math.isfinite(r.score) for r in fused)
+
+
 def test_every_test_named_in_the_reliability_table_exists() -> None:
     import re
 
