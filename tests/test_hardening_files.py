@@ -454,6 +454,40 @@ def test_fusion_with_huge_first_stage_scores_stays_finite() -> None:
         assert all(math.isfinite(r.score) for r in fused)
 
 
+def test_remote_score_beyond_float_range_is_a_remote_error() -> None:
+    pytest.importorskip("httpx")
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from rerank_kit import RemoteReranker
+    from rerank_kit._rerankers.remote.errors import RemoteRerankError
+
+    body = b'[{"index": 0, "score": 1' + b"0" * 400 + b"}]"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        tei = RemoteReranker("tei", url, max_retries=0, timeout=5)
+        with pytest.raises(RemoteRerankError, match="non-numeric score"):  # bd35bff: Overflow
+            tei.score("red apple", ["red apple"])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_every_test_named_in_the_reliability_table_exists() -> None:
     import re
 
