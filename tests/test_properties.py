@@ -73,9 +73,11 @@ def _report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
         f"{k}={v}" for k, v in sorted(COUNTS.items())
     )
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line(line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # past pytest's output capture
+            reporter.write_line("")
+            reporter.write_line(line)
     out = os.environ.get("RERANK_KIT_HYPOTHESIS_COUNTS")
     if out:
         Path(out).write_text(json.dumps({"profile": PROFILE, **COUNTS}, indent=1) + "\n")
