@@ -242,6 +242,7 @@ def test_a_full_file_system_never_fails_the_call_and_saves_later(
     path = tmpfs / "scores.jsonl"
     r = Cached(score_cache=path)
     r.score("red apple", TEXTS[:1])
+    before = path.stat().st_size
     filler = _fill(tmpfs)
     long_texts = [f"passage {i} " + "apple " * 100 for i in range(20)]  # > the free space
     with caplog.at_level(logging.DEBUG, logger=LOGGER):
@@ -251,7 +252,9 @@ def test_a_full_file_system_never_fails_the_call_and_saves_later(
     warned = [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
     assert len(warned) == 1 and "No space left" in warned[0].getMessage()
     assert r._score_cache is not None and r._score_cache.unsaved == 40
-    for row in _rows(path):  # a partial write was rolled back: no torn line
+    # the write filled the file's last page, then failed: that partial write was cut off
+    assert path.stat().st_size == before
+    for row in _rows(path):
         assert len(row) == 5
     filler.unlink()
     assert r._score_cache.flush() and r._score_cache.unsaved == 0
