@@ -16,6 +16,68 @@ import pytest
 from rerank_kit.demo import CORPUS
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The ``slow`` lane (``pytest -m "not slow"`` skips it; CONTRIBUTING.md): a test is slow when it
+# builds or loads a model, builds the docs site, starts a Dask cluster or a server process that
+# loads models, builds a virtual environment, or runs a notebook or a benchmark. The marker is put
+# here, centrally, from three facts about each collected test, so that test files need not carry it:
+# 1. it carries the ``models`` marker;
+# 2. it uses (directly or through another fixture) a fixture that builds or loads a model, a site,
+#    a cluster, a server or a venv: a name in SLOW_FIXTURES, or a (module, name) pair in
+#    SLOW_MODULE_FIXTURES where the name is generic;
+# 3. its module is in SLOW_MODULES (every test there pays for one of these).
+SLOW_FIXTURES = frozenset(
+    {
+        # this conftest
+        "tiny_ce_dir",
+        "tiny_flashrank_dir",
+        "minilm_path",
+        "minilm_reranker",
+        "tiny_causal_reranker_dir",
+        # models built by one module
+        "mxbai_dir",
+        "gemma_dir",
+        "causal_dir",
+        "two_label_dir",
+        "xlmr_dir",
+        "modernbert_dir",
+        "deberta_dir",
+        "distilbert_dir",
+        "electra_dir",
+        "generative",
+        "model_dir",
+        "bundled_dir",
+        "int8_flashrank_dir",
+        "predict_scores",
+        "hub_layout",
+        "vectors",
+        # a docs site, a cluster, a server process, a venv, notebooks' models
+        "site",
+        "client",
+        "cli_runs",
+        "infinity_bin",
+        "infinity_url",
+        "langchain_only_venv",
+        "stand_in_models",
+    }
+)
+SLOW_MODULE_FIXTURES = frozenset(
+    {
+        ("test_batch_independence", "bundled"),
+        ("test_properties", "bundled"),
+        ("test_recipes", "seq_cls_dir"),
+        ("test_instruction", "seq_cls_dir"),
+        ("test_instruction", "card"),
+    }
+)
+SLOW_MODULES = frozenset(
+    {
+        "test_dask",  # a Dask LocalCluster of processes
+        "test_infinity",  # an Infinity server that loads a model
+        "test_langchain_fresh_venv",  # a fresh virtual environment
+        "test_notebooks",  # runs the tutorials
+    }
+)
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 TRAIN_TEXTS = [text for _, text in CORPUS] + [
@@ -64,3 +126,22 @@ def tiny_causal_reranker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("models") / "tiny-qwen3-reranker"
     return make_causal_lm_reranker(folder, TRAIN_TEXTS * 3)
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    """Whether ``item`` belongs to the slow lane (see SLOW_FIXTURES above)."""
+    if item.get_closest_marker("models") is not None:
+        return True
+    module = item.module.__name__.rpartition(".")[2] if item.module is not None else ""
+    if module in SLOW_MODULES:
+        return True
+    names = set(getattr(item, "fixturenames", ()))
+    return bool(names & SLOW_FIXTURES) or any((module, n) in SLOW_MODULE_FIXTURES for n in names)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the slow lane centrally (``pytest -m "not slow"`` is the fast lane)."""
+    for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
