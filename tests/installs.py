@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from collections.abc import Iterable
 from functools import cache
 from importlib import metadata
@@ -30,6 +29,11 @@ PIP_LINE = re.compile(r"pip install\s+(?P<args>[^\n#]*)")
 
 
 def _optional() -> dict[str, list[str]]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     return {canonicalize_name(k): v for k, v in project["optional-dependencies"].items()}
 
