@@ -32,7 +32,7 @@ def _optional() -> dict[str, list[str]]:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     return {canonicalize_name(k): v for k, v in project["optional-dependencies"].items()}

