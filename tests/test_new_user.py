@@ -102,6 +102,27 @@ def test_eval_without_an_extra_names_it(
     assert not (tmp_path / "out.png").exists()
 
 
+def test_any_subcommand_s_missing_extra_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rerank_kit import cli, demo
+    from rerank_kit._core.errors import missing_extra
+
+    def needs_an_extra(args: Any) -> int:
+        raise missing_extra("train", "datasets", ImportError("No module named 'datasets'"))
+
+    monkeypatch.setattr(demo, "run", needs_an_extra)
+    assert cli.main(["demo"]) == 2
+    assert 'pip install "rerank-kit[train]"' in capsys.readouterr().err
+
+    def a_bug(args: Any) -> int:
+        raise ImportError("cannot import name 'x' from 'y'")
+
+    monkeypatch.setattr(demo, "run", a_bug)
+    with pytest.raises(ImportError, match="cannot import name"):  # a bug is not hidden
+        cli.main(["demo"])
+
+
 # -------------------------------------------------- 4. the quickstarts' install lines
 
 QUICKSTARTS = sorted((DOCS / "quickstart").glob("*.md"))
