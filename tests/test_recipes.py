@@ -618,3 +618,25 @@ def test_a_long_query_after_a_normal_call_scores(tiny_ce_dir: Path, tmp_path: Pa
     scores = reranker.score(long_query, ["paris", "berlin"])
     assert len(scores) == 2
     assert reranker._model.window_plan(long_query).budget < 0
+
+
+@pytest_models
+def test_a_chat_template_that_differs_from_the_recipe_is_warned(
+    seq_cls_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """torch renders the folder's template, ONNX the recipe: a difference is said, once."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("jinja2")
+    cache = tmp_path / "onnx"
+    with caplog.at_level("WARNING", logger="rerank_kit._runtime.cross_encoder"):
+        OnnxCrossEncoderReranker(str(seq_cls_dir), cache_dir=cache)
+    assert not [r for r in caplog.records if "chat template" in r.getMessage()]
+    folder = tmp_path / "tiny-qwen3-reranker-seq-cls-edited"
+    shutil.copytree(seq_cls_dir, folder)
+    template = (folder / "chat_template.jinja").read_text()
+    (folder / "chat_template.jinja").write_text(template.replace("Given a web", "Given any web"))
+    with caplog.at_level("WARNING", logger="rerank_kit._runtime.cross_encoder"):
+        OnnxCrossEncoderReranker(str(folder), cache_dir=cache)
+    said = [r.getMessage() for r in caplog.records if "chat template" in r.getMessage()]
+    assert len(said) == 1
+    assert "qwen3-reranker-seq-cls" in said[0] and "Given any web" in said[0]

@@ -15,7 +15,7 @@ from typing import Any
 
 from rerank_kit.recipes import Recipe, RenderedPair, render_parts
 
-__all__ = ["TemplateEncoder", "TokenIds"]
+__all__ = ["TemplateEncoder", "TokenIds", "template_disagreement"]
 
 #: Tokens of slack between a window's budget and the limit: a document tokenized alone may
 #: take a token more or less than inside the prompt (merges at its edges).
@@ -122,3 +122,44 @@ class TemplateEncoder:
     def window_budget(self, query: str, max_length: int) -> int:
         """Document tokens that fit in one window beside ``query`` in the prompt."""
         return max_length - self.overhead(query) - _SEAM_SLACK
+
+
+def template_disagreement(chat_template: str, recipe: Recipe) -> str | None:
+    """How a folder's chat template renders a probe pair differently from ``recipe``, or ``None``.
+
+    sentence-transformers (torch) renders a sequence-classification conversion's pairs with its
+    chat template (messages with roles ``query`` and ``document``); the ONNX and OpenVINO
+    backends render the recipe. A template that renders the same probe pair differently would
+    make the backends disagree, so the caller warns. ``None`` also when the template cannot be
+    rendered here (no ``jinja2``, or it needs what only transformers provides).
+
+    Example:
+        >>> from rerank_kit.recipes import recipes
+        >>> qwen = next(r for r in recipes() if r.name == "qwen3-reranker-seq-cls")
+        >>> template_disagreement("{{ messages[0].content }}", qwen) is not None  # doctest: +SKIP
+        True
+    """
+    try:
+        from jinja2 import ext
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    except ImportError:
+        return None
+    query, document = "probe query 1", "probe document 2"
+    try:
+        env = ImmutableSandboxedEnvironment(
+            trim_blocks=True, lstrip_blocks=True, extensions=[ext.loopcontrols]
+        )
+        messages = [{"role": "query", "content": query}, {"role": "document", "content": document}]
+        shown = env.from_string(chat_template).render(messages=messages)
+    except Exception:  # a template for transformers' own environment: nothing to compare
+        return None
+    expected = "".join(render_parts(recipe, query, document))
+    if shown == expected:
+        return None
+    at = next((i for i, (a, b) in enumerate(zip(shown, expected, strict=False)) if a != b), None)
+    at = min(len(shown), len(expected)) if at is None else at
+    start = max(0, at - 20)
+    return (
+        f"from character {at}, the template gives {shown[start : at + 40]!r} and the recipe "
+        f"{expected[start : at + 40]!r}"
+    )
