@@ -55,6 +55,11 @@ CARD_INSTRUCTION = "Given a web search query, retrieve relevant passages that an
 GENERIC_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
 )
+# A plain chat model's template (Qwen3's own keeps to these roles): it cannot carry a pair.
+CHAT_ROLES_TEMPLATE = (
+    "{% for m in messages %}{% if m.role in ['system', 'user', 'assistant'] %}"
+    "<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endif %}{% endfor %}"
+)
 
 
 # --------------------------------------------------------------------------- the table
@@ -621,22 +626,46 @@ def test_a_long_query_after_a_normal_call_scores(tiny_ce_dir: Path, tmp_path: Pa
 
 
 @pytest_models
+def test_a_published_conversion_with_a_plain_chat_template_scores_as_the_card(
+    causal_dir: Path, seq_cls_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hub seq-cls conversions keep Qwen3's chat template, which drops query/document roles."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("onnxruntime")
+    folder = tmp_path / "Qwen3-Reranker-0.6B-seq-cls"
+    shutil.copytree(seq_cls_dir, folder)
+    (folder / "chat_template.jinja").write_text(CHAT_ROLES_TEMPLATE)
+    want = card_scores(causal_dir, QUERY, TEXTS, "find cities")
+    with caplog.at_level("WARNING"):
+        for reranker in (
+            CrossEncoderReranker(str(folder), backend="torch", instruction="find cities"),
+            OnnxCrossEncoderReranker(str(folder), cache_dir=tmp_path, instruction="find cities"),
+        ):
+            _assert_close(reranker.score(QUERY, TEXTS), want, 1e-5)
+    assert not [r for r in caplog.records if "chat template" in r.getMessage()]
+
+
+@pytest_models
 def test_a_chat_template_that_differs_from_the_recipe_is_warned(
     seq_cls_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """torch renders the folder's template, ONNX the recipe: a difference is said, once."""
+    """Every backend renders the recipe; a folder template that says otherwise is said once."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("jinja2")
+    pytest.importorskip("sentence_transformers")
     cache = tmp_path / "onnx"
-    with caplog.at_level("WARNING", logger="rerank_kit._runtime.cross_encoder"):
+    with caplog.at_level("WARNING"):
         OnnxCrossEncoderReranker(str(seq_cls_dir), cache_dir=cache)
     assert not [r for r in caplog.records if "chat template" in r.getMessage()]
     folder = tmp_path / "tiny-qwen3-reranker-seq-cls-edited"
     shutil.copytree(seq_cls_dir, folder)
     template = (folder / "chat_template.jinja").read_text()
     (folder / "chat_template.jinja").write_text(template.replace("Given a web", "Given any web"))
-    with caplog.at_level("WARNING", logger="rerank_kit._runtime.cross_encoder"):
-        OnnxCrossEncoderReranker(str(folder), cache_dir=cache)
+    with caplog.at_level("WARNING"):
+        onnx = OnnxCrossEncoderReranker(str(folder), cache_dir=cache)
+        torch_ce = CrossEncoderReranker(str(folder), backend="torch")
     said = [r.getMessage() for r in caplog.records if "chat template" in r.getMessage()]
-    assert len(said) == 1
+    assert len(said) == 2  # once per reranker
     assert "qwen3-reranker-seq-cls" in said[0] and "Given any web" in said[0]
+    # both follow the recipe, so they agree with each other
+    _assert_close(torch_ce.score(QUERY, TEXTS), onnx.score(QUERY, TEXTS), 1e-5)

@@ -50,7 +50,7 @@ from rerank_kit._runtime.paths import (
 )
 from rerank_kit._runtime.quantize import graph_is_quantized, quantize_into
 from rerank_kit._runtime.sessions import check_graph_file, load_tokenizer, make_runner
-from rerank_kit._runtime.templated import TemplateEncoder, template_disagreement
+from rerank_kit._runtime.templated import TemplateEncoder, warn_if_template_differs
 from rerank_kit._runtime.vocab import UnknownTokens, tokenizers_unk_id
 from rerank_kit.recipes import Recipe, effective_instruction, folder_facts, resolve_recipe
 
@@ -161,17 +161,7 @@ class OnnxCrossEncoder:
         if self.recipe is not None and self.recipe.templated:
             self._template = TemplateEncoder(self.tokenizer, self.recipe, self.instruction)
             template = folder_facts(self.model_path, model).chat_template
-            differs = template_disagreement(template, self.recipe) if template else None
-            if differs:
-                logger.warning(
-                    "%s: its chat template does not render pairs as its recipe %r does (%s); "
-                    "backend=%r follows the recipe, torch the template. Register a recipe "
-                    "that matches it (rerank_kit.register_recipe) if the template is right",
-                    model,
-                    self.recipe.name,
-                    differs,
-                    self.backend,
-                )
+            warn_if_template_differs(model, template, self.recipe)
         opts = self.options
         precision = opts.openvino_precision
         if precision == "auto":
