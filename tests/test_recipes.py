@@ -669,3 +669,36 @@ def test_a_chat_template_that_differs_from_the_recipe_is_warned(
     assert "qwen3-reranker-seq-cls" in said[0] and "Given any web" in said[0]
     # both follow the recipe, so they agree with each other
     _assert_close(torch_ce.score(QUERY, TEXTS), onnx.score(QUERY, TEXTS), 1e-5)
+
+
+@pytest_models
+def test_template_encoder_cuts_the_side_the_recipe_names(seq_cls_dir: Path) -> None:
+    from dataclasses import replace
+
+    from tokenizers import Tokenizer
+
+    from rerank_kit._runtime.templated import TemplateEncoder
+
+    tokenizer = Tokenizer.from_file(str(seq_cls_dir / "tokenizer.json"))
+    qwen = next(r for r in recipes() if r.name == "qwen3-reranker-seq-cls")
+    document = "first words here " + " ".join(["paris"] * 200) + " last words there"
+    whole = tokenizer.encode(render(qwen, QUERY, document), add_special_tokens=False).ids
+    suffix = tokenizer.encode(CARD_SUFFIX, add_special_tokens=False).ids
+    start = f"{CARD_PREFIX}<Instruct>: {CARD_INSTRUCTION}\n<Query>: {QUERY}\n<Document>:"
+    head = tokenizer.encode(start, add_special_tokens=False).ids[:-1]  # clear of the seam
+    for side, kept, gone in (
+        ("right", "first words", "last words"),
+        ("left", "last words", "first words"),
+    ):
+        encoder = TemplateEncoder(tokenizer, replace(qwen, truncation_side=side), CARD_INSTRUCTION)
+        (encoded,), (cut,) = encoder.encode(QUERY, [document], max_length=120)
+        ids = encoded.ids
+        assert cut and len(ids) == 120 < len(whole)
+        assert ids[: len(head)] == head and ids[-len(suffix) :] == suffix  # the prompt stays
+        text = tokenizer.decode(ids)
+        assert kept in text and gone not in text
+    (encoded,), (cut,) = TemplateEncoder(tokenizer, qwen, None).encode(QUERY, ["short"], 120)
+    assert not cut
+    assert (
+        encoded.ids == tokenizer.encode(render(qwen, QUERY, "short"), add_special_tokens=False).ids
+    )
