@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 # 2. it uses (directly or through another fixture) a fixture that builds or loads a model, a site,
 #    a cluster, a server or a venv: a name in SLOW_FIXTURES, or a (module, name) pair in
 #    SLOW_MODULE_FIXTURES where the name is generic;
-# 3. its module is in SLOW_MODULES (every test there pays for one of these).
+# 3. its module is in SLOW_MODULES (every test there pays for one of these);
+# 4. it is one of SLOW_TESTS, (module, test function) pairs that start one in their body.
 SLOW_FIXTURES = frozenset(
     {
         # this conftest
@@ -70,6 +71,12 @@ SLOW_MODULE_FIXTURES = frozenset(
         ("test_recipes", "seq_cls_dir"),
         ("test_instruction", "seq_cls_dir"),
         ("test_instruction", "card"),
+    }
+)
+SLOW_TESTS = frozenset(
+    {
+        ("test_speed2", "test_openvino_reads_the_bundled_int8_graph"),  # loads the bundled model
+        ("test_hardening_remote", "test_dask_tasks_never_carry_the_key"),  # a LocalCluster
     }
 )
 SLOW_MODULES = frozenset(
@@ -136,6 +143,9 @@ def _is_slow(item: pytest.Item) -> bool:
         return True
     module = item.path.stem
     if module in SLOW_MODULES:
+        return True
+    function = getattr(item, "originalname", item.name)
+    if (module, function) in SLOW_TESTS:
         return True
     names = set(getattr(item, "fixturenames", ()))
     return bool(names & SLOW_FIXTURES) or any((module, n) in SLOW_MODULE_FIXTURES for n in names)

@@ -93,8 +93,22 @@ def test_only_absent_optional_modules_give_a_skip_reason() -> None:
     assert missing_extra_reason(installed.__name__) is None  # installed: failures stay failures
 
 
-def test_the_slow_lane_is_marked_centrally(request: pytest.FixtureRequest) -> None:
+def test_the_slow_lane_is_marked_centrally(tmp_path: Path) -> None:
+    """Each of the four rules puts a test in the slow lane; the rest stay in the fast one."""
     assert {"tiny_ce_dir", "tiny_flashrank_dir", "minilm_path"} <= SLOW_FIXTURES
-    assert request.node.get_closest_marker("slow") is None  # this test is in the fast lane
-    marked = request.config.getini("markers")
-    assert any(line.startswith("slow:") for line in marked)
+    files = ["test_speed2.py", "test_generative.py", "test_notebooks.py", "test_zoo_defects.py"]
+    files.append("test_lanes.py")
+    run = _pytest(["--collect-only", "-m", "slow", *files], HERE, tmp_path, "no_such_module")
+    ids = [line.split("[")[0] for line in run.stdout.splitlines() if "::" in line]
+    slow = {name.removeprefix("tests/") for name in ids}
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "test_speed2.py::test_openvino_f32_matches_torch_and_bf16_stays_close" in slow  # fixture
+    assert "test_speed2.py::test_openvino_reads_the_bundled_int8_graph" in slow  # SLOW_TESTS
+    assert "test_generative.py::test_loads_as_generative_reranker" in slow  # the models marker
+    assert "test_notebooks.py::test_the_tutorials_are_there" in slow  # SLOW_MODULES
+    assert not any(name.startswith("test_lanes.py::") for name in slow)
+    fast = (
+        "test_zoo_defects.py::test_a_missing_model_is_model_not_available_without_the_torch_extra"
+    )
+    assert fast not in slow
+    assert any(name.startswith("test_zoo_defects.py::") for name in slow)
