@@ -170,6 +170,7 @@ OPTIONAL_MODULES = {
     "langchain": "langchain",
     "langchain_classic": "langchain-classic",
     "llama_index": "llamaindex",
+    "llama_index.core": "llamaindex",  # llama_index is a namespace other packages share
     "httpx": "remote",
     "dask": "dask",
     "distributed": "dask",
@@ -199,9 +200,9 @@ _INSTALL = {"langchain": 'pip install "rerank-kit[langchain]" "langchain>=1,<2"'
 _MISSING = re.compile(r"No module named '(?P<name>[\w.]+)'|import of (?P<halted>[\w.]+) halted")
 
 
-def _absent(top: str) -> bool:
+def _absent(name: str) -> bool:
     try:
-        return importlib.util.find_spec(top) is None
+        return importlib.util.find_spec(name) is None
     except (ImportError, ValueError):
         return True
 
@@ -209,17 +210,22 @@ def _absent(top: str) -> bool:
 #: The optional modules absent when the session starts. A test that hides one itself (with
 #: ``monkeypatch.setitem(sys.modules, name, None)``, to check rerank-kit's own message) and then
 #: fails with ModuleNotFoundError is a real failure, not a missing extra.
-ABSENT_AT_START = frozenset(top for top in OPTIONAL_MODULES if _absent(top))
+ABSENT_AT_START = frozenset(name for name in OPTIONAL_MODULES if _absent(name))
 
 
 def missing_extra_reason(module: str) -> str | None:
     """The skip reason when ``module`` belongs to an extra and is not installed, else ``None``."""
-    top = module.split(".")[0]
-    extra = OPTIONAL_MODULES.get(top)
-    if extra is None or top not in ABSENT_AT_START:
+    parts = module.split(".")
+    for key in (".".join(parts[:n]) for n in range(len(parts), 0, -1)):  # longest first
+        if key in OPTIONAL_MODULES:
+            break
+    else:
         return None
-    install = _INSTALL.get(top, f'pip install "rerank-kit[{extra}]"')
-    return f"needs the {extra} extra: {install} ({top} is not installed)"
+    if key not in ABSENT_AT_START:
+        return None
+    extra = OPTIONAL_MODULES[key]
+    install = _INSTALL.get(key, f'pip install "rerank-kit[{extra}]"')
+    return f"needs the {extra} extra: {install} ({key} is not installed)"
 
 
 def _missing_module(exc: BaseException | None) -> str | None:
