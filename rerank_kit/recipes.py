@@ -24,7 +24,7 @@ Example:
     ...     no_token=" no",
     ...     activation="softmax-yes-no",
     ... )
-    >>> _ = register_recipe(mine)  # doctest: +SKIP (the table is process-wide)
+    >>> _ = register_recipe(mine)  # doctest: +SKIP
     >>> render(mine, "capital of France", "Paris is the capital.")
     'Q: capital of France\nD: Paris is the capital.\nRelevant:'
 """
