@@ -113,7 +113,9 @@ def render(data: dict[str, Any]) -> str:
                     f"{cell['band']:g} | {'' if dep is None else f'{dep:.0e}'} |"
                 )
     out.append("\n## Notes per cell\n")
-    out.append("Batch dependence (max change of a score between alone and in a batch) and reasons.\n")
+    out.append(
+        "Batch dependence (max change of a score between alone and in a batch) and reasons.\n"
+    )
     for key in archs:
         notes = []
         for path, cell in cells.get(key, {}).items():

@@ -7,6 +7,10 @@ reference cannot depend on its neighbours. The recipes, as their sources give th
   tokenizer's pair encoding, ``truncation=True`` (longest first) at the model's limit, which is
   the tokenizer's ``model_max_length`` capped by the position count less RoBERTa's offset of 2
   (``max_position_embeddings - pad_token_id - 1`` for XLM-R); score = sigmoid(the one logit).
+  A two-label head ([not relevant, relevant], e.g.
+  amberoad/bert-multilingual-passage-reranking-msmarco, trained as dl4marco-bert, which ranks by
+  the relevant label's probability; its card gives no formula) scores softmax(logits)[1], the
+  rule issue 29 sets (the label named relevant in ``id2label``, else the last).
 - ``qwen3`` (Qwen/Qwen3-Reranker-0.6B model card, "Transformers Usage"): prefix tokens + the body
   ``"<Instruct>: {instruction}\\n<Query>: {query}\\n<Document>: {doc}"`` tokenized as one string
   (``truncation="longest_first"`` at 8192 - prefix - suffix) + suffix tokens; score =
@@ -178,6 +182,8 @@ class Reference:
         tensors["attention_mask"] = torch.ones_like(tensors["input_ids"])
         with torch.no_grad():
             logits = self.model(**tensors).logits.double()
+        if self.kind != "causal" and logits.shape[-1] == 2:  # [not relevant, relevant]: softmax
+            return float(torch.softmax(logits[0], dim=0)[1])
         if self.kind != "causal":  # one logit: sigmoid (CrossEncoder; the seq-cls conversion)
             return 1.0 / (1.0 + math.exp(-float(logits[0, 0])))
         last = logits[0, -1]
