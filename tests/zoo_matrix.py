@@ -257,15 +257,16 @@ def _band(key: str, path: str) -> float:
     return BANDS.get(key, {}).get(path, DEFAULT_BAND)
 
 
-def _reference_for(zoo: Zoo, key: str, path: str, texts: list[str]) -> list[float]:
-    m = ZOO[key]
+def _reference_for(zoo: Zoo, key: str, path: str) -> tuple[list[float], list[bool]]:
+    """The reference's scores of ``TEXTS`` on ``path``, and which pairs its recipe cuts."""
     options: dict[str, Any] = {}
     if path == "instruction":
         options["instruction"] = INSTRUCTION
     if path == "flashrank":  # FlashRank cuts pairs at min(model_max_length, max_length=512)
         options["max_length"] = min(zoo.reference(key).encoder_limit(), 512)
-    del m
-    return zoo.ref_scores(key, texts, **options)
+    ref = zoo.reference(key)
+    cuts = [ref.cut(QUERY, t, **options) for t in TEXTS]
+    return zoo.ref_scores(key, TEXTS, **options), cuts
 
 
 def _windows(zoo: Zoo, key: str, r: Any, path: str) -> Cell:
@@ -326,8 +327,8 @@ def run_cell(zoo: Zoo, key: str, path: str) -> Cell:
     try:
         if path.startswith("windows"):
             return _windows(zoo, key, r, path)
-        ref = _reference_for(zoo, key, path, TEXTS)
-        scores, _ = _scores(r, TEXTS, path)
+        ref, cuts = _reference_for(zoo, key, path)
+        scores, flags = _scores(r, TEXTS, path)
         alone = [_scores(r, [t], path)[0][0] for t in TEXTS]
     except Exception as exc:
         return Cell("fail", reason=zoo.clean(f"scoring failed: {type(exc).__name__}: {exc}")[:400])
@@ -343,6 +344,12 @@ def run_cell(zoo: Zoo, key: str, path: str) -> Cell:
         reasons.append("order differs from the reference")
     if dep > TOLERANCE:
         reasons.append(f"batch dependence {dep:.2e} > {TOLERANCE:g}")
+    if flags != cuts:
+        wrong = [i for i, (a, b) in enumerate(zip(flags, cuts, strict=True)) if a != b]
+        reasons.append(
+            f"truncation flags of texts {wrong} are {[flags[i] for i in wrong]}, the recipe "
+            f"cuts {[cuts[i] for i in wrong]}"
+        )
     return Cell(
         "fail" if reasons else "pass",
         max_error=err,

@@ -202,6 +202,12 @@ class Reference:
         """``score`` of each text."""
         return [self.score(query, t, **options) for t in texts]
 
+    def cut(self, query: str, text: str, **options: Any) -> bool:
+        """Whether the recipe cuts this pair (its ids differ from the uncut ones)."""
+        kept = self.input_ids(query, text, **options)["input_ids"]
+        whole = self.input_ids(query, text, **{**options, "max_length": NO_LIMIT})["input_ids"]
+        return bool(kept != whole)
+
     def length(self, query: str, text: str, **options: Any) -> int:
         """Tokens the recipe feeds for this pair (after its own truncation)."""
         return len(self.input_ids(query, text, **options)["input_ids"])
