@@ -85,13 +85,13 @@ def render(data: dict[str, Any]) -> str:
         for cell in row.values():
             counts[cell["status"]] = counts.get(cell["status"], 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    out.append(f"{total} cells: {summary}.")
+    line = f"{total} cells: {summary}."
     if "matrix_seconds" in data:
-        out.append(
-            f" The whole matrix ran in {data['matrix_seconds']:g} s (pytest, model builds "
-            "included)."
+        line += (
+            f" The whole matrix ran in {data['matrix_seconds']:g} s (pytest on 2 shared cores; "
+            "this run's model builds included)."
         )
-    out.append("\n")
+    out.append(line + "\n")
     out.append("## Architectures\n")
     out.append("| key | stands for | kind | shape |")
     out.append("|---|---|---|---|")
