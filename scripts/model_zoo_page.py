@@ -42,6 +42,20 @@ Each cell shows the largest error against the reference; the notes list batch de
 bands and reasons.
 """
 
+_REFERENCES = """\
+## The references
+
+Written in the test from each family's published recipe, never from rerank-kit's code; each
+pair runs alone (no padding), so the reference cannot depend on its batch.
+
+| family | source | input | score |
+|---|---|---|---|
+| encoder cross-encoders (BERT, XLM-R, ModernBERT, DeBERTa-v3, ELECTRA, DistilBERT) | sentence-transformers `CrossEncoder.predict`, the models' cards | the tokenizer's pair encoding, longest-first cut at `model_max_length` within the positions (XLM-R: positions - 2) | sigmoid of the one logit; a two-label head: softmax, the relevant (last) label |
+| Qwen3-Reranker (causal LM, and its seq-cls conversion) | Qwen/Qwen3-Reranker-0.6B model card, "Transformers Usage" | system prefix + `<Instruct>: {instruction}\\n<Query>: {query}\\n<Document>: {doc}` (one string, its end cut at 8192 - prefix - suffix) + assistant suffix | softmax([logit("no"), logit("yes")])[yes]; seq-cls: sigmoid(lm_head[yes] - lm_head[no] logit) |
+| mxbai-rerank-v2 (Qwen2) | mixedbread-ai/mxbai-rerank `mxbai_rerank_v2.py` | chat prefix + `[instruction: ...\\n]query: {query}` (cut at 3/4 of 8192) + `\\n` + `document: {doc}` (cut to fit) + `\\n` + task prompt + chat suffix, each piece tokenized apart | logit("1") - logit("0"), raw |
+| bge-reranker-v2-gemma | FlagEmbedding `BaseLLMReranker` (decoder_only/base.py) | `<bos>` + `A: {query}` (cut at 384) + `\\n` + `B: {passage}` (cut at 512) + `\\n` + prompt | logit("Yes"), raw (`normalize=False`) |
+"""
+
 _REGENERATE = """\
 ## Regenerating
 
@@ -100,7 +114,8 @@ def render(data: dict[str, Any]) -> str:
     out.append("\n## Paths\n")
     for path, what in paths.items():
         out.append(f"- `{path}`: {what}")
-    out.append("\n## Fidelity bands (int8, bf16)\n")
+    out.append("\n" + _REFERENCES)
+    out.append("## Fidelity bands (int8, bf16)\n")
     out.append("Largest error against the reference, and the band the test holds it to.\n")
     out.append("| architecture | path | max error | band | batch dependence |")
     out.append("|---|---|---|---|---|")

@@ -247,9 +247,13 @@ def build_model(model: ZooModel, root: Path) -> Path:
     try:
         model.build(staging)
         (staging / ".complete").write_text("ok\n")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        if target.exists() and not (target / ".complete").is_file():
+            shutil.rmtree(target)  # a build interrupted before this layout's marker
+        try:
+            staging.rename(target)
+        except OSError:  # another session finished the same build first: keep theirs
+            if not (target / ".complete").is_file():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
