@@ -174,7 +174,11 @@ def _construct(zoo: Zoo, key: str, path: str) -> Any:
         quantize = "int8" if path == "int8" else None
         r = CrossEncoderReranker(folder, backend="onnx", quantize=quantize, **cache)
         if path == "onnx":
-            graphs = sorted(zoo.cache_dir(key).glob("*/model.onnx"))
+            graphs = [  # the export's folder (meta.json), not a rewrite's
+                g
+                for g in sorted(zoo.cache_dir(key).glob("*/model.onnx"))
+                if (g.parent / "meta.json").is_file()
+            ]
             zoo.exports[key] = graphs[0] if graphs else RuntimeError("no fp32 export found")
         return r
     if path.startswith("openvino"):
