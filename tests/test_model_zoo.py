@@ -88,6 +88,30 @@ def test_zoo_cell(zoo: Zoo, arch: str, path: str) -> None:
     assert cell.status in ("pass", "refused"), cell.reason
 
 
+@pytest.mark.models
+@pytest.mark.parametrize("arch", [k for k, m in ZOO.items() if m.kind != "causal" or m.st_config])
+def test_zoo_reference_agrees_with_sentence_transformers(zoo: Zoo, arch: str) -> None:
+    """Where sentence-transformers is the model card's own runner, the reference matches it.
+
+    Texts within 512 tokens: sentence-transformers itself takes an XLM-R folder's position
+    count (514) as its limit when the tokenizer names none, which the reference does not.
+    """
+    from sentence_transformers import CrossEncoder
+    from zoo_matrix import QUERY, TEXTS
+
+    texts = [t for t in TEXTS if len(t) < 1000]
+    import torch
+
+    model = CrossEncoder(str(zoo.folders[arch]), device="cpu")
+    raw = model.predict([(QUERY, t) for t in texts], batch_size=1)
+    if model.num_labels == 2:  # predict gives both logits: the relevant label's probability
+        got = [float(torch.softmax(torch.tensor(row), dim=0)[1]) for row in raw]
+    else:
+        got = [float(x) for x in raw]
+    want = zoo.ref_scores(arch, texts)
+    assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 1e-5
+
+
 def test_zoo_page_matches_json() -> None:
     """The committed page is what scripts/model_zoo_page.py renders from the committed JSON."""
     data = json.loads(JSON_PATH.read_text())
