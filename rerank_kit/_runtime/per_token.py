@@ -330,7 +330,8 @@ def calibrate_zero_points(
 
     Args:
         src_onnx_path: The dynamic-int8 graph (the same file given to ``per_token_int8``).
-        feeds: ONNX Runtime input dicts (``input_ids``, ``attention_mask``, ...).
+        feeds: ONNX Runtime input dicts (``input_ids``, ``attention_mask``, ...); inputs the
+            graph does not take (``token_type_ids`` of an XLM-R graph) are left out.
 
     Returns:
         ``{DQL input tensor name: Z}``.
@@ -354,9 +355,11 @@ def calibrate_zero_points(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
     ratios: dict[str, list[Any]] = {n: [] for n in names}
+    takes = {i.name for i in session.get_inputs()}
     for feed in feeds:
+        given = {k: v for k, v in feed.items() if k in takes}  # e.g. no token_type_ids (XLM-R)
         outs = dict(
-            zip([o.name for o in session.get_outputs()], session.run(None, dict(feed)), strict=True)
+            zip([o.name for o in session.get_outputs()], session.run(None, given), strict=True)
         )
         mask = feed.get("attention_mask")
         for name in names:
