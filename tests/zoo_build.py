@@ -62,17 +62,23 @@ def bert_tokenizer(input_names: list[str], max_length: int) -> Any:
 
 
 def unigram_pieces(vocab_size: int, specials: list[str]) -> list[tuple[str, float]]:
-    """A Unigram (SentencePiece-style, ``▁`` word starts) vocabulary trained on ``ZOO_TEXTS``."""
+    """A Unigram (SentencePiece-style, ``▁`` word starts) vocabulary from ``ZOO_TEXTS``.
+
+    The pieces are those a BPE trainer learns (deterministic, unlike the Unigram trainer, whose
+    last pieces and scores vary from run to run); each scores ``-1 - rank / n`` in learning
+    order, so Viterbi prefers the longer, earlier-learned pieces, as a trained model would.
+    """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    tok = Tokenizer(models.Unigram())
+    tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=specials, unk_token=specials[0], show_progress=False
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, show_progress=False
     )
     tok.train_from_iterator(ZOO_TEXTS * 4, trainer)
-    data = json.loads(tok.to_str())["model"]["vocab"]
-    return [(str(p), float(s)) for p, s in data if p not in specials]
+    vocab = tok.get_vocab()
+    pieces = sorted((p for p in vocab if p not in specials), key=lambda p: vocab[p])
+    return [(p, -1.0 - rank / len(pieces)) for rank, p in enumerate(pieces)]
 
 
 def byte_bpe(specials: list[str], extra: list[str], vocab_size: int = 800) -> Any:
