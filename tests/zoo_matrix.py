@@ -40,25 +40,26 @@ PATHS: dict[str, str] = {
     "model (scored uncut) and the passage gets the max",
     "windows-onnx": 'long_documents="max" on backend="onnx"',
     "async": "await arerank(...) on the default backend",
-    "long-query": 'a query of about 600 tokens after a normal call, on backend="onnx" (torch '
-    "for a causal LM): cut as the recipe cuts it",
+    "long-query": "after a normal call, a query over 512 tokens and (limits up to 1024) one that "
+    'fits but whose pairs do not, on backend="onnx" (torch for a causal LM): each pair cut as '
+    "the recipe cuts it",
     "instruction": "instruction= a custom instruction, on the default backend",
 }
 
 #: Paths whose precision is not fp32: the error is held to a band measured per architecture
 #: (max |score - reference| seen on the matrix's texts, rounded up with headroom).
-#: Measured on the tiny builds (December 2026, AMD EPYC with AVX512_BF16, onnxruntime 1.32,
-#: OpenVINO 2026.4; int8 with the calibration fed only the graph's inputs): max error about half
-#: the band. They bound these random-weight models, not a trained model's figures
-#: (docs/speed.md has those).
+#: Measured on the tiny builds (December 2026, AMD EPYC with AVX512_BF16 and VNNI, onnxruntime
+#: 1.32, OpenVINO 2026.4): each band is about twice the max error seen, rounded up. They bound
+#: these random-weight models (scores in [0, 1]), not a trained model's figures.
 LOW_PRECISION = ("int8", "openvino-bf16")
-BANDS: dict[str, dict[str, float]] = {
-    "bert": {"int8": 0.01, "openvino-bf16": 0.005},  # measured 0.0038, 0.0019
-    "xlmr-m3": {"int8": 0.01, "openvino-bf16": 0.01},  # 0.0044, 0.0033
-    "xlmr-base": {"int8": 0.02, "openvino-bf16": 0.02},  # 0.0056, 0.0052
-    "xlmr-nomax": {"int8": 0.03, "openvino-bf16": 0.01},  # 0.0118, 0.0046
+BANDS: dict[str, dict[str, float]] = {  # max errors measured on the tiny builds: int8, bf16
+    "bert": {"int8": 0.01, "openvino-bf16": 0.005},  # 0.0038, 0.0019
+    "bert-2label": {"int8": 0.02, "openvino-bf16": 0.01},  # 0.0098, 0.0033
+    "xlmr-m3": {"int8": 0.01, "openvino-bf16": 0.005},  # 0.0041, 0.0017
+    "xlmr-base": {"int8": 0.005, "openvino-bf16": 0.01},  # 0.0021, 0.0039
+    "xlmr-nomax": {"int8": 0.03, "openvino-bf16": 0.005},  # 0.0127, 0.0016
     "modernbert": {"int8": 0.03, "openvino-bf16": 0.01},  # 0.0123, 0.0035
-    "deberta-v3": {"int8": 0.02, "openvino-bf16": 0.05},  # 0.0091, 0.0165
+    "deberta-v3": {"int8": 0.05, "openvino-bf16": 0.05},  # 0.0186, 0.0234
     "electra": {"int8": 0.05, "openvino-bf16": 0.01},  # 0.0199, 0.0048
     "distilbert": {"int8": 0.03, "openvino-bf16": 0.02},  # 0.0141, 0.0064
     "qwen3-seq-cls": {"int8": 0.05, "openvino-bf16": 0.03},  # 0.0216, 0.0134
@@ -81,8 +82,9 @@ QUERY = "what is the capital of france"
 _ALL = [text for _, text in CORPUS]
 LONG = " ".join(_ALL)  # ~600 BERT tokens: over 512-token limits
 MEDIUM = " ".join(_ALL[:6])
-#: About 600 tokens: over 510, after a normal call (issue 29: the ONNX tokenizer kept state).
-LONG_QUERY = " ".join(reversed(_ALL)) + " which of these is the capital of france?"
+#: Over 512 tokens for every zoo tokenizer (780-1300): such a query, after a normal call, failed
+#: on ONNX (issue 29: the tokenizer kept the last call's truncation).
+LONG_QUERY = " ".join([*reversed(_ALL), *_ALL[:10]]) + " which of these is the capital of france?"
 SHORT = [_ALL[3], _ALL[7], "Paris is the capital of France."]
 TEXTS = [
     _ALL[3],
@@ -289,6 +291,19 @@ def _reference_for(
     return zoo.ref_scores(key, texts, query, **options), cuts
 
 
+def _long_queries(zoo: Zoo, key: str) -> list[str]:
+    """``LONG_QUERY``, and for limits up to 1024 tokens a query 20 tokens under the limit."""
+    ref = zoo.reference(key)
+    if ref.family != "encoder" or ref.encoder_limit() > 1024:
+        return [LONG_QUERY]
+    words, target = LONG_QUERY.split(), ref.encoder_limit() - 20
+    count = len(ref.tokenizer(LONG_QUERY, add_special_tokens=False)["input_ids"])
+    while count > target:  # drop words from the end until it fits
+        words.pop()
+        count = len(ref.tokenizer(" ".join(words), add_special_tokens=False)["input_ids"])
+    return [LONG_QUERY, " ".join(words)]
+
+
 def _windows(zoo: Zoo, key: str, r: Any, path: str) -> Cell:
     """Windows: every window scored uncut (= its untruncated reference), passages get the max."""
     calls: list[list[str]] = []
@@ -347,13 +362,21 @@ def run_cell(zoo: Zoo, key: str, path: str) -> Cell:
     try:
         if path.startswith("windows"):
             return _windows(zoo, key, r, path)
-        query, texts = QUERY, TEXTS
+        cases = [(QUERY, TEXTS)]
         if path == "long-query":
             r.score(QUERY, TEXTS[:2])  # a normal call first
-            query, texts = LONG_QUERY, SHORT
-        ref, cuts = _reference_for(zoo, key, path, query, texts)
-        scores, flags = _scores(r, texts, path, query)
-        alone = [_scores(r, [t], path, query)[0][0] for t in texts]
+            cases = [(q, SHORT) for q in _long_queries(zoo, key)]
+        ref: list[float] = []
+        cuts: list[bool] = []
+        scores: list[float] = []
+        flags: list[bool] = []
+        alone: list[float] = []
+        for query, texts in cases:
+            ref_scores, ref_cuts = _reference_for(zoo, key, path, query, texts)
+            got, got_flags = _scores(r, texts, path, query)
+            ref, cuts = ref + ref_scores, cuts + ref_cuts
+            scores, flags = scores + got, flags + got_flags
+            alone += [_scores(r, [t], path, query)[0][0] for t in texts]
     except Exception as exc:
         return Cell("fail", reason=zoo.clean(f"scoring failed: {type(exc).__name__}: {exc}")[:400])
     err = max(abs(a - b) for a, b in zip(scores, ref, strict=True))
