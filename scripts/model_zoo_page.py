@@ -116,7 +116,12 @@ def render(data: dict[str, Any]) -> str:
         out.append(f"- `{path}`: {what}")
     out.append("\n" + _REFERENCES)
     out.append("## Fidelity bands (int8, bf16)\n")
-    out.append("Largest error against the reference, and the band the test holds it to.\n")
+    out.append(
+        "Largest error against the reference, and the band the test holds it to (about twice "
+        "the error measured when the band was set, rounded up). These bound the tiny "
+        "random-weight builds, whose scores lie in [0, 1]; int8 and bf16 kernels differ between "
+        "CPUs (VNNI, AVX512_BF16, AMX), so another machine may see other errors.\n"
+    )
     out.append("| architecture | path | max error | band | batch dependence |")
     out.append("|---|---|---|---|---|")
     for key in archs:
