@@ -230,8 +230,7 @@ def _construct(zoo: Zoo, key: str, path: str) -> Any:
             return CrossEncoderReranker(folder, backend="torch")
         return CrossEncoderReranker(folder, backend="onnx", **cache)
     if path == "instruction":
-        options: dict[str, Any] = {"instruction": INSTRUCTION}  # issue 29, item 3
-        return CrossEncoderReranker(folder, **options)
+        return CrossEncoderReranker(folder, instruction=INSTRUCTION)
     raise ValueError(path)
 
 
