@@ -355,9 +355,12 @@ def run_cell(zoo: Zoo, key: str, path: str) -> Cell:
     except Exception as exc:
         text = zoo.clean(f"{type(exc).__name__}: {exc}")
         clear = isinstance(exc, (RerankError, ValueError)) and m.folder in text
-        if m.kind == "causal" and path in CAUSAL_MAY_REFUSE and clear:
+        may_refuse = m.family == "unknown" or (m.kind == "causal" and path in CAUSAL_MAY_REFUSE)
+        if may_refuse and clear:
             return Cell("refused", reason=text[:400])
         return Cell("fail", reason=f"construction failed: {text[:400]}")
+    if m.family == "unknown":
+        return Cell("fail", reason="a causal LM without a recipe was accepted (scored by a guess)")
     try:
         if path.startswith("windows"):
             return _windows(zoo, key, r, path)

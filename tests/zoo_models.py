@@ -206,6 +206,16 @@ ZOO: dict[str, ZooModel] = {
             bge_gemma,
             "Gemma causal LM, Gemma turn template, no sentence-transformers config",
         ),
+        ZooModel(
+            "unknown-decoder",
+            "tiny-chat-lm",
+            "any causal LM without a recipe (a chat model, a new reranker)",
+            "unknown",
+            "causal",
+            False,
+            qwen3_causal(QWEN_CHAT_TEMPLATE),
+            "Qwen3 causal LM, ChatML template, a name no recipe knows: every path must refuse",
+        ),
     )
 }
 
