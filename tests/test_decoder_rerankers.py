@@ -354,9 +354,6 @@ def test_instruction_reaches_the_prompt_and_the_score(family: tuple[str, Path]) 
     assert max(abs(a - b) for a, b in zip(got, default.score(QUERY, TEXTS), strict=True)) > 1e-4
     ids = instructed.model.encode(QUERY, TEXTS[:1])[0].ids
     assert INSTRUCTION in instructed.model.tokenizer.decode(ids)
-    # part of the score cache's identity: cached default scores are never served for it
-    assert INSTRUCTION in instructed._score_identity()
-    assert default._score_identity() == default.name
 
 
 def test_scores_do_not_depend_on_the_batch(family: tuple[str, Path]) -> None:
@@ -557,3 +554,31 @@ def test_a_hub_id_to_download_is_matched_from_its_files(
     assert hub_decoder_folder("org/tiny-ce") is None  # an encoder: left to sentence-transformers
     assert hub_decoder_folder("org/missing") is None  # a Hub error: sentence-transformers decides
     assert len(fetched) == 1
+
+
+def test_bad_generative_settings_are_refused_by_name(mxbai_dir: Path) -> None:
+    with pytest.raises(ValueError, match=r"max_length=4096 is more than .* \(512 positions\)"):
+        CrossEncoderReranker(str(mxbai_dir), max_length=4096)
+    with pytest.raises(ValueError, match="leaves no room for the query and passage"):
+        CrossEncoderReranker(str(mxbai_dir), max_length=40)  # the prompt alone is longer
+    with pytest.raises(ValueError, match=r"\['activation_fn'\] are not understood"):
+        CrossEncoderReranker(str(mxbai_dir), model_kwargs={"activation_fn": None})
+    # CrossEncoder's spelling of the limit is understood too
+    spelled = CrossEncoderReranker(str(mxbai_dir), model_kwargs={"max_length": 300})
+    assert spelled.model.max_seq_length == 300
+
+
+def test_mxbai_v2_cache_keys_never_meet_the_old_guessed_head(
+    mxbai_dir: Path,
+) -> None:
+    """Older versions scored mxbai-v2 folders with sentence-transformers' default head and kept
+    those scores under ``cross-encoder:NAME``: the recipe's scores are keyed apart from them."""
+    from rerank_kit import CrossEncoderReranker, ScoreCache
+
+    cache = ScoreCache(10)
+    reranker = CrossEncoderReranker(str(mxbai_dir), backend="torch", score_cache=cache)
+    identity = reranker._score_identity()
+    assert identity.startswith(f"cross-encoder:{mxbai_dir}") and "[scores=recipe-" in identity
+    stale = "cross-encoder:" + str(mxbai_dir)
+    cache.put(stale, "q", ["a passage"], [123.0], [False])  # what an older version left in the file
+    assert reranker.score("q", ["a passage"])[0] != 123.0

@@ -67,7 +67,13 @@ class CrossEncoderReranker(Reranker):
     """Reranks with a cross-encoder (query and passage read together) on torch or ONNX Runtime.
 
     Scores are exactly ``CrossEncoder.predict`` (a sigmoid for one-label models), so the quality
-    published for a model carries over.
+    published for a model carries over. A two-label head ([not relevant, relevant]) scores the
+    probability of its relevant label (softmax over the two logits; the label ``id2label`` names
+    ``relevant``, ``LABEL_1``, ``yes``, ``positive`` or ``true``, else the last), on every
+    backend. Each model is matched to its recipe (``rerank_kit.recipes``, docs "Model recipes"):
+    a decoder sequence-classification conversion (e.g. Qwen3-Reranker "seq-cls") reads its
+    prompt template on every backend, and a decoder no recipe matches is refused with a
+    ``RerankError`` saying how to supply one (``rerank_kit.register_recipe``).
 
     The default backend follows the model: the bundled ``cross-encoder/ms-marco-MiniLM-L-12-v2``
     (``rerank_kit.models``) and a local folder that already holds an ONNX graph run on ONNX
@@ -272,6 +278,8 @@ class CrossEncoderReranker(Reranker):
             )
             self.model = self._decoder
             self._generative = True
+            if recipe.name == "mxbai-rerank-v2":  # older versions scored it with a guessed head
+                self._score_rule = "recipe-mxbai-rerank-v2/1"  # so their cache entries never match
             logger.debug("loaded generative reranker %s (recipe %s)", model, recipe.name)
             return
         from sentence_transformers import CrossEncoder
@@ -359,14 +367,6 @@ class CrossEncoderReranker(Reranker):
         Scored by its recipe (``recipe``), or by the ``LogitScore`` head a folder declares.
         """
         return self._generative
-
-    def _score_identity(self) -> str:
-        """The base identity, plus the instruction when it is not the recipe's default."""
-        base = super()._score_identity()
-        recipe = self.recipe
-        if recipe is None or self.instruction in (None, recipe.default_instruction):
-            return base
-        return f"{base} [instruction={self.instruction!r}]"
 
     @property
     def backend(self) -> str:
