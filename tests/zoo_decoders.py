@@ -80,7 +80,7 @@ _QWEN_WORDS = [
 ]
 
 
-def qwen_tokenizer(template: str) -> Any:
+def qwen_tokenizer(template: str | None) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     bpe = byte_bpe(["<|endoftext|>", "<|im_start|>", "<|im_end|>"], _QWEN_WORDS)
@@ -139,12 +139,24 @@ def qwen3_st(out: Path) -> None:
         CrossEncoder(tmp, device="cpu").save_pretrained(str(out))
 
 
-def qwen3_seq_cls(out: Path) -> None:
-    """Qwen3ForSequenceClassification whose score row is lm_head[yes] - lm_head[no]."""
+def qwen3_seq_cls(template: str | None) -> Callable[[Path], None]:
+    """Qwen3ForSequenceClassification whose score row is lm_head[yes] - lm_head[no].
+
+    ``template``: the pair template the conversion carries, or ``None`` (conversions without one
+    exist; the recipe's prompt must then come from the folder's name).
+    """
+
+    def build(out: Path) -> None:
+        _qwen3_seq_cls(out, template)
+
+    return build
+
+
+def _qwen3_seq_cls(out: Path, template: str | None) -> None:
     import torch
     from transformers import Qwen3ForCausalLM, Qwen3ForSequenceClassification
 
-    tok = qwen_tokenizer(QWEN3_RERANKER_PAIR_TEMPLATE)
+    tok = qwen_tokenizer(template)
     torch.manual_seed(6)
     causal = Qwen3ForCausalLM(qwen3_config(tok)).eval()
     config = qwen3_config(tok, num_labels=1, architectures=["Qwen3ForSequenceClassification"])

@@ -183,8 +183,19 @@ ZOO: dict[str, ZooModel] = {
             "qwen3",
             "seq-cls-decoder",
             False,
-            qwen3_seq_cls,
+            qwen3_seq_cls(QWEN3_RERANKER_PAIR_TEMPLATE),
             "Qwen3ForSequenceClassification, score = lm_head[yes] - lm_head[no], pair template",
+        ),
+        ZooModel(
+            "qwen3-seq-cls-bare",
+            "Qwen3-Reranker-0.6B-seq-cls-no-template",
+            "a Qwen3-Reranker seq-cls conversion saved without its chat template",
+            "qwen3",
+            "seq-cls-decoder",
+            False,
+            qwen3_seq_cls(None),
+            "Qwen3ForSequenceClassification as above, no chat template: the recipe comes from "
+            "the name",
         ),
         ZooModel(
             "mxbai-v2",
