@@ -83,7 +83,7 @@ QUERY = "what is the capital of france"
 _ALL = [text for _, text in CORPUS]
 LONG = " ".join(_ALL)  # ~600 BERT tokens: over 512-token limits
 MEDIUM = " ".join(_ALL[:6])
-#: Over 512 tokens for every zoo tokenizer (780-1300): such a query, after a normal call, failed
+#: Over 512 tokens for every zoo tokenizer (600-1000): such a query, after a normal call, failed
 #: on ONNX (issue 29: the tokenizer kept the last call's truncation).
 LONG_QUERY = " ".join([*reversed(_ALL), *_ALL[:10]]) + " which of these is the capital of france?"
 SHORT = [_ALL[3], _ALL[7], "Paris is the capital of France."]
@@ -374,9 +374,16 @@ def run_cell(zoo: Zoo, key: str, path: str) -> Cell:
         scores: list[float] = []
         flags: list[bool] = []
         alone: list[float] = []
+        per_case: list[str] = []
         for query, texts in cases:
             ref_scores, ref_cuts = _reference_for(zoo, key, path, query, texts)
             got, got_flags = _scores(r, texts, path, query)
+            if len(cases) > 1:
+                gap = max(abs(a - b) for a, b in zip(got, ref_scores, strict=True))
+                tokens = len(
+                    zoo.reference(key).tokenizer(query, add_special_tokens=False)["input_ids"]
+                )
+                per_case.append(f"{tokens}-token query: max error {gap:.1e}")
             ref, cuts = ref + ref_scores, cuts + ref_cuts
             scores, flags = scores + got, flags + got_flags
             alone += [_scores(r, [t], path, query)[0][0] for t in texts]
@@ -400,6 +407,8 @@ def run_cell(zoo: Zoo, key: str, path: str) -> Cell:
             f"truncation flags of texts {wrong} are {[flags[i] for i in wrong]}, the recipe "
             f"cuts {[cuts[i] for i in wrong]}"
         )
+    if reasons and per_case:
+        reasons.append(" / ".join(per_case))
     return Cell(
         "fail" if reasons else "pass",
         max_error=err,
