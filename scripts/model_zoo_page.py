@@ -30,6 +30,7 @@ with or without a sentence-transformers config; 2 layers, hidden size 32), built
 tokenizers trained in the test. Each path's scores are compared with an independent reference:
 the model card's recipe (prompt template, instruction, yes/no tokens or label, activation,
 truncation) run pair by pair with plain transformers and torch (`tests/zoo_reference.py`).
+How rerank-kit itself knows each family's recipe: [Model recipes](guides/recipes.md).
 
 - **pass**: fp32 paths within {tolerance:g} of the reference, in the same order; int8 and bf16
   within the band measured for the architecture (below); and the scores do not depend on the
