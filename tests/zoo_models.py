@@ -2,14 +2,15 @@
 
 Each builder saves a folder shaped like the real model (position count and offset, pooling,
 token types or none, special tokens, chat template, sentence-transformers config or none) with
-2 layers and hidden size 32-64, so every backend and path can be checked against the model card's
+2 layers and hidden size 32, so every backend and path can be checked against the model card's
 recipe (``zoo_reference``) in seconds. Tokenizers are trained here (Unigram for XLM-R and
 DeBERTa-v3, byte-level BPE for ModernBERT, Qwen and Gemma) or use the bundled model's BERT
 ``vocab.txt`` (BERT, ELECTRA, DistilBERT).
 
-``build_zoo(root)`` builds every model once; with a persistent cache folder (default
-``~/.cache/rerank-kit-tests``; ``RERANK_KIT_TEST_CACHE=0`` turns it off) the folders are kept
-under a key made of the builders' text (``zoo_*.py``) and the library versions, so later sessions reuse them.
+``build_zoo(root)`` builds every model once (byte-identical from run to run); with a persistent
+cache folder (default ``~/.cache/rerank-kit-tests``; ``RERANK_KIT_TEST_CACHE=0`` turns it off)
+the folders are kept under a key made of the builders' text (``zoo_*.py``) and the library
+versions, so later sessions reuse them.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class ZooModel:
         key: Short id (the matrix's row).
         folder: Folder name, the real model's repository name (recipes may match on it).
         real: The real model(s) this stands for.
-        family: The reference recipe (``zoo_reference.RECIPES``).
+        family: The reference recipe (``zoo_reference.Reference``): ``"encoder"``, ``"qwen3"``,
+            ``"mxbai-v2"``, ``"bge-gemma"``, or ``"unknown"`` (no recipe: every path refuses).
         kind: ``"encoder"`` (sequence classification), ``"seq-cls-decoder"`` (a causal LM
             converted to sequence classification) or ``"causal"`` (scored by next-token logits).
         st_config: Whether the folder carries a sentence-transformers config.
