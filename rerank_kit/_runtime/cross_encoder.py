@@ -257,8 +257,7 @@ class OnnxCrossEncoder:
         return size, tokens
 
     def _query_tokens(self, query: str) -> int:
-        self.tokenizer.no_truncation()  # the query alone, whole: never a pair's truncation
-        return len(self.tokenizer.encode(query, add_special_tokens=False).ids)
+        return _count_tokens(self.tokenizer, query)
 
     def window_plan(self, query: str) -> WindowPlan:
         """How long passages split into windows that fit beside the whole ``query``.
@@ -332,3 +331,12 @@ def _encode_pairs(
         ) from exc
     finally:
         tokenizer.no_truncation()
+
+
+def _count_tokens(tokenizer: Any, text: str) -> int:
+    """Tokens of ``text`` alone, whole (truncation off: never the previous call's setting)."""
+    tokenizer.no_truncation()
+    try:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+    except Exception as exc:  # tokenizers raises a bare Exception
+        raise RerankError(f"tokenizing the query failed: {exc}") from exc
