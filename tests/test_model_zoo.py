@@ -64,7 +64,8 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zoo]:
     """Every zoo model built once (cached), and where the cells keep exports and copies."""
     start = time.perf_counter()
     work = tmp_path_factory.mktemp("zoo")
-    yield Zoo(build_zoo(work / "models"), work)
+    missing: dict[str, str] = {}
+    yield Zoo(build_zoo(work / "models", missing=missing), work, missing)
     seconds = time.perf_counter() - start
     if os.environ.get("RERANK_KIT_WRITE_ZOO") == "1" and RESULTS:
         meta: dict[str, Any] = {"environment": _environment()}
@@ -102,6 +103,8 @@ def test_zoo_reference_agrees_with_sentence_transformers(zoo: Zoo, arch: str) ->
     from sentence_transformers import CrossEncoder
     from zoo_matrix import QUERY, TEXTS
 
+    if arch in zoo.missing:
+        pytest.skip(f"not built here: {zoo.missing[arch]}")
     texts = [t for t in TEXTS if len(t) < 1000]
     import torch
 

@@ -122,8 +122,11 @@ class Cell:
 class Zoo:
     """The session's models, references and shared exports."""
 
-    def __init__(self, folders: dict[str, Path], work: Path) -> None:
+    def __init__(
+        self, folders: dict[str, Path], work: Path, missing: dict[str, str] | None = None
+    ) -> None:
         self.folders, self.work = folders, work
+        self.missing = dict(missing or {})  # models not built here, and why
         self._refs: dict[str, Reference] = {}
         self._scores: dict[tuple[Any, ...], list[float]] = {}
         self.exports: dict[str, Path | BaseException] = {}
@@ -349,6 +352,8 @@ def run_cell(zoo: Zoo, key: str, path: str) -> Cell:
 
     m = ZOO[key]
     why = not_applicable(m, path)
+    if key in zoo.missing:
+        why = f"the model could not be built here ({zoo.missing[key]})"
     if why:
         return Cell("n/a", reason=why)
     try:

