@@ -36,6 +36,8 @@ PATHS: dict[str, str] = {
     "(the fp32 export copied there; the default backend)",
     "flashrank": "FlashRankReranker(folder) on a FlashRank-style folder (model.onnx and the "
     "tokenizer files)",
+    "flashrank-native": 'FlashRankReranker(folder, backend="flashrank"): flashrank.Ranker\'s own '
+    "single padded pass on the same folder (it may refuse a folder it cannot read, by name)",
     "windows": 'long_documents="max" on torch with a small max_length: every window fits the '
     "model (scored uncut) and the passage gets the max",
     "windows-onnx": 'long_documents="max" on backend="onnx"',
@@ -202,7 +204,7 @@ def _construct(zoo: Zoo, key: str, path: str) -> Any:
             (copy / "onnx").mkdir()
             shutil.copy(zoo.export(key), copy / "onnx" / "model.onnx")
         return CrossEncoderReranker(str(copy))
-    if path == "flashrank":
+    if path.startswith("flashrank"):
         copy = zoo.work / "flashrank" / m.folder
         if not copy.is_dir():
             copy.mkdir(parents=True)
@@ -214,7 +216,8 @@ def _construct(zoo: Zoo, key: str, path: str) -> Any:
                 "special_tokens_map.json",
             ):
                 shutil.copy(Path(folder) / name, copy / name)
-        return FlashRankReranker(str(copy))
+        native = {"backend": "flashrank"} if path == "flashrank-native" else {}
+        return FlashRankReranker(str(copy), **native)
     if path == "windows":
         return CrossEncoderReranker(
             folder, backend="torch", long_documents="max", max_length=WINDOW_LENGTH[m.kind]
@@ -240,7 +243,7 @@ def _construct(zoo: Zoo, key: str, path: str) -> Any:
 
 def not_applicable(m: ZooModel, path: str) -> str | None:
     """Why ``path`` does not apply to ``m`` (``None``: it applies)."""
-    if path == "flashrank" and m.kind != "encoder":
+    if path.startswith("flashrank") and m.kind != "encoder":
         return (
             "FlashRank folders hold pairwise encoder graphs: its tokenization has no prompt "
             "template, which a decoder reranker needs"
@@ -287,7 +290,7 @@ def _reference_for(
     options: dict[str, Any] = {}
     if path == "instruction":
         options["instruction"] = INSTRUCTION
-    if path == "flashrank":  # FlashRank cuts pairs at min(model_max_length, max_length=512)
+    if path.startswith("flashrank"):  # FlashRank cuts at min(model_max_length, max_length=512)
         options["max_length"] = min(zoo.reference(key).encoder_limit(), 512)
     ref = zoo.reference(key)
     cuts = [ref.cut(query, t, **options) for t in texts]
@@ -361,7 +364,11 @@ def run_cell(zoo: Zoo, key: str, path: str) -> Cell:
     except Exception as exc:
         text = zoo.clean(f"{type(exc).__name__}: {exc}")
         clear = isinstance(exc, (RerankError, ValueError)) and m.folder in text
-        may_refuse = m.family == "unknown" or (m.kind == "causal" and path in CAUSAL_MAY_REFUSE)
+        may_refuse = (
+            m.family == "unknown"
+            or (m.kind == "causal" and path in CAUSAL_MAY_REFUSE)
+            or path == "flashrank-native"  # flashrank.Ranker reads fewer folders than we do
+        )
         if may_refuse and clear:
             return Cell("refused", reason=text[:400])
         return Cell("fail", reason=f"construction failed: {text[:400]}")
