@@ -216,8 +216,8 @@ def _construct(zoo: Zoo, key: str, path: str) -> Any:
                 "special_tokens_map.json",
             ):
                 shutil.copy(Path(folder) / name, copy / name)
-        native = {"backend": "flashrank"} if path == "flashrank-native" else {}
-        return FlashRankReranker(str(copy), **native)
+        backend = "flashrank" if path == "flashrank-native" else "auto"
+        return FlashRankReranker(str(copy), backend=backend)
     if path == "windows":
         return CrossEncoderReranker(
             folder, backend="torch", long_documents="max", max_length=WINDOW_LENGTH[m.kind]
