@@ -153,6 +153,7 @@ class FlashRankReranker(Reranker):
             self.runtime = "flashrank"
             if self.ranker is None:
                 self.ranker = self._flashrank_ranker()
+            _refuse_type_ids_mismatch(self.ranker, self.model_name)
             self._setup_counter()
         self.set_long_documents(long_documents)
 
@@ -309,3 +310,25 @@ class FlashRankReranker(Reranker):
         query_tokens = len(counter.encode(query, add_special_tokens=False).ids)
         budget = self.max_tokens - query_tokens - counter.num_special_tokens_to_add(True)
         return WindowPlan(budget, tokenizers_offsets(counter))
+
+
+def _refuse_type_ids_mismatch(ranker: Any, model: str) -> None:
+    """Refuse FlashRank's own path where it would feed a graph an input it does not take.
+
+    ``flashrank.Ranker`` feeds ``token_type_ids`` whenever the tokenizer marks the passage as the
+    second segment, whatever the graph's inputs: graphs without that input (DeBERTa-v3,
+    DistilBERT exports) then fail at every call with ONNX Runtime's "Invalid input name".
+    """
+    session = getattr(ranker, "session", None)
+    tokenizer = getattr(ranker, "tokenizer", None)
+    if session is None or tokenizer is None:
+        return  # a T5 / listwise model: no pair graph
+    names = {i.name for i in session.get_inputs()}
+    if "token_type_ids" in names:
+        return
+    if any(tokenizer.encode("query", "passage").type_ids):
+        raise RerankError(
+            f"FlashRank's own path cannot run {model!r}: its tokenizer marks the passage with "
+            "token_type_ids, which the graph does not take, so flashrank.Ranker would fail on "
+            "every call; use backend='auto' or 'onnx' (rerank-kit feeds only the graph's inputs)"
+        )

@@ -58,7 +58,7 @@ __all__ = ["PAIR_TRUNCATIONS", "OnnxCrossEncoder", "cross_encoder_folder"]
 
 logger = logging.getLogger(__name__)
 
-#: ``pair_truncation=`` values: ``None`` keeps the query whole when it fits.
+#: ``pair_truncation=`` values: ``None`` cuts a pair as ``CrossEncoder.predict`` does.
 PAIR_TRUNCATIONS = (None, "longest_first", "only_second")
 
 
@@ -90,7 +90,8 @@ class OnnxCrossEncoder:
         model: Hub id or local folder (a transformers cross-encoder, or a pre-exported folder).
         max_length: Truncate pairs to this many tokens (default: the model's own limit).
         file_name: Which graph of a folder with several to load.
-        pair_truncation: ``None`` (keep the query whole when it fits, cut the passage),
+        pair_truncation: ``None`` (as ``CrossEncoder.predict``: ``"longest_first"``, which cuts
+            the query only when it is longer than what is left of the passage),
             ``"longest_first"`` or ``"only_second"``: the tokenizers strategy for every pair.
         instruction: For a templated recipe that takes one: the instruction (``None``: the
             recipe's default); ``ValueError`` for a model that takes none.
@@ -277,10 +278,9 @@ class OnnxCrossEncoder:
         """Each pair's tokens (cut to ``max_length``) and whether it was cut."""
         if self._template is not None:
             return self._template.encode(query, texts, self.max_length)
-        strategy = self.pair_truncation
-        if strategy is None:
-            fits = self._query_tokens(query) + self._pair_specials < self.max_length
-            strategy = "only_second" if fits else "longest_first"  # keep the query whole if it fits
+        # None: as CrossEncoder.predict (truncation=True), so every backend cuts a pair alike;
+        # the query is cut only when it is longer than what is left of the passage
+        strategy = self.pair_truncation or "longest_first"
         encodings = _encode_pairs(self.tokenizer, query, texts, self.max_length, strategy)
         self._unknown.check_encodings(encodings)
         return encodings, [bool(e.overflowing) for e in encodings]  # a cut pair keeps its tail
