@@ -245,11 +245,16 @@ def _build_modernbert(out: Path, texts: list[str], quick: bool) -> None:
     torch.manual_seed(0)
     ModernBertForSequenceClassification(config).eval().save_pretrained(out)
     fast.save_pretrained(out)
-    # the pre-5.0 keys too, so transformers 4.x (the optimum venv) reads the same model
-    path = out / "config.json"
-    data = json.loads(path.read_text())
-    data.update(global_attn_every_n_layers=3, global_rope_theta=160000.0, local_rope_theta=10000.0)
-    path.write_text(json.dumps(data, indent=2))
+    # the pre-5.0 keys and tokenizer class too, so transformers 4.x (the optimum venv) reads
+    # the same model and tokenizer
+    for file, keys in (
+        ("config.json", {"global_attn_every_n_layers": 3, "global_rope_theta": 160000.0,
+                         "local_rope_theta": 10000.0}),
+        ("tokenizer_config.json", {"tokenizer_class": "PreTrainedTokenizerFast"}),
+    ):  # fmt: skip
+        data = json.loads((out / file).read_text())
+        data.update(keys)
+        (out / file).write_text(json.dumps(data, indent=2))
 
 
 def _build_deberta(out: Path, texts: list[str], quick: bool) -> None:
