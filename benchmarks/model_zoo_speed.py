@@ -671,6 +671,16 @@ def table(report: dict[str, Any]) -> str:
                    if fid else "- | - | -")
                 + f" | {cell.get('status')}{': ' + note if note else ''} |"
             )  # fmt: skip
+    lines.append("")
+    for name, res in report["models"].items():
+        spread = res.get("reference_score_spread", {})
+        tokens = res["tokens_per_pair"]
+        lines.append(
+            f"- {name}: {res.get('parameters', '?'):,} parameters, {tokens['mean']:.0f} tokens "
+            f"per pair ({tokens['min']}-{tokens['max']}), {res.get('rounds', 0)} query rounds; "
+            f"ST torch scores std {spread.get('std', float('nan')):.2g} "
+            f"(range {spread.get('min', float('nan')):.4f}-{spread.get('max', float('nan')):.4f})"
+        )
     return "\n".join(lines)
 
 
@@ -690,9 +700,13 @@ def main() -> None:
     parser.add_argument("--budget-min", type=float, default=15.0)
     parser.add_argument("--st-onnx-python", default=DEFAULT_ST_ONNX_PYTHON)
     parser.add_argument("--st-onnx-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--table-from", type=Path, help="print the table of a results JSON")
     args = parser.parse_args()
     if args.st_onnx_worker:
         _st_onnx_worker()
+        return
+    if args.table_from:
+        print(table(json.loads(args.table_from.read_text())))
         return
     started = time.time()
     deadline = started + 60 * args.budget_min
