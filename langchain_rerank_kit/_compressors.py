@@ -264,8 +264,11 @@ class CrossEncoderRerank(shared.CrossEncoderSettings, _BaseRerank):
     The engine's ``CrossEncoderReranker`` settings are top-level fields with the same names:
     ``backend`` (``"torch"``, ``"onnx"``, ``"openvino"``; ``None``: the engine's default),
     ``quantize``, ``file_name``, ``threads``, ``cache_dir``, ``score_cache`` (a size, a file name
-    or a ``ScoreCache``) and ``long_documents``; fields left ``None`` are not passed.
-    ``model_kwargs`` are extra arguments for the underlying model (``CrossEncoder(...)``); engine
+    or a ``ScoreCache``), ``long_documents`` and, for instruction-aware rerankers
+    (Qwen3-Reranker, mxbai-rerank v2, bge-reranker-v2-gemma), ``instruction`` (the task
+    instruction in the model's prompt; ``None``: the model's default); fields left ``None`` are
+    not passed. ``model_kwargs`` are extra arguments for the underlying model
+    (``CrossEncoder(...)``); engine
     arguments written there (``model_kwargs={"backend": "onnx"}``, ``max_length``...) still work.
     A missing model or extra raises with this class's field names and the install command.
 
@@ -281,6 +284,8 @@ class CrossEncoderRerank(shared.CrossEncoderSettings, _BaseRerank):
             compressor = CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-6-v2", top_n=3)
             fast = CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-6-v2",
                                       backend="onnx", quantize="int8", threads=4)
+            legal = CrossEncoderRerank(model="Qwen/Qwen3-Reranker-0.6B",
+                                       instruction="Find the clause that answers the question")
             docs = compressor.compress_documents(docs, "my question")
     """
 
@@ -426,7 +431,7 @@ def from_config(
 ) -> RerankCompressor:
     """The tuned pipeline that ``rerank-kit tune --config FILE`` saved, in one call.
 
-    Builds the reranker and sets ``top_n``, ``score_threshold``, ``fusion``, ``fusion_method``,
+    Builds the reranker (with the file's ``instruction``, if it has one) and sets ``top_n``, ``score_threshold``, ``fusion``, ``fusion_method``,
     for query-dependent trust ``fusion_long`` and ``long_query_tokens``, and the
     context-assembly settings from the file (or a ``rerank_kit.PipelineConfig``);
     ``config.depth`` is how many candidates the first stage should retrieve. A
@@ -437,7 +442,8 @@ def from_config(
         config: Path of the JSON file, or a ``PipelineConfig``.
         first_stage_score_key: The metadata key holding the first-stage score (fusion falls
             back to the input order without it).
-        **kwargs: Passed to ``load_reranker`` (e.g. ``threads=``).
+        **kwargs: Passed to ``load_reranker`` (e.g. ``threads=``, or ``instruction=`` for
+            an instruction-aware reranker, if the file names none).
 
     Returns:
         A ``RerankCompressor``.

@@ -268,7 +268,8 @@ class CrossEncoderRerank(shared.CrossEncoderSettings, _BaseRerank):
 
     Same fields as ``rerank_kit.CrossEncoderReranker`` and the LangChain ``CrossEncoderRerank``
     (``backend``, ``quantize``, ``file_name``, ``threads``, ``cache_dir``, ``score_cache``,
-    ``long_documents``; ``None`` leaves the engine's default), plus ``metadata_mode`` (what is
+    ``long_documents``, and ``instruction`` for instruction-aware rerankers such as
+    Qwen3-Reranker; ``None`` leaves the engine's default), plus ``metadata_mode`` (what is
     scored, see :class:`RerankPostprocessor`). ``model_kwargs`` go to the underlying model; the
     older ``model_kwargs={"backend": "onnx"}`` still works. A missing model or extra is reported
     with these field names and the ``rerank-kit[llamaindex,...]`` extra to install.
@@ -280,6 +281,7 @@ class CrossEncoderRerank(shared.CrossEncoderSettings, _BaseRerank):
         >>> from llamaindex_rerank_kit import CrossEncoderRerank  # doctest: +SKIP
         >>> rerank = CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-12-v2", top_n=3)  # doctest: +SKIP
         >>> text_only = CrossEncoderRerank(metadata_mode="none", backend="onnx", threads=2)  # doctest: +SKIP
+        >>> legal = CrossEncoderRerank(model="Qwen/Qwen3-Reranker-0.6B", instruction="Find the clause that answers the question")  # doctest: +SKIP
         >>> engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[rerank])  # doctest: +SKIP
     """
 
@@ -372,7 +374,7 @@ class ListwiseLLMRerank(shared.ListwiseSettings, _BaseRerank):
 def from_config(config: Any, **kwargs: Any) -> RerankPostprocessor:
     """A ``RerankPostprocessor`` for the pipeline ``rerank-kit tune --config FILE`` saved.
 
-    The reranker, ``top_n``, ``score_threshold``, ``fusion``, ``fusion_method``, ``fusion_long``,
+    The reranker (and its ``instruction``, if the file has one), ``top_n``, ``score_threshold``, ``fusion``, ``fusion_method``, ``fusion_long``,
     ``long_query_tokens`` and the context-assembly settings come from the file or
     ``rerank_kit.PipelineConfig``; retrieve ``config.depth`` candidates in the first stage
     (``similarity_top_k``). Fusion uses the nodes' retrieval scores. A first-stage-only file
@@ -381,7 +383,8 @@ def from_config(config: Any, **kwargs: Any) -> RerankPostprocessor:
 
     Args:
         config: A tuned JSON file or a ``PipelineConfig``.
-        **kwargs: Keyword arguments for ``load_reranker`` (e.g. ``threads=``).
+        **kwargs: Keyword arguments for ``load_reranker`` (e.g. ``threads=``, or
+            ``instruction=`` for an instruction-aware reranker, if the file names none).
 
     Returns:
         The postprocessor.

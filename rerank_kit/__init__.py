@@ -27,6 +27,7 @@ from rerank_kit._rerankers.flashrank import FlashRankReranker
 from rerank_kit._rerankers.listwise import ListwiseLLMReranker
 from rerank_kit._rerankers.onnx_cross_encoder import OnnxCrossEncoderReranker
 from rerank_kit._rerankers.remote import RemoteReranker, RemoteRerankError, RetryPolicy
+from rerank_kit.recipes import Recipe, match_recipe, recipes, register_recipe
 
 __version__ = "0.2.0"
 
@@ -43,6 +44,7 @@ __all__ = [
     "Pipeline",
     "PipelineConfig",
     "Ranked",
+    "Recipe",
     "RemoteRerankError",
     "RemoteReranker",
     "RerankError",
@@ -54,5 +56,8 @@ __all__ = [
     "dask_client",
     "load_pipeline",
     "load_reranker",
+    "match_recipe",
+    "recipes",
+    "register_recipe",
     "score_on_dask",
 ]

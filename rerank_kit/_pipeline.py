@@ -57,6 +57,10 @@ class PipelineConfig:
             of the file when unset, so files without them read as before.
         long_query_tokens: With ``fusion_long``: the query length (``query_length``) above
             which a query is long.
+        instruction: For an instruction-aware reranker (Qwen3-Reranker, mxbai-rerank v2,
+            bge-reranker-v2-gemma; keyword only): the instruction written into its prompt,
+            passed to ``load_reranker(instruction=)`` (``None``: the model's default). Left
+            out of the file when unset, so files without it read as before.
 
     The context-assembly fields are optional: files without them load with them off.
 
@@ -73,6 +77,9 @@ class PipelineConfig:
         >>> split = PipelineConfig("x:y", fusion=0.8, fusion_long=0.1, long_query_tokens=20)
         >>> split.to_fusion().for_query("short question").weight
         0.8
+        >>> legal = PipelineConfig("cross-encoder:Qwen/Qwen3-Reranker-0.6B", instruction="Find the clause")
+        >>> legal.to_dict()["instruction"], "instruction" in c.to_dict()
+        ('Find the clause', False)
     """
 
     reranker: str
@@ -93,8 +100,15 @@ class PipelineConfig:
     fusion_weight: InitVar[float | None] = None
     fusion_long: float | None = field(default=None, kw_only=True)
     long_query_tokens: int | None = field(default=None, kw_only=True)
+    instruction: str | None = field(default=None, kw_only=True)
 
     def __post_init__(self, fusion_weight: float | None) -> None:
+        if self.instruction is not None and (
+            not isinstance(self.instruction, str) or not self.instruction.strip()
+        ):
+            raise ValueError(
+                f"instruction must be a non-empty string or None, got {self.instruction!r}"
+            )
         if fusion_weight is None:
             return
         warnings.warn(
@@ -125,7 +139,7 @@ class PipelineConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (the JSON file's content)."""
         data = asdict(self)
-        for key in ("fusion_long", "long_query_tokens"):  # only when set: older readers
+        for key in ("fusion_long", "long_query_tokens", "instruction"):  # only when set
             if data[key] is None:
                 del data[key]
         return {"format": "rerank-kit-pipeline/2", **data}
@@ -251,9 +265,12 @@ class Pipeline:
 def load_pipeline(config: str | Path | PipelineConfig, **kwargs: Any) -> Pipeline:
     """Build the reranker and settings a ``rerank-kit tune --config`` file describes.
 
+    The config's ``instruction``, if any, is passed to ``load_reranker`` as ``instruction=``.
+
     Args:
         config: The JSON file, or a ``PipelineConfig``.
-        **kwargs: Passed to ``load_reranker`` (e.g. ``threads=`` for ONNX models).
+        **kwargs: Passed to ``load_reranker`` (e.g. ``threads=`` for ONNX models, or
+            ``instruction=`` when the config names none).
 
     Example:
         >>> pipeline = load_pipeline("pipeline.json")  # doctest: +SKIP
@@ -266,4 +283,11 @@ def load_pipeline(config: str | Path | PipelineConfig, **kwargs: Any) -> Pipelin
     settings = config if isinstance(config, PipelineConfig) else PipelineConfig.load(config)
     if settings.first_stage_only:  # no model to load: keep the first stage's order
         return Pipeline(settings, FirstStageOnly())
+    if settings.instruction is not None:
+        given = kwargs.setdefault("instruction", settings.instruction)
+        if given != settings.instruction:
+            raise ValueError(
+                f"instruction is given twice, instruction={given!r} and the config's "
+                f"{settings.instruction!r}"
+            )
     return Pipeline(settings, load_reranker(settings.reranker, **kwargs))

@@ -109,6 +109,8 @@ def _load_single(spec: str, kwargs: dict[str, Any]) -> Reranker:
             f"{', '.join(KINDS)} (e.g. 'flashrank:ms-marco-TinyBERT-L-2-v2'), or stages "
             "joined by '>>' for a cascade"
         )
+    if kwargs.get("instruction") is not None and kind in ("flashrank", "bi-encoder", *REMOTE_KINDS):
+        raise ValueError(f"instruction= applies to cross-encoder specs, not to {spec!r}")
     if not model:
         if kind == "flashrank":
             model = "ms-marco-TinyBERT-L-2-v2"

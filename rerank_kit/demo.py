@@ -14,6 +14,8 @@ Example:
     $ rerank-kit demo --reranker bi-encoder:all-MiniLM-L6-v2
     $ rerank-kit demo --reranker "flashrank:/path/to/exported-model"
     $ rerank-kit demo --query "my laptop gets hot and the fan is loud"
+    $ rerank-kit demo --reranker cross-encoder:./Qwen3-Reranker-0.6B \
+        --instruction "Find the help-desk passage that solves the user's problem"
 """
 
 from __future__ import annotations
@@ -149,6 +151,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--query", action="append", help="question(s) to ask (repeatable)")
     parser.add_argument("--candidates", type=int, default=8, help="first-stage depth")
     parser.add_argument("--top-n", type=int, default=3, help="passages kept after reranking")
+    parser.add_argument(
+        "--instruction",
+        metavar="TEXT",
+        help="task instruction for an instruction-aware reranker (Qwen3-Reranker, mxbai-rerank "
+        "v2, bge-reranker-v2-gemma; a cross-encoder:, onnx: or openvino: spec), written into "
+        "its prompt (default: the model's own)",
+    )
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -175,11 +184,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     collection.add(ids=ids, documents=texts, embeddings=embed(texts))  # type: ignore[arg-type]
 
     t0 = time.perf_counter()
-    reranker = load_reranker(spec)
+    instruction = getattr(args, "instruction", None)
+    reranker = load_reranker(spec, **({} if instruction is None else {"instruction": instruction}))
     load_s = time.perf_counter() - t0
     emit("rerank-kit demo: two-stage retrieval over Chroma (in-process)")
     emit("  stage 1: Chroma, hashed bag-of-words vectors (lexical: shares words, not meaning)")
     emit(f"  stage 2: {reranker.name}  (loaded in {load_s:.1f} s)")
+    if reranker.instruction is not None:
+        emit(f"           instruction: {reranker.instruction}")
     onnx_path = getattr(reranker, "onnx_path", None)
     if onnx_path is not None:
         precision = getattr(reranker, "precision", "fp32")

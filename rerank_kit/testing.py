@@ -5,7 +5,9 @@ texts you give and saves a randomly initialised BERT cross-encoder of any shape 
 MiniLM-L6 or TinyBERT-L2 shapes to time things: compute depends on shape, not weights);
 ``export_flashrank`` turns such a folder into one FlashRank can load; ``make_causal_lm_reranker``
 saves a tiny random-weight generative reranker laid out like Qwen3-Reranker (a Qwen3 causal LM
-whose chat template renders the model card's yes/no prompt).
+whose chat template renders the model card's yes/no prompt); ``make_qwen2_reranker`` one laid out
+like mxbai-rerank-base-v2 (a Qwen2 causal LM, no sentence-transformers config) and
+``make_gemma_reranker`` one like bge-reranker-v2-gemma (a Gemma causal LM with a BOS token).
 
 Example:
     >>> from rerank_kit.testing import FakeReranker
@@ -32,6 +34,8 @@ __all__ = [
     "export_flashrank",
     "make_causal_lm_reranker",
     "make_cross_encoder",
+    "make_gemma_reranker",
+    "make_qwen2_reranker",
 ]
 
 #: BertConfig shape of MiniLM-L6 cross-encoders (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2).
@@ -265,6 +269,167 @@ def make_causal_lm_reranker(
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(Qwen3Config(**config_args)).eval()
     model.save_pretrained(out)
+    fast.save_pretrained(out)
+    return out
+
+
+#: A generic ChatML template (Qwen2.5 style), as a Qwen2-based reranker's tokenizer carries.
+_CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _prompt_words(recipe_name: str) -> list[str]:
+    """The words of a built-in recipe's prompt (so the tokenizer learns them as real ones do)."""
+    from rerank_kit.recipes import recipes, render
+
+    recipe = next(r for r in recipes() if r.name == recipe_name)
+    return re.findall(r"\w+", render(recipe, "", ""))
+
+
+def _byte_bpe(texts: Iterable[str], special: list[str], words: list[str], vocab_size: int) -> Any:
+    """A byte-level BPE ``tokenizers.Tokenizer`` trained on ``texts``; each of ``words`` is one token."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(
+        [*texts, *([" ".join(words)] * 30)],
+        trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=special,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
+    missing = [w for w in words if tok.token_to_id(w) is None]
+    if missing:  # pragma: no cover - the corpus above makes every word a merge
+        tok.add_tokens(missing)
+    return tok
+
+
+def make_qwen2_reranker(
+    folder: str | Path,
+    texts: Iterable[str],
+    *,
+    vocab_size: int = 1000,
+    max_position_embeddings: int = 512,
+    seed: int = 0,
+    initializer_range: float = 0.2,
+    **shape: int,
+) -> Path:
+    """Save a tiny random-weight reranker laid out like mxbai-rerank-base/large-v2.
+
+    A ``Qwen2ForCausalLM``, a byte-level BPE tokenizer (ChatML tokens and template, left
+    padding) and no sentence-transformers config, like the Hub folders. Name the folder after
+    the family (e.g. ``"tiny-mxbai-rerank-base-v2"``) so its recipe matches it.
+
+    Arguments as :func:`make_causal_lm_reranker` (``**shape``: Qwen2Config sizes); returns the
+    folder.
+    """
+    import torch
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    words = ["0", "1", *_prompt_words("mxbai-rerank-v2")]
+    tok = _byte_bpe(texts, special, words, vocab_size)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        model_max_length=max_position_embeddings,
+        padding_side="left",
+        model_input_names=["input_ids", "attention_mask"],
+        chat_template=_CHATML,
+    )
+    config_args: dict[str, Any] = {
+        "num_hidden_layers": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+    }
+    config_args.update(shape)
+    config_args.update(
+        vocab_size=tok.get_vocab_size(),
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True,
+        pad_token_id=tok.token_to_id("<|endoftext|>"),
+        eos_token_id=tok.token_to_id("<|im_end|>"),
+        bos_token_id=None,
+        initializer_range=initializer_range,
+    )
+    torch.manual_seed(seed)
+    Qwen2ForCausalLM(Qwen2Config(**config_args)).eval().save_pretrained(out)
+    fast.save_pretrained(out)
+    return out
+
+
+def make_gemma_reranker(
+    folder: str | Path,
+    texts: Iterable[str],
+    *,
+    vocab_size: int = 1000,
+    max_position_embeddings: int = 1024,
+    seed: int = 0,
+    initializer_range: float = 0.2,
+    **shape: int,
+) -> Path:
+    """Save a tiny random-weight reranker laid out like bge-reranker-v2-gemma.
+
+    A ``GemmaForCausalLM``, a byte-level BPE tokenizer (``"Yes"`` one token; ``<bos>`` added in
+    front of every encoding, as Gemma's is) and no chat template. Name the folder after the
+    family (e.g. ``"tiny-bge-reranker-v2-gemma"``) so its recipe matches it.
+
+    Arguments as :func:`make_causal_lm_reranker` (``**shape``: GemmaConfig sizes); returns the
+    folder.
+    """
+    import torch
+    from tokenizers import processors
+    from transformers import GemmaConfig, GemmaForCausalLM, PreTrainedTokenizerFast
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    special = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    words = ["Yes", "No", *_prompt_words("bge-reranker-v2-gemma")]
+    tok = _byte_bpe(texts, special, words, vocab_size)
+    bos = tok.token_to_id("<bos>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", bos)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=max_position_embeddings,
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    config_args: dict[str, Any] = {
+        "num_hidden_layers": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 16,
+    }
+    config_args.update(shape)
+    config_args.update(
+        vocab_size=tok.get_vocab_size(),
+        max_position_embeddings=max_position_embeddings,
+        pad_token_id=tok.token_to_id("<pad>"),
+        eos_token_id=tok.token_to_id("<eos>"),
+        bos_token_id=bos,
+        initializer_range=initializer_range,
+    )
+    torch.manual_seed(seed)
+    GemmaForCausalLM(GemmaConfig(**config_args)).eval().save_pretrained(out)
     fast.save_pretrained(out)
     return out
 

@@ -63,7 +63,8 @@ def test_loads_as_generative_reranker(
 ) -> None:
     assert generative.generative
     assert generative.model.num_labels == 1
-    assert type(generative.model[-1]).__name__ == "LogitScore"
+    # scored by its recipe (issue 29), not by the head sentence-transformers would guess
+    assert generative.recipe is not None and generative.recipe.name == "qwen3-reranker"
     by_spec = load_reranker(f"cross-encoder:{tiny_causal_reranker_dir}")  # what the CLI builds
     assert isinstance(by_spec, CrossEncoderReranker) and by_spec.generative
     assert by_spec.score(QUERY, TEXTS[:2]) == pytest.approx(generative.score(QUERY, TEXTS[:2]))
@@ -93,9 +94,8 @@ def test_scores_are_the_model_card_probability(
 
 
 def test_same_prompt_tokens_as_the_model_card(generative: CrossEncoderReranker) -> None:
-    module = generative.model[0]
-    features = module.preprocess([(QUERY, TEXTS[0])])
-    rendered = generative.model.tokenizer.decode(features["input_ids"][0])
+    ids = generative.model.encode(QUERY, [TEXTS[0]])[0].ids  # the recipe's prompt (issue 29)
+    rendered = generative.model.tokenizer.decode(ids)
     body = f"<Instruct>: {INSTRUCTION}\n<Query>: {QUERY}\n<Document>: {TEXTS[0]}"
     assert rendered == PREFIX + body + SUFFIX
 

@@ -31,6 +31,7 @@ EXPECTED_ALL = {
         "Pipeline",
         "PipelineConfig",
         "Ranked",
+        "Recipe",
         "RemoteRerankError",
         "RemoteReranker",
         "RetryPolicy",
@@ -42,6 +43,9 @@ EXPECTED_ALL = {
         "dask_client",
         "load_pipeline",
         "load_reranker",
+        "match_recipe",
+        "recipes",
+        "register_recipe",
         "score_on_dask",
     },
     "langchain_rerank_kit": {

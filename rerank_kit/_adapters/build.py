@@ -40,7 +40,9 @@ __all__ = [
     "pipeline_settings",
 ]
 
-#: Adapter fields with the same name and meaning as the engine constructors' arguments.
+#: Adapter fields with the same name and meaning as the engine constructors' arguments
+#: (a family's own, such as the cross-encoder's ``instruction``, are its settings class's
+#: ``family_fields``).
 ENGINE_FIELDS = (
     "backend",
     "quantize",
@@ -124,7 +126,7 @@ def engine_arguments(
             kwargs[key] = value
         elif key in _SETTERS:
             setters[key] = value
-        elif "model_kwargs" in takes:
+        elif "model_kwargs" in takes and key in ENGINE_FIELDS:
             inner[key] = value  # the engine hands it to its runtime (e.g. threads for ONNX)
         else:
             raise TypeError(f"{adapter}: {key}= does not apply to this model family")

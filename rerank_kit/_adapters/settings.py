@@ -196,6 +196,8 @@ class _ModelSettings(_Built):
     """An adapter over one model: the engine constructors' arguments as top-level fields."""
 
     kind: ClassVar[str] = ""
+    #: Fields of this family beyond ``ENGINE_FIELDS``, passed to its engine the same way.
+    family_fields: ClassVar[tuple[str, ...]] = ()
 
     model: str = Field(description="Model name, Hub id or local folder.")
     model_kwargs: dict[str, Any] = Field(
@@ -243,7 +245,7 @@ class _ModelSettings(_Built):
             self.model,
             adapter=type(self).__name__,
             framework=self.framework,
-            fields={name: getattr(self, name) for name in ENGINE_FIELDS},
+            fields={name: getattr(self, name) for name in (*ENGINE_FIELDS, *self.family_fields)},
             model_kwargs=self.model_kwargs,
         )
 
@@ -252,8 +254,16 @@ class CrossEncoderSettings(_ModelSettings):
     """A cross-encoder (``rerank_kit.CrossEncoderReranker``)."""
 
     kind: ClassVar[str] = "cross-encoder"
+    family_fields: ClassVar[tuple[str, ...]] = ("instruction",)
     model: str = Field(
         default="cross-encoder/ms-marco-MiniLM-L-6-v2", description="Hub id or local folder."
+    )
+    instruction: str | None = Field(
+        default=None,
+        description="For instruction-aware rerankers (Qwen3-Reranker, mxbai-rerank v2, "
+        "bge-reranker-v2-gemma): the task instruction written into the model's prompt, as the "
+        "engine's instruction= (None: the model's default instruction). A model that takes no "
+        "instruction raises ValueError.",
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -73,6 +74,10 @@ class Reranker(ABC):
     long_documents: str = "truncate"
     #: True (local models): one call into the model at a time. False: calls may overlap.
     serialise: bool = True
+    #: The instruction the model is prompted with (instruction-aware rerankers such as
+    #: Qwen3-Reranker; ``None``: the model takes none). Part of the score cache's key when it
+    #: differs from ``default_instruction``.
+    instruction: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -92,6 +97,15 @@ class Reranker(ABC):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+
+    @property
+    def default_instruction(self) -> str | None:
+        """The instruction used when none is given (``None``: none, or no ``recipe``).
+
+        It is the ``default_instruction`` of the reranker's ``recipe`` attribute (a
+        ``rerank_kit.Recipe``), for the families that have one.
+        """
+        return getattr(getattr(self, "recipe", None), "default_instruction", None)
 
     # -- the hook ------------------------------------------------------------------------
 
@@ -136,12 +150,16 @@ class Reranker(ABC):
         return ScorePlan(self._score_identity(), query, texts, self.__dict__.get("_score_cache"))
 
     def _score_identity(self) -> str:
-        """The score cache's model key: ``name``, plus the rule that made the scores if any.
+        """The score cache's model key: ``name``, plus what else decides the scores, if any.
 
         ONNX graphs rewritten or run per pair for batch-independent scores (see
         ``rerank_kit._runtime.batch_rule``) set ``_score_rule``; their entries are then keyed
         ``"NAME [scores=RULE]"``, so scores of the old batch-dependent path (keyed ``NAME``,
-        still loaded from old files) are never mixed with them.
+        still loaded from old files) are never mixed with them. An instruction-aware reranker
+        whose ``instruction`` is not its ``default_instruction`` adds
+        ``" [instruction=HASH]"`` (the first 12 hex digits of the instruction's SHA-256), so
+        scores under two instructions are kept apart; rerankers without an instruction, or
+        with the default one, keep the key they always had.
 
         Example:
             >>> from rerank_kit.testing import FakeReranker
@@ -149,9 +167,17 @@ class Reranker(ABC):
             >>> r._score_rule = "int8-per-token/1"
             >>> r._score_identity()
             'fake [scores=int8-per-token/1]'
+            >>> r.instruction = "Find the passage that answers the question"
+            >>> r._score_identity()
+            'fake [scores=int8-per-token/1] [instruction=0f83f32a51e1]'
         """
         rule = self.__dict__.get("_score_rule")
-        return f"{self.name} [scores={rule}]" if rule else self.name
+        identity = f"{self.name} [scores={rule}]" if rule else self.name
+        instruction = self.instruction
+        if instruction and instruction != self.default_instruction:
+            digest = hashlib.sha256(instruction.encode("utf-8")).hexdigest()[:12]
+            identity += f" [instruction={digest}]"
+        return identity
 
     def _scored(self, query: str, texts: list[str]) -> PairScores:
         """Every text's score and flags (checked input): cache, blanks, windows, checks."""

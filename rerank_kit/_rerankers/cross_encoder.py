@@ -19,9 +19,16 @@ from rerank_kit._core.score_cache import ScoreCache, make_score_cache
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, hf_offsets
 from rerank_kit._rerankers.onnx_cross_encoder import onnx_reranker_name
+from rerank_kit._runtime.decoder import DecoderScorer, torch_recipe
 from rerank_kit._runtime.folders import onnx_graphs
 from rerank_kit._runtime.hub import resolve_hf_model
 from rerank_kit._runtime.options import TORCH_CROSS_ENCODER, require
+from rerank_kit.recipes import (
+    Recipe,
+    effective_instruction,
+    relevant_label,
+    render_parts,
+)
 
 __all__ = ["BACKENDS", "CrossEncoderReranker", "default_backend"]
 
@@ -65,13 +72,19 @@ class CrossEncoderReranker(Reranker):
     (``rerank_kit.models``) and a local folder that already holds an ONNX graph run on ONNX
     Runtime, with ``onnxruntime`` and ``tokenizers`` only; every other model runs on torch.
 
-    Generative cross-encoders (Qwen3-Reranker, zerank, mxbai-rerank v2, bge-reranker-v2-gemma...)
-    work the same way, as far as the installed sentence-transformers loads them: a causal LM whose
-    chat template renders the (query, passage) prompt, read by a ``LogitScore`` head. For a yes/no
-    head the score is ``sigmoid(logit("yes") - logit("no"))``, which equals Qwen3-Reranker's
-    documented ``softmax([no, yes])[yes]``. ``generative`` tells which kind is loaded; truncation
-    flags count the whole rendered prompt. Models with code on the Hub need
-    ``trust_remote_code=True``, passed explicitly; the ONNX backend refuses generative models.
+    Generative rerankers (causal LMs scored from their next-token logits) run on torch exactly
+    as their model card's code scores them, driven by their recipe (``rerank_kit.recipes``):
+    Qwen3-Reranker (``softmax([no, yes])[yes]`` on its chat prompt), mxbai-rerank-base/large-v2
+    (``logit("1") - logit("0")``, raw) and bge-reranker-v2-gemma (``logit("Yes")``, raw), with
+    or without a sentence-transformers config (see ``rerank_kit._runtime.decoder``). Their
+    ``instruction`` (``None``: the recipe's default) is rendered into the prompt. A causal LM
+    that no recipe matches is refused at construction, unless its folder carries a
+    sentence-transformers ``LogitScore`` config (its authors declared the head and the chat
+    template renders the prompt): that one runs through ``CrossEncoder`` as it declares. Register
+    a recipe for a new family with ``rerank_kit.register_recipe``. ``generative`` tells which
+    kind is loaded; truncation flags count the whole prompt, and long-document windows leave
+    room for it. Models with code on the Hub need ``trust_remote_code=True``, passed
+    explicitly; the ONNX backend refuses generative models.
 
     ``backend="onnx"`` runs the same model on ONNX Runtime instead of torch (exported once and
     cached; see :class:`~rerank_kit.OnnxCrossEncoderReranker`): the same scores to ~1e-6 in
@@ -115,6 +128,17 @@ class CrossEncoderReranker(Reranker):
         long_documents: ``"truncate"`` (default) scores only the start of a passage longer
             than the token limit; ``"max"``, ``"mean"`` or ``"first"`` score it in overlapping
             windows and aggregate (see ``Reranker.set_long_documents``).
+        instruction: For instruction-aware rerankers (Qwen3-Reranker, mxbai-rerank v2,
+            bge-reranker-v2-gemma and their sequence-classification conversions): the task
+            instruction rendered into the model's prompt. ``None`` uses the model recipe's
+            default (``rerank_kit.recipes``); giving one to a model whose recipe takes none (a
+            plain cross-encoder) raises ``ValueError``.
+
+    Attributes:
+        instruction: The instruction in use (the recipe's default when none was given), or
+            ``None`` for a model that takes none.
+        recipe: The model's ``rerank_kit.Recipe`` (``None``: a plain cross-encoder no recipe
+            names; it reads the tokenizer's own pair encoding).
 
     Example:
         >>> from rerank_kit import CrossEncoderReranker  # doctest: +SKIP
@@ -147,12 +171,18 @@ class CrossEncoderReranker(Reranker):
         score_cache: int | str | os.PathLike[str] | ScoreCache | None = 0,
         trust_remote_code: bool = False,
         long_documents: str = "truncate",
+        instruction: str | None = None,
     ) -> None:
         super().__init__()
         self._score_cache = make_score_cache(score_cache)
         self._onnx: Any = None
+        self.recipe: Recipe | None = None
+        self.instruction: str | None = None
+        self._label: int | None = None  # a two-label head's relevant label (torch)
+        self._template_mode = ""  # torch, seq-cls conversions: "chat" or "pairs"
         self._generative = False
         self._prompt_overhead: int | None = None
+        self._decoder: DecoderScorer | None = None
         if backend is not None and backend not in BACKENDS:
             raise ValueError(
                 f"backend must be 'auto', 'torch', 'onnx' or 'openvino', got {backend!r}"
@@ -176,6 +206,7 @@ class CrossEncoderReranker(Reranker):
             }
             given = {"threads": threads, "cache_dir": cache_dir}
             options.update({k: v for k, v in given.items() if v is not None})
+            options["instruction"] = instruction
             self._load_onnx(model, {**options, "backend": backend, **(model_kwargs or {})})
         else:
             if quantize is not None:
@@ -187,13 +218,16 @@ class CrossEncoderReranker(Reranker):
             ):
                 if value is not None:
                     raise ValueError(f"{label}={value!r} needs backend='onnx' or 'openvino'")
-            self._load_torch(model, device, trust_remote_code, max_length, model_kwargs)
+            self._load_torch(
+                model, device, trust_remote_code, max_length, model_kwargs, instruction
+            )
         self.set_long_documents(long_documents)
 
     def _load_onnx(self, model: str, options: dict[str, Any]) -> None:
         from rerank_kit._runtime.cross_encoder import OnnxCrossEncoder
 
         self._onnx = OnnxCrossEncoder(model, batch_size=self.batch_size, **options)
+        self.recipe, self.instruction = self._onnx.recipe, self._onnx.instruction
         self.name = onnx_reranker_name(model, self._onnx.backend, self._onnx.quantize)
         self._score_rule = self._onnx.rule
 
@@ -204,22 +238,43 @@ class CrossEncoderReranker(Reranker):
         trust_remote_code: bool,
         max_length: int | None,
         model_kwargs: dict[str, Any] | None,
+        instruction: str | None = None,
     ) -> None:
         require(TORCH_CROSS_ENCODER, load=False)
         # resolve first: an unavailable model fails in seconds, before torch is even imported
         path = resolve_hf_model(model, kind="cross-encoder", prefix="cross-encoder")
-        require(TORCH_CROSS_ENCODER)
-        from sentence_transformers import CrossEncoder
-
         self.name = f"cross-encoder:{model}"
         kwargs = dict(model_kwargs or {})
-        if max_length is not None:
-            kwargs["max_length"] = max_length
         if kwargs.get("trust_remote_code", trust_remote_code) != trust_remote_code:
             raise ValueError(
                 "trust_remote_code is given twice (argument and model_kwargs) differently"
             )
         kwargs["trust_remote_code"] = trust_remote_code
+        # an unknown decoder is refused here, before anything loads (never scored with a guess)
+        self.recipe = recipe = torch_recipe(path, model)
+        self.instruction = effective_instruction(recipe, instruction, model)
+        require(TORCH_CROSS_ENCODER)
+        if recipe is not None and recipe.causal_lm:
+            if "max_length" in kwargs:  # CrossEncoder(max_length=...) spelling
+                max_length = kwargs.pop("max_length") if max_length is None else max_length
+            self._decoder = DecoderScorer(
+                path,
+                recipe,
+                model=model,
+                instruction=self.instruction,
+                device=device,
+                batch_size=self.batch_size,
+                max_length=max_length,
+                model_kwargs=kwargs,
+            )
+            self.model = self._decoder
+            self._generative = True
+            logger.debug("loaded generative reranker %s (recipe %s)", model, recipe.name)
+            return
+        from sentence_transformers import CrossEncoder
+
+        if max_length is not None:
+            kwargs["max_length"] = max_length
         self.model = CrossEncoder(path, device=device, **kwargs)
         self._generative = any(type(m).__name__ == "LogitScore" for m in self.model)
         architectures = getattr(getattr(self.model, "config", None), "architectures", None) or []
@@ -230,17 +285,80 @@ class CrossEncoderReranker(Reranker):
                 "cannot score; upgrade it (pip install -U sentence-transformers)"
             )
         num_labels = getattr(self.model, "num_labels", 1)
-        if num_labels != 1:
+        if num_labels not in (1, 2):
             raise ValueError(
                 f"{model!r} has {num_labels} output labels; a reranker needs a one-label "
-                "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)"
+                "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2) or a two-label "
+                "[not relevant, relevant] head"
             )
+        if num_labels == 2:  # the probability of the relevant label: softmax over the two
+            config = getattr(self.model, "config", None)
+            config_dict = config.to_dict() if config is not None else {}
+            self._label = relevant_label({**config_dict, "num_labels": 2}, self.recipe)
+        if self.recipe is not None and self.recipe.kind == "seq-cls-template":
+            self._template_mode = self._torch_template_mode(model)
         logger.debug("loaded cross-encoder %s from %s", model, path)
+
+    def _torch_template_mode(self, model: str) -> str:
+        """How torch feeds a seq-cls conversion its prompt: ``"chat"`` or ``"pairs"``.
+
+        ``"chat"``: the folder's chat template renders the pair (sentence-transformers), the
+        instruction passed as a system message, which the template must read. ``"pairs"``: no
+        chat template, so the recipe renders (prefix + query part, document part + suffix).
+        """
+        module = self.model[0]
+        if "message" not in getattr(module, "modality_config", {}):
+            return "pairs"
+        if self.instruction == (self.recipe.default_instruction if self.recipe else None):
+            return "chat"
+        marker = "\x1frerank-kit-instruction\x1f"
+        messages = [
+            {"role": "system", "content": marker},
+            {"role": "query", "content": "q"},
+            {"role": "document", "content": "d"},
+        ]
+        try:
+            shown = self.model.tokenizer.apply_chat_template(messages, tokenize=False)
+        except Exception:  # a template that rejects a system message
+            shown = ""
+        if marker not in str(shown):
+            raise RerankError(
+                f"{model!r}'s chat template does not read an instruction (a system message), so "
+                f"backend='torch' cannot apply instruction={self.instruction!r}; use "
+                "backend='onnx', which renders the recipe's template itself"
+            )
+        return "chat"
+
+    def _torch_predict(self, query: str, texts: list[str]) -> list[float]:
+        """``CrossEncoder.predict`` of the pairs, with the recipe's prompt and label applied."""
+        kwargs: dict[str, Any] = {"batch_size": self.batch_size, "show_progress_bar": False}
+        pairs: list[tuple[str, str]] = [(query, text) for text in texts]
+        if self._template_mode == "chat" and self.instruction is not None:
+            kwargs["prompt"] = self.instruction
+        elif self._template_mode == "pairs" and self.recipe is not None:
+            parts = [render_parts(self.recipe, query, t, self.instruction) for t in texts]
+            pairs = [(p.prefix + p.query + p.separator, p.document + p.suffix) for p in parts]
+        if self._label is None:
+            return [float(s) for s in self.model.predict(pairs, **kwargs)]
+        import torch
+
+        probs = self.model.predict(
+            pairs, activation_fn=torch.nn.Identity(), apply_softmax=True, **kwargs
+        )
+        return [float(row[self._label]) for row in probs]
 
     @property
     def generative(self) -> bool:
         """True for a causal-LM reranker (a ``LogitScore`` head on next-token logits)."""
         return self._generative
+
+    def _score_identity(self) -> str:
+        """The base identity, plus the instruction when it is not the recipe's default."""
+        base = super()._score_identity()
+        recipe = self.recipe
+        if recipe is None or self.instruction in (None, recipe.default_instruction):
+            return base
+        return f"{base} [instruction={self.instruction!r}]"
 
     @property
     def backend(self) -> str:
@@ -251,25 +369,44 @@ class CrossEncoderReranker(Reranker):
         if self._onnx is not None:
             result: PairScores = self._onnx.score(query, texts)
             return result
-        pairs = [(query, text) for text in texts]
-        scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
+        if self._decoder is not None:
+            return self._decoder.score(query, texts)
+        scores = self._torch_predict(query, texts)
         limit = getattr(self.model, "max_seq_length", None)
-        if self._generative:
+        tokenizer = getattr(self.model, "tokenizer", None)
+        if self._generative or self._template_mode == "chat":
             truncated = self._prompt_overflow(query, texts, limit)
+        elif self._template_mode == "pairs" and self.recipe is not None:
+            parts = [render_parts(self.recipe, query, t, self.instruction) for t in texts]
+            head = parts[0].prefix + parts[0].query + parts[0].separator if parts else ""
+            tails = [p.document + p.suffix for p in parts]
+            truncated = pair_overflow(tokenizer, head, tails, limit)
         else:
-            truncated = pair_overflow(getattr(self.model, "tokenizer", None), query, texts, limit)
+            truncated = pair_overflow(tokenizer, query, texts, limit)
         return PairScores([float(s) for s in scores], truncated=truncated)
 
     def _window_plan(self, query: str) -> WindowPlan | None:
         if self._onnx is not None:
             plan: WindowPlan = self._onnx.window_plan(query)
             return plan
+        if self._decoder is not None:
+            # the prompt's own tokens (prefix, instruction, query, separators, suffix) count
+            budget = self._decoder.document_budget(query)
+            return WindowPlan(budget, hf_offsets(self._decoder.tokenizer)) if budget > 0 else None
         limit = getattr(self.model, "max_seq_length", None)
         tokenizer: Any = getattr(self.model, "tokenizer", None)
         if not limit or not getattr(tokenizer, "is_fast", False):
             return None
-        query_tokens = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
-        budget = limit - query_tokens - tokenizer.num_special_tokens_to_add(True)
+        if self._template_mode == "chat":  # the prompt's own tokens count too
+            budget = limit - self._prompt_lengths([(query, "")])[0] - 2
+        elif self._template_mode == "pairs" and self.recipe is not None:
+            empty = render_parts(self.recipe, query, "", self.instruction)
+            budget = limit - len(tokenizer("".join(empty), verbose=False)["input_ids"]) - 2
+        else:
+            query_tokens = len(
+                tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"]
+            )
+            budget = limit - query_tokens - tokenizer.num_special_tokens_to_add(True)
         return WindowPlan(budget, hf_offsets(tokenizer))
 
     def _prompt_lengths(self, pairs: list[tuple[str, str]]) -> list[int]:

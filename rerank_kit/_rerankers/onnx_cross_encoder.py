@@ -94,8 +94,15 @@ class OnnxCrossEncoderReranker(Reranker):
             ``MatMulInteger`` int8 weights (e.g. the bundled model) run as their dequantized
             fp32 graph (cached); at bf16 OpenVINO runs one pair per call (its bf16 kernels
             round differently at different batch shapes).
+        instruction: For instruction-aware rerankers (e.g. a Qwen3-Reranker
+            sequence-classification conversion): the task instruction rendered into the
+            model's prompt; ``None`` uses the recipe's default (``rerank_kit.recipes``). A model
+            whose recipe takes none (a plain cross-encoder) raises ``ValueError``.
 
     Attributes:
+        instruction: The instruction in use (the recipe's default when none was given), or
+            ``None`` for a model that takes none.
+        recipe: The model's ``rerank_kit.Recipe``, or ``None`` for a plain cross-encoder.
         model_path: Local folder of the source model.
         onnx_path: The ONNX file in use.
         exported: True if this construction exported or quantized (False on a cache hit).
@@ -130,6 +137,7 @@ class OnnxCrossEncoderReranker(Reranker):
         long_documents: str = "truncate",
         backend: str = "onnx",
         openvino_precision: str = "auto",
+        instruction: str | None = None,
     ) -> None:
         super().__init__()
         self._score_cache = make_score_cache(score_cache)
@@ -144,7 +152,10 @@ class OnnxCrossEncoderReranker(Reranker):
             file_name=file_name,
             backend=backend,
             openvino_precision=openvino_precision,
+            instruction=instruction,
         )
+        self.recipe = self._model.recipe
+        self.instruction = self._model.instruction
         self.model_name = model
         self.name = onnx_reranker_name(model, backend, quantize)
         self.backend = backend

@@ -49,6 +49,8 @@ from rerank_kit._runtime.paths import (
 )
 from rerank_kit._runtime.quantize import graph_is_quantized, quantize_into
 from rerank_kit._runtime.sessions import make_runner
+from rerank_kit._runtime.templated import TemplateEncoder
+from rerank_kit.recipes import Recipe, effective_instruction, resolve_recipe
 
 __all__ = ["PAIR_TRUNCATIONS", "OnnxCrossEncoder", "cross_encoder_folder"]
 
@@ -75,7 +77,12 @@ def cross_encoder_folder(model: str) -> Path:
 
 
 class OnnxCrossEncoder:
-    """A one-label cross-encoder graph on ONNX Runtime or OpenVINO, ready to score pairs.
+    """A cross-encoder graph on ONNX Runtime or OpenVINO, ready to score pairs.
+
+    One-label heads score the activation of their logit; two-label heads ([not relevant,
+    relevant]) the probability of the relevant label (``id2label``, else the last). A decoder
+    sequence-classification conversion reads each pair rendered through its recipe's prompt
+    template (``rerank_kit.recipes``), with the instruction in use; only the document is cut.
 
     Args:
         model: Hub id or local folder (a transformers cross-encoder, or a pre-exported folder).
@@ -83,6 +90,8 @@ class OnnxCrossEncoder:
         file_name: Which graph of a folder with several to load.
         pair_truncation: ``None`` (keep the query whole when it fits, cut the passage),
             ``"longest_first"`` or ``"only_second"``: the tokenizers strategy for every pair.
+        instruction: For a templated recipe that takes one: the instruction (``None``: the
+            recipe's default); ``ValueError`` for a model that takes none.
         **options: ``RuntimeOptions``: ``quantize``, ``backend``, ``threads``, ``cache_dir``,
             ``batch_size``, ``max_batch_tokens``, ``openvino_precision``.
 
@@ -110,6 +119,7 @@ class OnnxCrossEncoder:
         max_length: int | None = None,
         file_name: str | None = None,
         pair_truncation: str | None = None,
+        instruction: str | None = None,
         **options: Any,
     ) -> None:
         if max_length is not None:
@@ -123,6 +133,10 @@ class OnnxCrossEncoder:
         self.pair_truncation = pair_truncation
         self.model_path = cross_encoder_folder(model)
         refuse_generative(self.model_path, model)
+        #: The model's recipe (``None``: a plain cross-encoder; an unknown decoder is refused).
+        self.recipe: Recipe | None = resolve_recipe(self.model_path, model)
+        #: The instruction rendered into a templated recipe's prompt (``None``: takes none).
+        self.instruction = effective_instruction(self.recipe, instruction, model)
         self.exported = False
         graph = pick_graph(self.model_path, file_name)
         self.pre_exported = graph is not None
@@ -142,6 +156,9 @@ class OnnxCrossEncoder:
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
         self._pair_specials = self.tokenizer.num_special_tokens_to_add(True)
+        self._template: TemplateEncoder | None = None
+        if self.recipe is not None and self.recipe.templated:
+            self._template = TemplateEncoder(self.tokenizer, self.recipe, self.instruction)
         opts = self.options
         precision = opts.openvino_precision
         if precision == "auto":
@@ -164,13 +181,20 @@ class OnnxCrossEncoder:
         if graph is None:
             self.meta: dict[str, Any] = json.loads((folder / META).read_text())
         else:
-            self.meta = pre_exported_meta(graph, self.model_path, self.tokenizer, self.runner)
+            self.meta = pre_exported_meta(
+                graph, self.model_path, self.tokenizer, self.runner, self.recipe
+            )
         limit = int(self.meta["max_length"])
+        if self._template is not None and self.recipe is not None and self.recipe.max_length:
+            limit = min(limit, self.recipe.max_length)  # the family's own limit (its card's)
         if max_length is not None and max_length > limit:
             raise ValueError(f"max_length={max_length} exceeds the model's limit of {limit} tokens")
         self.max_length = max_length or limit
         self.inputs: list[str] = list(self.meta["inputs"])
         self.pad_id = int(self.meta["pad_token_id"])
+        self.num_labels = int(self.meta.get("num_labels", 1))
+        #: Column of the relevant label in the graph's output (0 for a one-label head).
+        self.label = int(self.meta.get("label", 0))
         logger.debug(
             "loaded %s (%s, %d threads, max_length %d)",
             self.onnx_path,
@@ -231,30 +255,56 @@ class OnnxCrossEncoder:
         return size, tokens
 
     def _query_tokens(self, query: str) -> int:
+        self.tokenizer.no_truncation()  # never the state a previous call left
         return len(self.tokenizer.encode(query, add_special_tokens=False).ids)
 
     def window_plan(self, query: str) -> WindowPlan:
-        """How long passages split into windows that fit beside the whole ``query``."""
-        budget = self.max_length - self._query_tokens(query) - self._pair_specials
+        """How long passages split into windows that fit beside the whole ``query``.
+
+        For a templated recipe the prompt's own tokens (template, instruction, query) count
+        against the limit too.
+        """
+        if self._template is not None:
+            budget = self._template.window_budget(query, self.max_length)
+        else:
+            budget = self.max_length - self._query_tokens(query) - self._pair_specials
         return WindowPlan(budget, tokenizers_offsets(self.tokenizer))
 
-    def score(self, query: str, texts: list[str]) -> PairScores:
-        """Each pair's score (the model's activation of its logit) and whether it was cut.
-
-        Not thread-safe (the tokenizer's truncation is set per call): callers hold a lock.
-        """
-        import numpy as np
-
+    def _encode(self, query: str, texts: list[str]) -> tuple[list[Any], list[bool]]:
+        """Each pair's tokens (cut to ``max_length``) and whether it was cut."""
+        if self._template is not None:
+            return self._template.encode(query, texts, self.max_length)
         strategy = self.pair_truncation
         if strategy is None:
             fits = self._query_tokens(query) + self._pair_specials < self.max_length
             strategy = "only_second" if fits else "longest_first"  # keep the query whole if it fits
         self.tokenizer.enable_truncation(self.max_length, strategy=strategy)
-        encodings = self.tokenizer.encode_batch([(query, text) for text in texts])
-        truncated = [bool(e.overflowing) for e in encodings]  # a cut pair keeps its tail there
+        try:
+            encodings = self.tokenizer.encode_batch([(query, text) for text in texts])
+        finally:
+            self.tokenizer.no_truncation()  # no state carries to the next call
+        return encodings, [bool(e.overflowing) for e in encodings]  # a cut pair keeps its tail
+
+    def score(self, query: str, texts: list[str]) -> PairScores:
+        """Each pair's score (the model's activation of its logit) and whether it was cut.
+
+        A templated recipe (a decoder sequence-classification conversion) reads each pair
+        rendered through its prompt template. A two-label head scores the probability of its
+        relevant label (softmax over the two logits; ``label``).
+
+        Not thread-safe (the tokenizer is shared): callers hold a lock.
+        """
+        import numpy as np
+
+        encodings, truncated = self._encode(query, texts)
         out = run_bucketed(self.runner, encodings, self.inputs, self.pad_id, *self.bucket_limits())
-        logits = out[:, 0]
         activation = self.meta["activation"]
+        if activation == "softmax":
+            shifted = out - out.max(axis=1, keepdims=True)
+            exp = np.exp(shifted)
+            scores = exp[:, self.label] / exp.sum(axis=1)
+            return PairScores(scores.tolist(), truncated=truncated)
+        logits = out[:, self.label]
         if activation == "sigmoid":  # written with tanh: no overflow for large |logit|
             scores = 0.5 * (1.0 + np.tanh(0.5 * logits))
         elif activation == "tanh":

@@ -23,6 +23,8 @@ from rerank_kit._core.errors import RerankError
 from rerank_kit._runtime.folders import activation_of
 from rerank_kit._runtime.paths import FORMAT_VERSION, FP32, META, OPSET, TOKENIZER, is_complete
 from rerank_kit._runtime.sessions import OrtRunner
+from rerank_kit._runtime.templated import TemplateEncoder
+from rerank_kit.recipes import Recipe, relevant_label, resolve_recipe
 
 __all__ = ["FUSABLE", "export_cross_encoder", "export_once", "export_sentence_encoder"]
 
@@ -157,26 +159,68 @@ def _fuse_and_check(
     return False
 
 
-def export_cross_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """Export a one-label transformers cross-encoder and its tokenizer into ``out_dir``.
+def _cross_encoder_sample(tokenizer: Any, recipe: Recipe | None, pad_id: int) -> Any:
+    """Two pairs of different lengths, padded (right) as the runtime batches them.
 
-    Needs torch, transformers and onnx. Returns the metadata to write to ``meta.json``.
+    A templated recipe's pairs are rendered through its prompt (default instruction) and
+    tokenized exactly as ``OnnxCrossEncoder`` does, so the export check compares the graph
+    with torch on the input the model really reads.
+    """
+    import torch
+
+    queries = ["what is a reranker", "why"]
+    passages = ["a model that orders passages by relevance to a query", "because"]
+    if recipe is None or not recipe.templated:
+        return tokenizer(queries, passages, padding=True, return_tensors="pt")
+    encoder = TemplateEncoder(tokenizer.backend_tokenizer, recipe, recipe.default_instruction)
+    rows = [
+        encoder.encode(q, [p], 1 << 30)[0][0].ids for q, p in zip(queries, passages, strict=True)
+    ]
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def export_cross_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Export a transformers cross-encoder (one label, or two) and its tokenizer into ``out_dir``.
+
+    A decoder sequence-classification conversion with a prompt template (its recipe in
+    ``rerank_kit.recipes``) is checked against torch on templated input. A two-label head keeps
+    both logits; ``meta.json`` names the relevant label (``label``) and the ``softmax``
+    activation. Needs torch, transformers and onnx. Returns the metadata to write to
+    ``meta.json``.
     """
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     config = AutoConfig.from_pretrained(model_dir)
+    config_dict = json.loads((model_dir / "config.json").read_text())
+    recipe = resolve_recipe(model_dir)
     num_labels = int(getattr(config, "num_labels", 1))
-    if num_labels != 1:
+    if num_labels not in (1, 2):
         raise ValueError(
             f"{str(model_dir)!r} has {num_labels} output labels; a reranker needs a one-label "
-            "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)"
+            "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2) or a two-label "
+            "[not relevant, relevant] head"
         )
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if not getattr(tokenizer, "is_fast", False):
         raise RerankError(
             f"{str(model_dir)!r} has no fast tokenizer (tokenizer.json); cannot export"
         )
+    pad_id = _pad_id(tokenizer)
+    if recipe is not None and recipe.templated:
+        # the graph pools the last token that is not config.pad_token_id: pad with that one
+        if getattr(config, "pad_token_id", None) is None:
+            raise RerankError(
+                f"{str(model_dir)!r} ({recipe.name}) has no pad_token_id in config.json; its "
+                "classifier cannot find the last token of a padded batch"
+            )
+        pad_id = int(config.pad_token_id)
     try:  # eager attention exports a graph that ONNX Runtime fuses into one Attention node
         model = AutoModelForSequenceClassification.from_pretrained(
             model_dir, dtype=torch.float32, attn_implementation="eager"
@@ -185,39 +229,38 @@ def export_cross_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
     model = model.eval()
     names = _input_names(tokenizer, config)
-    # Two pairs of different lengths: a padded batch, like the ones we will run.
-    sample = tokenizer(
-        ["what is a reranker", "why"],
-        ["a model that orders passages by relevance to a query", "because"],
-        padding=True,
-        return_tensors="pt",
-    )
+    sample = _cross_encoder_sample(tokenizer, recipe, pad_id)
     with torch.inference_mode():
         expected = model(**{n: sample[n] for n in names}).logits.numpy()
+    reference = "torch on templated input" if recipe is not None and recipe.templated else "torch"
     fused = _export_checked(
         model,
         lambda m, feeds: m(**feeds).logits,
         ((tokenizer, sample), names, "logits"),
         expected,
         out_dir,
-        (_LOGITS_TOLERANCE, True, repr(str(model_dir)), "torch"),
+        (_LOGITS_TOLERANCE, True, repr(str(model_dir)), reference),
     )
-    config_dict = json.loads((model_dir / "config.json").read_text())
     limits = (
         [int(config.max_position_embeddings)] if hasattr(config, "max_position_embeddings") else []
     )
-    if config.model_type in {"roberta", "xlm-roberta", "camembert"}:
-        limits = [n - 2 for n in limits]  # positions start after the padding index
+    offset = recipe.position_offset if recipe is not None else 0
+    if recipe is None and config.model_type in {"roberta", "xlm-roberta", "camembert"}:
+        offset = 2
+    limits = [n - offset for n in limits]  # positions start after the padding index (RoBERTa)
     if 0 < int(tokenizer.model_max_length) < 1_000_000:
         limits.append(int(tokenizer.model_max_length))
+    two = num_labels == 2
     return {
         "format": FORMAT_VERSION,
         "source": str(model_dir),
         "inputs": names,
         "num_labels": num_labels,
-        "activation": activation_of(config_dict, num_labels),
+        "label": relevant_label(config_dict, recipe) if two else 0,
+        "activation": "softmax" if two else activation_of(config_dict, num_labels),
         "max_length": min(limits) if limits else 512,
-        "pad_token_id": _pad_id(tokenizer),
+        "pad_token_id": pad_id,
+        "recipe": recipe.name if recipe is not None else None,
         "fused": fused,
     }
 

@@ -15,6 +15,7 @@ from typing import Any
 from rerank_kit._core.errors import ModelNotAvailableError, RerankError
 from rerank_kit._runtime.paths import FORMAT_VERSION, TOKENIZER
 from rerank_kit._runtime.sessions import Runner
+from rerank_kit.recipes import Recipe, relevant_label
 
 __all__ = [
     "KNOWN_INPUTS",
@@ -145,8 +146,8 @@ def _token_text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _check_graph(graph: Path, runner: Runner) -> list[str]:
-    """The graph's inputs, after checking it is a one-logit cross-encoder graph."""
+def _check_graph(graph: Path, runner: Runner, labels: int = 1) -> list[str]:
+    """The graph's inputs, after checking it is a cross-encoder graph with ``labels`` logits."""
     inputs = list(runner.input_names)
     unknown = [n for n in inputs if n not in KNOWN_INPUTS]
     if unknown or "input_ids" not in inputs:
@@ -156,29 +157,38 @@ def _check_graph(graph: Path, runner: Runner) -> list[str]:
         )
     shape = list(runner.output_shape)
     width = shape[-1] if len(shape) >= 2 else 1
-    if len(shape) > 2 or (isinstance(width, int) and width != 1):
+    if len(shape) > 2 or (isinstance(width, int) and width != labels):
         raise RerankError(
             f"{str(graph)!r} outputs {runner.output_name} of shape {shape}; a reranker needs one "
-            "relevance logit per pair ([batch, 1]): this looks like an embedding or "
-            "multi-label model"
+            "relevance logit per pair ([batch, 1]) or, for a two-label head named in its "
+            "config.json, two ([batch, 2]): this looks like an embedding or multi-label model"
         )
     return inputs
 
 
-def pre_exported_meta(graph: Path, folder: Path, tokenizer: Any, runner: Runner) -> dict[str, Any]:
-    """What scoring needs (as an export's ``meta.json``), read from a pre-exported folder."""
+def pre_exported_meta(
+    graph: Path, folder: Path, tokenizer: Any, runner: Runner, recipe: Recipe | None = None
+) -> dict[str, Any]:
+    """What scoring needs (as an export's ``meta.json``), read from a pre-exported folder.
+
+    A two-label head (``config.json`` ``num_labels`` or ``id2label`` of two) scores the
+    probability of its relevant label (``relevant_label``): ``activation`` ``"softmax"`` and
+    ``label``. ``recipe`` (the folder's, if any) gives the position offset and, for a templated
+    decoder, the pad token its classifier looks for (``config.json`` ``pad_token_id``).
+    """
     places = [graph.parent, folder] if graph.parent != folder else [folder]
     config = _read_json(*(p / "config.json" for p in places))
     tok_config = _read_json(*(p / "tokenizer_config.json" for p in places))
     special = _read_json(*(p / "special_tokens_map.json" for p in places))
     tok_json = _read_json(*(p / TOKENIZER for p in places))
-    inputs = _check_graph(graph, runner)
-    labels = config.get("num_labels") or len(config.get("id2label") or {}) or 1
-    if int(labels) != 1:
+    labels = int(config.get("num_labels") or len(config.get("id2label") or {}) or 1)
+    if labels not in (1, 2):
         raise ValueError(
             f"{str(folder)!r} has {labels} output labels; a reranker needs a one-label "
-            "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)"
+            "relevance model (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2) or a two-label "
+            "[not relevant, relevant] head"
         )
+    inputs = _check_graph(graph, runner, labels)
 
     limits: list[int] = []
     model_max = tok_config.get("model_max_length")
@@ -187,6 +197,8 @@ def pre_exported_meta(graph: Path, folder: Path, tokenizer: Any, runner: Runner)
     positions = config.get("max_position_embeddings")
     if isinstance(positions, int) and positions > 0:
         offset = 2 if config.get("model_type") in _POSITION_OFFSET_TYPES else 0
+        if recipe is not None:
+            offset = recipe.position_offset
         limits.append(positions - offset)
     if not limits:
         truncation = tok_json.get("truncation")
@@ -194,7 +206,11 @@ def pre_exported_meta(graph: Path, folder: Path, tokenizer: Any, runner: Runner)
             limits.append(int(truncation["max_length"]))
 
     pad_id: int | None = None
+    if recipe is not None and recipe.templated and isinstance(config.get("pad_token_id"), int):
+        pad_id = int(config["pad_token_id"])  # what the decoder's classifier looks for
     for text in (_token_text(tok_config.get("pad_token")), _token_text(special.get("pad_token"))):
+        if pad_id is not None:
+            break
         if text is not None and tokenizer.token_to_id(text) is not None:
             pad_id = int(tokenizer.token_to_id(text))
             break
@@ -208,8 +224,9 @@ def pre_exported_meta(graph: Path, folder: Path, tokenizer: Any, runner: Runner)
         "format": FORMAT_VERSION,
         "source": str(graph),
         "inputs": [n for n in KNOWN_INPUTS if n in inputs],
-        "num_labels": 1,
-        "activation": activation_of(config, 1),
+        "num_labels": labels,
+        "label": relevant_label(config, recipe) if labels == 2 else 0,
+        "activation": "softmax" if labels == 2 else activation_of(config, 1),
         "max_length": min(limits) if limits else 512,
         "pad_token_id": pad_id if pad_id is not None else 0,
         "fused": None,

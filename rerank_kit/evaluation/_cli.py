@@ -16,12 +16,26 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rerank_kit._core.errors import RerankError
 from rerank_kit.evaluation._dask_pool import add_dask_argument, score_pool
 
-__all__ = ["add_arguments", "add_assembly_arguments", "assembly_from_args", "main", "run"]
+if TYPE_CHECKING:
+    from rerank_kit._core.protocol import Reranker
+
+__all__ = [
+    "add_arguments",
+    "add_assembly_arguments",
+    "add_instruction_argument",
+    "assembly_from_args",
+    "instructed",
+    "main",
+    "run",
+]
+
+#: Spec kinds whose engine takes ``instruction=`` (the cross-encoder on every backend).
+INSTRUCTED_KINDS = ("cross-encoder", "onnx", "onnx-int8", "openvino")
 
 _EPILOG = """\
 DATA is a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), a folder holding
@@ -116,10 +130,76 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="empty rerankers' embedding caches before each query (latency on unseen passages)",
     )
+    add_instruction_argument(parser)
     add_score_cache_argument(parser)
     add_assembly_arguments(parser)
     add_dask_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def add_instruction_argument(parser: argparse.ArgumentParser) -> None:
+    """``--instruction TEXT``, shared by ``rerank-kit eval``, ``tune`` and ``demo``."""
+    parser.add_argument(
+        "--instruction",
+        metavar="TEXT",
+        help="task instruction for instruction-aware rerankers (Qwen3-Reranker, mxbai-rerank "
+        "v2, bge-reranker-v2-gemma), written into the model's prompt; given to every "
+        f"{', '.join(k + ':' for k in INSTRUCTED_KINDS)} spec (a model that takes none is an "
+        "error); other kinds run as they are (default: each model's own instruction)",
+    )
+
+
+def instructed(
+    specs: Sequence[str],
+    instruction: str | None,
+    *,
+    long_documents: str | None = None,
+    score_cache: Any = None,
+) -> list[str | Reranker]:
+    """``specs``, with each cross-encoder spec built here with ``instruction`` (if given).
+
+    Without an instruction the specs come back as they are. With one, every single-model
+    spec of a kind in ``INSTRUCTED_KINDS`` becomes a reranker built by
+    ``load_reranker(spec, instruction=...)`` (then given ``long_documents`` and
+    ``score_cache``, as ``compare`` and ``tune`` do for specs); other specs stay specs. A
+    cascade with such a stage is refused: the instruction cannot reach its stages.
+
+    Raises:
+        ValueError: A cascade with a cross-encoder stage, a model that takes no instruction,
+            or an empty instruction.
+
+    Example:
+        >>> instructed(["flashrank:ms-marco-TinyBERT-L-2-v2"], "Find the answer")
+        ['flashrank:ms-marco-TinyBERT-L-2-v2']
+        >>> instructed(["flashrank:a@20 >> onnx:b"], "Find the answer")
+        Traceback (most recent call last):
+        ...
+        ValueError: --instruction cannot reach the stages of the cascade 'flashrank:a@20 >> onnx:b'; give an instruction-aware reranker on its own
+    """
+    if instruction is None:
+        return list(specs)
+    if not instruction.strip():
+        raise ValueError("--instruction is empty")
+    from rerank_kit._registry import load_reranker
+    from rerank_kit.evaluation._compare import attach_score_cache
+
+    out: list[str | Reranker] = []
+    for spec in specs:
+        kinds = [part.partition(":")[0].strip().lower() for part in spec.split(">>")]
+        if not any(kind in INSTRUCTED_KINDS for kind in kinds):
+            out.append(spec)
+            continue
+        if len(kinds) > 1:
+            raise ValueError(
+                f"--instruction cannot reach the stages of the cascade {spec!r}; give an "
+                "instruction-aware reranker on its own"
+            )
+        model = load_reranker(spec, instruction=instruction)
+        if long_documents is not None:
+            model.set_long_documents(long_documents)
+        attach_score_cache(model, score_cache)
+        out.append(model)
+    return out
 
 
 def add_score_cache_argument(parser: argparse.ArgumentParser) -> None:
@@ -225,21 +305,28 @@ def run(args: argparse.Namespace) -> int:
     if assembly and not args.reranker:
         return _err("context assembly needs at least one --reranker (it assembles its ranking)")
     from rerank_kit._core.protocol import Reranker
+    from rerank_kit._core.score_cache import make_score_cache
 
     engine_log = logging.getLogger(Reranker.__module__)  # where the engine logs truncation
     quiet = _OnePerRunTruncationNotice()
     engine_log.addFilter(quiet)
+    if args.instruction is not None and getattr(args, "dask", None):
+        return _err("--instruction cannot be combined with --dask yet (workers load plain specs)")
     try:
         dataset = load_dataset(args.data, split=args.split, corpus=args.corpus)
         same = ("depth", "k", "embedding_model", "limit_queries", "cold_cache", "long_documents")
+        cache = make_score_cache(score_pool(args, dataset, "eval"))  # --dask: scored there first
+        rerankers = instructed(
+            args.reranker, args.instruction, long_documents=args.long_documents, score_cache=cache
+        )
         result = compare(
             dataset,
             args.first_stage or ["bm25"],
-            args.reranker,
+            rerankers,
             fusion=fusions,
             assembly=assembly,
             show_progress=not args.no_progress,
-            score_cache=score_pool(args, dataset, "eval"),  # --dask: the pool scored there first
+            score_cache=cache,
             **from_args(args, *same),
         )
     except (OSError, ValueError, ImportError, RerankError) as exc:
@@ -257,6 +344,7 @@ def run(args: argparse.Namespace) -> int:
             "split": args.split,
             "first_stages": args.first_stage or ["bm25"],
             "rerankers": list(args.reranker),
+            "instruction": args.instruction,
             "embedding_model": args.embedding_model,
             "limit_queries": args.limit_queries,
             "cold_cache": args.cold_cache,

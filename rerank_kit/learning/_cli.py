@@ -17,11 +17,23 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rerank_kit._core.errors import RerankError
-from rerank_kit.evaluation._cli import add_score_cache_argument, from_args
+from rerank_kit._core.score_cache import make_score_cache
+from rerank_kit._pipeline import PipelineConfig
+from rerank_kit.evaluation._cli import (
+    add_instruction_argument,
+    add_score_cache_argument,
+    from_args,
+    instructed,
+)
 from rerank_kit.evaluation._dask_pool import add_dask_argument, score_pool
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rerank_kit._core.protocol import Reranker
 
 __all__ = ["add_arguments", "add_train_arguments", "run", "run_train"]
 
@@ -97,9 +109,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit-queries", type=int, metavar="N", help="only the first N queries")
     parser.add_argument("--config", metavar="OUT", help="write the tuned settings here (JSON)")
     parser.add_argument("--json", metavar="OUT", help="write the report here (JSON)")
+    add_instruction_argument(parser)
     add_score_cache_argument(parser)
     add_dask_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def _with_instruction(
+    config: PipelineConfig, built: Sequence[tuple[str, str | Reranker]], instruction: str
+) -> PipelineConfig:
+    """The tuned config, naming the spec and instruction of a reranker built with one."""
+    for spec, item in built:
+        if not isinstance(item, str) and config.reranker == item.name:
+            return PipelineConfig.from_dict(
+                {**config.to_dict(), "reranker": spec, "instruction": instruction}
+            )
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,21 +132,29 @@ def run(args: argparse.Namespace) -> int:
     from rerank_kit.learning._tune import DEFAULT_DEPTHS, tune
 
     logging.getLogger("rerank_kit").addHandler(logging.NullHandler())
+    instruction = getattr(args, "instruction", None)
     try:
+        if instruction is not None and getattr(args, "dask", None):
+            raise ValueError("--instruction cannot be combined with --dask yet")
         data = _judged(args)
+        cache = make_score_cache(score_pool(args, data, "tune"))  # --dask: scored there first
+        rerankers = instructed(args.reranker, instruction, score_cache=cache)
         result = tune(
             data,
-            args.reranker,
+            rerankers,
             first_stage=args.first_stage or ["bm25"],
             query_split=not args.no_query_split,
             depths=args.depth or DEFAULT_DEPTHS,
             show_progress=not args.no_progress,
             **from_args(args, "folds", "seed", "test_size", "top_n", "target_precision"),
-            score_cache=score_pool(args, data, "tune"),  # --dask: the pool scored there first
+            score_cache=cache,
         )
     except (ValueError, OSError, RerankError) as exc:
         sys.stderr.write(f"rerank-kit tune: error: {exc}\n")
         return 2
+    if instruction is not None:  # the config names the spec, and the instruction it needs
+        built = list(zip(args.reranker, rerankers, strict=True))
+        result.config = _with_instruction(result.config, built, instruction)
     split = result.folds
     how = (
         f"{split['folds']}-fold cross-fitting by query, seed {split['seed']}"
