@@ -676,7 +676,7 @@ def table(report: dict[str, Any]) -> str:
         spread = res.get("reference_score_spread", {})
         tokens = res["tokens_per_pair"]
         lines.append(
-            f"- {name}: {res.get('parameters', '?'):,} parameters, {tokens['mean']:.0f} tokens "
+            f"- {name}: {res.get('parameters', 0):,} parameters, {tokens['mean']:.0f} tokens "
             f"per pair ({tokens['min']}-{tokens['max']}), {res.get('rounds', 0)} query rounds; "
             f"ST torch scores std {spread.get('std', float('nan')):.2g} "
             f"(range {spread.get('min', float('nan')):.4f}-{spread.get('max', float('nan')):.4f})"
