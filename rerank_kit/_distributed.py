@@ -13,6 +13,7 @@ the tasks of a worker that died on the workers left.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import sys
@@ -26,8 +27,9 @@ from rerank_kit._core.errors import RerankError, missing_extra
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.score_cache import ScoreCache, make_score_cache
 from rerank_kit._core.scoring import EMPTY_SCORE
+from rerank_kit._rerankers.remote.security import mask_credentials
 
-__all__ = ["DEFAULT_PARTITION_PAIRS", "dask_client", "score_on_dask"]
+__all__ = ["DEFAULT_PARTITION_PAIRS", "WorkerSecret", "dask_client", "score_on_dask"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,97 @@ _MODELS: dict[tuple[str, str, str | None], Reranker] = {}
 _MODELS_LOCK = threading.Lock()
 
 Item = tuple[str, Sequence[str]]
+
+#: ``reranker_kwargs`` that are secrets: never put in the task graph (see ``WorkerSecret``).
+SECRET_KWARGS = ("api_key",)
+_SALT = os.urandom(16).hex()
+#: Secrets this process holds, by digest: an in-process worker (threads) reads them here.
+_HELD: dict[str, str] = {}
+
+
+def _digest(salt: str, value: str) -> str:
+    return hashlib.sha256(f"{salt}:{value}".encode()).hexdigest()
+
+
+class WorkerSecret:
+    """A secret ``reranker_kwargs`` value sent to Dask workers without its value.
+
+    What travels in the task graph (and so sits in the scheduler) is the name of the
+    environment variable that holds it on the workers and a salted digest; its ``repr`` is
+    ``<secret from $NAME>``. A worker in the client's process (threads, ``processes=False``)
+    reads the value the client holds; a worker process reads the variable from its own
+    environment (the provider's, e.g. ``COHERE_API_KEY``: workers started from a shell or
+    ``local:N`` inherit it) and checks it against the digest.
+
+    Example:
+        >>> secret = WorkerSecret.hold("sk-123", "COHERE_API_KEY")
+        >>> secret
+        <secret from $COHERE_API_KEY>
+        >>> secret.reveal("cohere:rerank-v3.5")
+        'sk-123'
+    """
+
+    __slots__ = ("digest", "env", "salt")
+
+    def __init__(self, env: str, salt: str, digest: str) -> None:
+        self.env, self.salt, self.digest = env, salt, digest
+
+    @classmethod
+    def hold(cls, value: str, env: str) -> WorkerSecret:
+        """A reference to ``value``, which this process keeps."""
+        digest = _digest(_SALT, value)
+        _HELD[digest] = value
+        return cls(env, _SALT, digest)
+
+    def __repr__(self) -> str:
+        return f"<secret from ${self.env}>"
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
+        return (WorkerSecret, (self.env, self.salt, self.digest))
+
+    def reveal(self, spec: str) -> str:
+        """The value, on a worker.
+
+        Raises:
+            RerankError: Neither this process nor its ``env`` variable holds it.
+        """
+        value = _HELD.get(self.digest)
+        if value is not None:
+            return value
+        value = os.environ.get(self.env)
+        if value and _digest(self.salt, value) == self.digest:
+            return value
+        state = "holds another key" if value else "is not set"
+        raise RerankError(
+            f"{mask_credentials(spec)}: the API key is not sent in the Dask task graph, and "
+            f"${self.env} "
+            f"{state} on this worker: set {self.env} in the workers' environment to the key "
+            "given to score_on_dask"
+        )
+
+
+def _secret_env(spec: str) -> str:
+    from rerank_kit._rerankers.remote.providers import PROFILES
+
+    provider = spec.partition(":")[0].strip().lower()
+    profile = PROFILES.get(provider)
+    env = profile.endpoint.key_env if profile is not None else None
+    return env or f"RERANK_KIT_{provider.upper().replace('-', '_')}_API_KEY"
+
+
+def _task_kwargs(spec: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``reranker_kwargs`` for the task graph: secret values replaced by ``WorkerSecret``."""
+    out = dict(kwargs)
+    for name in SECRET_KWARGS:
+        value = out.get(name)
+        if isinstance(value, str) and value:
+            out[name] = WorkerSecret.hold(value, _secret_env(spec))
+    return out
+
+
+def _model_key(kwargs: Mapping[str, Any]) -> str:
+    shown = {k: (v.digest if isinstance(v, WorkerSecret) else v) for k, v in kwargs.items()}
+    return repr(sorted(shown.items()))
 
 
 def _require_distributed() -> Any:
@@ -54,20 +147,24 @@ def _require_distributed() -> Any:
 
 def _worker_model(spec: str, kwargs: Mapping[str, Any], long_documents: str | None) -> Reranker:
     """The reranker of ``spec`` in this process: built on first use, then reused by every task."""
-    key = (spec, repr(sorted(kwargs.items())), long_documents)
+    key = (spec, _model_key(kwargs), long_documents)
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
             from rerank_kit._registry import load_reranker
 
             try:
-                model = load_reranker(spec, **dict(kwargs))
+                revealed = {
+                    k: (v.reveal(spec) if isinstance(v, WorkerSecret) else v)
+                    for k, v in kwargs.items()
+                }
+                model = load_reranker(spec, **revealed)
                 if long_documents is not None:
                     model.set_long_documents(long_documents)
             except Exception as exc:
                 # no chained cause: the error travels back pickled, and some causes do not
                 raise RerankError(
-                    f"{spec!r} failed to load on Dask worker {_worker_address()} "
+                    f"{mask_credentials(spec)!r} failed to load on Dask worker {_worker_address()} "
                     f"(pid {os.getpid()}): {type(exc).__name__}: {exc}"
                 ) from None
             _MODELS[key] = model
@@ -271,7 +368,10 @@ def score_on_dask(
         spec: A single-model ``load_reranker`` spec (a cascade's stages score separately).
         items: ``(query, texts)`` pairs; queries and texts are checked as ``score`` checks them.
         reranker_kwargs: Keyword arguments for ``load_reranker`` on the workers, e.g.
-            ``{"device": "cuda"}`` for GPU workers.
+            ``{"device": "cuda"}`` for GPU workers. An ``api_key`` is not put in the task
+            graph: the tasks carry a :class:`WorkerSecret` instead, which workers in this
+            process resolve at once and worker processes from their environment (the
+            provider's variable, e.g. ``COHERE_API_KEY``).
         long_documents: ``"truncate"``, ``"max"``, ``"mean"`` or ``"first"`` (``None``: the
             reranker's default), see ``Reranker.set_long_documents``.
         score_cache: A ``ScoreCache`` or a file name for a persistent one (``None``: none).
@@ -304,20 +404,22 @@ def score_on_dask(
 
         check_long_documents(long_documents)
     checked = [(check_query(q), check_texts(t)) for q, t in items]
-    kwargs = dict(reranker_kwargs or {})
+    kwargs = _task_kwargs(spec, reranker_kwargs or {})
     cache = make_score_cache(score_cache)
     submit = {"resources": dict(resources)} if resources else {}
     if not client.nthreads():
         logger.warning("the Dask cluster has no worker yet; the run waits for one to join")
     name, _ = _result(
-        client.submit(_probe, spec, kwargs, long_documents, pure=False, **submit), spec
+        client.submit(_probe, spec, kwargs, long_documents, pure=False, **submit),
+        mask_credentials(spec),
     )
+    shown = mask_credentials(name)  # the cache keeps the identity; logs show it masked
     pending, known = _pending_items(name, checked, cache)
     parts = _partitions(pending, partition_pairs)
     total = sum(len(texts) for _, _, texts in pending)
     logger.info(
         "%s: %d pairs to score on Dask in %d partitions (%d answered by the cache)",
-        name,
+        shown,
         total,
         len(parts),
         len(known),
@@ -328,7 +430,7 @@ def score_on_dask(
             from tqdm.auto import tqdm
         except ImportError as exc:
             raise missing_extra("eval", "tqdm", exc) from exc
-        bar = tqdm(total=total, desc=f"scoring on Dask: {name}", unit="pair", file=sys.stderr)
+        bar = tqdm(total=total, desc=f"scoring on Dask: {shown}", unit="pair", file=sys.stderr)
     threads = max(1, sum(client.nthreads().values()))
     window = 2 * threads
     run_id = uuid.uuid4().hex[:8]
@@ -355,7 +457,7 @@ def score_on_dask(
     try:
         for future in done:
             part = futures.pop(future)
-            answers = _result(future, name)
+            answers = _result(future, shown)
             for (_, query, texts), (scores, cut) in zip(part, answers, strict=True):
                 if cache is not None:
                     cache.put(name, query, texts, scores, cut)

@@ -142,7 +142,8 @@ def load_reranker(spec: str, **kwargs: Any) -> Reranker:
         spec: The spec string.
         **kwargs: Passed to the reranker's constructor (single-model specs only), e.g.
             ``cache_dir=`` for FlashRank, ``batch_size=``, or ``api_key=``/``base_url=``/
-            ``timeout=``/``max_retries=`` for remote specs.
+            ``timeout=``/``max_retries=``/``max_response_bytes=``/``allow_insecure_http=``
+            for remote specs.
 
     Returns:
         A ``Reranker``.

@@ -32,13 +32,13 @@ Example:
 from __future__ import annotations
 
 import fnmatch
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from rerank_kit._core.errors import RerankError
+from rerank_kit._recipe_folder import FolderFacts, folder_facts, is_decoder
 
 __all__ = [
     "ACTIVATIONS",
@@ -56,6 +56,7 @@ __all__ = [
     "render",
     "render_parts",
     "resolve_recipe",
+    "unknown_decoder_message",
 ]
 
 #: ``Recipe.kind`` values.
@@ -78,33 +79,6 @@ ACTIVATIONS = (
 _SIDES = ("left", "right")
 #: ``id2label`` names (lowercased) that mark a two-label head's relevant label.
 _RELEVANT_NAMES = ("relevant", "label_1", "yes", "positive", "true", "1")
-#: Model types of decoder-only (causal) language models: a sequence-classification head on one
-#: of these pools the last token and reads a prompt, which needs a recipe.
-_DECODER_TYPES = frozenset(
-    {
-        "qwen2",
-        "qwen3",
-        "qwen2_moe",
-        "qwen3_moe",
-        "gemma",
-        "gemma2",
-        "gemma3",
-        "gemma3_text",
-        "llama",
-        "mistral",
-        "mixtral",
-        "phi",
-        "phi3",
-        "gpt2",
-        "gpt_neox",
-        "falcon",
-        "olmo",
-        "olmo2",
-        "minicpm",
-        "granite",
-        "smollm3",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -357,97 +331,6 @@ def _unregister(name: str) -> None:
     """Remove a registered recipe (for tests)."""
     with _LOCK:
         _USER[:] = [r for r in _USER if r.name != name]
-
-
-@dataclass(frozen=True)
-class FolderFacts:
-    """What a model folder says about its family (read from its JSON and template files).
-
-    Attributes:
-        architectures: ``config.json`` architectures.
-        model_type: ``config.json`` model type (``""`` if none).
-        head: ``"causal-lm"``, ``"sequence-classification"`` or ``""`` (neither named).
-        chat_template: The chat template text (``tokenizer_config.json`` or
-            ``chat_template.jinja``), ``""`` if none.
-        st_modules: sentence-transformers module class names (``modules.json``), if any.
-        config: The ``config.json`` object (``{}`` if none).
-        names: The model name and folder name, lowercased, for ``name_patterns``.
-    """
-
-    architectures: tuple[str, ...] = ()
-    model_type: str = ""
-    head: str = ""
-    chat_template: str = ""
-    st_modules: tuple[str, ...] = ()
-    config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-    names: tuple[str, ...] = ()
-
-
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def folder_facts(folder: str | Path, name: str | None = None) -> FolderFacts:
-    """Read what matching needs from ``folder`` (missing or unreadable files count as absent).
-
-    Example:
-        >>> folder_facts("/no/such/folder", "org/Qwen3-Reranker-0.6B").names
-        ('org/qwen3-reranker-0.6b', 'folder')
-    """
-    root = Path(folder)
-    config = _json(root / "config.json")
-    config = config if isinstance(config, dict) else {}
-    architectures = tuple(str(a) for a in config.get("architectures") or [])
-    if any(a.endswith("ForCausalLM") for a in architectures):
-        head = "causal-lm"
-    elif any(a.endswith("ForSequenceClassification") for a in architectures):
-        head = "sequence-classification"
-    else:
-        head = ""
-    template = ""
-    tok_config = _json(root / "tokenizer_config.json")
-    if isinstance(tok_config, dict):
-        value = tok_config.get("chat_template")
-        if isinstance(value, list):  # named templates: [{"name": ..., "template": ...}]
-            value = "\n".join(str(t.get("template", "")) for t in value if isinstance(t, dict))
-        template = value if isinstance(value, str) else ""
-    if not template and (root / "chat_template.jinja").is_file():
-        try:
-            template = (root / "chat_template.jinja").read_text(encoding="utf-8")
-        except OSError:
-            template = ""
-    modules = _json(root / "modules.json")
-    st_modules = tuple(
-        str(m.get("type", "")).rsplit(".", 1)[-1]
-        for m in (modules if isinstance(modules, list) else [])
-        if isinstance(m, dict)
-    )
-    names = tuple(dict.fromkeys(n.lower() for n in (name or "", root.name) if n))
-    return FolderFacts(
-        architectures=architectures,
-        model_type=str(config.get("model_type") or ""),
-        head=head,
-        chat_template=template,
-        st_modules=st_modules,
-        config=config,
-        names=names,
-    )
-
-
-def is_decoder(facts: FolderFacts) -> bool:
-    """Whether the folder holds a decoder-only model (a causal LM, or a decoder's classifier).
-
-    Example:
-        >>> is_decoder(FolderFacts(architectures=("Qwen3ForSequenceClassification",),
-        ...     model_type="qwen3", head="sequence-classification"))
-        True
-    """
-    if facts.head == "causal-lm" or "LogitScore" in facts.st_modules:
-        return True
-    return facts.model_type in _DECODER_TYPES or bool(facts.config.get("is_decoder"))
 
 
 def _fits(recipe: Recipe, facts: FolderFacts) -> bool:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from rerank_kit._core.assembly import Assembly, check_metadata
 from rerank_kit._core.checks import (
+    check_encodable,
     check_query,
     check_threshold,
     check_threshold_supported,
@@ -129,6 +130,7 @@ def passage_texts(values: Sequence[object], where: Callable[[int], str]) -> list
     for i, value in enumerate(values):
         if not isinstance(value, str):
             raise TypeError(f"{where(i)} must be text (a str), got {type(value).__name__}")
+        check_encodable(value, where(i))
     return [str(v) for v in values]
 
 

@@ -13,7 +13,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from rerank_kit._adapters.build import (
     ENGINE_FIELDS,
@@ -29,6 +37,7 @@ from rerank_kit._core.checks import check_threshold, check_top_n
 from rerank_kit._core.fusion import FusionMethod, to_fusion
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.score_cache import ScoreCache
+from rerank_kit._rerankers.remote.security import mask_credentials
 
 if TYPE_CHECKING:
     from rerank_kit._rerankers.listwise import ListwiseLLMReranker
@@ -285,6 +294,17 @@ class BiEncoderSettings(_ModelSettings):
     )
 
 
+def _mask_urls(value: Any) -> Any:
+    """``value`` with the ``user:pass@`` of every URL in its strings masked."""
+    if isinstance(value, str):
+        return mask_credentials(value)
+    if isinstance(value, dict):
+        return {k: _mask_urls(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_mask_urls(v) for v in value)
+    return value
+
+
 class RemoteSettings(_Built):
     """A hosted rerank API or a serving engine (``rerank_kit.RemoteReranker``)."""
 
@@ -304,17 +324,57 @@ class RemoteSettings(_Built):
         repr=False,
         exclude=True,
         description="Keyword arguments for RemoteReranker (base_url, timeout, max_retries, "
-        "batch_size, retry, api_key); left out of the repr and of serialisation.",
+        "batch_size, retry, max_response_bytes, api_key); left out of the repr and of "
+        "serialisation (an api_key here is masked in validation errors too).",
     )
+    allow_insecure_http: bool = Field(
+        default=False,
+        description="Send a hosted provider's key over plain http:// to a host that is not "
+        "loopback (a trusted proxy on your own network); without it such a base_url is "
+        "refused. Self-hosted engines (tei, infinity, llamacpp) take http:// without it.",
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _mask_keys(cls, data: Any, handler: Any) -> Any:
+        """Validate with the keys held as ``SecretStr``, so no validation error shows them.
+
+        A pydantic error repeats the input it was given (up to 21 characters of a key in
+        ``model_kwargs``); the caller's dicts are copied, never changed.
+        """
+        if isinstance(data, dict):
+            data = dict(data)
+            if isinstance(data.get("api_key"), str):
+                data["api_key"] = SecretStr(data["api_key"])
+            kwargs = data.get("model_kwargs")
+            if isinstance(kwargs, dict) and isinstance(kwargs.get("api_key"), str):
+                data["model_kwargs"] = {**kwargs, "api_key": SecretStr(kwargs["api_key"])}
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            # a URL's user:pass@ (a TEI spec, a base_url) is in the input the error repeats
+            errors = [{**e, "input": _mask_urls(e["input"])} for e in exc.errors()]
+            if errors == exc.errors():
+                raise
+            raise ValidationError.from_exception_data(exc.title, errors) from None  # type: ignore[arg-type]
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, (_mask_urls(value) if name == "model" else value)
 
     def _build(self) -> Reranker:
         key = None if self.api_key is None else self.api_key.get_secret_value()
+        kwargs = dict(self.model_kwargs)
+        if isinstance(kwargs.get("api_key"), SecretStr):
+            kwargs["api_key"] = kwargs["api_key"].get_secret_value()
+        if self.allow_insecure_http:
+            kwargs.setdefault("allow_insecure_http", True)
         return build_remote(
             self.model,
             adapter=type(self).__name__,
             framework=self.framework,
             api_key=key,
-            kwargs=self.model_kwargs,
+            kwargs=kwargs,
         )
 
 

@@ -19,10 +19,12 @@ from rerank_kit._core.score_cache import ScoreCache, make_score_cache
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, hf_offsets
 from rerank_kit._rerankers.onnx_cross_encoder import onnx_reranker_name
-from rerank_kit._runtime.decoder import DecoderScorer, torch_recipe
+from rerank_kit._runtime.decoder import DecoderScorer, hub_decoder_folder, torch_recipe
 from rerank_kit._runtime.folders import onnx_graphs
 from rerank_kit._runtime.hub import resolve_hf_model
 from rerank_kit._runtime.options import TORCH_CROSS_ENCODER, require
+from rerank_kit._runtime.torch_limits import cap_to_positions
+from rerank_kit._runtime.vocab import UnknownTokens, check_hf_texts, hf_unk_id
 from rerank_kit.recipes import (
     Recipe,
     effective_instruction,
@@ -66,7 +68,13 @@ class CrossEncoderReranker(Reranker):
     """Reranks with a cross-encoder (query and passage read together) on torch or ONNX Runtime.
 
     Scores are exactly ``CrossEncoder.predict`` (a sigmoid for one-label models), so the quality
-    published for a model carries over.
+    published for a model carries over. A two-label head ([not relevant, relevant]) scores the
+    probability of its relevant label (softmax over the two logits; the label ``id2label`` names
+    ``relevant``, ``LABEL_1``, ``yes``, ``positive`` or ``true``, else the last), on every
+    backend. Each model is matched to its recipe (``rerank_kit.recipes``, docs "Model recipes"):
+    a decoder sequence-classification conversion (e.g. Qwen3-Reranker "seq-cls") reads its
+    prompt template on every backend, and a decoder no recipe matches is refused with a
+    ``RerankError`` saying how to supply one (``rerank_kit.register_recipe``).
 
     The default backend follows the model: the bundled ``cross-encoder/ms-marco-MiniLM-L-12-v2``
     (``rerank_kit.models``) and a local folder that already holds an ONNX graph run on ONNX
@@ -240,9 +248,11 @@ class CrossEncoderReranker(Reranker):
         model_kwargs: dict[str, Any] | None,
         instruction: str | None = None,
     ) -> None:
-        require(TORCH_CROSS_ENCODER, load=False)
-        # resolve first: an unavailable model fails in seconds, before torch is even imported
+        # resolve first: a model that is not there is a ModelNotAvailableError naming it (even
+        # without sentence-transformers installed), in seconds, before torch is even imported
         path = resolve_hf_model(model, kind="cross-encoder", prefix="cross-encoder")
+        if not Path(path).is_dir():  # a Hub id to download: a causal LM's recipe needs its files
+            path = hub_decoder_folder(path) or path
         self.name = f"cross-encoder:{model}"
         kwargs = dict(model_kwargs or {})
         if kwargs.get("trust_remote_code", trust_remote_code) != trust_remote_code:
@@ -269,6 +279,8 @@ class CrossEncoderReranker(Reranker):
             )
             self.model = self._decoder
             self._generative = True
+            if recipe.name == "mxbai-rerank-v2":  # older versions scored it with a guessed head
+                self._score_rule = "recipe-mxbai-rerank-v2/1"  # so their cache entries never match
             logger.debug("loaded generative reranker %s (recipe %s)", model, recipe.name)
             return
         from sentence_transformers import CrossEncoder
@@ -284,6 +296,8 @@ class CrossEncoderReranker(Reranker):
                 f"{model!r} is a generative (causal-LM) reranker, which this sentence-transformers "
                 "cannot score; upgrade it (pip install -U sentence-transformers)"
             )
+        cap_to_positions(self.model, model, max_length)
+        self._unknown = UnknownTokens(model, hf_unk_id(getattr(self.model, "tokenizer", None)))
         num_labels = getattr(self.model, "num_labels", 1)
         if num_labels not in (1, 2):
             raise ValueError(
@@ -349,16 +363,11 @@ class CrossEncoderReranker(Reranker):
 
     @property
     def generative(self) -> bool:
-        """True for a causal-LM reranker (a ``LogitScore`` head on next-token logits)."""
-        return self._generative
+        """True for a causal-LM reranker scored from its next-token logits.
 
-    def _score_identity(self) -> str:
-        """The base identity, plus the instruction when it is not the recipe's default."""
-        base = super()._score_identity()
-        recipe = self.recipe
-        if recipe is None or self.instruction in (None, recipe.default_instruction):
-            return base
-        return f"{base} [instruction={self.instruction!r}]"
+        Scored by its recipe (``recipe``), or by the ``LogitScore`` head a folder declares.
+        """
+        return self._generative
 
     @property
     def backend(self) -> str:
@@ -371,6 +380,8 @@ class CrossEncoderReranker(Reranker):
             return result
         if self._decoder is not None:
             return self._decoder.score(query, texts)
+        if not self._unknown.warned:
+            check_hf_texts(self._unknown, self.model.tokenizer, query, texts)
         scores = self._torch_predict(query, texts)
         limit = getattr(self.model, "max_seq_length", None)
         tokenizer = getattr(self.model, "tokenizer", None)

@@ -179,6 +179,8 @@ class FlashRankReranker(Reranker):
                 backend="openvino" if backend == "openvino" else "onnx",
                 pair_truncation="longest_first",  # FlashRank's (the tokenizers default)
             )
+        except ModelNotAvailableError:
+            raise  # a truncated or corrupt file: FlashRank's own path would fail on it too
         except (RerankError, ValueError) as exc:
             if backend != "auto":
                 raise
@@ -205,7 +207,13 @@ class FlashRankReranker(Reranker):
                     f"not be downloaded ({type(exc).__name__}). Pass cache_dir= a folder holding "
                     "it, or a local model folder path."
                 ) from exc
-            raise
+            if isinstance(exc, (RerankError, ValueError, TypeError)):
+                raise
+            # ONNX Runtime / tokenizers on a truncated or corrupt file: name the folder
+            raise RerankError(
+                f"FlashRank could not load {self.model_name!r} from {str(self.model_dir)!r} "
+                f"({type(exc).__name__}: {str(exc).strip()[:300]})"
+            ) from exc
 
     def _model_type(self) -> str:
         try:

@@ -53,7 +53,11 @@ class OnnxCrossEncoderReranker(Reranker):
     and pad token come from the tokenizer files (``tokenizer_config.json``, ``config.json`` when
     present), ``token_type_ids`` are fed only if the graph takes them, and scores are the sigmoid
     of the single logit unless the folder's ``config.json`` names another activation, as in
-    ``CrossEncoder.predict``. ``quantize="int8"`` quantizes an fp32 graph once (cached) and is a
+    ``CrossEncoder.predict``. A two-label head ([not relevant, relevant]) scores the probability
+    of its relevant label (softmax; the label ``id2label`` names relevant, else the last). A
+    decoder sequence-classification conversion (Qwen3-Reranker "seq-cls") reads each pair
+    rendered through its recipe's prompt template (``rerank_kit.recipes``); only the document
+    is cut, and the export is checked against torch on templated input. ``quantize="int8"`` quantizes an fp32 graph once (cached) and is a
     no-op, logged at INFO, for a graph that is already quantized; ``precision`` tells which runs.
 
     ``cross-encoder/ms-marco-MiniLM-L-12-v2`` that is neither local nor cached while the Hub is

@@ -36,14 +36,14 @@ import hashlib
 import json
 import logging
 import mmap
-import os
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from rerank_kit._runtime.paths import graph_key, slug
+from rerank_kit._core.errors import RerankError
+from rerank_kit._runtime.paths import graph_key, slug, write_file_atomically
+from rerank_kit._runtime.sessions import check_graph_file, graph_error
 
 __all__ = [
     "DEQUANTIZED",
@@ -56,6 +56,7 @@ __all__ = [
     "calibration_pairs",
     "dynamic_ops",
     "plan_graph",
+    "quantized_copy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -119,12 +120,18 @@ def calibration_pairs() -> list[tuple[str, str]]:
 
 def dynamic_ops(graph: Path) -> list[str]:
     """The op types in ``graph`` that quantize activations per call (batch-wide)."""
+    check_graph_file(graph)  # mmap refuses an empty file
     with graph.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         return [op.decode() for op in _DYNAMIC_OPS if data.find(op) != -1]
 
 
 def _calibration_feeds(tokenizer: Any) -> list[dict[str, Any]]:
-    """One unpadded feed per calibration pair, tokenized as the model's pairs are."""
+    """One unpadded feed per calibration pair, tokenized as the model's pairs are.
+
+    Every input a cross-encoder graph may take is given (``token_type_ids`` too);
+    ``calibrate_zero_points`` feeds a graph only the inputs it has (XLM-R, ModernBERT,
+    DistilBERT or DeBERTa-v3 graphs take no ``token_type_ids``).
+    """
     import numpy as np
 
     tok = tokenizer.__class__.from_str(tokenizer.to_str())
@@ -151,18 +158,6 @@ def _cached_path(graph: Path, cache_dir: Path, rule: str) -> Path:
     return cache_dir / f"{slug(f'{graph.parent.name}-{graph.stem}')}-{kind}-{key}" / "model.onnx"
 
 
-def _write_atomically(target: Path, build: Any) -> None:
-    """``build(tmp)`` then one rename to ``target`` (readers never see half a file)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
-    os.close(fd)
-    try:
-        build(Path(tmp))
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def _per_token(graph: Path, tokenizer: Any, cache_dir: Path) -> Path:
     """The cached per-token rewrite of ``graph`` (made now if missing)."""
     from rerank_kit._runtime.attention_fusion import fuse_bert_attention
@@ -186,7 +181,7 @@ def _per_token(graph: Path, tokenizer: Any, cache_dir: Path) -> Path:
             target.parent,
         )
 
-    _write_atomically(target, build)
+    write_file_atomically(target, build)
     return target
 
 
@@ -197,8 +192,24 @@ def _dequantized(graph: Path, cache_dir: Path) -> Path:
     target = _cached_path(graph, cache_dir, DEQUANTIZED)
     if not target.is_file():
         logger.info("dequantizing %s to fp32 for OpenVINO (once; cached in %s)", graph, target)
-        _write_atomically(target, lambda tmp: dequantized_graph(graph, tmp))
+        write_file_atomically(target, lambda tmp: dequantized_graph(graph, tmp))
     return target
+
+
+def quantized_copy(graph: Path, target: Path, backend: str) -> None:
+    """Write the MatMul-only int8 graph of ``graph`` to ``target``, atomically (once; cached).
+
+    A graph that cannot be read raises ``ModelNotAvailableError`` naming it, and nothing is
+    left in the cache (not even an empty folder).
+    """
+    from rerank_kit._runtime.quantize import quantize_into
+
+    try:
+        write_file_atomically(target, lambda tmp: quantize_into(graph, tmp, attention=False))
+    except (ImportError, RerankError):
+        raise
+    except Exception as exc:  # onnx / protobuf / ONNX Runtime on a corrupt graph
+        raise graph_error(graph, backend, exc, "quantizing") from exc
 
 
 def _per_pair(graph: Path, why: str) -> GraphPlan:
@@ -234,6 +245,8 @@ def plan_graph(
                     f"quantizes activations per batch and cannot be "
                     f"dequantized for OpenVINO ({exc})",
                 )
+            except Exception as exc:  # onnx / protobuf: a graph that cannot be read
+                raise graph_error(graph, backend, exc, "dequantizing") from exc
         if precision == "bf16":
             return GraphPlan(
                 graph,
@@ -258,8 +271,12 @@ def plan_graph(
         )
     try:
         rewritten = _per_token(graph, tokenizer, cache_dir)
+    except RerankError:
+        raise
     except ValueError as exc:
         return _per_pair(graph, f"quantizes activations per batch and cannot be rewritten ({exc})")
+    except Exception as exc:  # ONNX Runtime (calibration), onnx or protobuf (a corrupt graph)
+        raise graph_error(graph, backend, exc, "rewriting to per-token int8") from exc
     return GraphPlan(
         rewritten, PER_TOKEN, batch_size=PER_TOKEN_BATCH, max_batch_tokens=PER_TOKEN_TOKENS
     )

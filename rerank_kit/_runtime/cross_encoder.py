@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit import models
+from rerank_kit._core.errors import RerankError
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
-from rerank_kit._runtime.batch_rule import plan_graph
+from rerank_kit._runtime.batch_rule import plan_graph, quantized_copy
 from rerank_kit._runtime.batching import run_bucketed
 from rerank_kit._runtime.cpu import cpu_has_bf16
 from rerank_kit._runtime.export import export_cross_encoder, export_once
@@ -48,8 +49,9 @@ from rerank_kit._runtime.paths import (
     slug,
 )
 from rerank_kit._runtime.quantize import graph_is_quantized, quantize_into
-from rerank_kit._runtime.sessions import make_runner
+from rerank_kit._runtime.sessions import check_graph_file, load_tokenizer, make_runner
 from rerank_kit._runtime.templated import TemplateEncoder
+from rerank_kit._runtime.vocab import UnknownTokens, tokenizers_unk_id
 from rerank_kit.recipes import Recipe, effective_instruction, resolve_recipe
 
 __all__ = ["PAIR_TRUNCATIONS", "OnnxCrossEncoder", "cross_encoder_folder"]
@@ -150,9 +152,8 @@ class OnnxCrossEncoder:
             self.onnx_path = self._pre_exported_graph(graph)
         if self.backend == "onnx":
             require(RUN_ONNX)
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer = load_tokenizer(tokenizer_path)
+        self._unknown = UnknownTokens(str(model), tokenizers_unk_id(self.tokenizer))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
         self._pair_specials = self.tokenizer.num_special_tokens_to_add(True)
@@ -224,6 +225,7 @@ class OnnxCrossEncoder:
 
     def _pre_exported_graph(self, graph: Path) -> Path:
         """The graph to run for a pre-exported ``graph``: itself, or its cached int8 copy."""
+        check_graph_file(graph)
         if graph_is_quantized(graph):
             self.precision = "int8"
             if self.quantize == "int8":
@@ -238,7 +240,7 @@ class OnnxCrossEncoder:
         target = folder / INT8_MATMUL
         if not target.is_file():
             logger.info("quantizing %s to int8 (once; cached in %s)", graph, folder)
-            quantize_into(graph, target, attention=False)
+            quantized_copy(graph, target, self.backend)
             self.exported = True
         return target
 
@@ -255,8 +257,7 @@ class OnnxCrossEncoder:
         return size, tokens
 
     def _query_tokens(self, query: str) -> int:
-        self.tokenizer.no_truncation()  # never the state a previous call left
-        return len(self.tokenizer.encode(query, add_special_tokens=False).ids)
+        return _count_tokens(self.tokenizer, query)
 
     def window_plan(self, query: str) -> WindowPlan:
         """How long passages split into windows that fit beside the whole ``query``.
@@ -278,11 +279,7 @@ class OnnxCrossEncoder:
         if strategy is None:
             fits = self._query_tokens(query) + self._pair_specials < self.max_length
             strategy = "only_second" if fits else "longest_first"  # keep the query whole if it fits
-        self.tokenizer.enable_truncation(self.max_length, strategy=strategy)
-        try:
-            encodings = self.tokenizer.encode_batch([(query, text) for text in texts])
-        finally:
-            self.tokenizer.no_truncation()  # no state carries to the next call
+        encodings = _encode_pairs(self.tokenizer, query, texts, self.max_length, strategy)
         return encodings, [bool(e.overflowing) for e in encodings]  # a cut pair keeps its tail
 
     def score(self, query: str, texts: list[str]) -> PairScores:
@@ -292,11 +289,13 @@ class OnnxCrossEncoder:
         rendered through its prompt template. A two-label head scores the probability of its
         relevant label (softmax over the two logits; ``label``).
 
-        Not thread-safe (the tokenizer is shared): callers hold a lock.
+        Not thread-safe (the tokenizer is shared; its truncation is set for the call, then
+        switched off again): callers hold a lock.
         """
         import numpy as np
 
         encodings, truncated = self._encode(query, texts)
+        self._unknown.check_encodings(encodings)
         out = run_bucketed(self.runner, encodings, self.inputs, self.pad_id, *self.bucket_limits())
         activation = self.meta["activation"]
         if activation == "softmax":
@@ -312,3 +311,32 @@ class OnnxCrossEncoder:
         else:
             scores = logits
         return PairScores(scores.tolist(), truncated=truncated)
+
+
+def _encode_pairs(
+    tokenizer: Any, query: str, texts: list[str], max_length: int, strategy: str
+) -> list[Any]:
+    """``(query, text)`` encodings cut by ``strategy``; the tokenizer is left without truncation.
+
+    Nothing carries over to the next call (a query counted alone after a call that truncated
+    pairs ``only_second`` would fail), and a tokenizers failure is a ``RerankError``.
+    """
+    try:
+        tokenizer.enable_truncation(max_length, strategy=strategy)
+        return list(tokenizer.encode_batch([(query, text) for text in texts]))
+    except Exception as exc:  # tokenizers raises a bare Exception
+        raise RerankError(
+            f"tokenizing {len(texts)} pair(s) at max_length={max_length} with truncation "
+            f"{strategy!r} failed: {exc}"
+        ) from exc
+    finally:
+        tokenizer.no_truncation()
+
+
+def _count_tokens(tokenizer: Any, text: str) -> int:
+    """Tokens of ``text`` alone, whole (truncation off: never the previous call's setting)."""
+    tokenizer.no_truncation()
+    try:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+    except Exception as exc:  # tokenizers raises a bare Exception
+        raise RerankError(f"tokenizing the query failed: {exc}") from exc

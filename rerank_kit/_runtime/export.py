@@ -251,12 +251,13 @@ def export_cross_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
     if 0 < int(tokenizer.model_max_length) < 1_000_000:
         limits.append(int(tokenizer.model_max_length))
     two = num_labels == 2
+    labels = {"num_labels": num_labels, "id2label": dict(getattr(config, "id2label", {}) or {})}
     return {
         "format": FORMAT_VERSION,
         "source": str(model_dir),
         "inputs": names,
         "num_labels": num_labels,
-        "label": relevant_label(config_dict, recipe) if two else 0,
+        "label": relevant_label(labels, recipe) if two else 0,
         "activation": "softmax" if two else activation_of(config_dict, num_labels),
         "max_length": min(limits) if limits else 512,
         "pad_token_id": pad_id,

@@ -182,6 +182,10 @@ def pre_exported_meta(
     special = _read_json(*(p / "special_tokens_map.json" for p in places))
     tok_json = _read_json(*(p / TOKENIZER for p in places))
     labels = int(config.get("num_labels") or len(config.get("id2label") or {}) or 1)
+    shape = list(runner.output_shape)
+    if len(shape) == 2 and isinstance(shape[-1], int) and shape[-1] == 2 and labels == 1:
+        if not config.get("num_labels") and not config.get("id2label"):
+            labels = 2  # transformers 5 saves a default two-label head without id2label
     if labels not in (1, 2):
         raise ValueError(
             f"{str(folder)!r} has {labels} output labels; a reranker needs a one-label "
@@ -225,7 +229,7 @@ def pre_exported_meta(
         "source": str(graph),
         "inputs": [n for n in KNOWN_INPUTS if n in inputs],
         "num_labels": labels,
-        "label": relevant_label(config, recipe) if labels == 2 else 0,
+        "label": relevant_label({**config, "num_labels": labels}, recipe) if labels == 2 else 0,
         "activation": "softmax" if labels == 2 else activation_of(config, 1),
         "max_length": min(limits) if limits else 512,
         "pad_token_id": pad_id if pad_id is not None else 0,

@@ -85,6 +85,36 @@ def check_model_folder(folder: Path, kind: str) -> None:
             f"{kind} model folder {str(folder)!r} is missing {', '.join(missing)}; "
             "pass a complete model folder (as saved by save_pretrained / model.save)"
         )
+    broken = [name for name in _JSON_FILES if _broken_json(folder / name)]
+    broken += [
+        f.name for pattern in _WEIGHTS for f in folder.glob(pattern) if f.stat().st_size == 0
+    ]
+    if broken:
+        raise ModelNotAvailableError(
+            f"{kind} model folder {str(folder)!r} has empty, truncated or corrupt files: "
+            f"{', '.join(broken)} (an interrupted download or copy?); replace them with the "
+            "model's complete files"
+        )
+
+
+#: JSON files of a model folder checked before loading (a cheap look at the ends of each).
+_JSON_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
+
+
+def _broken_json(path: Path) -> bool:
+    """True if ``path`` exists and cannot be a JSON object: empty, or not ``{`` ... ``}``.
+
+    Reads the first and last bytes only (a tokenizer.json may be 17 MB): catches an empty,
+    a truncated and a garbage file, not every corruption in the middle.
+    """
+    if not path.is_file():
+        return False
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+        fh.seek(max(0, size - 64))
+        tail = fh.read().rstrip(b" \t\r\n\x00")
+    return not (head.startswith(b"{") and tail.endswith(b"}"))
 
 
 def _looks_like_path(model: str) -> bool:
@@ -130,7 +160,17 @@ def resolve_hf_model(model: str, *, kind: str, prefix: str | None = None) -> str
     if bundled is not None:
         logger.debug("using the bundled all-MiniLM-L6-v2 at %s", bundled)
         return str(bundled)
-    require(FETCH)
+    try:
+        require(FETCH)
+    except ImportError:
+        if not hub_offline():
+            raise
+        # the model is not found offline: that is the error to give, whatever is installed
+        raise ModelNotAvailableError(
+            f"{kind} model {model!r} is not a local folder, and HF_HUB_OFFLINE is set "
+            "(the Hugging Face cache was not searched: huggingface_hub is not installed). "
+            f"{how}{models.bundled_hint(model, kind)}"
+        ) from None
     from huggingface_hub import snapshot_download
 
     candidates = [model]

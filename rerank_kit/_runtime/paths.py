@@ -12,6 +12,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ __all__ = [
     "is_complete",
     "side_files_key",
     "slug",
+    "write_file_atomically",
 ]
 
 #: Bump when the exported files change in a way that old caches must not be reused.
@@ -122,3 +126,40 @@ def slug(text: str) -> str:
 def is_complete(folder: Path) -> bool:
     """True if ``folder`` holds a finished export (its metadata and fp32 graph)."""
     return (folder / META).is_file() and (folder / FP32).is_file()
+
+
+def write_file_atomically(target: Path, build: Callable[[Path], Any]) -> None:
+    """``build(path)`` in a temporary folder, then that folder renamed to ``target.parent``.
+
+    For a cache entry that is one file in a folder of its own: readers never see half a file,
+    and a build that fails leaves nothing behind (not even an empty folder). If ``target``
+    exists by then (a concurrent build won), the new one is dropped; into a folder that holds
+    other files, the file alone is renamed.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> write_file_atomically(root / "entry" / "model.onnx", lambda p: p.write_text("x"))
+        >>> (root / "entry" / "model.onnx").read_text()
+        'x'
+        >>> def fails(path: Path) -> None:
+        ...     raise ValueError("cannot build")
+        >>> try:
+        ...     write_file_atomically(root / "other" / "model.onnx", fails)
+        ... except ValueError:
+        ...     pass
+        >>> sorted(p.name for p in root.iterdir())
+        ['entry']
+    """
+    folder = target.parent
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name[:40]}-", dir=folder.parent))
+    try:
+        build(tmp / target.name)
+        try:
+            os.replace(tmp, folder)  # replaces a missing or empty folder in one rename
+        except OSError:  # the folder holds files: a concurrent build won, or other entries
+            if not target.is_file():
+                os.replace(tmp / target.name, target)  # one file, still one rename
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

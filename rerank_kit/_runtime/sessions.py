@@ -13,14 +13,85 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from rerank_kit._core.errors import RerankError
+from rerank_kit._core.errors import ModelNotAvailableError, RerankError
 from rerank_kit._runtime.cpu import cpu_has_bf16
 from rerank_kit._runtime.options import OV_PRECISIONS, RUN_OPENVINO, require
 
-__all__ = ["OpenVinoRunner", "OrtRunner", "Runner", "make_runner", "root_logger_untouched"]
+__all__ = [
+    "OpenVinoRunner",
+    "OrtRunner",
+    "Runner",
+    "check_graph_file",
+    "graph_error",
+    "load_tokenizer",
+    "make_runner",
+    "root_logger_untouched",
+]
 
 #: Op types OpenVINO's ONNX reader has no conversion rule for (ONNX Runtime's int8 attention).
 _OPENVINO_UNREADABLE = (b"QAttention",)
+#: Exception type names that mean "this file is not a readable ONNX graph" (protobuf's and
+#: ONNX Runtime's parse failures, an empty or vanished file).
+_UNREADABLE_GRAPH = ("DecodeError", "InvalidProtobuf", "NoSuchFile", "ParseError")
+
+
+def check_graph_file(graph: Path) -> None:
+    """Raise ``ModelNotAvailableError`` naming ``graph`` if it is missing or empty.
+
+    The cheap check made before anything maps or parses the file; a truncated or garbage graph
+    is caught where it is parsed (``graph_error``).
+
+    Example:
+        >>> check_graph_file(Path("/no/such/model.onnx"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        rerank_kit._core.errors.ModelNotAvailableError: ONNX graph '/no/such/model.onnx' ...
+    """
+    try:
+        size = graph.stat().st_size
+    except OSError as exc:
+        raise ModelNotAvailableError(
+            f"ONNX graph {str(graph)!r} cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
+    if size == 0:
+        raise ModelNotAvailableError(
+            f"ONNX graph {str(graph)!r} is an empty file (an interrupted download or copy?); "
+            "replace it with the model's complete model.onnx"
+        )
+
+
+def graph_error(
+    graph: Path, backend: str, exc: BaseException, doing: str = "loading"
+) -> RerankError:
+    """The error to raise when a runtime fails on ``graph``: it names the file and the backend.
+
+    A parse failure (truncated, garbage or empty file) is a ``ModelNotAvailableError``; any
+    other failure of ONNX Runtime, OpenVINO or onnx a ``RerankError``.
+    """
+    what = f"{type(exc).__name__}: {str(exc).strip()[:500]}"
+    if type(exc).__name__ in _UNREADABLE_GRAPH or "mmap an empty file" in str(exc):
+        return ModelNotAvailableError(
+            f"ONNX graph {str(graph)!r} is not a readable ONNX model (truncated or corrupt?) "
+            f"while {doing} it for backend={backend!r} ({what}); replace it with the model's "
+            "complete file"
+        )
+    return RerankError(f"backend={backend!r} failed {doing} ONNX graph {str(graph)!r} ({what})")
+
+
+def load_tokenizer(path: Path) -> Any:
+    """``tokenizers.Tokenizer.from_file(path)``, or ``ModelNotAvailableError`` naming the file."""
+    from tokenizers import Tokenizer
+
+    try:
+        if path.stat().st_size == 0:
+            raise ValueError("the file is empty")
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception for a file it cannot parse
+        raise ModelNotAvailableError(
+            f"tokenizer file {str(path)!r} cannot be loaded (truncated or corrupt?): "
+            f"{type(exc).__name__}: {str(exc).strip()[:300]}; replace it with the model's "
+            "tokenizer.json"
+        ) from exc
 
 
 class Runner(Protocol):
@@ -51,7 +122,13 @@ class OrtRunner:
         # Idle threads sleep instead of spinning, so they do not steal CPU from other work.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        check_graph_file(graph)
+        try:
+            self.session = ort.InferenceSession(
+                str(graph), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ONNX Runtime's own exception types derive from Exception
+            raise graph_error(graph, self.backend, exc) from exc
         self.input_names = [i.name for i in self.session.get_inputs()]
         out = self.session.get_outputs()[0]
         self.output_name: str = out.name
@@ -78,6 +155,7 @@ class OpenVinoRunner:
             raise ValueError(
                 f"openvino_precision must be one of {', '.join(OV_PRECISIONS)}, got {precision!r}"
             )
+        check_graph_file(graph)
         with graph.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
             unreadable = [op.decode() for op in _OPENVINO_UNREADABLE if data.find(op) != -1]
         if unreadable:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rerank_kit._core.errors import RerankError
+from rerank_kit._rerankers.remote.security import mask_credentials
 from rerank_kit.evaluation._dask_pool import add_dask_argument, score_pool
 
 if TYPE_CHECKING:
@@ -271,7 +272,7 @@ class _OnePerRunTruncationNotice(logging.Filter):
 
 
 def _err(message: str) -> int:
-    sys.stderr.write(f"rerank-kit eval: error: {message}\n")
+    sys.stderr.write(f"rerank-kit eval: error: {mask_credentials(str(message))}\n")
     return 2
 
 
@@ -334,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         engine_log.removeFilter(quiet)
 
-    sys.stdout.write(result.to_table() + "\n")
+    sys.stdout.write(mask_credentials(result.to_table()) + "\n")
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -353,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
             "score_cache": args.score_cache,
             "context_assembly": assembly,
         }
-        out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        out.write_text(mask_credentials(json.dumps(payload, indent=2)) + "\n", encoding="utf-8")
         sys.stdout.write(f"wrote {out}\n")
     if args.plot:
         written = result.plot(args.plot)

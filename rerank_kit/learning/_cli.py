@@ -39,8 +39,17 @@ __all__ = ["add_arguments", "add_train_arguments", "run", "run_train"]
 
 
 def _say(text: str) -> None:
-    """One line of the command's report, on stdout."""
-    sys.stdout.write(text + "\n")
+    """One line of the command's report, on stdout (URL credentials masked)."""
+    from rerank_kit._rerankers.remote.security import mask_credentials
+
+    sys.stdout.write(mask_credentials(text) + "\n")
+
+
+def _masked(text: object) -> str:
+    """``text`` as shown in reports: URL credentials (``tei:http://user:pass@...``) masked."""
+    from rerank_kit._rerankers.remote.security import mask_credentials
+
+    return mask_credentials(str(text))
 
 
 def _judged(args: argparse.Namespace) -> Any:
@@ -150,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             score_cache=cache,
         )
     except (ValueError, OSError, RerankError) as exc:
-        sys.stderr.write(f"rerank-kit tune: error: {exc}\n")
+        sys.stderr.write(f"rerank-kit tune: error: {_masked(exc)}\n")
         return 2
     if instruction is not None:  # the config names the spec, and the instruction it needs
         built = list(zip(args.reranker, rerankers, strict=True))
@@ -166,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         _say(f"config written to {result.config.save(args.config)}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        Path(args.json).write_text(_masked(json.dumps(result.to_dict(), indent=2)) + "\n")
         _say(f"report written to {args.json}")
     return 0
 

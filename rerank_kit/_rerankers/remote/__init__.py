@@ -4,6 +4,10 @@
 - ``retry``: ``RetryPolicy`` and the one retry/wait/raise decision (``decide``).
 - ``client``: ``RemoteReranker``, whose sync and async loops differ only in send and sleep.
 - ``errors``: ``RemoteRerankError`` and its messages.
+- ``transport``: bounded answers (a total deadline per request, a body-size cap, bounded JSON
+  nesting), shared by the sync and async loops.
+- ``security``: keys and URL credentials held out of reprs and masked where shown, and the one
+  decision on plain ``http://`` (``allow_insecure_http``).
 """
 
 from __future__ import annotations

@@ -11,20 +11,31 @@ the network together instead of on worker threads.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import functools
 import logging
 import os
 import random
 import time
 import weakref
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from rerank_kit._core.errors import missing_extra
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._rerankers.remote.errors import RemoteRerankError, failure, provider_message
 from rerank_kit._rerankers.remote.providers import PROFILES, Profile
 from rerank_kit._rerankers.remote.retry import RetryPolicy, decide
+from rerank_kit._rerankers.remote.security import Secret, mask_credentials, transport_check
+from rerank_kit._rerankers.remote.transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    BodyReader,
+    Deadline,
+    bound_client,
+)
 
 __all__ = ["RemoteReranker"]
 
@@ -33,20 +44,51 @@ logger = logging.getLogger(__name__)
 _USER_AGENT = "rerank-kit (+https://pypi.org/project/rerank-kit/)"
 
 
-class _Secret:
-    """Holds the API key; its repr never shows it."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "<secret>"
+_Secret = Secret  # the name older code imported
 
 
 def _positive_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """``(url without user:pass@, "user:password" or None)``.
+
+    The credentials go as Basic auth, so the URL httpx logs never carries them.
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return clean, f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+
+
+@functools.cache
+def _auth_class() -> type:
+    import httpx
+
+    class KeyAuth(httpx.Auth):
+        """Puts the key (and URL credentials) on each request.
+
+        Never in the client's headers, whose repr shows all but ``Authorization`` in clear.
+        """
+
+        def __init__(self, header: str | None, value: Secret | None, basic: Secret | None):
+            self._header, self._value, self._basic = header, value, basic
+
+        def __repr__(self) -> str:
+            return "<rerank-kit key auth>"
+
+        def auth_flow(self, request: Any) -> Generator[Any, Any, None]:
+            if self._basic is not None:
+                pair = self._basic.value.encode("utf-8")
+                request.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+            if self._header is not None and self._value is not None:
+                request.headers[self._header] = self._value.value
+            yield request
+
+    return KeyAuth
 
 
 class _Exchange:
@@ -136,12 +178,21 @@ class RemoteReranker(Reranker):
         api_key: The key (default: the provider's environment variable; self-hosted engines
             send one only if given, for servers started with ``--api-key``).
         base_url: Replaces the provider's base URL (gateways, proxies, private deployments);
-            the endpoint path is appended.
-        timeout: Seconds to wait for connecting, sending and for the answer, per request.
+            the endpoint path is appended. A hosted provider's key is never sent over plain
+            ``http://`` to a host other than loopback (``127.0.0.1``, ``localhost``, ``::1``)
+            unless ``allow_insecure_http=True``.
+        timeout: Seconds one request may take as a whole: connecting, sending and reading
+            the whole answer, however slowly the server sends it (each retry gets its own).
         max_retries: Retries after the first attempt (0 disables retrying).
         batch_size: Documents per request (default and maximum: the provider's limit; for
             self-hosted engines any value, matching the server's setting).
         retry: A full :class:`RetryPolicy` (its ``max_retries`` is replaced by ``max_retries``).
+        allow_insecure_http: Send a hosted provider's key over plain ``http://`` to a host
+            that is not loopback (a trusted proxy on your own network). Self-hosted engines
+            (TEI, Infinity, llama.cpp) take ``http://`` without it; a key or URL credentials
+            sent in clear off this machine are then warned about once (this flag silences it).
+        max_response_bytes: The largest answer body accepted (default 16 MiB); a larger one
+            raises :class:`RemoteRerankError` unread.
 
     Example:
         >>> from rerank_kit import RemoteReranker, load_reranker  # doctest: +SKIP
@@ -169,6 +220,8 @@ class RemoteReranker(Reranker):
         max_retries: int = 3,
         batch_size: int | None = None,
         retry: RetryPolicy | None = None,
+        allow_insecure_http: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         super().__init__()
         try:
@@ -186,14 +239,36 @@ class RemoteReranker(Reranker):
         self.profile: Profile = profile
         self.provider = provider
         model = (model or "").strip()
-        self.model_name, self.base_url = profile.target(model, base_url)
-        self.url = self.base_url.rstrip("/") + profile.endpoint.path
-        self.name = f"{provider}:{model}"
+        self.model_name, target = profile.target(model, base_url)
+        send_url, credentials = _split_credentials(target.rstrip("/") + profile.endpoint.path)
+        self._basic = Secret(credentials) if credentials else None
+        self._send_url = send_url
+        #: Shown in names, messages and logs: URL credentials masked.
+        self.base_url = mask_credentials(target)
+        self.url = mask_credentials(target.rstrip("/") + profile.endpoint.path)
+        self.name = mask_credentials(f"{provider}:{model}")
+        # the score cache keeps the name as it always was (credentials included), so the
+        # scores cached by an existing remote reranker stay found; it is never shown
+        self._identity_name = Secret(f"{provider}:{model}")
 
         if not _positive_number(timeout):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        if not isinstance(allow_insecure_http, bool):
+            raise ValueError(
+                f"allow_insecure_http must be True or False, got {allow_insecure_http!r}"
+            )
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise ValueError(
+                f"max_response_bytes must be a positive int, got {max_response_bytes!r}"
+            )
+        self.allow_insecure_http = allow_insecure_http
+        self.max_response_bytes = max_response_bytes
         self.timeout = float(timeout)
         self.retry = dataclasses.replace(retry or RetryPolicy(), max_retries=max_retries)
         self.batch_size = profile.batch_limit(self.model_name, batch_size)
@@ -205,28 +280,52 @@ class RemoteReranker(Reranker):
                 provider,
                 f"no API key: set the {key_env} environment variable or pass api_key=...",
             )
-        self._key = _Secret(key) if key else None
+        self._key = Secret(key) if key else None
+        verdict = transport_check(
+            provider,
+            self.url,
+            hosted=profile.hosted,
+            sends_secret=self._key is not None or self._basic is not None,
+            allow_insecure_http=allow_insecure_http,
+        )
+        if verdict is not None and verdict[0] == "refuse":
+            raise RemoteRerankError(provider, verdict[1])
+        if verdict is not None:
+            logger.warning("%s: %s", self.name, verdict[1])
+        endpoint = profile.endpoint
+        self._auth = _auth_class()(
+            endpoint.auth_header if self._key is not None else None,
+            Secret(endpoint.auth_format.format(key=key)) if self._key is not None else None,
+            self._basic,
+        )
         self._transport_error = httpx.TransportError
         self._httpx_timeout = httpx.Timeout(self.timeout)
         self._client = httpx.Client(headers=self._headers(), timeout=self._httpx_timeout)
+        bound_client(self._client)
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
         self._rng = random.Random()
 
     def _headers(self) -> dict[str, str]:
-        """Request headers, built on demand so no attribute but the secret holds the key."""
-        endpoint = self.profile.endpoint
+        """The clients' headers: never the key (``_auth`` adds it to each request)."""
         headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
-        headers.update(endpoint.headers)
-        if self._key is not None:
-            headers[endpoint.auth_header] = endpoint.auth_format.format(key=self._key.value)
+        headers.update(self.profile.endpoint.headers)
         return headers
 
     def _redact(self, text: str) -> str:
         if self._key is not None and self._key.value:
             text = text.replace(self._key.value, "<api key>")
-        return text
+        password = self._basic.value.partition(":")[2] if self._basic is not None else ""
+        if len(password) >= 3:
+            text = text.replace(password, "***")
+        return mask_credentials(text)
+
+    def _score_identity(self) -> str:
+        """The score-cache key, as before masking: the name with its URL credentials."""
+        identity = super()._score_identity()
+        shown = mask_credentials(self._identity_name.value)
+        return identity.replace(shown, self._identity_name.value, 1)
 
     def _failure(self, outcome: Any, attempts: int, hint: str | None = None) -> RemoteRerankError:
         return failure(
@@ -242,11 +341,42 @@ class RemoteReranker(Reranker):
 
     # -- one request: the same exchange, sent two ways -------------------------------------
 
+    @staticmethod
+    def _timed_out(exc: TimeoutError) -> Any:
+        """The deadline's ``TimeoutError`` as the ``httpx.ReadTimeout`` both loops report."""
+        import httpx
+
+        return httpx.ReadTimeout(str(exc) or "the request's total deadline passed")
+
+    def _reader(self, response: Any, deadline: Deadline) -> BodyReader:
+        return BodyReader(
+            response,
+            provider=self.provider,
+            url=self.url,
+            max_bytes=self.max_response_bytes,
+            deadline=deadline,
+        )
+
     def _send(self, body: dict[str, Any]) -> Any:
+        """One attempt: the whole answer (a ``Reply``) within the deadline, or the error."""
+        deadline = Deadline(self.timeout)
+        token = deadline.activate()  # every socket operation ends by the deadline
         try:
-            return self._client.post(self.url, json=body)
+            request = self._client.build_request("POST", self._send_url, json=body)
+            response = self._client.send(request, stream=True, auth=self._auth)
+            try:
+                reader = self._reader(response, deadline)
+                for chunk in response.iter_bytes():
+                    reader.feed(chunk)
+                return reader.reply()
+            finally:
+                response.close()
         except self._transport_error as exc:
             return exc
+        except TimeoutError as exc:
+            return self._timed_out(exc)
+        finally:
+            deadline.deactivate(token)
 
     def _post(self, query: str, docs: list[str]) -> list[float]:
         exchange = _Exchange(self, query, docs)
@@ -261,10 +391,25 @@ class RemoteReranker(Reranker):
         return exchange.scores
 
     async def _asend(self, client: Any, body: dict[str, Any]) -> Any:
+        """Async ``_send``: the attempt runs under ``anyio.fail_after`` (the deadline)."""
+        import anyio
+
+        deadline = Deadline(self.timeout)
         try:
-            return await client.post(self.url, json=body)
+            with anyio.fail_after(self.timeout):
+                request = client.build_request("POST", self._send_url, json=body)
+                response = await client.send(request, stream=True, auth=self._auth)
+                try:
+                    reader = self._reader(response, deadline)
+                    async for chunk in response.aiter_bytes():
+                        reader.feed(chunk)
+                    return reader.reply()
+                finally:
+                    await response.aclose()
         except self._transport_error as exc:
             return exc
+        except TimeoutError as exc:
+            return self._timed_out(exc)
 
     def _aclient(self) -> Any:
         """The ``httpx.AsyncClient`` of the running event loop (one per loop, pooled)."""

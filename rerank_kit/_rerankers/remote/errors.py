@@ -30,7 +30,7 @@ def provider_message(response: Any) -> str:
     text = ""
     try:
         data = response.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         data = None
     if isinstance(data, dict):
         for key in ("message", "detail", "error"):
@@ -67,18 +67,30 @@ def failure(
     if isinstance(outcome, BaseException):
         import httpx
 
-        if isinstance(outcome, httpx.TimeoutException):
+        if isinstance(outcome, (httpx.TimeoutException, TimeoutError)):
             text = (
                 f"no answer from {url} within the {timeout:g} s timeout "
-                f"({type(outcome).__name__}, {attempts} attempt(s))"
+                f"({type(outcome).__name__}, {attempts} attempt(s)); the timeout bounds each "
+                "request as a whole (connect, send, every read): raise timeout= or check the "
+                "server"
             )
         else:
             detail = redact(str(outcome)) or type(outcome).__name__
-            text = f"could not reach {url}: {detail} ({attempts} attempt(s))"
+            text = (
+                f"could not reach {url}: {detail} ({attempts} attempt(s)); check the URL and "
+                "that the server is up"
+            )
         return RemoteRerankError(provider, text)
     status = outcome.status_code
     message = redact(provider_message(outcome))
-    if status in (401, 403):
+    if 300 <= status < 400 or status < 200:
+        location = redact(str(outcome.headers.get("Location") or "(no Location header)"))
+        text = (
+            f"HTTP {status} from {url} pointing to {location}: redirects are not followed "
+            "(they could carry the key to another host); set base_url (or the spec's URL) to "
+            "the final address"
+        )
+    elif status in (401, 403):
         hint = (
             f"check {key_env} or api_key=" if key_env else "check api_key= (the server's --api-key)"
         )
@@ -87,8 +99,10 @@ def failure(
             text += f". The server said: {message}"
     elif status == 429:
         text = f"rate limited (HTTP 429) by {url} after {attempts} attempt(s): {message}"
+        hint = hint or "lower the request rate, or raise max_retries= to wait longer"
     elif status >= 500:
         text = f"server error HTTP {status} from {url} after {attempts} attempt(s): {message}"
+        hint = hint or "the server's own trouble: try again later or raise max_retries="
     else:
         text = f"HTTP {status} from {url}: {message}"
     if hint:

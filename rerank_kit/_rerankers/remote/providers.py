@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rerank_kit._rerankers.remote.errors import RemoteRerankError
+from rerank_kit._rerankers.remote.transport import MAX_JSON_DEPTH, JSONTooDeep
 
 __all__ = ["PROFILES", "Answer", "Endpoint", "Limits", "Profile", "Request"]
 
@@ -236,11 +237,16 @@ class Profile:
         status = response.status_code
         try:
             data = response.json()
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            deep = isinstance(exc, (JSONTooDeep, RecursionError))
+            what = (
+                f"nests JSON deeper than {MAX_JSON_DEPTH} levels" if deep else "is not valid JSON"
+            )
             raise RemoteRerankError(
                 self.name,
-                f"the answer from {url} is not valid JSON ({exc}); body starts "
-                f"{response.text[:120]!r}",
+                f"the answer from {url} {what} ({exc if not deep else 'HTTP ' + str(status)}); "
+                f"body starts {response.text[:120]!r}: check that the URL is the provider's "
+                "rerank endpoint",
                 status,
             ) from None
         key = self.answer.results_key
@@ -249,7 +255,7 @@ class Profile:
         else:
             results = data.get(key) if isinstance(data, dict) else None
         if not isinstance(results, list):
-            where = f"a {key!r} list" if key else "a list"
+            where = f"{key!r} list" if key else "list"
             raise RemoteRerankError(
                 self.name, f"the answer from {url} has no {where} of results", status
             )
@@ -271,7 +277,10 @@ class Profile:
             if scores[index] is not None:
                 raise RemoteRerankError(self.name, f"returned index {index} twice")
             score = item.get(self.answer.score_key)
-            if not _is_number(score) or not math.isfinite(score):
+            # NaN, infinities and ints beyond float range (10**400) all fail, never overflow
+            if not _is_number(score) or not (
+                math.isfinite(score) if isinstance(score, float) else abs(score) <= 2**1023
+            ):
                 raise RemoteRerankError(
                     self.name, f"returned a non-numeric score {score!r:.50} for index {index}"
                 )

@@ -127,6 +127,8 @@ def decide(
         Decision(action='raise', wait=0.0, reason='HTTP 429')
         >>> decide(policy, 0, Answer(401))  # refused: never retried
         Decision(action='raise', wait=0.0, reason='HTTP 401')
+        >>> decide(policy, 0, Answer(302))  # a redirect is refused, never followed
+        Decision(action='raise', wait=0.0, reason='HTTP 302')
         >>> decide(policy, 0, TimeoutError("read timed out")).action
         'retry'
     """
@@ -134,10 +136,10 @@ def decide(
         reason, retry_after = type(outcome).__name__, None
     else:
         status = outcome.status_code
-        if status < 400:
+        if 200 <= status < 300:
             return Decision("done")
         reason = f"HTTP {status}"
-        if not policy.retryable_status(status):
+        if status < 400 or not policy.retryable_status(status):  # 3xx: redirects not followed
             return Decision("raise", reason=reason)
         retry_after = parse_retry_after(outcome.headers.get("Retry-After"), now)
     if attempt >= policy.max_retries:
