@@ -23,6 +23,7 @@ from rerank_kit._runtime.decoder import DecoderScorer, hub_decoder_folder, torch
 from rerank_kit._runtime.folders import onnx_graphs
 from rerank_kit._runtime.hub import resolve_hf_model
 from rerank_kit._runtime.options import TORCH_CROSS_ENCODER, require
+from rerank_kit._runtime.templated import recipe_chat_template, warn_if_template_differs
 from rerank_kit._runtime.torch_limits import cap_to_positions
 from rerank_kit._runtime.vocab import UnknownTokens, check_hf_texts, hf_unk_id
 from rerank_kit.recipes import (
@@ -316,31 +317,23 @@ class CrossEncoderReranker(Reranker):
     def _torch_template_mode(self, model: str) -> str:
         """How torch feeds a seq-cls conversion its prompt: ``"chat"`` or ``"pairs"``.
 
-        ``"chat"``: the folder's chat template renders the pair (sentence-transformers), the
-        instruction passed as a system message, which the template must read. ``"pairs"``: no
-        chat template, so the recipe renders (prefix + query part, document part + suffix).
+        ``"chat"``: sentence-transformers renders each pair through a chat template, which is set
+        to the recipe's (``recipe_chat_template``: the instruction is a system message), so torch
+        reads what ONNX and OpenVINO read whatever template the folder ships (the published
+        Qwen3-Reranker conversions keep Qwen3's plain chat template, which cannot carry a
+        pair). ``"pairs"``: no chat template at all, so the recipe renders (prefix + query part,
+        document part + suffix) as a text pair.
         """
         module = self.model[0]
-        if "message" not in getattr(module, "modality_config", {}):
+        if "message" not in getattr(module, "modality_config", {}) or self.recipe is None:
             return "pairs"
-        if self.instruction == (self.recipe.default_instruction if self.recipe else None):
-            return "chat"
-        marker = "\x1frerank-kit-instruction\x1f"
-        messages = [
-            {"role": "system", "content": marker},
-            {"role": "query", "content": "q"},
-            {"role": "document", "content": "d"},
-        ]
-        try:
-            shown = self.model.tokenizer.apply_chat_template(messages, tokenize=False)
-        except Exception:  # a template that rejects a system message
-            shown = ""
-        if marker not in str(shown):
-            raise RerankError(
-                f"{model!r}'s chat template does not read an instruction (a system message), so "
-                f"backend='torch' cannot apply instruction={self.instruction!r}; use "
-                "backend='onnx', which renders the recipe's template itself"
-            )
+        found = [getattr(module, "processor", None), getattr(self.model, "tokenizer", None)]
+        holders: list[Any] = [h for h in found if h is not None and hasattr(h, "chat_template")]
+        if not holders:
+            return "pairs"
+        warn_if_template_differs(model, holders[0].chat_template, self.recipe)
+        for holder in holders:
+            holder.chat_template = recipe_chat_template(self.recipe)
         return "chat"
 
     def _torch_predict(self, query: str, texts: list[str]) -> list[float]:

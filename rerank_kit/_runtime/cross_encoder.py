@@ -50,9 +50,9 @@ from rerank_kit._runtime.paths import (
 )
 from rerank_kit._runtime.quantize import graph_is_quantized, quantize_into
 from rerank_kit._runtime.sessions import check_graph_file, load_tokenizer, make_runner
-from rerank_kit._runtime.templated import TemplateEncoder
+from rerank_kit._runtime.templated import TemplateEncoder, warn_if_template_differs
 from rerank_kit._runtime.vocab import UnknownTokens, tokenizers_unk_id
-from rerank_kit.recipes import Recipe, effective_instruction, resolve_recipe
+from rerank_kit.recipes import Recipe, effective_instruction, folder_facts, resolve_recipe
 
 __all__ = ["PAIR_TRUNCATIONS", "OnnxCrossEncoder", "cross_encoder_folder"]
 
@@ -160,6 +160,8 @@ class OnnxCrossEncoder:
         self._template: TemplateEncoder | None = None
         if self.recipe is not None and self.recipe.templated:
             self._template = TemplateEncoder(self.tokenizer, self.recipe, self.instruction)
+            template = folder_facts(self.model_path, model).chat_template
+            warn_if_template_differs(model, template, self.recipe)
         opts = self.options
         precision = opts.openvino_precision
         if precision == "auto":
@@ -280,6 +282,7 @@ class OnnxCrossEncoder:
             fits = self._query_tokens(query) + self._pair_specials < self.max_length
             strategy = "only_second" if fits else "longest_first"  # keep the query whole if it fits
         encodings = _encode_pairs(self.tokenizer, query, texts, self.max_length, strategy)
+        self._unknown.check_encodings(encodings)
         return encodings, [bool(e.overflowing) for e in encodings]  # a cut pair keeps its tail
 
     def score(self, query: str, texts: list[str]) -> PairScores:
@@ -295,7 +298,6 @@ class OnnxCrossEncoder:
         import numpy as np
 
         encodings, truncated = self._encode(query, texts)
-        self._unknown.check_encodings(encodings)
         out = run_bucketed(self.runner, encodings, self.inputs, self.pad_id, *self.bucket_limits())
         activation = self.meta["activation"]
         if activation == "softmax":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["cap_to_positions"]
+__all__ = ["cap_to_positions", "padding_offset"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +38,24 @@ def cap_to_positions(model: Any, name: str, max_length: int | None) -> None:
     positions = getattr(config, "max_position_embeddings", None)
     if not isinstance(positions, int) or positions <= 0:
         return
-    limit = positions
-    if getattr(config, "model_type", None) in _PADDING_OFFSET_TYPES:
-        pad = getattr(config, "pad_token_id", None)
-        limit -= (pad if isinstance(pad, int) and pad >= 0 else 1) + 1
+    limit = positions - padding_offset(
+        getattr(config, "model_type", None), getattr(config, "pad_token_id", None)
+    )
     current = getattr(model, "max_seq_length", None)
     if max_length is not None and max_length > limit:
         raise ValueError(f"max_length={max_length} exceeds {name!r}'s limit of {limit} tokens")
     if isinstance(current, int) and current > limit:
         logger.debug("%s: max_length %d capped to %d (its positions)", name, current, limit)
         model.max_seq_length = limit
+
+
+def padding_offset(model_type: object, pad_token_id: object) -> int:
+    """Positions a model never gives a token: ``pad_token_id + 1`` for RoBERTa-style types.
+
+    Example:
+        >>> padding_offset("xlm-roberta", 1), padding_offset("bert", 0), padding_offset("roberta", None)
+        (2, 0, 2)
+    """
+    if model_type not in _PADDING_OFFSET_TYPES:
+        return 0
+    return (pad_token_id if isinstance(pad_token_id, int) and pad_token_id >= 0 else 1) + 1
