@@ -161,23 +161,24 @@ def _build_xlmr(out: Path, texts: list[str], quick: bool) -> None:
         texts, 800 if quick else 16000, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], "<unk>"
     )
     tok = XLMRobertaTokenizer(vocab=vocab, model_max_length=512)
-    shape = (
+    shape: dict[str, Any] = (
         {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2,
          "intermediate_size": 128, "vocab_size": len(vocab)}
         if quick
         else {"num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12,
               "intermediate_size": 3072, "vocab_size": 250002}
     )  # fmt: skip
-    config = XLMRobertaConfig(
+    settings: dict[str, Any] = {
         **shape,
-        max_position_embeddings=514,
-        type_vocab_size=1,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        layer_norm_eps=1e-5,
-        num_labels=1,
-    )
+        "max_position_embeddings": 514,
+        "type_vocab_size": 1,
+        "pad_token_id": 1,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "layer_norm_eps": 1e-5,
+        "num_labels": 1,
+    }
+    config = XLMRobertaConfig(**settings)
     torch.manual_seed(0)
     XLMRobertaForSequenceClassification(config).eval().save_pretrained(out)
     tok.save_pretrained(out)
@@ -221,27 +222,28 @@ def _build_modernbert(out: Path, texts: list[str], quick: bool) -> None:
         model_max_length=8192,
         model_input_names=["input_ids", "attention_mask"],
     )
-    shape = (
+    shape: dict[str, Any] = (
         {"num_hidden_layers": 4, "hidden_size": 64, "num_attention_heads": 2,
          "intermediate_size": 96, "vocab_size": tok.get_vocab_size(), "local_attention": 16}
         if quick
         else {"num_hidden_layers": 22, "hidden_size": 768, "num_attention_heads": 12,
               "intermediate_size": 1152, "vocab_size": 50368, "local_attention": 128}
     )  # fmt: skip
-    config = ModernBertConfig(
+    settings: dict[str, Any] = {
         **shape,
-        max_position_embeddings=8192,
-        global_attn_every_n_layers=3,
-        global_rope_theta=160000.0,
-        local_rope_theta=10000.0,
-        classifier_pooling="mean",
-        pad_token_id=ids["[PAD]"],
-        cls_token_id=ids["[CLS]"],
-        sep_token_id=ids["[SEP]"],
-        bos_token_id=ids["[CLS]"],
-        eos_token_id=ids["[SEP]"],
-        num_labels=1,
-    )
+        "max_position_embeddings": 8192,
+        "global_attn_every_n_layers": 3,
+        "global_rope_theta": 160000.0,
+        "local_rope_theta": 10000.0,
+        "classifier_pooling": "mean",
+        "pad_token_id": ids["[PAD]"],
+        "cls_token_id": ids["[CLS]"],
+        "sep_token_id": ids["[SEP]"],
+        "bos_token_id": ids["[CLS]"],
+        "eos_token_id": ids["[SEP]"],
+        "num_labels": 1,
+    }
+    config = ModernBertConfig(**settings)
     torch.manual_seed(0)
     ModernBertForSequenceClassification(config).eval().save_pretrained(out)
     fast.save_pretrained(out)
@@ -269,30 +271,31 @@ def _build_deberta(out: Path, texts: list[str], quick: bool) -> None:
         texts, 800 if quick else 16000, ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"], "[UNK]"
     )
     tok = DebertaV2Tokenizer(vocab=vocab, model_max_length=512)
-    shape = (
+    shape: dict[str, Any] = (
         {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2,
          "intermediate_size": 128, "vocab_size": len(vocab), "pooler_hidden_size": 64}
         if quick
         else {"num_hidden_layers": 12, "hidden_size": 384, "num_attention_heads": 6,
               "intermediate_size": 1536, "vocab_size": 128100, "pooler_hidden_size": 384}
     )  # fmt: skip
-    config = DebertaV2Config(
+    settings: dict[str, Any] = {
         **shape,
-        max_position_embeddings=512,
-        relative_attention=True,
-        position_buckets=256,
-        norm_rel_ebd="layer_norm",
-        share_att_key=True,
-        pos_att_type=["p2c", "c2p"],
-        layer_norm_eps=1e-7,
-        max_relative_positions=-1,
-        position_biased_input=False,
-        type_vocab_size=0,
-        pad_token_id=0,
-        pooler_dropout=0,
-        pooler_hidden_act="gelu",
-        num_labels=1,
-    )
+        "max_position_embeddings": 512,
+        "relative_attention": True,
+        "position_buckets": 256,
+        "norm_rel_ebd": "layer_norm",
+        "share_att_key": True,
+        "pos_att_type": ["p2c", "c2p"],
+        "layer_norm_eps": 1e-7,
+        "max_relative_positions": -1,
+        "position_biased_input": False,
+        "type_vocab_size": 0,
+        "pad_token_id": 0,
+        "pooler_dropout": 0,
+        "pooler_hidden_act": "gelu",
+        "num_labels": 1,
+    }
+    config = DebertaV2Config(**settings)
     torch.manual_seed(0)
     DebertaV2ForSequenceClassification(config).eval().save_pretrained(out)
     tok.save_pretrained(out)
@@ -336,7 +339,7 @@ def workload(
     passages = []
     for _ in queries:
         chosen = rng.sample(texts, n_passages * 3)
-        row = []
+        row: list[str] = []
         while len(row) < n_passages:
             text = chosen.pop()
             enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
