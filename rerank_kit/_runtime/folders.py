@@ -99,7 +99,8 @@ def refuse_generative(model_dir: Path, model: str) -> None:
             f"{model!r} is a generative (causal-LM) reranker ({causal[0]}); the ONNX backend "
             "exports sequence-classification cross-encoders only and would score it wrongly. "
             f"Use backend='torch' (CrossEncoderReranker({model!r}, backend='torch')), which "
-            "scores it with sentence-transformers as its model card documents"
+            "scores it by its recipe as its model card documents (a decoder no recipe knows "
+            "needs rerank_kit.register_recipe(...) first)"
         )
 
 
