@@ -22,7 +22,14 @@ from pydantic import ConfigDict, Field
 from langchain_rerank_kit._runnable import RerankInput, compressor_runnable
 from rerank_kit._adapters import settings as shared
 from rerank_kit._adapters.build import pipeline_settings
-from rerank_kit._adapters.run import Outcome, Result, arun_rerank, passage_texts, run_rerank
+from rerank_kit._adapters.run import (
+    MODEL_KEY,
+    Outcome,
+    Result,
+    arun_rerank,
+    passage_texts,
+    run_rerank,
+)
 
 __all__ = [
     "RerankCompressor",
@@ -87,6 +94,8 @@ def _assembly_metadata(result: Result, duplicate_ids: list[str]) -> dict[str, An
 def _reranked(doc: Document, result: Result, duplicate_ids: list[str] | None = None) -> Document:
     """A new Document: same content, id and metadata, plus the scores (input never touched)."""
     metadata = dict(doc.metadata)
+    if result.model is not None:
+        metadata[MODEL_KEY] = result.model
     if result.failed:
         metadata["rerank_failed"] = True
     else:
@@ -182,7 +191,8 @@ class RerankCompressor(shared.WrapperSettings, _BaseRerank):
     """Wraps any rerank-kit ``Reranker`` as a LangChain document compressor.
 
     Returns new ``Document`` objects (same ``page_content``, ``id`` and metadata) with
-    ``metadata["relevance_score"]``; cascades add ``metadata["stage_scores"]``; a passage longer
+    ``metadata["relevance_score"]`` and ``metadata["rerank_model"]`` (the reranker's ``name``:
+    which model scored them); cascades add ``metadata["stage_scores"]``; a passage longer
     than the model's token limit gets ``metadata["rerank_truncated"] = True``; a blank
     (empty or whitespace-only) ``page_content`` is not scored: it comes last with
     ``relevance_score`` ``-inf`` and ``metadata["rerank_empty"] = True``; with

@@ -18,11 +18,18 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.llms import LLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
 from rerank_kit._adapters import settings as shared
 from rerank_kit._adapters.build import pipeline_settings
-from rerank_kit._adapters.run import Outcome, Result, arun_rerank, passage_texts, run_rerank
+from rerank_kit._adapters.run import (
+    MODEL_KEY,
+    Outcome,
+    Result,
+    arun_rerank,
+    passage_texts,
+    run_rerank,
+)
 
 __all__ = [
     "RerankPostprocessor",
@@ -44,7 +51,9 @@ logger = logging.getLogger(__name__)
 class RerankedNodeWithScore(NodeWithScore):
     """A ``NodeWithScore`` whose ``score`` is the rerank score.
 
-    The node itself is the input's node, untouched; the first-stage score stays readable as
+    The node is a copy of the input's node (same id, text and metadata) whose metadata also
+    holds ``"rerank_model"``, the reranker's ``name`` (which model scored it; excluded from what
+    the LLM and the embedding model read); the input's node is untouched. The first-stage score stays readable as
     ``retrieval_score`` and a cascade's per-stage scores as ``stage_scores``. ``truncated`` is
     True if the passage was longer than the model's token limit; ``empty`` is True for a blank
     passage (not scored: ``score`` is ``-inf`` and it comes last); ``rerank_failed`` is True when
@@ -95,13 +104,27 @@ def _query(query_bundle: QueryBundle | None) -> str:
     return query_bundle.query_str
 
 
+def _with_model(node: BaseNode, model: str | None) -> BaseNode:
+    """A copy of ``node`` whose metadata names the reranker (``MODEL_KEY``); ``node`` untouched.
+
+    The key is excluded from the node's LLM and embed content, so it never reaches a prompt.
+    """
+    if model is None:
+        return node
+    update: dict[str, Any] = {"metadata": {**node.metadata, MODEL_KEY: model}}
+    for excluded in ("excluded_llm_metadata_keys", "excluded_embed_metadata_keys"):
+        keys = list(getattr(node, excluded))
+        update[excluded] = keys if MODEL_KEY in keys else [*keys, MODEL_KEY]
+    return node.model_copy(update=update)
+
+
 def _wrap(
     item: NodeWithScore, result: Result, duplicate_ids: list[str] | None = None
 ) -> RerankedNodeWithScore:
     retrieval = None if item.score is None else float(item.score)
     same = ("reranker_score", "first_stage_rank", "stage_scores", "truncated", "empty")
     return RerankedNodeWithScore(
-        node=item.node,
+        node=_with_model(item.node, result.model),
         score=retrieval if result.failed else result.score,
         retrieval_score=retrieval,
         rerank_failed=result.failed,

@@ -27,7 +27,7 @@ from rerank_kit._rerankers.flashrank import FlashRankReranker
 from rerank_kit._rerankers.listwise import ListwiseLLMReranker
 from rerank_kit._rerankers.onnx_cross_encoder import OnnxCrossEncoderReranker
 from rerank_kit._rerankers.remote import RemoteReranker, RemoteRerankError, RetryPolicy
-from rerank_kit.recipes import Recipe, match_recipe, recipes, register_recipe
+from rerank_kit.recipes import Recipe, list_recipes, match_recipe, register_recipe
 
 __version__ = "0.2.0"
 
@@ -57,7 +57,7 @@ __all__ = [
     "load_pipeline",
     "load_reranker",
     "match_recipe",
-    "recipes",
+    "list_recipes",
     "register_recipe",
     "score_on_dask",
 ]

@@ -21,6 +21,7 @@ from rerank_kit._core.fusion import Fusion, to_fusion
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.ranking import RerankOptions
 from rerank_kit._core.types import Ranked
+from rerank_kit._pipeline_checks import MAX_FILE_BYTES, check_config, read_config_bytes
 
 __all__ = ["Pipeline", "PipelineConfig", "load_pipeline"]
 
@@ -146,7 +147,13 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PipelineConfig:
-        """Read ``to_dict`` output, checking every field."""
+        """Read ``to_dict`` output, checking every field.
+
+        Raises:
+            ValueError: Naming the field (wrong type, NaN, out of range, unknown ``format``
+                or key, nesting too deep); see ``rerank_kit._pipeline_checks``.
+        """
+        check_config(data)
         fields = {k: v for k, v in data.items() if k != "format"}
         if "fusion_weight" in fields:  # files written before 0.2
             old = fields.pop("fusion_weight")
@@ -158,10 +165,11 @@ class PipelineConfig:
         if not isinstance(fields.get("reranker"), str) or not fields["reranker"].strip():
             raise ValueError("pipeline config needs 'reranker', a load_reranker spec")
         config = cls(**fields)
-        if isinstance(config.depth, bool) or not isinstance(config.depth, int) or config.depth < 1:
-            raise ValueError(f"depth must be a positive int, got {config.depth!r}")
-        _ = config.to_fusion()  # validates weight and method
-        Assembly.build(**config.assembly_options())
+        try:
+            _ = config.to_fusion()  # validates weight and method
+            Assembly.build(**config.assembly_options())
+        except TypeError as exc:  # a file's fields: always ValueError, naming the field
+            raise ValueError(f"pipeline config: {exc}") from exc
         return config
 
     def assembly_options(self) -> dict[str, Any]:
@@ -179,13 +187,12 @@ class PipelineConfig:
     def load(cls, path: str | Path) -> PipelineConfig:
         """Read a file written by ``save`` (or ``rerank-kit tune --config``)."""
         p = Path(path)
+        with p.open("rb") as fh:  # bounded: a huge file is refused unread
+            data = read_config_bytes(fh.read(MAX_FILE_BYTES + 1), str(p))
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{p}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(data, dict):
-            raise ValueError(f"{p}: expected a JSON object")
-        return cls.from_dict(data)
+            return cls.from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{p}: {exc}") from exc
 
 
 def _fusion_weight(self: PipelineConfig) -> float | None:

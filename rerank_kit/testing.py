@@ -282,9 +282,9 @@ _CHATML = (
 
 def _prompt_words(recipe_name: str) -> list[str]:
     """The words of a built-in recipe's prompt (so the tokenizer learns them as real ones do)."""
-    from rerank_kit.recipes import recipes, render
+    from rerank_kit.recipes import list_recipes, render
 
-    recipe = next(r for r in recipes() if r.name == recipe_name)
+    recipe = next(r for r in list_recipes() if r.name == recipe_name)
     return re.findall(r"\w+", render(recipe, "", ""))
 
 

@@ -540,7 +540,7 @@ def test_adapters_keep_metadata_and_add_nothing_when_off(fw: Any) -> None:
     assert [r["context_rank"] for r in rows] == [None, None]
     assert [r["duplicates"] for r in rows] == [[], []]
     if fw.__name__.startswith("langchain"):
-        assert set(out[0].metadata) == {"k", "relevance_score"}
+        assert set(out[0].metadata) == {"k", "relevance_score", "rerank_model"}
 
 
 def test_adapters_budget_too_small_is_empty(fw: Any, caplog: pytest.LogCaptureFixture) -> None:

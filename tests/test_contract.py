@@ -53,6 +53,7 @@ def _document_item(doc: Any) -> Item:
     score, stages = meta.pop("relevance_score"), meta.pop("stage_scores", {})
     empty = meta.pop("rerank_empty", False)
     assert type(score) is float
+    assert isinstance(meta.pop("rerank_model"), str)  # the reranker's name, in both adapters
     return Item(str(doc.id), doc.page_content, meta, score, stages, empty)
 
 
@@ -63,7 +64,9 @@ def _node_item(item: Any) -> Item:
     assert isinstance(item, RerankedNodeWithScore) and type(item.score) is float
     node = item.node
     assert item.retrieval_score == pytest.approx(1.0 - int(node.node_id.split("-")[1]) / 100)
-    fields = (dict(node.metadata), item.score, dict(item.stage_scores), item.empty)
+    meta = dict(node.metadata)
+    assert isinstance(meta.pop("rerank_model"), str)  # the reranker's name, in both adapters
+    fields = (meta, item.score, dict(item.stage_scores), item.empty)
     return Item(node.node_id, node.get_content(), *fields)
 
 

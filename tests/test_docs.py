@@ -184,8 +184,26 @@ def test_the_theme_uses_no_web_fonts_and_no_analytics() -> None:
 
 
 def _included(example: Path) -> list[Path]:
+    """Pages that show ``example``: by a snippet include, or inlined under its file's title."""
     marker = f'--8<-- "docs/examples/{example.name}"'
-    return [p for p in (REPO / "docs").rglob("*.md") if marker in p.read_text(encoding="utf-8")]
+    return [
+        p
+        for p in (REPO / "docs").rglob("*.md")
+        if marker in p.read_text(encoding="utf-8") or f"docs/examples/{example.name}" in _inlined(p)
+    ]
+
+
+#: A fenced Python block titled with the example file it shows.
+_TITLED = re.compile(r'^```python title="(docs/examples/[^"]+)"\n(.*?)\n```$', re.S | re.M)
+
+
+def _inlined(page: Path) -> dict[str, str]:
+    """``{example path: the code shown}`` for the blocks a page inlines under an example title."""
+    return {
+        name: code
+        for name, code in _TITLED.findall(page.read_text(encoding="utf-8"))
+        if not code.startswith("--8<--")
+    }
 
 
 def _readme_snippets() -> list[str]:
@@ -249,3 +267,139 @@ def test_example_runs_offline(example: Path, tmp_path: Path) -> None:
     if example.name in _PRINTS:
         lines = run.stdout.splitlines()
         assert any(line.startswith(_PRINTS[example.name]) for line in lines), run.stdout
+
+
+# ------------------------------------------------ pages read in the checkout, and what they run
+
+PAGES = sorted((REPO / "docs").rglob("*.md"))
+
+
+def test_the_quickstarts_show_code_in_the_checkout_too() -> None:
+    """GitHub and editors do not expand ``--8<--`` includes: the quickstarts inline the code."""
+    pages = sorted((REPO / "docs" / "quickstart").glob("*.md"))
+    assert len(pages) >= 3
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert "--8<--" not in text, f"{page.name} includes code the checkout shows as a line"
+        assert _inlined(page), f"{page.name} shows no example"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO / "docs")))
+def test_an_inlined_example_is_its_file_verbatim(page: Path) -> None:
+    """An inlined block (titled with its file) equals ``docs/examples/*.py``, which CI runs."""
+    for name, code in _inlined(page).items():
+        source = (REPO / name).read_text(encoding="utf-8").rstrip("\n")
+        assert code == source, f"{page.name}: the block titled {name} differs from the file"
+
+
+_IMAGE = re.compile(r"\.(png|jpe?g|gif|svg|webp)$", re.I)
+
+
+def test_every_image_under_docs_is_shown_on_a_page() -> None:
+    """An image the site copies but no page shows is dead weight (or a missing figure)."""
+    images = [p for p in (REPO / "docs").rglob("*") if _IMAGE.search(p.name)]
+    assert images
+    text = "\n".join(p.read_text(encoding="utf-8") for p in PAGES)
+    shown = set(re.findall(r"!\[[^\]]*\]\(([^)\s]+)", text))
+    shown |= set(re.findall(r'<img[^>]+src="([^"]+)"', text))
+    names = {Path(s).name for s in shown}
+    unshown = [str(p.relative_to(REPO)) for p in images if p.name not in names]
+    assert not unshown, f"images under docs/ shown on no page: {unshown}"
+
+
+# A fenced ``bash`` block right after a ``<!-- runnable -->`` line is run by
+# ``test_a_runnable_block_runs_as_written``: offline, with only what the ``pip install`` lines
+# of the block install (every other installed distribution made unimportable, as in a fresh
+# virtual environment), from a folder beside which ``../shared`` is this checkout's
+# ``../shared`` (the judged collections in ``../shared/data``). Keep such blocks few and fast
+# (under ~30 s each). A block not marked runnable says what it needs: its first line is a
+# ``pip install`` or a ``# needs: ...`` comment.
+_RUNNABLE = "<!-- runnable -->"
+_BASH = re.compile(r"^```bash\n(.*?)\n```$", re.S | re.M)
+#: Pages whose every shell block is either runnable or says what it needs.
+_SAYS_WHAT_IT_NEEDS = ["evaluation.md", "install.md", "quickstart"]
+
+
+def _bash_blocks(page: Path) -> list[tuple[bool, str]]:
+    """``(marked runnable, code)`` for each fenced bash block of ``page``."""
+    text = page.read_text(encoding="utf-8")
+    out = []
+    for match in _BASH.finditer(text):
+        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
+        out.append((before == _RUNNABLE, match[1]))
+    return out
+
+
+_RUNNABLE_BLOCKS = [
+    pytest.param(code, id=f"{page.relative_to(REPO / 'docs')}#{i}")
+    for page in PAGES
+    for i, (runnable, code) in enumerate(_bash_blocks(page))
+    if runnable
+]
+
+
+def test_some_blocks_are_runnable_and_few() -> None:
+    assert 1 <= len(_RUNNABLE_BLOCKS) <= 5, "keep the runnable blocks few (each < ~30 s)"
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        p
+        for p in PAGES
+        if any(part in str(p.relative_to(REPO / "docs")) for part in _SAYS_WHAT_IT_NEEDS)
+    ],
+    ids=lambda p: str(p.relative_to(REPO / "docs")),
+)
+def test_a_block_that_is_not_run_says_what_it_needs(page: Path) -> None:
+    for runnable, code in _bash_blocks(page):
+        first = code.strip().splitlines()[0]
+        assert runnable or first.startswith(("pip install", "# needs:")), (
+            f"{page.name}: a shell block neither marked {_RUNNABLE} nor saying what it needs "
+            f"(a first line 'pip install ...' or '# needs: ...'): {first!r}"
+        )
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("code", _RUNNABLE_BLOCKS)
+def test_a_runnable_block_runs_as_written(code: str, tmp_path: Path) -> None:
+    from installs import blocked_modules, blocker_source, parse_pip_line
+
+    # ../shared beside the checkout (RERANK_KIT_SHARED names it elsewhere, e.g. for a worktree)
+    shared = Path(os.environ.get("RERANK_KIT_SHARED", REPO.parent / "shared"))
+    if "../shared" in code and not (shared / "data").is_dir():
+        pytest.skip(f"the block reads ../shared/data, absent here ({shared / 'data'})")
+    lines = code.replace("\\\n", " ").splitlines()
+    installs = [line for line in lines if line.strip().startswith("pip install")]
+    assert installs, "a runnable block names its install"
+    extras: set[str] = set()
+    others: list[str] = []
+    for line in installs:
+        e, o = parse_pip_line(line)
+        extras |= e
+        others += o
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(blocker_source(blocked_modules(extras, others)))
+    work = tmp_path / "work"
+    work.mkdir()
+    if shared.is_dir():
+        (tmp_path / "shared").symlink_to(shared)
+    script = "\n".join(line for line in lines if line not in installs)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(site), str(REPO)]),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, f"the block failed:\n{code}\n{run.stdout}\n{run.stderr}"
+    assert "Traceback" not in run.stderr, run.stderr

@@ -527,7 +527,9 @@ def test_llamaindex_orders_with_a_scripted_llm() -> None:
     assert all(isinstance(n, RerankedNodeWithScore) for n in out)
     assert [n.score for n in out] == [1.0, 0.5, 1.0 / 3]
     assert out[0].retrieval_score == pytest.approx(0.9) and not out[0].llm_repaired
-    assert out[0].node is nodes[1].node and nodes[1].score == pytest.approx(0.9)  # untouched
+    assert out[0].node.node_id == nodes[1].node.node_id  # a copy (+ metadata["rerank_model"])
+    assert "rerank_model" not in nodes[1].node.metadata  # the input untouched
+    assert nodes[1].score == pytest.approx(0.9)
     assert "Search query: q\n" in llm.prompts[0]
     assert re.search(r"^\[1\] .*doc0 text$", llm.prompts[0], re.MULTILINE)
 

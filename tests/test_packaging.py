@@ -44,7 +44,7 @@ EXPECTED_ALL = {
         "load_pipeline",
         "load_reranker",
         "match_recipe",
-        "recipes",
+        "list_recipes",
         "register_recipe",
         "score_on_dask",
     },
@@ -145,7 +145,11 @@ def test_flashrank_user_never_imports_torch(tiny_flashrank_dir: Path) -> None:
     ("code", "blocked", "hint"),
     [
         (
-            "from rerank_kit import CrossEncoderReranker as C; C('x')",
+            # a model that is there (a missing one is a ModelNotAvailableError naming it first)
+            "import pathlib, tempfile; d = pathlib.Path(tempfile.mkdtemp())\n"
+            "for n, t in (('config.json', '{}'), ('model.safetensors', 'x'), "
+            "('tokenizer.json', '{}')): (d / n).write_text(t)\n"
+            "from rerank_kit import CrossEncoderReranker as C; C(str(d), backend='torch')",
             ("sentence_transformers",),
             'pip install "rerank-kit[cross-encoder]"',
         ),

@@ -20,8 +20,8 @@ from rerank_kit import (
     OnnxCrossEncoderReranker,
     Recipe,
     RerankError,
+    list_recipes,
     match_recipe,
-    recipes,
     register_recipe,
 )
 from rerank_kit._recipe_table import BUILTIN_RECIPES
@@ -55,13 +55,18 @@ CARD_INSTRUCTION = "Given a web search query, retrieve relevant passages that an
 GENERIC_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
 )
+# A plain chat model's template (Qwen3's own keeps to these roles): it cannot carry a pair.
+CHAT_ROLES_TEMPLATE = (
+    "{% for m in messages %}{% if m.role in ['system', 'user', 'assistant'] %}"
+    "<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endif %}{% endfor %}"
+)
 
 
 # --------------------------------------------------------------------------- the table
 
 
 def test_the_table_has_every_family_once_with_a_source() -> None:
-    table = recipes()
+    table = list_recipes()
     names = [r.name for r in table]
     assert len(names) == len(set(names))
     assert {
@@ -102,7 +107,7 @@ def test_the_docs_page_lists_every_built_in_recipe() -> None:
 
 
 def test_rendering_follows_the_model_cards() -> None:
-    by_name = {r.name: r for r in recipes()}
+    by_name = {r.name: r for r in list_recipes()}
     card = f"{CARD_PREFIX}<Instruct>: {CARD_INSTRUCTION}\n<Query>: q\n<Document>: d{CARD_SUFFIX}"
     assert render(by_name["qwen3-reranker"], "q", "d") == card
     assert render(by_name["qwen3-reranker-seq-cls"], "q", "d") == card
@@ -221,7 +226,7 @@ def test_register_recipe_adds_a_family_without_editing_the_package(tmp_path: Pat
     )
     try:
         assert register_recipe(mine) is mine
-        assert recipes()[0] is mine
+        assert list_recipes()[0] is mine
         assert resolve_recipe(folder) is mine
         with pytest.raises(ValueError, match="exists"):
             register_recipe(mine)
@@ -230,7 +235,7 @@ def test_register_recipe_adds_a_family_without_editing_the_package(tmp_path: Pat
         changed = Recipe(**{**mine.__dict__, "suffix": "\nOK?"})
         register_recipe(changed, replace=True)
         assert resolve_recipe(folder) is changed
-        assert [r.name for r in recipes()].count(mine.name) == 1
+        assert [r.name for r in list_recipes()].count(mine.name) == 1
         with pytest.raises(TypeError):
             register_recipe("not a recipe")  # type: ignore[arg-type]
     finally:
@@ -475,7 +480,7 @@ def test_unknown_decoder_seq_cls_is_refused_then_registered(
     with pytest.raises(RerankError, match="register_recipe"):
         CrossEncoderReranker(str(folder), backend="torch")
     assert not cache.exists() or not any(cache.iterdir())  # refused before any export
-    qwen = next(r for r in recipes() if r.name == "qwen3-reranker-seq-cls")
+    qwen = next(r for r in list_recipes() if r.name == "qwen3-reranker-seq-cls")
     mine = Recipe(**{**qwen.__dict__, "name": "test-judge", "name_patterns": ("*tiny-judge*",)})
     register_recipe(mine)
     try:
@@ -618,3 +623,82 @@ def test_a_long_query_after_a_normal_call_scores(tiny_ce_dir: Path, tmp_path: Pa
     scores = reranker.score(long_query, ["paris", "berlin"])
     assert len(scores) == 2
     assert reranker._model.window_plan(long_query).budget < 0
+
+
+@pytest_models
+def test_a_published_conversion_with_a_plain_chat_template_scores_as_the_card(
+    causal_dir: Path, seq_cls_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hub seq-cls conversions keep Qwen3's chat template, which drops query/document roles."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("onnxruntime")
+    folder = tmp_path / "Qwen3-Reranker-0.6B-seq-cls"
+    shutil.copytree(seq_cls_dir, folder)
+    (folder / "chat_template.jinja").write_text(CHAT_ROLES_TEMPLATE)
+    want = card_scores(causal_dir, QUERY, TEXTS, "find cities")
+    with caplog.at_level("WARNING"):
+        for reranker in (
+            CrossEncoderReranker(str(folder), backend="torch", instruction="find cities"),
+            OnnxCrossEncoderReranker(str(folder), cache_dir=tmp_path, instruction="find cities"),
+        ):
+            _assert_close(reranker.score(QUERY, TEXTS), want, 1e-5)
+    assert not [r for r in caplog.records if "chat template" in r.getMessage()]
+
+
+@pytest_models
+def test_a_chat_template_that_differs_from_the_recipe_is_warned(
+    seq_cls_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every backend renders the recipe; a folder template that says otherwise is said once."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("jinja2")
+    pytest.importorskip("sentence_transformers")
+    cache = tmp_path / "onnx"
+    with caplog.at_level("WARNING"):
+        OnnxCrossEncoderReranker(str(seq_cls_dir), cache_dir=cache)
+    assert not [r for r in caplog.records if "chat template" in r.getMessage()]
+    folder = tmp_path / "tiny-qwen3-reranker-seq-cls-edited"
+    shutil.copytree(seq_cls_dir, folder)
+    template = (folder / "chat_template.jinja").read_text()
+    (folder / "chat_template.jinja").write_text(template.replace("Given a web", "Given any web"))
+    with caplog.at_level("WARNING"):
+        onnx = OnnxCrossEncoderReranker(str(folder), cache_dir=cache)
+        torch_ce = CrossEncoderReranker(str(folder), backend="torch")
+    said = [r.getMessage() for r in caplog.records if "chat template" in r.getMessage()]
+    assert len(said) == 2  # once per reranker
+    assert "qwen3-reranker-seq-cls" in said[0] and "Given any web" in said[0]
+    # both follow the recipe, so they agree with each other
+    _assert_close(torch_ce.score(QUERY, TEXTS), onnx.score(QUERY, TEXTS), 1e-5)
+
+
+@pytest_models
+def test_template_encoder_cuts_the_side_the_recipe_names(seq_cls_dir: Path) -> None:
+    from dataclasses import replace
+
+    from tokenizers import Tokenizer
+
+    from rerank_kit._runtime.templated import TemplateEncoder
+
+    tokenizer = Tokenizer.from_file(str(seq_cls_dir / "tokenizer.json"))
+    qwen = next(r for r in list_recipes() if r.name == "qwen3-reranker-seq-cls")
+    document = "first words here " + " ".join(["paris"] * 200) + " last words there"
+    whole = tokenizer.encode(render(qwen, QUERY, document), add_special_tokens=False).ids
+    suffix = tokenizer.encode(CARD_SUFFIX, add_special_tokens=False).ids
+    start = f"{CARD_PREFIX}<Instruct>: {CARD_INSTRUCTION}\n<Query>: {QUERY}\n<Document>:"
+    head = tokenizer.encode(start, add_special_tokens=False).ids[:-1]  # clear of the seam
+    for side, kept, gone in (
+        ("right", "first words", "last words"),
+        ("left", "last words", "first words"),
+    ):
+        encoder = TemplateEncoder(tokenizer, replace(qwen, truncation_side=side), CARD_INSTRUCTION)
+        (encoded,), (cut,) = encoder.encode(QUERY, [document], max_length=120)
+        ids = encoded.ids
+        assert cut and len(ids) == 120 < len(whole)
+        assert ids[: len(head)] == head and ids[-len(suffix) :] == suffix  # the prompt stays
+        text = tokenizer.decode(ids)
+        assert kept in text and gone not in text
+    (encoded,), (cut,) = TemplateEncoder(tokenizer, qwen, None).encode(QUERY, ["short"], 120)
+    assert not cut
+    assert (
+        encoded.ids == tokenizer.encode(render(qwen, QUERY, "short"), add_special_tokens=False).ids
+    )

@@ -129,7 +129,7 @@ def run_surface(
     else:
         res = asyncio.run(post.apostprocess_nodes(nodes, query_str=query))
     failed = any(getattr(n, "rerank_failed", False) for n in res)
-    assert all(n.node is nodes[n.node.metadata["i"]].node for n in res)
+    assert all(n.node.node_id == nodes[n.node.metadata["i"]].node.node_id for n in res)
     return [(n.node.metadata["i"], cast(float, n.score)) for n in res], failed
 
 

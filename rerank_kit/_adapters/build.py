@@ -22,13 +22,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from rerank_kit._adapters.llm import text_llm
-from rerank_kit._core.assembly import SETTINGS
 from rerank_kit._core.errors import ModelNotAvailableError
 from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.protocol import Reranker
 
 __all__ = [
-    "ASSEMBLY_FIELDS",
     "ENGINE_FIELDS",
     "adapter_errors",
     "build_listwise",
@@ -52,8 +50,6 @@ ENGINE_FIELDS = (
     "score_cache",
     "long_documents",
 )
-#: Context-assembly settings shared by the engine, the adapters and the pipeline config.
-ASSEMBLY_FIELDS = SETTINGS  # the context-assembly settings, named as in the engine
 #: Settings every reranker takes after construction, for engines without the argument.
 _SETTERS = {"score_cache": "set_score_cache", "long_documents": "set_long_documents"}
 _EXTRA = re.compile(r'pip install "rerank-kit\[(?P<extra>[\w,-]+)\]"')

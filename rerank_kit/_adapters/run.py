@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from rerank_kit._core.assembly import Assembly, check_metadata
 from rerank_kit._core.checks import (
+    check_encodable,
     check_query,
     check_threshold,
     check_threshold_supported,
@@ -24,13 +25,26 @@ from rerank_kit._core.fusion import check_first_stage_scores, to_fusion
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.types import Ranked
 
-__all__ = ["OnError", "Outcome", "Result", "arun_rerank", "passage_texts", "run_rerank"]
+__all__ = [
+    "MODEL_KEY",
+    "OnError",
+    "Outcome",
+    "Result",
+    "arun_rerank",
+    "model_that_runs",
+    "passage_texts",
+    "run_rerank",
+]
 
 logger = logging.getLogger(__name__)
 
 #: ``"raise"`` (default) re-raises a reranker failure; ``"passthrough"`` returns the
 #: first-stage order (cut to ``top_n``) with a logged warning and a failure flag.
 OnError = Literal["raise", "passthrough"]
+
+#: The metadata key under which both adapters' results name the reranker that was asked to
+#: score them (``Reranker.name``: kind and model, e.g. ``"onnx:cross-encoder/ms-marco-MiniLM-L-12-v2"``).
+MODEL_KEY = "rerank_model"
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,7 @@ class Result:
         context_rank: With context assembly: rank in the selection order (1 = best).
         similarity: With ``dedupe``/``diversity``: the similarity measure used.
         tokens: With ``token_budget``: the passage's length as counted for the budget.
+        model: The reranker's ``name`` (what the adapters write under ``MODEL_KEY``).
     """
 
     index: int
@@ -72,6 +87,7 @@ class Result:
     context_rank: int | None = None
     similarity: str | None = None
     tokens: int | None = None
+    model: str | None = None
 
 
 def _optional(value: float | None) -> float | None:
@@ -85,6 +101,7 @@ class Outcome:
     ranked: list[Ranked]
     failed: bool = False
     error: str | None = field(default=None)
+    model: str | None = None
 
     def results(self) -> list[Result]:
         """Every returned passage, best first, with plain ``float`` scores.
@@ -113,9 +130,30 @@ class Outcome:
                     context_rank=r.context_rank,
                     similarity=r.similarity,
                     tokens=r.tokens,
+                    model=self.model,
                 )
             )
         return out
+
+
+def model_that_runs(reranker: Reranker) -> str:
+    """Which model ``reranker`` runs, in one line: its ``name``, and the graph it loaded if any.
+
+    The demo and ``rerank-kit eval`` print it when they load a reranker, so the model (and,
+    for an ONNX Runtime graph, the very file and its precision) is seen, not only logged.
+
+    Example:
+        >>> from rerank_kit.testing import FakeReranker
+        >>> model_that_runs(FakeReranker())
+        'fake'
+    """
+    for holder in (reranker, getattr(reranker, "_onnx", None)):
+        graph = getattr(holder, "onnx_path", None)
+        if graph is not None:
+            precision = getattr(holder, "precision", None) or "fp32"
+            backend = "OpenVINO" if getattr(holder, "backend", "") == "openvino" else "ONNX Runtime"
+            return f"{reranker.name} (ran {graph}, {precision} {backend} graph)"
+    return reranker.name
 
 
 def passage_texts(values: Sequence[object], where: Callable[[int], str]) -> list[str]:
@@ -129,6 +167,7 @@ def passage_texts(values: Sequence[object], where: Callable[[int], str]) -> list
     for i, value in enumerate(values):
         if not isinstance(value, str):
             raise TypeError(f"{where(i)} must be text (a str), got {type(value).__name__}")
+        check_encodable(value, where(i))
     return [str(v) for v in values]
 
 
@@ -195,7 +234,8 @@ class _Run:
         n = len(self.texts)
         keep = n if self.top_n is None else min(n, self.top_n)
         ranked = [Ranked(index=i, score=math.nan) for i in range(keep)]
-        return Outcome(ranked=ranked, failed=True, error=f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        return Outcome(ranked=ranked, failed=True, error=error, model=self.reranker.name)
 
 
 def run_rerank(reranker: Reranker, query: str, texts: Sequence[str], **settings: Any) -> Outcome:
@@ -225,7 +265,7 @@ def run_rerank(reranker: Reranker, query: str, texts: Sequence[str], **settings:
         ranked = reranker.rerank(run.query, run.texts, **run.kwargs)
     except Exception as exc:
         return run.failed(exc)
-    return Outcome(ranked=ranked)
+    return Outcome(ranked=ranked, model=reranker.name)
 
 
 async def arun_rerank(
@@ -237,4 +277,4 @@ async def arun_rerank(
         ranked = await reranker.arerank(run.query, run.texts, **run.kwargs)
     except Exception as exc:
         return run.failed(exc)
-    return Outcome(ranked=ranked)
+    return Outcome(ranked=ranked, model=reranker.name)

@@ -10,10 +10,12 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 __all__ = [
+    "check_encodable",
     "check_query",
     "check_texts",
     "check_threshold",
@@ -22,6 +24,10 @@ __all__ = [
     "is_blank",
     "pair_overflow",
 ]
+
+
+#: Code points that cannot be encoded as UTF-8 (lone surrogates; a ``str`` has no others).
+_UNENCODABLE = re.compile("[\ud800-\udfff]")
 
 
 class _HasThresholdSupport(Protocol):
@@ -61,10 +67,36 @@ def pair_overflow(
     return flags
 
 
+def check_encodable(text: str, where: str) -> str:
+    r"""Return ``text`` if it can be encoded as UTF-8, else a ``ValueError`` naming the position.
+
+    A Python ``str`` can hold lone surrogates (``"\ud800"``, e.g. from bytes decoded with
+    ``errors="surrogateescape"``); no tokenizer, server or cache file can take them.
+
+    Example:
+        >>> check_encodable("café", "query")
+        'café'
+        >>> check_encodable("ab\ud800", "texts[2]")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: texts[2] holds a lone surrogate ('\ud800') at character 2, which cannot ...
+    """
+    if text.isascii():
+        return text
+    found = _UNENCODABLE.search(text)
+    if found is not None:
+        raise ValueError(
+            f"{where} holds a lone surrogate ({found.group()!r}) at character {found.start()}, "
+            "which cannot be encoded as UTF-8; clean the text first "
+            '(e.g. text.encode("utf-8", "replace").decode())'
+        )
+    return text
+
+
 def check_query(query: Any) -> str:
     """Return ``query`` if it is a non-blank string, else raise a clear error."""
     if not isinstance(query, str):
         raise TypeError(f"query must be a str, got {type(query).__name__}")
+    check_encodable(query, "query")
     if not query.strip():
         raise ValueError("query must be a non-empty string (it is empty or whitespace only)")
     return query
@@ -83,6 +115,7 @@ def check_texts(texts: Any) -> list[str]:
                 f"texts[{i}] must be a str, got {type(text).__name__}; "
                 "pass the document text, not the document object"
             )
+        check_encodable(text, f"texts[{i}]")
     return out
 
 
@@ -103,7 +136,12 @@ def check_threshold(score_threshold: Any) -> float | None:
         return None
     if isinstance(score_threshold, bool) or not isinstance(score_threshold, (int, float)):
         raise TypeError(f"score_threshold must be a number or None, got {score_threshold!r}")
-    value = float(score_threshold)
+    try:
+        value = float(score_threshold)
+    except OverflowError:
+        raise ValueError(
+            f"score_threshold is out of float range, got {score_threshold!r}"
+        ) from None
     if math.isnan(value):
         raise ValueError("score_threshold must not be NaN (use None for no threshold)")
     return value

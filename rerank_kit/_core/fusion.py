@@ -143,7 +143,7 @@ def _weight(value: object, name: str) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not 0.0 <= float(value) <= 1.0
+        or not 0.0 <= value <= 1.0  # compared as is: a huge int must not overflow float()
     ):
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)
@@ -190,7 +190,7 @@ def to_fusion(
             f"fusion must be None, a weight in [0, 1] or a Fusion, got {type(fusion).__name__}"
         )
     return Fusion(
-        float(fusion),
+        fusion,  # Fusion checks the range before converting (a huge int must not overflow)
         method or "zscore",  # type: ignore[arg-type]
         long_weight=long_weight,
         long_query_tokens=long_query_tokens,
@@ -219,23 +219,45 @@ def check_first_stage_scores(scores: Any, n: int) -> list[float] | None:
     for i, s in enumerate(scores):
         if isinstance(s, bool) or not isinstance(s, (int, float)):
             raise TypeError(f"first_stage_scores[{i}] must be a number, got {s!r}")
-        value = float(s)
+        try:
+            value = float(s)
+        except OverflowError:  # an int beyond float range
+            value = math.inf
         if not math.isfinite(value):
             raise ValueError(f"first_stage_scores[{i}] must be finite, got {value}")
         out.append(value)
     return out
 
 
+#: Above this magnitude, scores are scaled before normalising (their squares would overflow).
+_HUGE = 1e100
+
+
+def _tamed(values: Sequence[float]) -> Sequence[float]:
+    """``values`` scaled down if huge (both normalisations are scale-free): no overflow.
+
+    Example:
+        >>> _zscore([0.0, 2.6e154]) == _zscore([0.0, 1.0])
+        True
+    """
+    top = max((abs(v) for v in values), default=0.0)
+    if top <= _HUGE or not math.isfinite(top):
+        return values
+    return [v / top for v in values]
+
+
 def _zscore(values: Sequence[float]) -> list[float]:
+    values = _tamed(values)
     n = len(values)
     mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / n)
+    std = math.sqrt(sum((v - mean) * (v - mean) for v in values) / n)
     if std == 0.0 or not math.isfinite(std):
         return [0.0] * n
     return [(v - mean) / std for v in values]
 
 
 def _minmax(values: Sequence[float]) -> list[float]:
+    values = _tamed(values)
     lo, hi = min(values), max(values)
     if hi == lo or not math.isfinite(hi - lo):
         return [0.0] * len(values)

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 
 from rerank_kit._core.checks import is_blank
@@ -56,6 +57,19 @@ def checked(raw: PairScores | Sequence[float], n: int, name: str) -> PairScores:
         stage_scores=result.stage_scores,
         order=result.order,
     )
+
+
+def _usable(hit: tuple[float, bool], name: str) -> bool:
+    """Whether a cache hit passes the checks model output gets (else the pair is rescored).
+
+    The cache file's reader and ``ScoreCache.put`` keep only finite scores; this guards
+    against entries placed any other way (a ``NaN`` from the cache never reaches a result).
+    """
+    score, cut = hit
+    if type(score) is float and math.isfinite(score) and type(cut) is bool:
+        return True
+    logger.debug("%s: a cached score %r is not a finite float; rescoring the pair", name, score)
+    return False
 
 
 class Split:
@@ -126,7 +140,9 @@ class ScorePlan:
             return
         distinct = list(dict.fromkeys(texts[i] for i in live))
         found = cache.get(name, query, distinct)
-        self.hits = {t: hit for t, hit in zip(distinct, found, strict=True) if hit is not None}
+        for text, hit in zip(distinct, found, strict=True):
+            if hit is not None and _usable(hit, name):
+                self.hits[text] = hit
         self.live = live
         self.pending = [t for t in distinct if t not in self.hits]
 

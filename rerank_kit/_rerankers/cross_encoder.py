@@ -23,7 +23,9 @@ from rerank_kit._runtime.decoder import DecoderScorer, hub_decoder_folder, torch
 from rerank_kit._runtime.folders import onnx_graphs
 from rerank_kit._runtime.hub import resolve_hf_model
 from rerank_kit._runtime.options import TORCH_CROSS_ENCODER, require
-from rerank_kit._runtime.vocab import UnknownTokens, hf_unk_id
+from rerank_kit._runtime.templated import recipe_chat_template, warn_if_template_differs
+from rerank_kit._runtime.torch_limits import cap_to_positions
+from rerank_kit._runtime.vocab import UnknownTokens, check_hf_texts, hf_unk_id
 from rerank_kit.recipes import (
     Recipe,
     effective_instruction,
@@ -295,7 +297,7 @@ class CrossEncoderReranker(Reranker):
                 f"{model!r} is a generative (causal-LM) reranker, which this sentence-transformers "
                 "cannot score; upgrade it (pip install -U sentence-transformers)"
             )
-        _cap_to_positions(self.model, model, max_length)
+        cap_to_positions(self.model, model, max_length)
         self._unknown = UnknownTokens(model, hf_unk_id(getattr(self.model, "tokenizer", None)))
         num_labels = getattr(self.model, "num_labels", 1)
         if num_labels not in (1, 2):
@@ -315,31 +317,23 @@ class CrossEncoderReranker(Reranker):
     def _torch_template_mode(self, model: str) -> str:
         """How torch feeds a seq-cls conversion its prompt: ``"chat"`` or ``"pairs"``.
 
-        ``"chat"``: the folder's chat template renders the pair (sentence-transformers), the
-        instruction passed as a system message, which the template must read. ``"pairs"``: no
-        chat template, so the recipe renders (prefix + query part, document part + suffix).
+        ``"chat"``: sentence-transformers renders each pair through a chat template, which is set
+        to the recipe's (``recipe_chat_template``: the instruction is a system message), so torch
+        reads what ONNX and OpenVINO read whatever template the folder ships (the published
+        Qwen3-Reranker conversions keep Qwen3's plain chat template, which cannot carry a
+        pair). ``"pairs"``: no chat template at all, so the recipe renders (prefix + query part,
+        document part + suffix) as a text pair.
         """
         module = self.model[0]
-        if "message" not in getattr(module, "modality_config", {}):
+        if "message" not in getattr(module, "modality_config", {}) or self.recipe is None:
             return "pairs"
-        if self.instruction == (self.recipe.default_instruction if self.recipe else None):
-            return "chat"
-        marker = "\x1frerank-kit-instruction\x1f"
-        messages = [
-            {"role": "system", "content": marker},
-            {"role": "query", "content": "q"},
-            {"role": "document", "content": "d"},
-        ]
-        try:
-            shown = self.model.tokenizer.apply_chat_template(messages, tokenize=False)
-        except Exception:  # a template that rejects a system message
-            shown = ""
-        if marker not in str(shown):
-            raise RerankError(
-                f"{model!r}'s chat template does not read an instruction (a system message), so "
-                f"backend='torch' cannot apply instruction={self.instruction!r}; use "
-                "backend='onnx', which renders the recipe's template itself"
-            )
+        found = [getattr(module, "processor", None), getattr(self.model, "tokenizer", None)]
+        holders: list[Any] = [h for h in found if h is not None and hasattr(h, "chat_template")]
+        if not holders:
+            return "pairs"
+        warn_if_template_differs(model, holders[0].chat_template, self.recipe)
+        for holder in holders:
+            holder.chat_template = recipe_chat_template(self.recipe)
         return "chat"
 
     def _torch_predict(self, query: str, texts: list[str]) -> list[float]:
@@ -380,9 +374,7 @@ class CrossEncoderReranker(Reranker):
         if self._decoder is not None:
             return self._decoder.score(query, texts)
         if not self._unknown.warned:
-            tokenizer_: Any = self.model.tokenizer
-            ids = tokenizer_([query, *texts], add_special_tokens=False, verbose=False)["input_ids"]
-            self._unknown.check_ids(ids[0], ids[1:])
+            check_hf_texts(self._unknown, self.model.tokenizer, query, texts)
         scores = self._torch_predict(query, texts)
         limit = getattr(self.model, "max_seq_length", None)
         tokenizer = getattr(self.model, "tokenizer", None)
@@ -456,44 +448,3 @@ class CrossEncoderReranker(Reranker):
             for i, n in zip(suspects, lengths, strict=True):
                 flags[i] = n > limit
         return flags
-
-
-#: Model types whose positions start after the padding index (transformers'
-#: ``create_position_ids_from_input_ids``): ``pad_token_id + 1`` positions are never a token's.
-_PADDING_OFFSET_TYPES = {
-    "camembert",
-    "data2vec-text",
-    "ibert",
-    "longformer",
-    "mpnet",
-    "roberta",
-    "roberta-prelayernorm",
-    "xlm-roberta",
-    "xlm-roberta-xl",
-    "xmod",
-}
-
-
-def _cap_to_positions(model: Any, name: str, max_length: int | None) -> None:
-    """Keep a torch cross-encoder's ``max_seq_length`` within its position embeddings.
-
-    An XLM-R folder whose tokenizer gives no ``model_max_length`` gets the position count (514)
-    from sentence-transformers, two more than RoBERTa-style models can read: a pair over 512
-    tokens then crashes inside the model. The limit is ``max_position_embeddings -
-    (pad_token_id + 1)`` for those model types (512 for bge-reranker-base), as transformers
-    counts positions.
-    """
-    config = getattr(model, "config", None)
-    positions = getattr(config, "max_position_embeddings", None)
-    if not isinstance(positions, int) or positions <= 0:
-        return
-    limit = positions
-    if getattr(config, "model_type", None) in _PADDING_OFFSET_TYPES:
-        pad = getattr(config, "pad_token_id", None)
-        limit -= (pad if isinstance(pad, int) and pad >= 0 else 1) + 1
-    current = getattr(model, "max_seq_length", None)
-    if max_length is not None and max_length > limit:
-        raise ValueError(f"max_length={max_length} exceeds {name!r}'s limit of {limit} tokens")
-    if isinstance(current, int) and current > limit:
-        logger.debug("%s: max_length %d capped to %d (its positions)", name, current, limit)
-        model.max_seq_length = limit

@@ -99,7 +99,6 @@ class FlashRankReranker(Reranker):
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
             raise ValueError(f"max_length must be a positive int, got {max_length!r}")
         try:
-            import flashrank
             from flashrank import Config, Ranker, RerankRequest
         except ImportError as exc:
             raise missing_extra("flashrank", "flashrank", exc) from exc
@@ -135,7 +134,6 @@ class FlashRankReranker(Reranker):
         self.max_tokens: int | None = None
         if not self.model_dir.is_dir():  # FlashRank fetches it (and builds its session)
             self.ranker = self._flashrank_ranker()
-        self._flashrank_version = getattr(flashrank, "__version__", "?")
         pairwise = self._model_type() != "t5"
         if backend != "flashrank" and (pairwise or backend != "auto"):
             if not pairwise:
@@ -155,6 +153,7 @@ class FlashRankReranker(Reranker):
             self.runtime = "flashrank"
             if self.ranker is None:
                 self.ranker = self._flashrank_ranker()
+            _refuse_type_ids_mismatch(self.ranker, self.model_name)
             self._setup_counter()
         self.set_long_documents(long_documents)
 
@@ -311,3 +310,25 @@ class FlashRankReranker(Reranker):
         query_tokens = len(counter.encode(query, add_special_tokens=False).ids)
         budget = self.max_tokens - query_tokens - counter.num_special_tokens_to_add(True)
         return WindowPlan(budget, tokenizers_offsets(counter))
+
+
+def _refuse_type_ids_mismatch(ranker: Any, model: str) -> None:
+    """Refuse FlashRank's own path where it would feed a graph an input it does not take.
+
+    ``flashrank.Ranker`` feeds ``token_type_ids`` whenever the tokenizer marks the passage as the
+    second segment, whatever the graph's inputs: graphs without that input (DeBERTa-v3,
+    DistilBERT exports) then fail at every call with ONNX Runtime's "Invalid input name".
+    """
+    session = getattr(ranker, "session", None)
+    tokenizer = getattr(ranker, "tokenizer", None)
+    if session is None or tokenizer is None:
+        return  # a T5 / listwise model: no pair graph
+    names = {i.name for i in session.get_inputs()}
+    if "token_type_ids" in names:
+        return
+    if any(tokenizer.encode("query", "passage").type_ids):
+        raise RerankError(
+            f"FlashRank's own path cannot run {model!r}: its tokenizer marks the passage with "
+            "token_type_ids, which the graph does not take, so flashrank.Ranker would fail on "
+            "every call; use backend='auto' or 'onnx' (rerank-kit feeds only the graph's inputs)"
+        )

@@ -50,15 +50,15 @@ from rerank_kit._runtime.paths import (
 )
 from rerank_kit._runtime.quantize import graph_is_quantized, quantize_into
 from rerank_kit._runtime.sessions import check_graph_file, load_tokenizer, make_runner
-from rerank_kit._runtime.templated import TemplateEncoder
+from rerank_kit._runtime.templated import TemplateEncoder, warn_if_template_differs
 from rerank_kit._runtime.vocab import UnknownTokens, tokenizers_unk_id
-from rerank_kit.recipes import Recipe, effective_instruction, resolve_recipe
+from rerank_kit.recipes import Recipe, effective_instruction, folder_facts, resolve_recipe
 
 __all__ = ["PAIR_TRUNCATIONS", "OnnxCrossEncoder", "cross_encoder_folder"]
 
 logger = logging.getLogger(__name__)
 
-#: ``pair_truncation=`` values: ``None`` keeps the query whole when it fits.
+#: ``pair_truncation=`` values: ``None`` cuts a pair as ``CrossEncoder.predict`` does.
 PAIR_TRUNCATIONS = (None, "longest_first", "only_second")
 
 
@@ -90,7 +90,8 @@ class OnnxCrossEncoder:
         model: Hub id or local folder (a transformers cross-encoder, or a pre-exported folder).
         max_length: Truncate pairs to this many tokens (default: the model's own limit).
         file_name: Which graph of a folder with several to load.
-        pair_truncation: ``None`` (keep the query whole when it fits, cut the passage),
+        pair_truncation: ``None`` (as ``CrossEncoder.predict``: ``"longest_first"``, which cuts
+            the query only when it is longer than what is left of the passage),
             ``"longest_first"`` or ``"only_second"``: the tokenizers strategy for every pair.
         instruction: For a templated recipe that takes one: the instruction (``None``: the
             recipe's default); ``ValueError`` for a model that takes none.
@@ -161,6 +162,8 @@ class OnnxCrossEncoder:
         self._template: TemplateEncoder | None = None
         if self.recipe is not None and self.recipe.templated:
             self._template = TemplateEncoder(self.tokenizer, self.recipe, self.instruction)
+            template = folder_facts(self.model_path, model).chat_template
+            warn_if_template_differs(model, template, self.recipe)
         opts = self.options
         precision = opts.openvino_precision
         if precision == "auto":
@@ -258,8 +261,7 @@ class OnnxCrossEncoder:
         return size, tokens
 
     def _query_tokens(self, query: str) -> int:
-        self.tokenizer.no_truncation()  # the query alone, whole: never a pair's truncation
-        return len(self.tokenizer.encode(query, add_special_tokens=False).ids)
+        return _count_tokens(self.tokenizer, query)
 
     def window_plan(self, query: str) -> WindowPlan:
         """How long passages split into windows that fit beside the whole ``query``.
@@ -277,11 +279,11 @@ class OnnxCrossEncoder:
         """Each pair's tokens (cut to ``max_length``) and whether it was cut."""
         if self._template is not None:
             return self._template.encode(query, texts, self.max_length)
-        strategy = self.pair_truncation
-        if strategy is None:
-            fits = self._query_tokens(query) + self._pair_specials < self.max_length
-            strategy = "only_second" if fits else "longest_first"  # keep the query whole if it fits
+        # None: as CrossEncoder.predict (truncation=True), so every backend cuts a pair alike;
+        # the query is cut only when it is longer than what is left of the passage
+        strategy = self.pair_truncation or "longest_first"
         encodings = _encode_pairs(self.tokenizer, query, texts, self.max_length, strategy)
+        self._unknown.check_encodings(encodings)
         return encodings, [bool(e.overflowing) for e in encodings]  # a cut pair keeps its tail
 
     def score(self, query: str, texts: list[str]) -> PairScores:
@@ -297,7 +299,6 @@ class OnnxCrossEncoder:
         import numpy as np
 
         encodings, truncated = self._encode(query, texts)
-        self._unknown.check_encodings(encodings)
         limits = self.bucket_limits()
         if self.plan.pad_step is not None:
             out = run_fixed_shapes(
@@ -345,3 +346,12 @@ def _encode_pairs(
         ) from exc
     finally:
         tokenizer.no_truncation()
+
+
+def _count_tokens(tokenizer: Any, text: str) -> int:
+    """Tokens of ``text`` alone, whole (truncation off: never the previous call's setting)."""
+    tokenizer.no_truncation()
+    try:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+    except Exception as exc:  # tokenizers raises a bare Exception
+        raise RerankError(f"tokenizing the query failed: {exc}") from exc

@@ -174,7 +174,7 @@ class DecoderScorer:
 
     Example:
         >>> from rerank_kit.recipes import recipes  # doctest: +SKIP
-        >>> qwen = next(r for r in recipes() if r.name == "qwen3-reranker")  # doctest: +SKIP
+        >>> qwen = next(r for r in list_recipes() if r.name == "qwen3-reranker")  # doctest: +SKIP
         >>> scorer = DecoderScorer("/models/Qwen3-Reranker-0.6B", qwen, model="qwen")  # doctest: +SKIP
         >>> scorer.score("capital of France", ["Paris is the capital."]).scores  # doctest: +SKIP
     """

@@ -24,6 +24,7 @@ from rerank_kit._runtime.folders import activation_of
 from rerank_kit._runtime.paths import FORMAT_VERSION, FP32, META, OPSET, TOKENIZER, is_complete
 from rerank_kit._runtime.sessions import OrtRunner
 from rerank_kit._runtime.templated import TemplateEncoder
+from rerank_kit._runtime.torch_limits import padding_offset
 from rerank_kit.recipes import Recipe, relevant_label, resolve_recipe
 
 __all__ = ["FUSABLE", "export_cross_encoder", "export_once", "export_sentence_encoder"]
@@ -245,8 +246,8 @@ def export_cross_encoder(model_dir: Path, out_dir: Path) -> dict[str, Any]:
         [int(config.max_position_embeddings)] if hasattr(config, "max_position_embeddings") else []
     )
     offset = recipe.position_offset if recipe is not None else 0
-    if recipe is None and config.model_type in {"roberta", "xlm-roberta", "camembert"}:
-        offset = 2
+    if recipe is None:
+        offset = padding_offset(config.model_type, getattr(config, "pad_token_id", None))
     limits = [n - offset for n in limits]  # positions start after the padding index (RoBERTa)
     if 0 < int(tokenizer.model_max_length) < 1_000_000:
         limits.append(int(tokenizer.model_max_length))

@@ -15,6 +15,7 @@ from typing import Any
 from rerank_kit._core.errors import ModelNotAvailableError, RerankError
 from rerank_kit._runtime.paths import FORMAT_VERSION, TOKENIZER
 from rerank_kit._runtime.sessions import Runner
+from rerank_kit._runtime.torch_limits import padding_offset
 from rerank_kit.recipes import Recipe, relevant_label
 
 __all__ = [
@@ -31,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 #: The inputs a cross-encoder graph may take, in the order they are fed.
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-_POSITION_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert"}  # positions start after padding
 
 
 def onnx_graphs(folder: str | Path) -> list[Path]:
@@ -99,7 +99,8 @@ def refuse_generative(model_dir: Path, model: str) -> None:
             f"{model!r} is a generative (causal-LM) reranker ({causal[0]}); the ONNX backend "
             "exports sequence-classification cross-encoders only and would score it wrongly. "
             f"Use backend='torch' (CrossEncoderReranker({model!r}, backend='torch')), which "
-            "scores it with sentence-transformers as its model card documents"
+            "scores it by its recipe as its model card documents (a decoder no recipe knows "
+            "needs rerank_kit.register_recipe(...) first)"
         )
 
 
@@ -200,7 +201,7 @@ def pre_exported_meta(
         limits.append(int(model_max))
     positions = config.get("max_position_embeddings")
     if isinstance(positions, int) and positions > 0:
-        offset = 2 if config.get("model_type") in _POSITION_OFFSET_TYPES else 0
+        offset = padding_offset(config.get("model_type"), config.get("pad_token_id"))
         if recipe is not None:
             offset = recipe.position_offset
         limits.append(positions - offset)

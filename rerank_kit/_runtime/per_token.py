@@ -324,7 +324,8 @@ def calibrate_zero_points(
     """Per-DQL zero points for ``per_token_int8`` from example inputs (run on the source graph).
 
     For each ``DynamicQuantizeLinear`` input, ``r`` = median over the tokens (rows where the
-    ``attention_mask`` of the feed is 1, when it has one) of ``-min(row, 0) / max(row)``;
+    ``attention_mask`` of the feed is 1, when it has one and the input is ``[batch, tokens,
+    ...]``; DeBERTa's relative-position embeddings are not) of ``-min(row, 0) / max(row)``;
     ``Z = round(255 r / (1 + r))`` clipped to 1..254. Run each feed as a batch of one pair
     (unpadded) for the cleanest statistics; a dozen pairs are plenty.
 
@@ -364,8 +365,8 @@ def calibrate_zero_points(
         mask = feed.get("attention_mask")
         for name in names:
             a = np.asarray(outs[name], dtype=np.float32)
-            if a.ndim == 3 and mask is not None:
-                a = a[np.asarray(mask).astype(bool)]
+            if a.ndim == 3 and mask is not None and a.shape[:2] == np.shape(mask):
+                a = a[np.asarray(mask).astype(bool)]  # not DeBERTa's relative-position rows
             a = a.reshape(-1, a.shape[-1])
             hi = np.maximum(a.max(axis=1), _TINY)
             lo = np.minimum(a.min(axis=1), 0.0)

@@ -10,12 +10,24 @@ and the query count against ``max_length`` and are kept.
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from rerank_kit.recipes import Recipe, RenderedPair, render_parts
 
-__all__ = ["TemplateEncoder", "TokenIds"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TemplateEncoder",
+    "TokenIds",
+    "carries_pairs",
+    "recipe_chat_template",
+    "template_disagreement",
+    "warn_if_template_differs",
+]
 
 #: Tokens of slack between a window's budget and the limit: a document tokenized alone may
 #: take a token more or less than inside the prompt (merges at its edges).
@@ -122,3 +134,134 @@ class TemplateEncoder:
     def window_budget(self, query: str, max_length: int) -> int:
         """Document tokens that fit in one window beside ``query`` in the prompt."""
         return max_length - self.overhead(query) - _SEAM_SLACK
+
+
+_PROBE = ("probe query 1", "probe document 2")
+
+
+def _render_probe(chat_template: str) -> str | None:
+    """The template's rendering of the probe pair (roles ``query``, ``document``), or ``None``."""
+    try:
+        from jinja2 import ext
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    except ImportError:
+        return None
+    try:
+        env = ImmutableSandboxedEnvironment(
+            trim_blocks=True, lstrip_blocks=True, extensions=[ext.loopcontrols]
+        )
+        messages = [
+            {"role": "query", "content": _PROBE[0]},
+            {"role": "document", "content": _PROBE[1]},
+        ]
+        return str(env.from_string(chat_template).render(messages=messages))
+    except Exception:  # a template for transformers' own environment: nothing to compare
+        return None
+
+
+def carries_pairs(chat_template: str) -> bool:
+    """Whether the template renders both the query and the document of a pair.
+
+    sentence-transformers maps a pair to messages with roles ``query`` and ``document``; a plain
+    chat model's template (system/user/assistant) drops them.
+
+    Example:
+        >>> carries_pairs("{% for m in messages %}{{ m.content }}{% endfor %}")  # doctest: +SKIP
+        True
+    """
+    shown = _render_probe(chat_template)
+    return shown is not None and all(p in shown for p in _PROBE)
+
+
+def template_disagreement(chat_template: str, recipe: Recipe) -> str | None:
+    """Where a folder's chat template renders a probe pair differently from ``recipe``, if it does.
+
+    ``None`` when both agree, and when the template cannot be rendered here (no ``jinja2``, or
+    it needs what only transformers provides).
+
+    Example:
+        >>> from rerank_kit.recipes import list_recipes
+        >>> qwen = next(r for r in list_recipes() if r.name == "qwen3-reranker-seq-cls")
+        >>> template_disagreement("{{ messages[0].content }}", qwen) is not None  # doctest: +SKIP
+        True
+    """
+    shown = _render_probe(chat_template)
+    if shown is None:
+        return None
+    expected = "".join(render_parts(recipe, *_PROBE))
+    if shown == expected:
+        return None
+    at = next((i for i, (a, b) in enumerate(zip(shown, expected, strict=False)) if a != b), None)
+    at = min(len(shown), len(expected)) if at is None else at
+    start = max(0, at - 20)
+    return (
+        f"from character {at}, the template gives {shown[start : at + 40]!r} and the recipe "
+        f"{expected[start : at + 40]!r}"
+    )
+
+
+def recipe_chat_template(recipe: Recipe) -> str:
+    """A Jinja chat template that renders pairs exactly as ``recipe`` does.
+
+    For sentence-transformers, which maps a pair to messages with roles ``query`` and
+    ``document``; a ``system`` message is the instruction (the recipe's default without one).
+
+    Example:
+        >>> from rerank_kit.recipes import list_recipes
+        >>> qwen = next(r for r in list_recipes() if r.name == "qwen3-reranker-seq-cls")
+        >>> "<Instruct>" in recipe_chat_template(qwen)
+        True
+    """
+    pick = '(messages | selectattr("role", "eq", {!r}) | map(attribute="content") | first)'
+    head = [
+        "{%- set query = " + pick.format("query") + " -%}",
+        "{%- set document = " + pick.format("document") + " -%}",
+        "{%- set instruction = " + pick.format("system") + " -%}",
+    ]
+    default = recipe.default_instruction
+    if default:
+        head.append(
+            "{%- if instruction is none or instruction is undefined %}"
+            f"{{%- set instruction = {json.dumps(default)} -%}}{{%- endif -%}}"
+        )
+    before, _, after = recipe.instruction_format.partition("{instruction}")
+    rendered_instruction = (
+        "{%- if instruction %}"
+        + "".join(f"{{{{ {json.dumps(t)} }}}}" for t in (before,) if t)
+        + "{{ instruction }}"
+        + "".join(f"{{{{ {json.dumps(t)} }}}}" for t in (after,) if t)
+        + "{% endif -%}"
+    )
+    whole = recipe.prefix + recipe.body + recipe.suffix
+    out = []
+    for piece in re.split(r"(\{query\}|\{document\}|\{instruction\})", whole):
+        if piece == "{query}":
+            out.append("{{ query }}")
+        elif piece == "{document}":
+            out.append("{{ document }}")
+        elif piece == "{instruction}":
+            out.append(rendered_instruction)
+        elif piece:
+            out.append(f"{{{{ {json.dumps(piece.replace('{{', '{').replace('}}', '}'))} }}}}")
+    return "\n".join(head) + "\n" + "".join(out)
+
+
+def warn_if_template_differs(model: str, chat_template: str | None, recipe: Recipe) -> None:
+    """Log one warning when a folder's chat template renders pairs, but not as its recipe does.
+
+    rerank-kit renders the recipe on every backend (torch included), so a folder whose own
+    template says otherwise is worth one line at load; a plain chat model's template (that
+    cannot carry a pair at all, as in the published Qwen3-Reranker conversions) is not.
+    """
+    if not chat_template or not carries_pairs(chat_template):
+        return
+    differs = template_disagreement(chat_template, recipe)
+    if differs:
+        logger.warning(
+            "%s: its chat template renders pairs differently from its recipe %r (%s); rerank-kit "
+            "renders the recipe on every backend. If the template is the right one, register a "
+            "recipe that matches it (rerank_kit.register_recipe)",
+            model,
+            recipe.name,
+            differs,
+        )

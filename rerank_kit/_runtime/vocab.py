@@ -9,6 +9,9 @@ Qwen) have no unknown token and are never flagged.
 
 Example:
     >>> watch = UnknownTokens("my-model", unk_id=1)
+    >>> watch.check(([1, 7], [(0, 1), (1, 2)]), [])  # half of the query's characters
+    >>> watch.warned
+    False
     >>> watch.check_ids([1, 1, 7], [[5, 6]])
     >>> watch.warned
     True
@@ -20,7 +23,14 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["SHARE", "UnknownTokens", "hf_unk_id", "tokenizers_unk_id"]
+__all__ = [
+    "SHARE",
+    "Tokens",
+    "UnknownTokens",
+    "check_hf_texts",
+    "hf_unk_id",
+    "tokenizers_unk_id",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +58,16 @@ def hf_unk_id(tokenizer: Any) -> int | None:
     return int(unk_id) if isinstance(unk_id, int) else None
 
 
+#: One text's tokens: their ids, and their character spans when the tokenizer gives them.
+Tokens = tuple[Sequence[int], Sequence[tuple[int, int]] | None]
+
+
 class UnknownTokens:
     """Watches a reranker's inputs for text its vocabulary cannot represent; warns once.
+
+    The share is counted in characters when the tokenizer gives offsets (a SentencePiece
+    tokenizer turns a whole Chinese word into one unknown piece beside a word-boundary piece),
+    else in tokens.
 
     Args:
         model: The model's name, for the message.
@@ -63,31 +81,37 @@ class UnknownTokens:
 
     def check_ids(self, query_ids: Sequence[int], passages_ids: Sequence[Sequence[int]]) -> None:
         """Warn (once) if most tokens of the query or of a passage are the unknown token."""
+        self.check((query_ids, None), [(ids, None) for ids in passages_ids])
+
+    def check(self, query: Tokens, passages: Sequence[Tokens]) -> None:
+        """Warn (once) if most of the query's or of a passage's text is the unknown token."""
         if self.warned:
             return
-        unk = self.unk_id
-        if _share(query_ids, unk) > SHARE:
-            self._warn("the query's", _share(query_ids, unk))
+        share = _share(query, self.unk_id)
+        if share > SHARE:
+            self._warn("the query's text", share)
             return
-        for ids in passages_ids:
-            if unk in ids and _share(ids, unk) > SHARE:
-                self._warn("a passage's", _share(ids, unk))
-                return
+        for tokens in passages:
+            if self.unk_id in tokens[0]:
+                share = _share(tokens, self.unk_id)
+                if share > SHARE:
+                    self._warn("a passage's text", share)
+                    return
 
     def check_encodings(self, encodings: Sequence[Any]) -> None:
-        """``check_ids`` on ``tokenizers`` encodings of (query, passage) pairs."""
+        """``check`` on ``tokenizers`` encodings of (query, passage) pairs."""
         if self.warned or not encodings:
             return
         unk = self.unk_id
         if not any(unk in e.ids for e in encodings):
             return
         split = [_split_pair(e) for e in encodings]
-        self.check_ids(split[0][0], [p for _, p in split])
+        self.check(split[0][0], [passage for _, passage in split])
 
     def _warn(self, whose: str, share: float) -> None:
         self.warned = True
         logger.warning(
-            "%s: %.0f%% of %s tokens are unknown to the model's vocabulary (its unknown "
+            "%s: %.0f%% of %s is unknown to the model's vocabulary (read as its unknown "
             "token), so its scores for such text mean little. The text is probably in a "
             "language or script the model was not trained on; a multilingual reranker fits "
             "(e.g. BAAI/bge-reranker-v2-m3). Logged once per reranker.",
@@ -97,18 +121,45 @@ class UnknownTokens:
         )
 
 
-def _share(ids: Sequence[int], unk: int | None) -> float:
-    return sum(1 for i in ids if i == unk) / len(ids) if ids else 0.0
+def _share(tokens: Tokens, unk: int | None) -> float:
+    """Share of the text (characters when spans are known, else tokens) read as ``unk``."""
+    ids, spans = tokens
+    if not ids:
+        return 0.0
+    if spans is not None:
+        total = sum(max(0, end - start) for start, end in spans)
+        if total:
+            unknown = sum(
+                max(0, end - start) for i, (start, end) in zip(ids, spans, strict=True) if i == unk
+            )
+            return unknown / total
+    return sum(1 for i in ids if i == unk) / len(ids)
 
 
-def _split_pair(encoding: Any) -> tuple[list[int], list[int]]:
-    """The query's and the passage's ids of a pair encoding (special tokens left out)."""
-    query: list[int] = []
-    passage: list[int] = []
-    for token, seq, special in zip(
-        encoding.ids, encoding.sequence_ids, encoding.special_tokens_mask, strict=True
+def _split_pair(encoding: Any) -> tuple[Tokens, Tokens]:
+    """The query's and the passage's ids and spans in a pair encoding (specials left out)."""
+    out: tuple[tuple[list[int], list[tuple[int, int]]], ...] = (([], []), ([], []))
+    for token, seq, special, span in zip(
+        encoding.ids,
+        encoding.sequence_ids,
+        encoding.special_tokens_mask,
+        encoding.offsets,
+        strict=True,
     ):
         if special or seq is None:
             continue
-        (query if seq == 0 else passage).append(token)
-    return query, passage
+        ids, spans = out[0 if seq == 0 else 1]
+        ids.append(token)
+        spans.append((int(span[0]), int(span[1])))
+    return out[0], out[1]
+
+
+def check_hf_texts(unknown: UnknownTokens, tokenizer: Any, query: str, texts: list[str]) -> None:
+    """Count unknown tokens of ``query`` and ``texts`` with a transformers tokenizer."""
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    enc = tokenizer(
+        [query, *texts], add_special_tokens=False, verbose=False, return_offsets_mapping=fast
+    )
+    spans = enc["offset_mapping"] if fast else [None] * (len(texts) + 1)
+    tokens = list(zip(enc["input_ids"], spans, strict=True))
+    unknown.check(tokens[0], tokens[1:])

@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rerank_kit._core.errors import RerankError
+from rerank_kit._core.errors import RerankError, require
 from rerank_kit._rerankers.remote.security import mask_credentials
 from rerank_kit.evaluation._dask_pool import add_dask_argument, score_pool
+from rerank_kit.evaluation._progress import progress_bars
 
 if TYPE_CHECKING:
     from rerank_kit._core.protocol import Reranker
@@ -31,6 +32,7 @@ __all__ = [
     "add_instruction_argument",
     "assembly_from_args",
     "instructed",
+    "loaded",
     "main",
     "run",
 ]
@@ -271,6 +273,26 @@ class _OnePerRunTruncationNotice(logging.Filter):
         return not (record.levelno == logging.WARNING and "token limit" in str(record.msg))
 
 
+def loaded(args: argparse.Namespace, score_cache: Any) -> list[Reranker]:
+    """The ``--reranker`` specs loaded (as ``compare`` would), each model named on stderr.
+
+    What ``model_that_runs`` says (the spec's model, and the graph file that runs) is printed
+    once per reranker as it loads, so a run says which model it measured.
+    """
+    from rerank_kit._adapters.run import model_that_runs
+    from rerank_kit.evaluation._compare import _resolve_rerankers
+
+    specs = instructed(
+        args.reranker, args.instruction, long_documents=args.long_documents, score_cache=score_cache
+    )
+    models = []
+    for spec in specs:
+        model = _resolve_rerankers([spec], args.long_documents, score_cache)[0]
+        sys.stderr.write(f"reranker: {mask_credentials(model_that_runs(model))}\n")
+        models.append(model)
+    return models
+
+
 def _err(message: str) -> int:
     sys.stderr.write(f"rerank-kit eval: error: {mask_credentials(str(message))}\n")
     return 2
@@ -314,22 +336,30 @@ def run(args: argparse.Namespace) -> int:
     if args.instruction is not None and getattr(args, "dask", None):
         return _err("--instruction cannot be combined with --dask yet (workers load plain specs)")
     try:
-        dataset = load_dataset(args.data, split=args.split, corpus=args.corpus)
-        same = ("depth", "k", "embedding_model", "limit_queries", "cold_cache", "long_documents")
-        cache = make_score_cache(score_pool(args, dataset, "eval"))  # --dask: scored there first
-        rerankers = instructed(
-            args.reranker, args.instruction, long_documents=args.long_documents, score_cache=cache
-        )
-        result = compare(
-            dataset,
-            args.first_stage or ["bm25"],
-            rerankers,
-            fusion=fusions,
-            assembly=assembly,
-            show_progress=not args.no_progress,
-            score_cache=cache,
-            **from_args(args, *same),
-        )
+        if args.plot:  # before any model runs, not after
+            require("matplotlib", extra="eval", package="matplotlib")
+        with progress_bars(shown=not args.no_progress):
+            dataset = load_dataset(args.data, split=args.split, corpus=args.corpus)
+            same = (
+                "depth",
+                "k",
+                "embedding_model",
+                "limit_queries",
+                "cold_cache",
+                "long_documents",
+            )
+            cache = make_score_cache(score_pool(args, dataset, "eval"))  # --dask: scored first
+            rerankers = loaded(args, cache)
+            result = compare(
+                dataset,
+                args.first_stage or ["bm25"],
+                rerankers,
+                fusion=fusions,
+                assembly=assembly,
+                show_progress=not args.no_progress,
+                score_cache=cache,
+                **from_args(args, *same),
+            )
     except (OSError, ValueError, ImportError, RerankError) as exc:
         return _err(str(exc))
     finally:

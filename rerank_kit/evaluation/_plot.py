@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rerank_kit._core.errors import missing_extra
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from rerank_kit.evaluation._results import ComparisonResult
 
-__all__ = ["plot_quality_latency"]
+__all__ = ["plot_label", "plot_quality_latency", "quality_latency_figure"]
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 _MARKERS = ("^", "s", "D", "v", "P", "X")
@@ -37,13 +40,21 @@ def plot_quality_latency(
     Example:
         >>> plot_quality_latency(result, "eval.png")  # doctest: +SKIP
     """
+    fig = quality_latency_figure(result, title=title)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
+    return out
+
+
+def quality_latency_figure(result: ComparisonResult, *, title: str | None = None) -> Figure:
+    """The figure ``plot_quality_latency`` saves (matplotlib ``Figure`` on an Agg canvas)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from matplotlib.ticker import FuncFormatter
     except ImportError as exc:
         raise missing_extra("eval", "matplotlib", exc) from exc
-    from rerank_kit.evaluation._results import short_name
 
     ndcg = result.metric_names[0]
     fig = Figure(figsize=(8.0, 5.0), dpi=110, layout="constrained")
@@ -62,7 +73,7 @@ def plot_quality_latency(
         color = colors[system.first_stage]
         marker = "o" if system.reranker is None else markers[system.reranker]
         ax.scatter(
-            [x], [y], s=70, color=color, marker=marker, zorder=3, label=short_name(system.name)
+            [x], [y], s=70, color=color, marker=marker, zorder=3, label=plot_label(system.name)
         )
         if system.reranker is not None and system.first_stage in points:
             ax.annotate(
@@ -78,7 +89,8 @@ def plot_quality_latency(
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
     span = max(ys) - min(ys)
     pad = max(span * 0.15, 0.02)
-    ax.set_ylim(max(0.0, min(ys) - pad), min(1.0, max(ys) + pad))
+    # a margin on both sides, so a point at nDCG 1.0 (or 0.0) is drawn whole
+    ax.set_ylim(min(ys) - pad, max(ys) + pad)
     ax.set_xlabel("median latency per query, ms (first stage + reranker, log scale)")
     ax.set_ylabel(ndcg)
     ax.grid(True, which="major", alpha=0.3)
@@ -90,7 +102,38 @@ def plot_quality_latency(
         f"top {result.depth} candidates reranked)",
         fontsize=10,
     )
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
-    return out
+    return fig
+
+
+_GENERIC = frozenset({"model", "models", "onnx", "snapshots", "checkpoint", "final"})
+_HASH = re.compile(r"^[0-9a-f]{40}$")
+_LOCAL = re.compile(r"(?P<kind>[\w-]+:)(?P<path>(?:/|~|\.{1,2}/|[A-Za-z]:\\)[^\s@>]+)")
+
+
+def plot_label(name: str) -> str:
+    """A system's name for a legend: each local model path cut to the model's folder name.
+
+    The last path part that names the model is kept: a generic last folder (``model``,
+    ``onnx``, a Hugging Face snapshot hash) gives way to the one above it, and a Hugging Face
+    cache folder ``models--org--name`` reads ``org/name``.
+
+    Example:
+        >>> plot_label("bm25 >> cross-encoder:/home/me/models/Qwen3-Reranker-0.6B")
+        'bm25 >> cross-encoder:Qwen3-Reranker-0.6B'
+        >>> plot_label("dense >> onnx:/root/.cache/hub/models--BAAI--bge-reranker-base/snapshots/"
+        ...            "0123456789abcdef0123456789abcdef01234567@20 >> bi-encoder:./my/model")
+        'dense >> onnx:BAAI/bge-reranker-base@20 >> bi-encoder:my'
+        >>> plot_label("bm25 >> flashrank:ms-marco-TinyBERT-L-2-v2")
+        'bm25 >> flashrank:ms-marco-TinyBERT-L-2-v2'
+    """
+
+    def shorten(match: re.Match[str]) -> str:
+        parts = [p for p in re.split(r"[/\\]", match["path"]) if p and p not in (".", "..", "~")]
+        while len(parts) > 1 and (parts[-1].lower() in _GENERIC or _HASH.match(parts[-1])):
+            parts.pop()
+        last = parts[-1] if parts else match["path"]
+        if last.startswith("models--"):
+            last = last[len("models--") :].replace("--", "/")
+        return f"{match['kind']}{last}"
+
+    return _LOCAL.sub(shorten, name)

@@ -277,7 +277,10 @@ class Profile:
             if scores[index] is not None:
                 raise RemoteRerankError(self.name, f"returned index {index} twice")
             score = item.get(self.answer.score_key)
-            if not _is_number(score) or not math.isfinite(score):
+            # NaN, infinities and ints beyond float range (10**400) all fail, never overflow
+            if not _is_number(score) or not (
+                math.isfinite(score) if isinstance(score, float) else abs(score) <= 2**1023
+            ):
                 raise RemoteRerankError(
                     self.name, f"returned a non-numeric score {score!r:.50} for index {index}"
                 )
