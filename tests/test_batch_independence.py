@@ -237,7 +237,7 @@ def test_openvino_bf16_runs_batched_in_fixed_shapes(
         shapes.append(tuple(feeds["input_ids"].shape))
         return runner(feeds)
 
-    model.runner = spy
+    model.runner = spy  # type: ignore[assignment]
     assert_batch_independent(r.score)
     assert all(w % 32 == 0 for _, w in shapes) and any(b > 1 for b, _ in shapes)  # batched
     if fixed_rows:
