@@ -3,7 +3,7 @@
 They serve ``RerankRetriever`` (or classic's ``ContextualCompressionRetriever``), LCEL chains
 (``as_runnable()``) and agents (``RerankMiddleware``).
 
-Each class is a settings mixin from ``rerank_kit._adapters.settings`` (fields, checks, how the
+Each class is a settings mixin from ``rerank_kit.adapters`` (fields, checks, how the
 engine reranker is built, shared with the LlamaIndex adapter) plus ``_BaseRerank``, which only
 turns ``Document`` objects into texts and the results back into new ``Document`` objects.
 """
@@ -20,14 +20,14 @@ from langchain_core.runnables import Runnable
 from pydantic import ConfigDict, Field
 
 from langchain_rerank_kit._runnable import RerankInput, compressor_runnable
-from rerank_kit._adapters import settings as shared
-from rerank_kit._adapters.build import pipeline_settings
-from rerank_kit._adapters.run import (
+from rerank_kit import adapters as shared
+from rerank_kit.adapters import (
     MODEL_KEY,
     Outcome,
     Result,
     arun_rerank,
     passage_texts,
+    pipeline_settings,
     run_rerank,
 )
 
@@ -132,7 +132,7 @@ class _BaseRerank(shared.RerankSettings, BaseDocumentCompressor):
         docs, texts = _checked(documents)
         key = self.first_stage_score_key if self.fusion is not None else None
         first = _first_stage_scores(docs, key)
-        run = {"texts": texts, "first_stage_scores": first, **self._run_settings()}
+        run = {"texts": texts, "first_stage_scores": first, **self.run_settings()}
         run["metadata"] = [d.metadata for d in docs]
         return docs, run
 
@@ -155,7 +155,7 @@ class _BaseRerank(shared.RerankSettings, BaseDocumentCompressor):
             step = RerankInput(query=query, documents=documents)
             return self.as_runnable().invoke(step, config={"callbacks": callbacks})
         docs, run = self._inputs(documents)
-        return self._documents(docs, run_rerank(self._get_reranker(), query, **run))
+        return self._documents(docs, run_rerank(self.get_reranker(), query, **run))
 
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
@@ -165,7 +165,7 @@ class _BaseRerank(shared.RerankSettings, BaseDocumentCompressor):
             step = RerankInput(query=query, documents=documents)
             return await self.as_runnable().ainvoke(step, config={"callbacks": callbacks})
         docs, run = self._inputs(documents)
-        return self._documents(docs, await arun_rerank(self._get_reranker(), query, **run))
+        return self._documents(docs, await arun_rerank(self.get_reranker(), query, **run))
 
     def as_runnable(self) -> Runnable[RerankInput, list[Document]]:
         """This compressor as an LCEL ``Runnable`` over ``{"query": ..., "documents": [...]}``.

@@ -1,6 +1,6 @@
 """LlamaIndex node postprocessors backed by the rerank-kit engine.
 
-Each class is a settings mixin from ``rerank_kit._adapters.settings`` (fields, checks, how the
+Each class is a settings mixin from ``rerank_kit.adapters`` (fields, checks, how the
 engine reranker is built, shared with the LangChain adapter) plus ``_BaseRerank``, which only
 turns nodes into texts, emits LlamaIndex's rerank events and wraps the results as
 ``RerankedNodeWithScore``.
@@ -20,14 +20,14 @@ from llama_index.core.llms import LLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
-from rerank_kit._adapters import settings as shared
-from rerank_kit._adapters.build import pipeline_settings
-from rerank_kit._adapters.run import (
+from rerank_kit import adapters as shared
+from rerank_kit.adapters import (
     MODEL_KEY,
     Outcome,
     Result,
     arun_rerank,
     passage_texts,
+    pipeline_settings,
     run_rerank,
 )
 
@@ -189,10 +189,10 @@ class _BaseRerank(shared.RerankSettings, BaseNodePostprocessor):
                 query=query_bundle,
                 nodes=items,
                 top_n=self.top_n if self.top_n is not None else len(items),
-                model_name=self._get_reranker().name,
+                model_name=self.get_reranker().name,
             )
         )
-        run = {"texts": texts, "first_stage_scores": first, **self._run_settings()}
+        run = {"texts": texts, "first_stage_scores": first, **self.run_settings()}
         run["metadata"] = [n.node.metadata for n in items]
         return items, query, run
 
@@ -213,12 +213,12 @@ class _BaseRerank(shared.RerankSettings, BaseNodePostprocessor):
         items, query, run = self._start(nodes, query_bundle)
         payload: dict[str, Any] = {
             EventPayload.NODES: items,
-            EventPayload.MODEL_NAME: self._get_reranker().name,
+            EventPayload.MODEL_NAME: self.get_reranker().name,
             EventPayload.QUERY_STR: query,
             EventPayload.TOP_K: self.top_n,
         }
         with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
-            out = self._end(items, run_rerank(self._get_reranker(), query, **run))
+            out = self._end(items, run_rerank(self.get_reranker(), query, **run))
             event.on_end(payload={EventPayload.NODES: out})
         return out
 
@@ -228,7 +228,7 @@ class _BaseRerank(shared.RerankSettings, BaseNodePostprocessor):
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
         items, query, run = self._start(nodes, query_bundle)
-        return self._end(items, await arun_rerank(self._get_reranker(), query, **run))
+        return self._end(items, await arun_rerank(self.get_reranker(), query, **run))
 
 
 class RerankPostprocessor(shared.WrapperSettings, _BaseRerank):

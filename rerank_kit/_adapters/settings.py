@@ -149,7 +149,7 @@ class RerankSettings(BaseModel):
     def _assembly_settings(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in ASSEMBLY_SETTINGS}
 
-    def _run_settings(self) -> dict[str, Any]:
+    def run_settings(self) -> dict[str, Any]:
         """The keyword arguments of ``run_rerank``/``arun_rerank`` (but the first-stage scores)."""
         return {
             "top_n": self.top_n,
@@ -161,6 +161,13 @@ class RerankSettings(BaseModel):
             "long_query_tokens": self.long_query_tokens,
             **self._assembly_settings(),
         }
+
+    def get_reranker(self) -> Reranker:
+        """The engine reranker these settings describe (built once, then reused)."""
+        return self._get_reranker()
+
+    def _run_settings(self) -> dict[str, Any]:
+        return self.run_settings()
 
     def _get_reranker(self) -> Reranker:
         raise NotImplementedError
