@@ -7,6 +7,7 @@ engine reranker is built, shared with the LangChain and LlamaIndex adapters); ``
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from haystack import component
@@ -113,8 +114,8 @@ class _ModelRerank(Rerank):
         quantize: str | None = None,
         file_name: str | None = None,
         threads: int | None = None,
-        cache_dir: str | None = None,
-        score_cache: int | str | None = None,
+        cache_dir: str | Path | None = None,
+        score_cache: int | str | Path | None = None,
         long_documents: str | None = None,
         model_kwargs: dict[str, Any] | None = None,
         meta_fields_to_embed: list[str] | None = None,
@@ -281,7 +282,7 @@ class RemoteRerank(Rerank):
                 "RemoteRerank.to_dict(): model_kwargs holds an api_key, which is never written "
                 'to a pipeline file; pass api_key=Secret.from_env_var("...") instead'
             )
-        return super()._saved()
+        return Rerank._saved(self)  # (@component rebuilds the class: no zero-argument super())
 
 
 @component
@@ -401,7 +402,7 @@ class ListwiseLLMRerank(Rerank):
         """Warm up the chat generator (if it has ``warm_up``) and build the reranker."""
         if callable(getattr(self.chat_generator, "warm_up", None)):
             self.chat_generator.warm_up()
-        super().warm_up()
+        Rerank.warm_up(self)  # (@component rebuilds the class: no zero-argument super())
 
     def _saved(self) -> dict[str, Any]:
         params = dict(self._init_parameters)

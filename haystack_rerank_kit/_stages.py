@@ -115,23 +115,28 @@ def save_stages(stages: Any, ranker: type[Any]) -> Any:
 
 
 def restore_stages(stages: Any, ranker: type[Any]) -> Any:
-    """The stages back from a pipeline file (only this package's rankers are imported)."""
+    """The stages back from a pipeline file: spec strings, and this package's rankers.
+
+    A stage's ``type`` must name one of this package's rankers, which is looked up in the
+    package (nothing that the file names is imported).
+    """
     if isinstance(stages, str) or not isinstance(stages, list):
         return stages
-    from haystack.core.serialization import import_class_by_name
+    import haystack_rerank_kit
 
     out = []
     for i, pair in enumerate(stages):
         item, keep = pair
         if isinstance(item, dict):
             name = str(item.get("type", ""))
-            if not name.startswith(_PACKAGE):
+            cls = getattr(haystack_rerank_kit, name[len(_PACKAGE) :], None)
+            if not name.startswith(_PACKAGE) or not (
+                isinstance(cls, type) and issubclass(cls, ranker)
+            ):
                 raise ValueError(
                     f"CascadeRerank: stages[{i}] names {name!r}; a pipeline file's stage is a "
                     "spec string or one of haystack_rerank_kit's rankers"
                 )
-            item = component_from_dict(import_class_by_name(name), item, name=f"stage{i}")
-            if not isinstance(item, ranker):
-                raise ValueError(f"CascadeRerank: stages[{i}] is not a ranker")
+            item = component_from_dict(cls, item, name=f"stage{i}")
         out.append((item, keep))
     return out

@@ -9,6 +9,7 @@ import re
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")  # haystack-ai would send usage data
 
 from collections.abc import Generator, Iterator
 from pathlib import Path

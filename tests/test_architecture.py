@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "architecture.md"
-PACKAGES = ("rerank_kit", "langchain_rerank_kit", "llamaindex_rerank_kit")
+PACKAGES = ("rerank_kit", "langchain_rerank_kit", "llamaindex_rerank_kit", "haystack_rerank_kit")
 ENTRY = re.compile(r"^(?P<indent> *)(?P<name>[A-Za-z_][\w]*(?:\.py|\.tsv|/))(?:\s|$)")
 
 pytestmark = pytest.mark.skipif(not DOC.is_file(), reason="no docs/ here (an sdist)")

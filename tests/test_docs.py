@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "mkdocs.yml"
 EXAMPLES = sorted((REPO / "docs" / "examples").glob("*.py"))
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
-PACKAGES = ["rerank_kit", "langchain_rerank_kit", "llamaindex_rerank_kit"]
+PACKAGES = ["rerank_kit", "langchain_rerank_kit", "llamaindex_rerank_kit", "haystack_rerank_kit"]
 
 pytestmark = pytest.mark.skipif(not CONFIG.is_file(), reason="no mkdocs.yml here (an sdist)")
 

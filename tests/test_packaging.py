@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGES = ["rerank_kit", "langchain_rerank_kit", "llamaindex_rerank_kit"]
+PACKAGES = ["rerank_kit", "langchain_rerank_kit", "llamaindex_rerank_kit", "haystack_rerank_kit"]
 REPO = Path(__file__).resolve().parents[1]
 
 EXPECTED_ALL = {
@@ -71,6 +71,16 @@ EXPECTED_ALL = {
         "from_config",
         "RerankPostprocessor",
         "RerankedNodeWithScore",
+    },
+    "haystack_rerank_kit": {
+        "BiEncoderRerank",
+        "CascadeRerank",
+        "CrossEncoderRerank",
+        "FlashRankRerank",
+        "ListwiseLLMRerank",
+        "RemoteRerank",
+        "RerankComponent",
+        "from_config",
     },
 }
 
@@ -130,6 +140,16 @@ def test_llamaindex_adapter_never_imports_langchain() -> None:
     assert "torch" not in mods  # type: ignore[operator]
 
 
+def test_haystack_adapter_never_imports_the_other_frameworks() -> None:
+    pytest.importorskip("haystack")
+    mods: set[str] = _loaded_after("import haystack_rerank_kit")["modules"]  # type: ignore[assignment]
+    assert not {m for m in mods if m.startswith(("langchain", "llama_index"))}
+    # haystack-ai imports torch itself when it is installed: nothing heavy beyond what it loads
+    haystack: set[str] = _loaded_after("import haystack")["modules"]  # type: ignore[assignment]
+    heavy = {"torch", "onnxruntime", "sentence_transformers", "transformers", "flashrank"}
+    assert not (mods - haystack) & heavy
+
+
 def test_flashrank_user_never_imports_torch(tiny_flashrank_dir: Path) -> None:
     code = (
         "from rerank_kit import FlashRankReranker\n"
@@ -170,6 +190,7 @@ def test_flashrank_user_never_imports_torch(tiny_flashrank_dir: Path) -> None:
         ),
         ("import langchain_rerank_kit", ("langchain_core",), 'pip install "rerank-kit[langchain]"'),
         ("import llamaindex_rerank_kit", ("llama_index",), 'pip install "rerank-kit[llamaindex]"'),
+        ("import haystack_rerank_kit", ("haystack",), 'pip install "rerank-kit[haystack]"'),
     ],
 )
 def test_missing_extra_names_the_install_command(
