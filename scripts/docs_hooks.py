@@ -44,6 +44,10 @@ API_MODULES: dict[str, tuple[str, str]] = {
         "llamaindex_rerank_kit",
         "LlamaIndex: node postprocessors.",
     ),
+    "haystack_rerank_kit": (
+        "haystack_rerank_kit",
+        "Haystack: ranker components for pipelines (`run`, `run_async`, YAML).",
+    ),
 }
 
 
