@@ -62,6 +62,7 @@ SLOW_FIXTURES = frozenset(
         "infinity_bin",
         "infinity_url",
         "langchain_only_venv",
+        "haystack_only_venv",
         "stand_in_models",
     }
 )
@@ -86,6 +87,7 @@ SLOW_MODULES = frozenset(
         "test_dask",  # a Dask LocalCluster of processes
         "test_infinity",  # an Infinity server that loads a model
         "test_langchain_fresh_venv",  # a fresh virtual environment
+        "test_haystack_fresh_venv",  # a fresh virtual environment
         "test_notebooks",  # runs the tutorials
     }
 )

@@ -1,4 +1,4 @@
-"""What a documented ``pip install ".[extras]"`` would give, simulated in this environment.
+"""What a documented ``pip install ".[extras]"`` would give: simulated here, or in a fresh venv.
 
 The test environment holds every extra, so a documented command that needs more than the
 install it names still runs here. ``blocked_modules(extras)`` lists the modules of every
@@ -11,7 +11,9 @@ subprocess that executes that source first, and it meets the install it names.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterable
 from functools import cache
@@ -170,3 +172,31 @@ def blocker_source(blocked: Iterable[str]) -> str:
         "        return None\n"
         "sys.meta_path.insert(0, _NotInstalled())\n"
     )
+
+
+# ------------------------------------------------------------------ a real fresh venv
+
+
+def clean_run(command: list[str], cwd: Path, timeout: int = 900) -> str:
+    """Run ``command`` outside this environment (no ``PYTHONPATH``, no ``VIRTUAL_ENV``, the Hub
+    offline); its stdout, or a failed assertion that shows its output."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(HF_HUB_OFFLINE="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    out = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{' '.join(command)} failed:\n{out.stdout}\n{out.stderr}"
+    return out.stdout
+
+
+def fresh_venv(root: Path, extras: Iterable[str], others: Iterable[str] = ()) -> Path:
+    """A new virtual environment under ``root`` holding what ``pip install ".[extras]" others``
+    installs, from a wheel of this checkout (``pip wheel --no-deps``) and PyPI packages through
+    pip's own cache (no model); its python."""
+    clean_run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root), str(REPO)], root
+    )
+    (wheel,) = root.glob("rerank_kit-*.whl")
+    clean_run([sys.executable, "-m", "venv", str(root / "venv")], root)
+    python = root / "venv" / ("Scripts" if os.name == "nt" else "bin") / "python"
+    spec = f"rerank-kit[{','.join(sorted(extras))}] @ {wheel.as_uri()}"
+    clean_run([str(python), "-m", "pip", "install", "-q", spec, *others], root)
+    return python
