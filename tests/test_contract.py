@@ -1,9 +1,11 @@
-"""One contract, run over both adapters (LangChain compressors, LlamaIndex postprocessors)."""
+"""One contract, run over the adapters (LangChain compressors, LlamaIndex postprocessors,
+Haystack rankers)."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,6 +31,7 @@ class Item:
 class Adapter(Protocol):
     name: str
     module: Any
+    wrapper: str  # the class that wraps an engine reranker
 
     def make(self, texts: Sequence[str]) -> list[Any]: ...
     def wrap(self, reranker: Reranker, **kw: Any) -> Any: ...
@@ -115,7 +118,54 @@ class LlamaIndexAdapter(_Wraps):
         return [_node_item(n) for n in nodes]
 
 
-@pytest.fixture(params=[LangChainAdapter, LlamaIndexAdapter], ids=["langchain", "llamaindex"])
+def _haystack_item(doc: Any) -> Item:
+    """A returned Haystack Document: the score is its score, flags are in its meta."""
+    from haystack import Document
+
+    assert isinstance(doc, Document) and type(doc.score) is float
+    meta = dict(doc.meta)
+    first = meta.pop("first_stage_score")  # the incoming score, kept
+    assert first == pytest.approx(1.0 - int(doc.id.split("-")[1]) / 100)
+    assert isinstance(meta.pop("rerank_model"), str)  # the reranker's name, in every adapter
+    stages, empty = meta.pop("stage_scores", {}), meta.pop("rerank_empty", False)
+    return Item(doc.id, doc.content or "", meta, doc.score, stages, empty)
+
+
+class HaystackAdapter:
+    name = "haystack"
+    module: Any = None
+    wrapper = "RerankComponent"
+
+    def __init__(self) -> None:
+        os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+        self.module = pytest.importorskip("haystack_rerank_kit")
+
+    def make(self, texts: Sequence[str]) -> list[Any]:
+        from haystack import Document
+
+        meta = [{"source": f"s{i}", "nested": [i]} for i in range(len(texts))]
+        return [
+            Document(id=f"doc-{i}", content=t, meta=meta[i], score=1.0 - i / 100)
+            for i, t in enumerate(texts)
+        ]
+
+    def wrap(self, reranker: Reranker, **kw: Any) -> Any:
+        if "top_n" in kw:  # Haystack spells it top_k
+            kw["top_k"] = kw.pop("top_n")
+        return self.module.RerankComponent(reranker=reranker, **kw)
+
+    def run(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]:
+        return [_haystack_item(d) for d in wrapped.run(query=query, documents=inputs)["documents"]]
+
+    async def arun(self, wrapped: Any, inputs: list[Any], query: str) -> list[Item]:
+        out = await wrapped.run_async(query=query, documents=inputs)
+        return [_haystack_item(d) for d in out["documents"]]
+
+
+@pytest.fixture(
+    params=[LangChainAdapter, LlamaIndexAdapter, HaystackAdapter],
+    ids=["langchain", "llamaindex", "haystack"],
+)
 def adapter(request: pytest.FixtureRequest) -> Adapter:
     return request.param()
 
@@ -165,12 +215,17 @@ def test_ids_text_and_metadata_kept(adapter: Adapter) -> None:
         assert item.metadata == {"source": f"s{i}", "nested": [i]}
 
 
+def _dump(x: Any) -> Any:
+    """Everything an input object holds (pydantic models, or a Haystack dataclass)."""
+    return x.model_dump() if hasattr(x, "model_dump") else x.to_dict()
+
+
 def test_inputs_not_mutated(adapter: Adapter) -> None:
     inputs = adapter.make(TEXTS)
-    before = [copy.deepcopy(x.model_dump()) for x in inputs]
+    before = [copy.deepcopy(_dump(x)) for x in inputs]
     order_before = [id(x) for x in inputs]
     out = adapter.run(adapter.wrap(FakeReranker(), top_n=2), inputs, QUERY)
-    assert [x.model_dump() for x in inputs] == before
+    assert [_dump(x) for x in inputs] == before
     assert [id(x) for x in inputs] == order_before
     assert len(out) == 2
 
@@ -197,7 +252,8 @@ def test_cascade_records_every_stage(adapter: Adapter) -> None:
 
 
 def test_bad_top_n_is_a_clear_error(adapter: Adapter) -> None:
-    with pytest.raises(ValueError, match="top_n"):
+    spelled = "top_k" if adapter.name == "haystack" else "top_n"  # as each framework spells it
+    with pytest.raises(ValueError, match=spelled):
         adapter.run(adapter.wrap(FakeReranker(), top_n=0), adapter.make(TEXTS), QUERY)
 
 
@@ -281,9 +337,11 @@ def test_blank_passages_come_last_flagged_empty(adapter: Adapter) -> None:
 
 
 def test_unknown_fields_are_rejected(adapter: Adapter) -> None:
-    with pytest.raises(ValueError, match="top_k"):
-        adapter.wrap(FakeReranker(), top_k=3)
-    with pytest.raises(ValueError, match="modle"):
+    # the other frameworks' spelling of top_n; Haystack refuses unknown arguments as Python does
+    wrong, error = ("top_n", TypeError) if adapter.name == "haystack" else ("top_k", ValueError)
+    with pytest.raises(error, match=wrong):
+        getattr(adapter.module, adapter.wrapper)(reranker=FakeReranker(), **{wrong: 3})
+    with pytest.raises(error, match="modle"):
         adapter.module.FlashRankRerank(modle="ms-marco-TinyBERT-L-2-v2")  # before any model load
 
 

@@ -570,3 +570,40 @@ def test_haystack_rerank_kit_imports_only_public_rerank_kit_names() -> None:
 def _no_telemetry() -> Iterator[None]:
     assert os.environ.get("HAYSTACK_TELEMETRY_ENABLED") == "False"
     yield
+
+
+_HAYSTACK_ONLY = {"self", "settings", "top_k", "meta_fields_to_embed", "embedding_separator"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CrossEncoderRerank",
+        "FlashRankRerank",
+        "BiEncoderRerank",
+        "RemoteRerank",
+        "CascadeRerank",
+        "ListwiseLLMRerank",
+        "RerankComponent",
+    ],
+)
+def test_same_settings_and_defaults_as_the_langchain_adapter(name: str) -> None:
+    import inspect
+
+    import langchain_rerank_kit as lc
+
+    ours = getattr(hk, name)
+    theirs = getattr(lc, "RerankCompressor" if name == "RerankComponent" else name)
+    params = inspect.signature(ours.__init__).parameters
+    spelled = {"chat_generator": "llm"}  # Haystack's name for the LLM
+    taken = {spelled.get(p, p) for p in params} - _HAYSTACK_ONLY
+    taken |= set(ours.settings_type.model_fields) - {"top_n"}
+    assert taken == set(theirs.model_fields) - {"first_stage_score_key", "top_n"}
+    assert params["top_k"].default == theirs.model_fields["top_n"].default == 3
+    for p, param in params.items():
+        field = theirs.model_fields.get(spelled.get(p, p))
+        if field is None or param.default is inspect.Parameter.empty or p == "model_kwargs":
+            continue
+        default = ours.settings_type.model_fields["model"].default if p == "model" else None
+        want = field.get_default(call_default_factory=True)
+        assert (param.default if param.default is not None else default) == want, p
