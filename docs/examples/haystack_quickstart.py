@@ -15,7 +15,9 @@ from haystack_rerank_kit import CrossEncoderRerank
 store = InMemoryDocumentStore()
 store.write_documents(
     [
-        Document(id="reset", content="Locked out? To reset it, open Settings > Security and click Reset."),
+        Document(
+            id="reset", content="Locked out? To reset it, open Settings > Security and click Reset."
+        ),
         Document(
             id="rules",
             content="Password rules: a password needs 12 characters, and a "
