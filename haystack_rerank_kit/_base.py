@@ -98,11 +98,14 @@ class Rerank:
     ) -> None:
         """Check and keep the arguments, and make the settings instance (nothing loaded)."""
         name = type(self).__name__
-        unknown = sorted(set(settings) - settings_names(self.settings_type) - set(fields))
+        built = self._settings_fields(fields)  # (a settings name spelled otherwise here is taken)
+        allowed = settings_names(self.settings_type) - set(built)
+        unknown = sorted(set(settings) - allowed)
         if unknown:
             raise TypeError(
                 f"{name} got unexpected keyword arguments {unknown}; it takes "
-                f"{sorted(settings_names(self.settings_type))}"
+                f"{sorted(allowed | set(fields) | {'top_k', 'meta_fields_to_embed'})} "
+                "and embedding_separator"
             )
         if not isinstance(embedding_separator, str):
             raise TypeError(f"{name}: embedding_separator must be a str")
@@ -119,7 +122,6 @@ class Rerank:
             "embedding_separator": embedding_separator,
             **settings,
         }
-        built = self._settings_fields(fields)
         self._settings = _deferred(self.settings_type, name)(top_n=top_k, **built, **settings)
 
     def _settings_fields(self, fields: dict[str, Any]) -> dict[str, Any]:

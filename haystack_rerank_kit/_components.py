@@ -430,7 +430,9 @@ def from_config(config: Any, **kwargs: Any) -> RerankComponent:
     ``score_threshold``, fusion (with the incoming ``Document.score``) and the context-assembly
     settings come from the file or a ``rerank_kit.PipelineConfig``; retrieve ``config.depth``
     candidates in the first stage (the retriever's ``top_k``). A first-stage-only file
-    (``"reranker": "none"``) loads no model: the documents keep the first stage's order.
+    (``"reranker": "none"``) loads no model: the documents keep the first stage's order. The
+    ranker holds the engine reranker the file names, so ``to_dict`` refuses it: keep the file
+    and call ``from_config`` where the pipeline is built.
 
     Args:
         config: A tuned JSON file or a ``PipelineConfig``.

@@ -364,6 +364,8 @@ def test_listwise_llm_rerank_over_a_chat_generator_sync_async_and_yaml() -> None
     assert _view(loaded.run(_inputs())["ranker"]["documents"]) == _view(got)
     with pytest.raises(ValueError, match="score_threshold"):
         hk.ListwiseLLMRerank(chat_generator=chat, score_threshold=0.5)
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['llm'\]"):
+        hk.ListwiseLLMRerank(chat_generator=chat, llm=chat)  # Haystack's name: chat_generator
     with pytest.raises(TypeError, match="ListwiseLLMRerank: chat_generator must be a Haystack"):
         hk.ListwiseLLMRerank(chat_generator="gpt")
 
