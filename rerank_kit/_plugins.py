@@ -21,11 +21,13 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Collection
-from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rerank_kit._core.errors import RerankError
 from rerank_kit._core.protocol import Reranker
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -48,7 +50,7 @@ Factory = Callable[..., Reranker]
 _PREFIX = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _lock = threading.Lock()
 _registered: dict[str, Factory] = {}  # register_reranker
-_discovered: dict[str, metadata.EntryPoint] | None = None  # the group, read once
+_discovered: dict[str, EntryPoint] | None = None  # the group, read once
 _loaded: dict[str, Factory] = {}  # entry points imported so far
 
 
@@ -91,8 +93,8 @@ def register_reranker(prefix: str, factory: Factory) -> None:
     Example:
         >>> from rerank_kit import load_reranker, register_reranker
         >>> from rerank_kit.testing import FakeReranker
-        >>> register_reranker("fake", lambda model, **kwargs: FakeReranker(f"fake:{model}"))
-        >>> load_reranker("fake:words").rerank("red apple", ["pear", "apple"], top_n=1)[0].index
+        >>> register_reranker("my-words", lambda model, **kwargs: FakeReranker(f"my-words:{model}"))
+        >>> load_reranker("my-words:x").rerank("red apple", ["pear", "apple"], top_n=1)[0].index
         1
     """
     _check_prefix(prefix)
@@ -106,13 +108,15 @@ def register_reranker(prefix: str, factory: Factory) -> None:
         _registered[prefix] = factory
 
 
-def _entry_points() -> dict[str, metadata.EntryPoint]:
+def _entry_points() -> dict[str, EntryPoint]:
     """The group's entry points by prefix, read once (built-in prefixes left out, warned)."""
     global _discovered
     with _lock:
         if _discovered is not None:
             return _discovered
-        found: dict[str, metadata.EntryPoint] = {}
+        from importlib import metadata  # here: importing rerank_kit stays cheap
+
+        found: dict[str, EntryPoint] = {}
         builtin = set(_builtin)
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             where = _source(ep)
@@ -144,7 +148,7 @@ def _entry_points() -> dict[str, metadata.EntryPoint]:
         return found
 
 
-def _source(ep: metadata.EntryPoint) -> str:
+def _source(ep: EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
     return f"from {dist.name} {dist.version}" if dist is not None else "an entry point"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -242,7 +243,7 @@ def test_an_unknown_prefix_names_the_installed_plugins(installed: Path) -> None:
 
 
 def test_no_plugins_installed_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_plugins.metadata, "entry_points", lambda group: [])
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [])
     with pytest.raises(ValueError, match=r"no plugin prefixes are installed .*rerank_kit\.rerank"):
         load_reranker("nope:model")
 
@@ -292,13 +293,13 @@ def test_register_reranker_checks_its_arguments_and_the_factory_result() -> None
 
 def test_entry_points_are_read_once(installed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reads: list[str] = []
-    real = _plugins.metadata.entry_points
+    real = importlib.metadata.entry_points
 
     def counted(group: str) -> Any:
         reads.append(group)
         return real(group=group)
 
-    monkeypatch.setattr(_plugins.metadata, "entry_points", counted)
+    monkeypatch.setattr(importlib.metadata, "entry_points", counted)
     with pytest.raises(ValueError, match="names no model"):
         load_reranker("cross-encoder:")  # a built-in prefix never reads the group
     assert reads == []
