@@ -10,6 +10,7 @@ a real throwaway distribution with pip into a fresh virtual environment.
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib
 import importlib.metadata
 import json
@@ -117,21 +118,21 @@ def test_the_toy_family_imports_only_public_rerank_kit_names() -> None:
 
 def test_the_toy_family_keeps_a_score_cache_through_the_base_class(installed: Path) -> None:
     toy = _toy()
-    cache = ScoreCache(100)
-    cached = toy.KeywordOverlapReranker("count", score_cache=cache)
-    plain = toy.KeywordOverlapReranker("count")
     calls: list[int] = []
-    original = cached._score_pairs
 
-    def counting(query: str, texts: list[str]) -> PairScores:
-        calls.append(len(texts))
-        return original(query, texts)
+    class Counted(toy.KeywordOverlapReranker):  # type: ignore[name-defined]
+        def _score_pairs(self, query: str, texts: list[str]) -> PairScores:
+            calls.append(len(texts))
+            return super()._score_pairs(query, texts)
 
-    cached._score_pairs = counting
+    cache = ScoreCache(100)
+    cached = Counted("count", score_cache=cache)
+    plain = toy.KeywordOverlapReranker("count")
     for _ in range(2):
         assert cached.rerank(QUERY, PASSAGES) == plain.rerank(QUERY, PASSAGES)
-    assert calls == [3]  # the second call was answered by the cache
-    assert cached.score_cache is cache and cache.info()["hits"] == 3
+    assert asyncio.run(cached.arerank(QUERY, PASSAGES)) == plain.rerank(QUERY, PASSAGES)
+    assert calls == [3]  # the later calls, async too, were answered by the cache
+    assert cached.score_cache is cache and cache.info()["hits"] == 6
     assert cache.get("keywords:count", QUERY, PASSAGES[:1]) == [(2.0, False)]  # keyed by name
     share = toy.KeywordOverlapReranker("share", score_cache=cache)
     assert share.score(QUERY, PASSAGES[:1]) == [pytest.approx(2 / 6)]  # not count's 2.0
@@ -204,23 +205,29 @@ def test_an_installed_plugin_prefix_works_in_load_reranker_cascades_and_pipeline
     }
 
 
-def test_the_cli_finds_a_plugin_prefix(installed: Path, tmp_path: Path) -> None:
-    pytest.importorskip("bm25s", reason='rerank-kit eval needs the eval extra: ".[eval]"')
+def test_the_cli_finds_a_plugin_prefix(
+    installed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("bm25s", reason='rerank-kit eval and tune need the eval extra: ".[eval]"')
     from rerank_kit.cli import main
+    from rerank_kit.demo import CORPUS, QUERIES
 
     corpus = tmp_path / "docs.jsonl"
-    corpus.write_text(
-        "".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(PASSAGES)),
-        encoding="utf-8",
-    )
+    corpus.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in CORPUS))
     judgments = tmp_path / "qs.jsonl"
-    judgments.write_text(json.dumps({"query": QUERY, "relevant": ["d0"]}) + "\n")
+    judgments.write_text(
+        "".join(json.dumps({"query": q, "relevant": [a]}) + "\n" for q, a in QUERIES)
+    )
+    data = [str(judgments), "--corpus", str(corpus), "--no-progress", "--depth", "5"]
     out = tmp_path / "eval.json"
-    args = ["eval", str(judgments), "--corpus", str(corpus), "--first-stage", "bm25"]
-    code = main([*args, "--reranker", "keywords:count", "--no-progress", "--json", str(out)])
-    assert code == 0
+    assert main(["eval", *data, "--reranker", "keywords:count", "--json", str(out)]) == 0
     systems = [s["name"] for s in json.loads(out.read_text())["systems"]]
     assert "bm25 >> keywords:count" in systems
+    config = tmp_path / "pipeline.json"
+    tuned = ["tune", *data, "--reranker", "keywords:share", "--folds", "2", "--config", str(config)]
+    assert main(tuned) == 0
+    assert "keywords:share over bm25" in capsys.readouterr().out  # it was among the candidates
+    assert PipelineConfig.load(config).reranker in ("none", "keywords:share")
 
 
 def test_the_demo_finds_a_plugin_prefix(
