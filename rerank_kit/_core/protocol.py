@@ -55,12 +55,12 @@ class Reranker(ABC):
     the event loop. Two services need a declaration: a score cache (set ``keeps_score_cache =
     True`` and pass ``score_cache=`` on to ``Reranker.__init__``) and long-document windows
     (implement ``_window_plan(query)``, returning a :class:`WindowPlan`); see
-    ``docs/guides/extending.md``. This class checks inputs, keeps blank passages away from the model (they
-    score ``-inf``, flagged ``empty``, with one warning), consults the score cache, scores long
-    passages in windows if asked, checks the scores, then orders, fuses, filters and cuts. One
-    instance may be shared by many threads and tasks: calls into a local model are serialised
-    by a lock (tokenizers are not thread-safe); rerankers with ``serialise = False`` (network,
-    LLM) run concurrently.
+    ``docs/guides/extending.md``. This class checks inputs, keeps blank passages away from the
+    model (they score ``-inf``, flagged ``empty``, with one warning), consults the score cache,
+    scores long passages in windows if asked, checks the scores, then orders, fuses, filters and
+    cuts. One instance may be shared by many threads and tasks: calls into a local model are
+    serialised by a lock (tokenizers are not thread-safe); rerankers with ``serialise = False``
+    (network, LLM) run concurrently.
 
     Example:
         >>> from rerank_kit import Reranker
