@@ -39,9 +39,6 @@ __all__ = ["Reranker"]
 
 logger = logging.getLogger(__name__)
 
-#: What ``score_cache=`` takes: off (``None``/``0``), a size, a file name or a ``ScoreCache``.
-ScoreCacheSetting = int | str | os.PathLike[str] | ScoreCache | None
-
 _MODE_SUFFIX = re.compile(r" \[long_documents=\w+\]$")
 
 
@@ -107,7 +104,9 @@ class Reranker(ABC):
 
             cls._score_pairs = _score_pairs  # type: ignore[method-assign]
 
-    def __init__(self, *, score_cache: ScoreCacheSetting = None) -> None:
+    def __init__(
+        self, *, score_cache: int | str | os.PathLike[str] | ScoreCache | None = None
+    ) -> None:
         """Set up the model lock and, for a family that keeps one, the score cache.
 
         Args:
@@ -118,17 +117,6 @@ class Reranker(ABC):
 
         Raises:
             ValueError: A cache given to a reranker that keeps none, or a bad setting.
-
-        Example:
-            >>> class Overlap(Reranker):
-            ...     keeps_score_cache = True
-            ...     def _score_pairs(self, query, texts):
-            ...         return [float(len(set(query.split()) & set(t.split()))) for t in texts]
-            >>> r = Overlap(score_cache=100)
-            >>> r.score("red apple", ["red", "apple pie"]), r.score("red apple", ["red"])
-            ([1.0, 1.0], [1.0])
-            >>> r.cache_info()
-            {'size': 2, 'max_size': 100, 'hits': 1, 'misses': 2}
         """
         self._lock = threading.Lock()
         if self.keeps_score_cache:
@@ -280,7 +268,9 @@ class Reranker(ABC):
 
     # -- settings ------------------------------------------------------------------------
 
-    def set_score_cache(self, score_cache: ScoreCacheSetting) -> None:
+    def set_score_cache(
+        self, score_cache: int | str | os.PathLike[str] | ScoreCache | None
+    ) -> None:
         """Give this reranker a score cache after construction (``None``/``0`` removes it).
 
         Takes what the constructors' ``score_cache=`` takes: a size, a file name (a persistent

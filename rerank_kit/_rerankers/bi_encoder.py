@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from rerank_kit._core.lru import LRU
-from rerank_kit._core.protocol import Reranker, ScoreCacheSetting
+from rerank_kit._core.protocol import Reranker
+from rerank_kit._core.score_cache import ScoreCache
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, hf_offsets
 from rerank_kit._runtime.hub import local_model_folder, resolve_hf_model
@@ -110,7 +111,7 @@ class BiEncoderReranker(Reranker):
         quantize: str | None = None,
         threads: int | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
-        score_cache: ScoreCacheSetting = None,
+        score_cache: int | str | os.PathLike[str] | ScoreCache | None = 0,
     ) -> None:
         super().__init__(score_cache=score_cache)
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
