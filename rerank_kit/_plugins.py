@@ -72,7 +72,7 @@ def _check_prefix(prefix: Any) -> str:
     return prefix
 
 
-def register_reranker(prefix: str, factory: Factory) -> None:
+def register_reranker(prefix: str, factory: Callable[..., Reranker]) -> None:
     """Make ``load_reranker("PREFIX:MODEL")`` build ``factory(MODEL, **kwargs)``, in-process.
 
     The ``rerank_kit.rerankers`` entry point does the same for an installed distribution (see
