@@ -17,8 +17,10 @@ from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.score_cache import ScoreCache
 from rerank_kit._core.types import PairScores, Ranked
+from rerank_kit._core.windows import WindowPlan
 from rerank_kit._distributed import dask_client, score_on_dask
 from rerank_kit._pipeline import Pipeline, PipelineConfig, load_pipeline
+from rerank_kit._plugins import register_reranker
 from rerank_kit._registry import load_reranker
 from rerank_kit._rerankers.bi_encoder import BiEncoderReranker
 from rerank_kit._rerankers.cascade import CascadeReranker, Stage
@@ -52,6 +54,7 @@ __all__ = [
     "RetryPolicy",
     "ScoreCache",
     "Stage",
+    "WindowPlan",
     "__version__",
     "dask_client",
     "load_pipeline",
@@ -59,5 +62,6 @@ __all__ = [
     "match_recipe",
     "list_recipes",
     "register_recipe",
+    "register_reranker",
     "score_on_dask",
 ]

@@ -7,6 +7,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rerank_kit._core.protocol import Reranker
+from rerank_kit._plugins import (
+    ENTRY_POINT_GROUP,
+    build_plugin,
+    find_plugin,
+    installed_plugins,
+    reserve_prefixes,
+)
 
 __all__ = ["KINDS", "REMOTE_KINDS", "build_cascade", "build_reranker", "load_reranker"]
 
@@ -23,6 +30,7 @@ REMOTE_KINDS = (
 )
 #: Spec prefixes understood by ``load_reranker``.
 KINDS = ("cross-encoder", "flashrank", "bi-encoder", "onnx", "onnx-int8", "openvino", *REMOTE_KINDS)
+reserve_prefixes(KINDS)
 _KEEP = re.compile(r"^(?P<spec>.+?)@(?P<keep>\d+)$")
 
 
@@ -64,8 +72,22 @@ def build_reranker(kind: str, model: str, **kwargs: Any) -> Reranker:
         >>> build_reranker("flashrank", "ms-marco-TinyBERT-L-2-v2", cache_dir="/models")  # doctest: +SKIP
     """
     if kind not in KINDS:
-        raise ValueError(f"unknown reranker kind {kind!r}; expected one of {', '.join(KINDS)}")
+        factory = find_plugin(kind)
+        if factory is not None:
+            return build_plugin(kind, factory, model, kwargs)
+        raise ValueError(
+            f"unknown reranker kind {kind!r}; expected one of {', '.join(KINDS)}{_plugins_hint()}"
+        )
     return _builders()[kind](model, **kwargs)
+
+
+def _plugins_hint() -> str:
+    """The installed plugin prefixes, for an unknown prefix's message."""
+    plugins = installed_plugins()
+    if not plugins:
+        return f"; no plugin prefixes are installed (entry-point group {ENTRY_POINT_GROUP})"
+    listed = ", ".join(f"{name} ({where})" for name, where in plugins.items())
+    return f"; plugin prefixes: {listed}"
 
 
 def build_cascade(stages: str | Sequence[tuple[str | Reranker, int | None]]) -> Reranker:
@@ -103,11 +125,14 @@ def _load_single(spec: str, kwargs: dict[str, Any]) -> Reranker:
     kind, sep, model = spec.partition(":")
     kind = kind.strip().lower()
     model = model.strip()
+    factory = find_plugin(kind) if sep and kind not in KINDS else None
+    if factory is not None:  # a plugin's prefix: the model part and kwargs are its own
+        return build_plugin(kind, factory, model, kwargs)
     if not sep or kind not in KINDS:
         raise ValueError(
             f"unknown reranker spec {spec!r}: expected 'KIND:MODEL' with KIND one of "
-            f"{', '.join(KINDS)} (e.g. 'flashrank:ms-marco-TinyBERT-L-2-v2'), or stages "
-            "joined by '>>' for a cascade"
+            f"{', '.join(KINDS)} (e.g. 'flashrank:ms-marco-TinyBERT-L-2-v2'), or stages joined "
+            f"by '>>' for a cascade{_plugins_hint()}"
         )
     if kwargs.get("instruction") is not None and kind in ("flashrank", "bi-encoder", *REMOTE_KINDS):
         raise ValueError(f"instruction= applies to cross-encoder specs, not to {spec!r}")
@@ -134,6 +159,9 @@ def load_reranker(spec: str, **kwargs: Any) -> Reranker:
           ``llama-server --reranking``; ``#MODEL`` optional) (see ``RemoteReranker``)
         - ``"onnx:ID_OR_PATH"``, ``"onnx-int8:ID_OR_PATH"`` (cross-encoder on ONNX Runtime) and
           ``"openvino:ID_OR_PATH"`` (cross-encoder on OpenVINO)
+        - a plugin's prefix: ``"PREFIX:MODEL"`` for a prefix an installed distribution declares
+          in the ``rerank_kit.rerankers`` entry-point group, or one given to
+          ``register_reranker`` (built-in prefixes win over plugins)
         - cascade: stages joined by ``>>``, each ending in ``@KEEP`` (how many it passes on;
           optional on the last stage), e.g.
           ``"flashrank:ms-marco-TinyBERT-L-2-v2@20 >> cross-encoder:cross-encoder/ms-marco-MiniLM-L-6-v2"``

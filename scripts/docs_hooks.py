@@ -36,6 +36,10 @@ API_MODULES: dict[str, tuple[str, str]] = {
         "rerank_kit.learning",
         "Judgments from feedback, `tune` and `train` (`rerank-kit tune|train`).",
     ),
+    "rerank_kit.adapters": (
+        "rerank_kit.adapters",
+        "The framework-neutral adapter core a framework adapter is built on.",
+    ),
     "langchain_rerank_kit": (
         "langchain_rerank_kit",
         "LangChain: document compressors, `RerankRetriever`, `RerankMiddleware`.",

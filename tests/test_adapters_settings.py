@@ -135,8 +135,13 @@ def test_settings_an_engine_lacks_are_refused_in_the_adapters_words(
 ) -> None:
     with pytest.raises(TypeError, match=r"FlashRankRerank: model_kwargs has 'device'"):
         fw.FlashRankRerank(model_kwargs={"device": "cuda"})
-    with pytest.raises(ValueError, match=r"BiEncoderRerank: score_cache=10"):
-        fw.BiEncoderRerank(score_cache=10)  # the bi-encoder keeps no score cache
+
+
+def test_the_bi_encoder_takes_a_score_cache_like_the_others(
+    fw: Any, seen: dict[str, dict[str, Any]]
+) -> None:
+    fw.BiEncoderRerank(model="b", score_cache=10)  # it once kept none, and this raised
+    assert seen["BiEncoderReranker"] == {"model": "b", "score_cache": 10}
 
 
 def test_remote_key_is_masked_and_passed(fw: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,6 +39,7 @@ EXPECTED_ALL = {
         "Reranker",
         "ScoreCache",
         "Stage",
+        "WindowPlan",
         "__version__",
         "dask_client",
         "load_pipeline",
@@ -46,6 +47,7 @@ EXPECTED_ALL = {
         "match_recipe",
         "list_recipes",
         "register_recipe",
+        "register_reranker",
         "score_on_dask",
     },
     "langchain_rerank_kit": {

@@ -2,9 +2,10 @@
 
 A reranker family implements ``_score_pairs(query, texts)``, returning a ``PairScores`` (or
 plain floats), and may implement ``_ascore_pairs`` to await the network instead of using a
-worker thread. Everything else is decided here, once, for both paths: input checks, blank
-passages, the score cache, long-document windows, count and NaN checks, warnings, ordering,
-fusion, the threshold and ``top_n``.
+worker thread, and ``_window_plan`` to score long passages in windows (``WindowPlan``).
+Everything else is decided here, once, for both paths: input checks, blank passages, the score
+cache, long-document windows, count and NaN checks, warnings, ordering, fusion, the threshold
+and ``top_n``. ``docs/guides/extending.md`` writes a family with public names only.
 """
 
 from __future__ import annotations
@@ -48,12 +49,15 @@ class Reranker(ABC):
     floats or as a :class:`PairScores` that also says which pairs the model truncated. It may
     also implement ``async _ascore_pairs`` (network and LLM rerankers do, so ``arerank`` awaits
     them); by default the async path runs ``_score_pairs`` in a worker thread, so it never blocks
-    the event loop. This class checks inputs, keeps blank passages away from the model (they
-    score ``-inf``, flagged ``empty``, with one warning), consults the score cache, scores long
-    passages in windows if asked, checks the scores, then orders, fuses, filters and cuts. One
-    instance may be shared by many threads and tasks: calls into a local model are serialised
-    by a lock (tokenizers are not thread-safe); rerankers with ``serialise = False`` (network,
-    LLM) run concurrently.
+    the event loop. Two services need a declaration: a score cache (set ``keeps_score_cache =
+    True`` and pass ``score_cache=`` on to ``Reranker.__init__``) and long-document windows
+    (implement ``_window_plan(query)``, returning a :class:`WindowPlan`); see
+    ``docs/guides/extending.md``. This class checks inputs, keeps blank passages away from the
+    model (they score ``-inf``, flagged ``empty``, with one warning), consults the score cache,
+    scores long passages in windows if asked, checks the scores, then orders, fuses, filters and
+    cuts. One instance may be shared by many threads and tasks: calls into a local model are
+    serialised by a lock (tokenizers are not thread-safe); rerankers with ``serialise = False``
+    (network, LLM) run concurrently.
 
     Example:
         >>> from rerank_kit import Reranker
@@ -78,6 +82,11 @@ class Reranker(ABC):
     #: Qwen3-Reranker; ``None``: the model takes none). Part of the score cache's key when it
     #: differs from ``default_instruction``.
     instruction: str | None = None
+    #: True when a passage's score depends on the (query, passage) pair alone (and on what
+    #: ``name`` says), so a score cache may keep it: ``score_cache=`` (passed on to
+    #: ``Reranker.__init__``) and ``set_score_cache`` then work. False (default): this
+    #: reranker keeps no score cache and ``set_score_cache`` raises ``ValueError``.
+    keeps_score_cache: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -95,8 +104,25 @@ class Reranker(ABC):
 
             cls._score_pairs = _score_pairs  # type: ignore[method-assign]
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, score_cache: int | str | os.PathLike[str] | ScoreCache | None = None
+    ) -> None:
+        """Set up the model lock and, for a family that keeps one, the score cache.
+
+        Args:
+            score_cache: ``None`` or ``0`` (no cache, the default), the number of (query,
+                passage) pairs to keep in memory, a file name (a persistent cache, see
+                ``ScoreCache``) or a ``ScoreCache`` to share. A family passes its own
+                ``score_cache=`` argument here; it needs ``keeps_score_cache = True``.
+
+        Raises:
+            ValueError: A cache given to a reranker that keeps none, or a bad setting.
+        """
         self._lock = threading.Lock()
+        if self.keeps_score_cache:
+            self._score_cache = make_score_cache(score_cache)
+        elif score_cache is not None and score_cache != 0:
+            raise ValueError(f"{type(self).__name__} keeps no score cache (score_cache=)")
 
     @property
     def default_instruction(self) -> str | None:
@@ -122,7 +148,13 @@ class Reranker(ABC):
         return await asyncio.to_thread(self._locked, self._score_pairs, query, texts)
 
     def _window_plan(self, query: str) -> WindowPlan | None:
-        """How to split long passages for ``query`` (``None``: this backend cannot)."""
+        """How to split long passages for ``query``: the windows hook (``None``: cannot).
+
+        A family that can score long passages in windows (``long_documents="max"``, ...)
+        returns a :class:`WindowPlan`: passage tokens per window beside this query, and each
+        text's token spans. Called under the model lock, unless ``long_documents`` is
+        ``"truncate"``; without it, ``set_long_documents`` accepts only ``"truncate"``.
+        """
         return None
 
     # -- the core: one plan, two ways of waiting -----------------------------------------
@@ -242,18 +274,31 @@ class Reranker(ABC):
         """Give this reranker a score cache after construction (``None``/``0`` removes it).
 
         Takes what the constructors' ``score_cache=`` takes: a size, a file name (a persistent
-        cache, see ``ScoreCache``) or a ``ScoreCache`` to share. Rerankers that score pairs
-        (cross-encoders on every backend, FlashRank) accept it; a cascade passes it to the
-        stages that do; others raise ``ValueError``.
+        cache, see ``ScoreCache``) or a ``ScoreCache`` to share. Rerankers whose scores depend
+        on the pair alone (``keeps_score_cache``: cross-encoders on every backend, FlashRank,
+        the bi-encoder) accept it; a cascade passes it to the stages that do; others raise
+        ``ValueError``.
 
         Example:
             >>> from rerank_kit import load_reranker  # doctest: +SKIP
             >>> r = load_reranker("onnx:cross-encoder/ms-marco-MiniLM-L-12-v2")  # doctest: +SKIP
             >>> r.set_score_cache("scores.jsonl")  # doctest: +SKIP
         """
-        if "_score_cache" not in self.__dict__:
+        if not self.keeps_score_cache and "_score_cache" not in self.__dict__:
             raise ValueError(f"{type(self).__name__} keeps no score cache")
         self._score_cache = make_score_cache(score_cache)
+
+    @property
+    def score_cache(self) -> ScoreCache | None:
+        """This reranker's score cache (``None``: none); set it with ``set_score_cache``.
+
+        Example:
+            >>> from rerank_kit.testing import FakeReranker
+            >>> FakeReranker().score_cache is None
+            True
+        """
+        cache: ScoreCache | None = self.__dict__.get("_score_cache")
+        return cache
 
     def set_long_documents(self, mode: str) -> None:
         """Choose how passages longer than the model's token limit are scored.

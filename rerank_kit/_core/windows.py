@@ -67,17 +67,67 @@ def check_long_documents(mode: Any) -> str:
 
 @dataclass(frozen=True)
 class WindowPlan:
-    """How one backend splits passages for one query.
+    """How a reranker splits long passages into windows for one query (public).
+
+    A reranker family returns one from its windows hook, ``_window_plan(query)``, to score
+    passages longer than its token limit in overlapping windows (``long_documents="max"``,
+    ``"mean"`` or ``"first"``); the base class does the splitting, the batching and the
+    aggregation. Build one with ``WindowPlan.words`` (whitespace words as tokens),
+    ``WindowPlan.from_tokenizer`` (a Hugging Face fast tokenizer or a ``tokenizers.Tokenizer``)
+    or directly from a function of your own.
 
     Attributes:
         budget: Passage tokens that fit in one window beside this query (and the special
             tokens).
         offsets: Maps texts to each text's token character spans ``(start, end)``, without
             special tokens and without truncation.
+
+    Example:
+        >>> plan = WindowPlan.words(4)
+        >>> plan.budget, plan.offsets(["to be or"])
+        (4, [[(0, 2), (3, 5), (6, 8)]])
     """
 
     budget: int
     offsets: Callable[[list[str]], Sequence[Offsets]]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.budget, bool) or not isinstance(self.budget, int):
+            raise TypeError(f"WindowPlan budget must be an int, got {self.budget!r}")
+        if not callable(self.offsets):
+            raise TypeError(f"WindowPlan offsets must be callable, got {self.offsets!r}")
+
+    @classmethod
+    def words(cls, budget: int) -> WindowPlan:
+        """Windows of at most ``budget`` whitespace-separated words.
+
+        Example:
+            >>> make_windows(["a b c d e f g h i j"], WindowPlan.words(6))[0]
+            ['a b c d e', 'e f g h i', 'i j']
+        """
+        return cls(budget, whitespace_offsets)
+
+    @classmethod
+    def from_tokenizer(cls, budget: int, tokenizer: Any) -> WindowPlan:
+        """Windows of at most ``budget`` tokens of ``tokenizer``.
+
+        Args:
+            budget: Passage tokens per window (the model's limit less the query's tokens and
+                the special tokens).
+            tokenizer: A Hugging Face *fast* tokenizer (``transformers``) or a
+                ``tokenizers.Tokenizer``; both report character offsets.
+
+        Raises:
+            TypeError: A tokenizer that reports no character offsets (a slow one).
+        """
+        if hasattr(tokenizer, "encode_batch") and hasattr(tokenizer, "no_truncation"):
+            return cls(budget, tokenizers_offsets(tokenizer))
+        if getattr(tokenizer, "is_fast", False):
+            return cls(budget, hf_offsets(tokenizer))
+        raise TypeError(
+            f"{type(tokenizer).__name__} reports no character offsets: give a Hugging Face "
+            "fast tokenizer or a tokenizers.Tokenizer, or build WindowPlan(budget, offsets)"
+        )
 
 
 def whitespace_offsets(texts: list[str]) -> list[Offsets]:

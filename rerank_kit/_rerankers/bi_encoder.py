@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from typing import Any
 
 from rerank_kit._core.lru import LRU
 from rerank_kit._core.protocol import Reranker
+from rerank_kit._core.score_cache import ScoreCache
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, hf_offsets
 from rerank_kit._runtime.hub import local_model_folder, resolve_hf_model
@@ -75,6 +77,13 @@ class BiEncoderReranker(Reranker):
         quantize: With ``backend="onnx"``: ``None`` for fp32 or ``"int8"``.
         threads: With ``backend="onnx"`` or ``"openvino"``: intra-op threads.
         cache_dir: With ``backend="onnx"`` or ``"openvino"``: where exports are cached.
+        score_cache: Opt-in cache of (query, passage) scores, as the cross-encoders take it:
+            ``0``/``None`` (off, the default), a number of pairs, a file name (persistent) or a
+            shared ``ScoreCache``. Its key is the reranker's ``name`` (backend, quantization
+            and model), plus a hash of ``query_prompt`` when one is set, so scores of two
+            models or prompts are never mixed. It saves the query's encoding and the
+            similarity; ``cache_info()`` still reports the passage-embedding cache (the score
+            cache's own counts: ``score_cache.info()``).
 
     Example:
         >>> from rerank_kit import BiEncoderReranker  # doctest: +SKIP
@@ -85,6 +94,8 @@ class BiEncoderReranker(Reranker):
         {'size': 2, 'max_size': 10000, 'hits': 0, 'misses': 2}
         >>> fast = BiEncoderReranker("all-MiniLM-L6-v2", backend="onnx")  # doctest: +SKIP
     """
+
+    keeps_score_cache = True
 
     def __init__(
         self,
@@ -100,8 +111,9 @@ class BiEncoderReranker(Reranker):
         quantize: str | None = None,
         threads: int | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        score_cache: int | str | os.PathLike[str] | ScoreCache | None = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(score_cache=score_cache)
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"cache_size must be an int >= 0, got {cache_size!r}")
         if backend not in ("torch", "onnx", "openvino"):
@@ -155,8 +167,17 @@ class BiEncoderReranker(Reranker):
         return self._cache.info()
 
     def clear_cache(self) -> None:
-        """Forgets every cached passage embedding and resets the hit and miss counts."""
+        """Forgets every cached passage embedding (and score) and resets the hit and miss counts."""
         self._cache.clear()
+        super().clear_cache()
+
+    def _score_identity(self) -> str:
+        """The score cache's key: ``name``, plus ``" [query_prompt=HASH]"`` with a prompt."""
+        identity = super()._score_identity()
+        if self.query_prompt:
+            digest = hashlib.sha256(self.query_prompt.encode("utf-8")).hexdigest()[:12]
+            identity += f" [query_prompt={digest}]"
+        return identity
 
     def _encode(self, texts: list[str]) -> Any:
         if self._onnx is not None:

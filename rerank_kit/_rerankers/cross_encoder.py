@@ -15,7 +15,7 @@ from rerank_kit import models
 from rerank_kit._core.checks import pair_overflow
 from rerank_kit._core.errors import RerankError
 from rerank_kit._core.protocol import Reranker
-from rerank_kit._core.score_cache import ScoreCache, make_score_cache
+from rerank_kit._core.score_cache import ScoreCache
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, hf_offsets
 from rerank_kit._rerankers.onnx_cross_encoder import onnx_reranker_name
@@ -164,6 +164,8 @@ class CrossEncoderReranker(Reranker):
         >>> ov = CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2", backend="openvino")  # doctest: +SKIP
     """
 
+    keeps_score_cache = True
+
     def __init__(
         self,
         model: str,
@@ -182,8 +184,7 @@ class CrossEncoderReranker(Reranker):
         long_documents: str = "truncate",
         instruction: str | None = None,
     ) -> None:
-        super().__init__()
-        self._score_cache = make_score_cache(score_cache)
+        super().__init__(score_cache=score_cache)
         self._onnx: Any = None
         self.recipe: Recipe | None = None
         self.instruction: str | None = None

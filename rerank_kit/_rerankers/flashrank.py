@@ -11,7 +11,7 @@ from typing import Any
 
 from rerank_kit._core.errors import ModelNotAvailableError, RerankError, missing_extra
 from rerank_kit._core.protocol import Reranker
-from rerank_kit._core.score_cache import ScoreCache, make_score_cache
+from rerank_kit._core.score_cache import ScoreCache
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
 from rerank_kit._runtime.hub import hub_offline
@@ -79,6 +79,8 @@ class FlashRankReranker(Reranker):
         'onnx'
     """
 
+    keeps_score_cache = True
+
     def __init__(
         self,
         model: str = "ms-marco-TinyBERT-L-2-v2",
@@ -92,8 +94,7 @@ class FlashRankReranker(Reranker):
         threads: int | None = None,
         score_cache: int | str | os.PathLike[str] | ScoreCache | None = 0,
     ) -> None:
-        super().__init__()
-        self._score_cache = make_score_cache(score_cache)
+        super().__init__(score_cache=score_cache)
         if backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(_BACKENDS)}, got {backend!r}")
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._core.protocol import Reranker
-from rerank_kit._core.score_cache import ScoreCache, make_score_cache
+from rerank_kit._core.score_cache import ScoreCache
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan
 from rerank_kit._runtime.cross_encoder import OnnxCrossEncoder
@@ -126,6 +126,8 @@ class OnnxCrossEncoderReranker(Reranker):
         >>> ov = OnnxCrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2", backend="openvino")  # doctest: +SKIP
     """
 
+    keeps_score_cache = True
+
     def __init__(
         self,
         model: str,
@@ -143,8 +145,7 @@ class OnnxCrossEncoderReranker(Reranker):
         openvino_precision: str = "auto",
         instruction: str | None = None,
     ) -> None:
-        super().__init__()
-        self._score_cache = make_score_cache(score_cache)
+        super().__init__(score_cache=score_cache)
         self._model = OnnxCrossEncoder(
             model,
             quantize=quantize,

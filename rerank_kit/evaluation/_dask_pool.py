@@ -7,9 +7,9 @@ then runs as without ``--dask`` and reads every score from the cache. With ``--s
 FILE`` the scores are kept on disk as they arrive, so a run started again after an interrupt
 scores only the pairs not in the file yet.
 
-Only rerankers that keep a score cache (cross-encoders on every backend, FlashRank) are scored
-on the cluster. A bi-encoder (it caches passage embeddings, not pairs) and a cascade run
-in-process as before, with a log line saying so.
+Only rerankers that keep a score cache (``Reranker.keeps_score_cache``: cross-encoders on every
+backend, FlashRank, the bi-encoder, a plugin family that declares it) are scored on the cluster.
+Others (remote, listwise) and a cascade run in-process as before, with a log line saying so.
 """
 
 from __future__ import annotations
@@ -142,8 +142,7 @@ def score_pool(args: argparse.Namespace, dataset: Dataset, command: str) -> Any:
             name, keeps = _result(client.submit(_probe, spec, {}, long_documents, pure=False), spec)
             if not keeps:
                 logger.warning(
-                    "--dask: %s keeps no score cache (a bi-encoder caches passage embeddings); "
-                    "it runs in-process",
+                    "--dask: %s keeps no score cache; it runs in-process",
                     name,
                 )
                 continue
