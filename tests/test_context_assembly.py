@@ -22,7 +22,7 @@ import pytest
 from rerank_kit import Fusion, Pipeline, PipelineConfig, Ranked, Reranker, load_pipeline
 from rerank_kit._core.assembly import Assembly
 from rerank_kit._core.assembly.boosts import check_boosts, read_date
-from rerank_kit._core.assembly.budget import token_counter
+from rerank_kit._core.assembly.budget import token_counter, tokenizer_counts
 from rerank_kit._core.assembly.diversity import normalised
 from rerank_kit._core.assembly.order import lost_in_the_middle
 from rerank_kit._core.assembly.similarity import LexicalSimilarity
@@ -260,7 +260,7 @@ def test_budget_smaller_than_every_passage_gives_nothing_and_warns(
     assert "the shortest has 5 tokens, counted as whitespace words" in messages[0]
 
 
-def test_token_counters_found_on_the_reranker() -> None:
+def test_token_counts_come_from_the_public_method() -> None:
     class CharTokenizer:  # transformers-style: callable, num_special_tokens_to_add
         def num_special_tokens_to_add(self, pair: bool = False) -> int:
             return 2
@@ -269,23 +269,29 @@ def test_token_counters_found_on_the_reranker() -> None:
             assert kwargs["add_special_tokens"] is False and kwargs["truncation"] is False
             return {"input_ids": [[0] * len(t) for t in texts]}
 
-    class Holder:
+    class WithTokenizer(FakeReranker):
         tokenizer = CharTokenizer()
 
-    class WithModel(FakeReranker):
-        model = Holder()
+        def token_counts(self, texts: Sequence[str]) -> list[int] | None:
+            return tokenizer_counts(self, self.tokenizer, texts)
 
-    counter = token_counter(WithModel())
+    class Guessable(FakeReranker):  # a tokenizer under a private name is not guessed at
+        _model = WithTokenizer
+
+    counter = token_counter(WithTokenizer())
     assert counter.name == "tokenizer" and counter(["abc", "de"]) == [3, 2]
-    out = WithModel().rerank("abc", ["abc", "abcdef", "ab"], token_budget=5)
+    out = WithTokenizer().rerank("abc", ["abc", "abcdef", "ab"], token_budget=5)
     assert [(r.index, r.tokens) for r in out] == [(0, 3), (2, 2)]
     assert token_counter(FakeReranker()).name == "words"
+    assert token_counter(Guessable()).name == "words"
+    assert FakeReranker().token_counts(["a b"]) is None
 
     from rerank_kit import CascadeReranker, ListwiseLLMReranker, Stage
 
-    cascade = CascadeReranker([Stage(FakeReranker(), 2), Stage(WithModel())])
-    assert token_counter(cascade)(["abcd"]) == [4]
+    cascade = CascadeReranker([Stage(FakeReranker(), 2), Stage(WithTokenizer())])
+    assert cascade.token_counts(["abcd"]) == [4] and token_counter(cascade)(["abcd"]) == [4]
     listwise = ListwiseLLMReranker(lambda p: "[1]", count_tokens=lambda t: 7)
+    assert listwise.token_counts(["a", "b c"]) == [7, 7]
     assert token_counter(listwise)(["a", "b c"]) == [7, 7]
 
 

