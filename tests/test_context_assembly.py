@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import importlib
 import json
 import logging
@@ -793,3 +794,58 @@ def test_deduplicated_metrics() -> None:
     assert near_duplicate_share(ranking, originals, 2) == 0.5
     assert near_duplicate_share(["a", "b"], originals, 5) == 0.0
     assert near_duplicate_share([], originals, 5) == 0.0
+
+
+# ----------------------------------------------------------- the settings as one value
+
+
+def test_settings_are_one_frozen_value_checked_when_built(fixed: Fixed) -> None:
+    from rerank_kit import AssemblySettings
+
+    settings = AssemblySettings(
+        dedupe=0.6, order="lost-in-the-middle", boosts={"field": "s", "values": {"x": 0.5}}
+    )
+    assert settings.dedupe == 0.6 and isinstance(settings.boosts, tuple)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.dedupe = 0.9  # type: ignore[misc]
+    with pytest.raises(ValueError, match=r"dedupe must be in \(0, 1\]"):
+        AssemblySettings(dedupe=0.0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'dedup'"):
+        AssemblySettings.build(dedup=0.5)
+    assert AssemblySettings.build(order=None, diversity=0.0) is None  # every step off
+    as_keywords = fixed.rerank("q", TEXTS, dedupe=0.6, order="lost-in-the-middle", top_n=3)
+    same = AssemblySettings(dedupe=0.6, order="lost-in-the-middle")
+    assert fixed.rerank("q", TEXTS, assembly=same, top_n=3) == as_keywords
+    assert asyncio.run(fixed.arerank("q", TEXTS, assembly=same, top_n=3)) == as_keywords
+    assert [r.index for r in as_keywords] == [0, 4, 3]
+    with pytest.raises(ValueError, match=r"either as assembly= or as keywords \(dedupe\)"):
+        fixed.rerank("q", TEXTS, assembly=settings, dedupe=0.5)
+    with pytest.raises(TypeError, match="assembly must be an AssemblySettings"):
+        fixed.rerank("q", TEXTS, assembly={"dedupe": 0.5})  # type: ignore[arg-type]
+
+
+def test_an_adapter_checks_its_settings_once_not_on_every_call(
+    fw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rerank_kit import AssemblySettings, Fusion
+
+    built: list[AssemblySettings] = []
+    check = AssemblySettings.__post_init__
+
+    def counted(self: AssemblySettings) -> None:
+        built.append(self)
+        check(self)
+
+    monkeypatch.setattr(AssemblySettings, "__post_init__", counted)
+    wrapper = _wrapper(fw, Fixed(SCORES), top_n=3, dedupe=0.6, fusion=0.5, token_budget=40)
+    assert len(built) == 1  # at construction
+    settings = wrapper.run_settings()
+    assert settings["assembly"] is built[0] and isinstance(settings["fusion"], Fusion)
+    items = _items(fw, TEXTS, [{}] * len(TEXTS))
+    first = _view(fw, _run(fw, wrapper, items))
+    for _ in range(3):
+        assert _view(fw, _run(fw, wrapper, items)) == first
+        assert _view(fw, _run(fw, wrapper, items, run_async=True)) == first
+    assert len(built) == 1  # no call checked them again
+    changed = wrapper.model_copy(update={"dedupe": None})  # a field changed after construction
+    assert changed.run_settings()["assembly"].dedupe is None and len(built) == 2

@@ -32,6 +32,7 @@ from rerank_kit._core.windows import WindowPlan, check_long_documents
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from rerank_kit._core.assembly import AssemblySettings
     from rerank_kit._core.assembly.similarity import Embedder
 
 __all__ = ["Reranker"]
@@ -364,6 +365,7 @@ class Reranker(ABC):
         order: str | None = None,
         boosts: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         token_budget: int | None = None,
+        assembly: AssemblySettings | None = None,
     ) -> list[Ranked]:
         """Order ``texts`` by relevance to ``query``.
 
@@ -403,6 +405,8 @@ class Reranker(ABC):
                 (``{"field", "values"}``); a list adds them up.
             token_budget: Keep the best passages whose lengths (the reranker's tokenizer, else
                 words) fit this many tokens together; with ``top_n`` both limits hold.
+            assembly: The six settings above as one ``AssemblySettings``, built (and checked)
+                once and reused across calls; not together with any of them.
 
         The context-assembly steps apply after fusion in this order: boosts, dedupe,
         diversity, then threshold / ``top_n`` / ``token_budget``, then ``order``; see
@@ -432,6 +436,7 @@ class Reranker(ABC):
             order=order,
             boosts=boosts,
             token_budget=token_budget,
+            assembly=assembly,
         )
         if not request.texts:
             return []
