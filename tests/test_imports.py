@@ -270,3 +270,22 @@ def test_evaluation_still_offers_learnings_documented_names() -> None:
         assert name in evaluation.__all__ and name in dir(evaluation)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         evaluation.nothing  # noqa: B018
+
+
+ADAPTER_PACKAGES = tuple(
+    p.name for p in sorted(ROOT.parent.glob("*_rerank_kit")) if (p / "__init__.py").is_file()
+)
+
+
+@pytest.mark.parametrize("package", ADAPTER_PACKAGES)
+def test_adapter_packages_import_only_public_rerank_kit_names(package: str) -> None:
+    engine = module_files()
+    files = module_files(ROOT.parent / package, package)
+    private = {}
+    for name, path in files.items():
+        source = path.read_text(encoding="utf-8")
+        targets = imports_of(name, source, [*engine, *files], path.name == "__init__.py")
+        bad = sorted(t for t in targets if t.startswith(PACKAGE + "._"))
+        if bad:
+            private[name] = bad
+    assert not private, f"{package} imports private rerank_kit modules: {private}"
