@@ -25,8 +25,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rerank_kit.evaluation._compare import compare
 from rerank_kit.evaluation._dataset import (
@@ -67,10 +66,14 @@ from rerank_kit.evaluation._metrics import (
 from rerank_kit.evaluation._plot import plot_quality_latency
 from rerank_kit.evaluation._results import ComparisonResult, SystemResult
 
-# rerank_kit.learning builds on this package (datasets, metrics, first stages), and this package
-# imports nothing of it: its documented names here are forwarded by name on first use (a module
-# __getattr__), so that either package can be imported first and no import statement of this
-# package names the layer above it (tests/test_imports.py).
+if TYPE_CHECKING:  # for type checkers and the API reference; never run
+    from rerank_kit.learning import TrainResult, TuneResult, bootstrap_ci, train, tune
+
+# rerank_kit.learning builds on this package (datasets, metrics, first stages; none of its modules
+# imports this package's __init__), and no module of this package imports learning when it runs:
+# its documented names here are forwarded on first use (the module __getattr__ below), so either
+# package can be imported first (tests/test_imports.py: no cycle, this package's modules import
+# nothing of learning).
 _FROM_LEARNING = frozenset({"TrainResult", "TuneResult", "bootstrap_ci", "train", "tune"})
 
 __all__ = [
@@ -115,7 +118,9 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _FROM_LEARNING:
-        return getattr(importlib.import_module("rerank_kit.learning"), name)
+        import rerank_kit.learning
+
+        return getattr(rerank_kit.learning, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
