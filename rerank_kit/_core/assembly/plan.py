@@ -185,7 +185,7 @@ class AssemblySettings:
         given = {k: v for k, v in options.items() if k != "assembly" and v is not None}
         built = options.get("assembly")
         if built is None:
-            return cls.build(**given)
+            return cls.build(**given) if given else None
         if not isinstance(built, AssemblySettings):
             raise TypeError(f"assembly must be an AssemblySettings or None, got {built!r}")
         if given:
