@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from rerank_kit._core.assembly import AssemblySettings
 from rerank_kit._core.errors import ModelNotAvailableError, RerankError
 from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.protocol import Reranker
@@ -34,6 +35,7 @@ from rerank_kit.recipes import Recipe, list_recipes, match_recipe, register_reci
 __version__ = "0.2.0"
 
 __all__ = [
+    "AssemblySettings",
     "BiEncoderReranker",
     "CascadeReranker",
     "CrossEncoderReranker",

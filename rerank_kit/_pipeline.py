@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._core.assembly import SETTINGS as ASSEMBLY_SETTINGS
-from rerank_kit._core.assembly import Assembly
+from rerank_kit._core.assembly import AssemblySettings
 from rerank_kit._core.fusion import Fusion, to_fusion
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.ranking import RerankOptions
@@ -167,7 +167,7 @@ class PipelineConfig:
         config = cls(**fields)
         try:
             _ = config.to_fusion()  # validates weight and method
-            Assembly.build(**config.assembly_options())
+            AssemblySettings.build(**config.assembly_options())
         except TypeError as exc:  # a file's fields: always ValueError, naming the field
             raise ValueError(f"pipeline config: {exc}") from exc
         return config
@@ -240,8 +240,9 @@ class Pipeline:
             "first_stage_scores": first_stage_scores,
             "fusion": self.config.to_fusion(),
         }
-        if Assembly.build(**self.config.assembly_options()) is not None:
-            options.update(self.config.assembly_options())  # type: ignore[typeddict-item]
+        assembly = AssemblySettings.build(**self.config.assembly_options())
+        if assembly is not None:  # checked here; the engine takes it as it is
+            options["assembly"] = assembly
             options["metadata"] = metadata
         return options
 

@@ -8,7 +8,7 @@ activation (``config.json``) wins, as in ``CrossEncoder.predict``.
 
 from __future__ import annotations
 
-from rerank_kit.recipes import Recipe
+from rerank_kit._recipe import Recipe
 
 __all__ = ["BUILTIN_RECIPES", "QWEN3_RERANKER_PREFIX", "QWEN3_RERANKER_SUFFIX"]
 

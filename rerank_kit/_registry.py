@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rerank_kit._core.assembly.similarity import Embedder, set_embedder_loader
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._plugins import (
     ENTRY_POINT_GROUP,
@@ -15,7 +16,14 @@ from rerank_kit._plugins import (
     reserve_prefixes,
 )
 
-__all__ = ["KINDS", "REMOTE_KINDS", "build_cascade", "build_reranker", "load_reranker"]
+__all__ = [
+    "KINDS",
+    "REMOTE_KINDS",
+    "build_cascade",
+    "build_reranker",
+    "load_embedder",
+    "load_reranker",
+]
 
 #: Remote providers (``rerank_kit._rerankers.remote.PROFILES``): hosted APIs and self-hosted engines.
 REMOTE_KINDS = (
@@ -201,3 +209,31 @@ def load_reranker(spec: str, **kwargs: Any) -> Reranker:
             )
         stages.append(Stage(_load_single(sub, {}), keep))
     return CascadeReranker(stages)
+
+
+def load_embedder(spec: str) -> Embedder:
+    """The embedder a ``similarity_model`` spec names: a ``"bi-encoder:..."`` spec or a model name.
+
+    A bare name reads as ``"bi-encoder:<name>"``. Context assembly (in ``rerank_kit._core``,
+    which imports no family) resolves spec strings through this function, which
+    ``rerank_kit`` installs with ``set_embedder_loader`` when this module is imported.
+
+    Example:
+        >>> load_embedder("cross-encoder:m")
+        Traceback (most recent call last):
+        ...
+        ValueError: similarity_model must name a bi-encoder, got 'cross-encoder:m'
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise TypeError(f"similarity_model must be a non-empty spec string, got {spec!r}")
+    kind = spec.partition(":")[0].strip().lower() if ":" in spec else ""
+    if kind and kind != "bi-encoder" and kind in KINDS:
+        raise ValueError(f"similarity_model must name a bi-encoder, got {spec!r}")
+    loaded = load_reranker(spec if kind == "bi-encoder" else f"bi-encoder:{spec}")
+    if not isinstance(loaded, Embedder):
+        raise ValueError(f"similarity_model must name a bi-encoder, got {spec!r}")
+    return loaded
+
+
+# the core resolves similarity_model specs through this module (it names no family itself)
+set_embedder_loader(load_embedder)

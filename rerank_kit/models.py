@@ -125,7 +125,7 @@ def offline_cross_encoder(model: str) -> Path | None:
     """
     if not is_bundled_cross_encoder(model):
         return None
-    from rerank_kit._runtime.hub import hub_offline, hub_reachable
+    from rerank_kit._runtime.online import hub_offline, hub_reachable
 
     try:
         from huggingface_hub import snapshot_download

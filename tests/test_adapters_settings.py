@@ -144,6 +144,31 @@ def test_the_bi_encoder_takes_a_score_cache_like_the_others(
     assert seen["BiEncoderReranker"] == {"model": "b", "score_cache": 10}
 
 
+def test_a_field_a_family_cannot_use_is_not_offered_and_names_the_alternative(
+    fw: Any, seen: dict[str, Any]
+) -> None:
+    """FlashRank runs the graph its folder ships: no quantize=/file_name= (they always failed)."""
+    for field, value in (("quantize", "int8"), ("file_name", "onnx/model.onnx")):
+        with pytest.raises(ValueError, match=rf"FlashRankRerank takes no {field}=") as err:
+            fw.FlashRankRerank(model="f", **{field: value})
+        assert "CrossEncoderRerank(model=<folder>, backend='onnx'" in str(err.value)
+        assert field not in fw.FlashRankRerank.model_fields
+    with pytest.raises(ValueError, match=r"BiEncoderRerank takes no file_name=: .*quantize='int8'"):
+        fw.BiEncoderRerank(model="b", backend="onnx", file_name="onnx/model.onnx")
+    assert "FlashRankReranker" not in seen and "BiEncoderReranker" not in seen  # nothing built
+    fw.FlashRankRerank(model="f", quantize=None, file_name=None)  # None: not given, as before
+    assert seen["FlashRankReranker"] == {"model": "f"}
+    offered = {
+        name: {"quantize", "file_name"} & set(getattr(fw, name).model_fields)
+        for name in ("CrossEncoderRerank", "FlashRankRerank", "BiEncoderRerank")
+    }
+    assert offered == {
+        "CrossEncoderRerank": {"quantize", "file_name"},
+        "FlashRankRerank": set(),
+        "BiEncoderRerank": {"quantize"},
+    }
+
+
 def test_remote_key_is_masked_and_passed(fw: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     got: dict[str, Any] = {}
 

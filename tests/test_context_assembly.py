@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import importlib
 import json
 import logging
@@ -22,7 +23,7 @@ import pytest
 from rerank_kit import Fusion, Pipeline, PipelineConfig, Ranked, Reranker, load_pipeline
 from rerank_kit._core.assembly import Assembly
 from rerank_kit._core.assembly.boosts import check_boosts, read_date
-from rerank_kit._core.assembly.budget import token_counter
+from rerank_kit._core.assembly.budget import token_counter, tokenizer_counts
 from rerank_kit._core.assembly.diversity import normalised
 from rerank_kit._core.assembly.order import lost_in_the_middle
 from rerank_kit._core.assembly.similarity import LexicalSimilarity
@@ -260,7 +261,7 @@ def test_budget_smaller_than_every_passage_gives_nothing_and_warns(
     assert "the shortest has 5 tokens, counted as whitespace words" in messages[0]
 
 
-def test_token_counters_found_on_the_reranker() -> None:
+def test_token_counts_come_from_the_public_method() -> None:
     class CharTokenizer:  # transformers-style: callable, num_special_tokens_to_add
         def num_special_tokens_to_add(self, pair: bool = False) -> int:
             return 2
@@ -269,23 +270,29 @@ def test_token_counters_found_on_the_reranker() -> None:
             assert kwargs["add_special_tokens"] is False and kwargs["truncation"] is False
             return {"input_ids": [[0] * len(t) for t in texts]}
 
-    class Holder:
+    class WithTokenizer(FakeReranker):
         tokenizer = CharTokenizer()
 
-    class WithModel(FakeReranker):
-        model = Holder()
+        def token_counts(self, texts: Sequence[str]) -> list[int] | None:
+            return tokenizer_counts(self, self.tokenizer, texts)
 
-    counter = token_counter(WithModel())
+    class Guessable(FakeReranker):  # a tokenizer under a private name is not guessed at
+        _model = WithTokenizer
+
+    counter = token_counter(WithTokenizer())
     assert counter.name == "tokenizer" and counter(["abc", "de"]) == [3, 2]
-    out = WithModel().rerank("abc", ["abc", "abcdef", "ab"], token_budget=5)
+    out = WithTokenizer().rerank("abc", ["abc", "abcdef", "ab"], token_budget=5)
     assert [(r.index, r.tokens) for r in out] == [(0, 3), (2, 2)]
     assert token_counter(FakeReranker()).name == "words"
+    assert token_counter(Guessable()).name == "words"
+    assert FakeReranker().token_counts(["a b"]) is None
 
     from rerank_kit import CascadeReranker, ListwiseLLMReranker, Stage
 
-    cascade = CascadeReranker([Stage(FakeReranker(), 2), Stage(WithModel())])
-    assert token_counter(cascade)(["abcd"]) == [4]
+    cascade = CascadeReranker([Stage(FakeReranker(), 2), Stage(WithTokenizer())])
+    assert cascade.token_counts(["abcd"]) == [4] and token_counter(cascade)(["abcd"]) == [4]
     listwise = ListwiseLLMReranker(lambda p: "[1]", count_tokens=lambda t: 7)
+    assert listwise.token_counts(["a", "b c"]) == [7, 7]
     assert token_counter(listwise)(["a", "b c"]) == [7, 7]
 
 
@@ -787,3 +794,58 @@ def test_deduplicated_metrics() -> None:
     assert near_duplicate_share(ranking, originals, 2) == 0.5
     assert near_duplicate_share(["a", "b"], originals, 5) == 0.0
     assert near_duplicate_share([], originals, 5) == 0.0
+
+
+# ----------------------------------------------------------- the settings as one value
+
+
+def test_settings_are_one_frozen_value_checked_when_built(fixed: Fixed) -> None:
+    from rerank_kit import AssemblySettings
+
+    settings = AssemblySettings(
+        dedupe=0.6, order="lost-in-the-middle", boosts={"field": "s", "values": {"x": 0.5}}
+    )
+    assert settings.dedupe == 0.6 and isinstance(settings.boosts, tuple)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.dedupe = 0.9  # type: ignore[misc]
+    with pytest.raises(ValueError, match=r"dedupe must be in \(0, 1\]"):
+        AssemblySettings(dedupe=0.0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'dedup'"):
+        AssemblySettings.build(dedup=0.5)
+    assert AssemblySettings.build(order=None, diversity=0.0) is None  # every step off
+    as_keywords = fixed.rerank("q", TEXTS, dedupe=0.6, order="lost-in-the-middle", top_n=3)
+    same = AssemblySettings(dedupe=0.6, order="lost-in-the-middle")
+    assert fixed.rerank("q", TEXTS, assembly=same, top_n=3) == as_keywords
+    assert asyncio.run(fixed.arerank("q", TEXTS, assembly=same, top_n=3)) == as_keywords
+    assert [r.index for r in as_keywords] == [0, 4, 3]
+    with pytest.raises(ValueError, match=r"either as assembly= or as keywords \(dedupe\)"):
+        fixed.rerank("q", TEXTS, assembly=settings, dedupe=0.5)
+    with pytest.raises(TypeError, match="assembly must be an AssemblySettings"):
+        fixed.rerank("q", TEXTS, assembly={"dedupe": 0.5})  # type: ignore[arg-type]
+
+
+def test_an_adapter_checks_its_settings_once_not_on_every_call(
+    fw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rerank_kit import AssemblySettings, Fusion
+
+    built: list[AssemblySettings] = []
+    check = AssemblySettings.__post_init__
+
+    def counted(self: AssemblySettings) -> None:
+        built.append(self)
+        check(self)
+
+    monkeypatch.setattr(AssemblySettings, "__post_init__", counted)
+    wrapper = _wrapper(fw, Fixed(SCORES), top_n=3, dedupe=0.6, fusion=0.5, token_budget=40)
+    assert len(built) == 1  # at construction
+    settings = wrapper.run_settings()
+    assert settings["assembly"] is built[0] and isinstance(settings["fusion"], Fusion)
+    items = _items(fw, TEXTS, [{}] * len(TEXTS))
+    first = _view(fw, _run(fw, wrapper, items))
+    for _ in range(3):
+        assert _view(fw, _run(fw, wrapper, items)) == first
+        assert _view(fw, _run(fw, wrapper, items, run_async=True)) == first
+    assert len(built) == 1  # no call checked them again
+    changed = wrapper.model_copy(update={"dedupe": None})  # a field changed after construction
+    assert changed.run_settings()["assembly"].dedupe is None and len(built) == 2

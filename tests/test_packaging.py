@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 EXPECTED_ALL = {
     "rerank_kit": {
+        "AssemblySettings",
         "BiEncoderReranker",
         "CascadeReranker",
         "CrossEncoderReranker",

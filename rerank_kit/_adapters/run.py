@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rerank_kit._core.assembly import Assembly, check_metadata
+from rerank_kit._core.assembly import AssemblySettings, check_metadata
 from rerank_kit._core.checks import (
     check_encodable,
     check_query,
@@ -202,8 +202,9 @@ class _Run:
     ) -> _Run:
         """Check the settings and inputs: errors here are never passed through.
 
-        ``assembly``: the context-assembly settings (``dedupe``, ``diversity``,
-        ``similarity_model``, ``order``, ``boosts``, ``token_budget``), passed to the engine.
+        ``assembly``: ``assembly=`` an ``AssemblySettings`` (what ``run_settings()`` gives: it
+        was checked when the adapter was built, and is passed on as it is), or the six
+        context-assembly keywords, built into one here.
         """
         if on_error not in ("raise", "passthrough"):
             raise ValueError(f"on_error must be 'raise' or 'passthrough', got {on_error!r}")
@@ -216,8 +217,9 @@ class _Run:
         first = check_first_stage_scores(first_stage_scores, len(items)) if fused else None
         kwargs: dict[str, Any] = {"top_n": n, "score_threshold": threshold, "fusion": fused}
         kwargs["first_stage_scores"] = first
-        if Assembly.build(**assembly) is not None:
-            kwargs.update(assembly)
+        settings = AssemblySettings.from_options(assembly)
+        if settings is not None:
+            kwargs["assembly"] = settings
             kwargs["metadata"] = check_metadata(metadata, len(items))
         return cls(reranker, check_query(query), items, n, on_error, kwargs)
 
@@ -249,8 +251,8 @@ def run_rerank(reranker: Reranker, query: str, texts: Sequence[str], **settings:
             ``"passthrough"``), ``first_stage_scores``, ``fusion`` (a weight or ``Fusion``),
             ``fusion_method``, for query-dependent trust ``fusion_long`` and
             ``long_query_tokens``, the passages' ``metadata`` (for ``boosts``) and the
-            context-assembly settings (``dedupe``, ``diversity``, ``similarity_model``,
-            ``order``, ``boosts``, ``token_budget``).
+            context-assembly settings: ``assembly`` (an ``AssemblySettings``), or ``dedupe``,
+            ``diversity``, ``similarity_model``, ``order``, ``boosts``, ``token_budget``.
 
     Returns:
         The ``Outcome``.

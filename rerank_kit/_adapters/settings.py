@@ -32,7 +32,7 @@ from rerank_kit._adapters.build import (
 )
 from rerank_kit._adapters.run import OnError
 from rerank_kit._core.assembly import SETTINGS as ASSEMBLY_SETTINGS
-from rerank_kit._core.assembly import Assembly
+from rerank_kit._core.assembly import AssemblySettings
 from rerank_kit._core.checks import check_threshold, check_top_n
 from rerank_kit._core.fusion import FusionMethod, to_fusion
 from rerank_kit._core.protocol import Reranker
@@ -52,6 +52,19 @@ __all__ = [
     "RerankSettings",
     "WrapperSettings",
 ]
+
+
+#: The fields ``run_settings`` is built from (a change to one rebuilds it).
+_RUN_FIELDS = (
+    "top_n",
+    "score_threshold",
+    "on_error",
+    "fusion",
+    "fusion_method",
+    "fusion_long",
+    "long_query_tokens",
+    *ASSEMBLY_SETTINGS,
+)
 
 
 class RerankSettings(BaseModel):
@@ -133,34 +146,46 @@ class RerankSettings(BaseModel):
         "than this is long.",
     )
 
+    #: What the fields were when ``_prepared`` was built, and the run settings built then.
+    _prepared: tuple[tuple[Any, ...], dict[str, Any]] | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _check_settings(self) -> RerankSettings:
-        check_top_n(self.top_n)
-        check_threshold(self.score_threshold)
-        to_fusion(
+        self._prepared = self._prepare()  # checked here, once: the calls reuse it
+        return self
+
+    def _field_values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _RUN_FIELDS)
+
+    def _prepare(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        fusion = to_fusion(
             self.fusion,
             self.fusion_method,
             long_weight=self.fusion_long,
             long_query_tokens=self.long_query_tokens,
         )
-        Assembly.build(**self._assembly_settings())
-        return self
-
-    def _assembly_settings(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in ASSEMBLY_SETTINGS}
+        assembly = AssemblySettings.build(
+            **{name: getattr(self, name) for name in ASSEMBLY_SETTINGS}
+        )
+        settings = {
+            "top_n": check_top_n(self.top_n),
+            "score_threshold": check_threshold(self.score_threshold),
+            "on_error": self.on_error,
+            "fusion": fusion,
+            "assembly": assembly,
+        }
+        return self._field_values(), settings
 
     def run_settings(self) -> dict[str, Any]:
-        """The keyword arguments of ``run_rerank``/``arun_rerank`` (but the first-stage scores)."""
-        return {
-            "top_n": self.top_n,
-            "score_threshold": self.score_threshold,
-            "on_error": self.on_error,
-            "fusion": self.fusion,
-            "fusion_method": self.fusion_method,
-            "fusion_long": self.fusion_long,
-            "long_query_tokens": self.long_query_tokens,
-            **self._assembly_settings(),
-        }
+        """The keyword arguments of ``run_rerank``/``arun_rerank`` (but the first-stage scores).
+
+        Built and checked once, with the adapter (fusion as a ``Fusion``, the context-assembly
+        settings as one ``AssemblySettings``), and rebuilt only if a field was changed since.
+        """
+        prepared = self._prepared
+        if prepared is None or prepared[0] != self._field_values():
+            prepared = self._prepared = self._prepare()
+        return dict(prepared[1])
 
     def get_reranker(self) -> Reranker:
         """The engine reranker these settings describe (built once, then reused)."""
@@ -229,14 +254,6 @@ class _ModelSettings(_Built):
         "bi-encoder: 'torch', 'onnx' or 'openvino'; FlashRank: 'auto', 'onnx' or "
         "'openvino'). None: the engine's default.",
     )
-    quantize: str | None = Field(
-        default=None, description="'int8' for an int8 ONNX graph (None: the engine's default)."
-    )
-    file_name: str | None = Field(
-        default=None,
-        description="Which ONNX graph of a pre-exported model folder to load, e.g. "
-        "'onnx/model_qint8_avx512.onnx'.",
-    )
     threads: int | None = Field(
         default=None, description="CPU threads of ONNX Runtime/OpenVINO (None: engine default)."
     )
@@ -255,15 +272,43 @@ class _ModelSettings(_Built):
         "than the model's token limit; 'max', 'mean' or 'first' score it in windows.",
     )
 
+    #: Engine fields this family does not offer, and what to use instead (a message).
+    not_offered: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_fields_not_offered(cls, data: Any) -> Any:
+        """An engine field this family does not offer: refused, naming what to use instead."""
+        if not isinstance(data, dict) or not cls.not_offered:
+            return data
+        given = sorted(k for k in cls.not_offered if data.get(k) is not None)
+        if given:
+            raise ValueError(
+                f"{cls.__name__} takes no {', '.join(f'{k}=' for k in given)}: "
+                + " ".join(dict.fromkeys(cls.not_offered[k] for k in given))
+            )
+        return {k: v for k, v in data.items() if k not in cls.not_offered}  # None: not given
+
     def _build(self) -> Reranker:
+        names = [n for n in (*ENGINE_FIELDS, *self.family_fields) if n in type(self).model_fields]
         return build_model(
             self.kind,
             self.model,
             adapter=type(self).__name__,
             framework=self.framework,
-            fields={name: getattr(self, name) for name in (*ENGINE_FIELDS, *self.family_fields)},
+            fields={name: getattr(self, name) for name in names},
             model_kwargs=self.model_kwargs,
         )
+
+
+_QUANTIZE = Field(
+    default=None, description="'int8' for an int8 ONNX graph (None: the engine's default)."
+)
+_GRAPH_CHOICE = (
+    "For an int8 graph or a chosen graph of an exported folder, use "
+    "CrossEncoderRerank(model=<folder>, backend='onnx', quantize='int8') or "
+    "CrossEncoderRerank(model=<folder>, backend='onnx', file_name='onnx/model.onnx')."
+)
 
 
 class CrossEncoderSettings(_ModelSettings):
@@ -273,6 +318,12 @@ class CrossEncoderSettings(_ModelSettings):
     family_fields: ClassVar[tuple[str, ...]] = ("instruction",)
     model: str = Field(
         default="cross-encoder/ms-marco-MiniLM-L-6-v2", description="Hub id or local folder."
+    )
+    quantize: str | None = _QUANTIZE
+    file_name: str | None = Field(
+        default=None,
+        description="Which ONNX graph of a pre-exported model folder to load, e.g. "
+        "'onnx/model_qint8_avx512.onnx'.",
     )
     instruction: str | None = Field(
         default=None,
@@ -290,6 +341,10 @@ class FlashRankSettings(_ModelSettings):
     model: str = Field(
         default="ms-marco-TinyBERT-L-2-v2", description="FlashRank model name or local folder."
     )
+    not_offered: ClassVar[dict[str, str]] = {
+        "quantize": "A FlashRank model runs the one ONNX graph its folder ships. " + _GRAPH_CHOICE,
+        "file_name": "A FlashRank model runs the one ONNX graph its folder ships. " + _GRAPH_CHOICE,
+    }
 
 
 class BiEncoderSettings(_ModelSettings):
@@ -298,6 +353,14 @@ class BiEncoderSettings(_ModelSettings):
     kind: ClassVar[str] = "bi-encoder"
     model: str = Field(
         default="sentence-transformers/all-MiniLM-L6-v2", description="Hub id or local folder."
+    )
+    not_offered: ClassVar[dict[str, str]] = {
+        "file_name": "The bi-encoder exports and loads its own graph (backend='onnx'; "
+        "quantize='int8' for int8 weights)."
+    }
+    quantize: str | None = Field(
+        default=None,
+        description="'int8' for int8 weights (with backend='onnx'; None: fp32).",
     )
 
 

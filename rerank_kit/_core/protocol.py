@@ -33,7 +33,8 @@ from rerank_kit._core.windows import WindowPlan, check_long_documents
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from rerank_kit._rerankers.bi_encoder import BiEncoderReranker
+    from rerank_kit._core.assembly import AssemblySettings
+    from rerank_kit._core.assembly.similarity import Embedder
 
 __all__ = ["Reranker"]
 
@@ -154,6 +155,21 @@ class Reranker(ABC):
         returns a :class:`WindowPlan`: passage tokens per window beside this query, and each
         text's token spans. Called under the model lock, unless ``long_documents`` is
         ``"truncate"``; without it, ``set_long_documents`` accepts only ``"truncate"``.
+        """
+        return None
+
+    def token_counts(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's length in this reranker's own tokens (no special tokens, no truncation).
+
+        ``token_budget`` counts with it. ``None`` (this default) means the reranker has no
+        tokenizer, whatever the texts: lengths are then whitespace-separated words. A family
+        with a tokenizer overrides it (``rerank_kit._core.assembly.budget.tokenizer_counts``
+        builds the count from a ``tokenizers`` or transformers tokenizer).
+
+        Example:
+            >>> from rerank_kit.testing import FakeReranker
+            >>> FakeReranker().token_counts(["a b"]) is None
+            True
         """
         return None
 
@@ -390,10 +406,11 @@ class Reranker(ABC):
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
         dedupe: float | None = None,
         diversity: float | None = None,
-        similarity_model: str | BiEncoderReranker | None = None,
+        similarity_model: str | Embedder | None = None,
         order: str | None = None,
         boosts: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         token_budget: int | None = None,
+        assembly: AssemblySettings | None = None,
     ) -> list[Ranked]:
         """Order ``texts`` by relevance to ``query``.
 
@@ -423,15 +440,18 @@ class Reranker(ABC):
                 threshold, in (0, 1] (1.0: exact duplicates after whitespace normalisation);
                 the kept one lists them in ``Ranked.duplicates``.
             diversity: Maximal-marginal-relevance weight in [0, 1] (0: off).
-            similarity_model: A bi-encoder spec or ``BiEncoderReranker`` whose embeddings'
-                cosine is the similarity of ``dedupe``/``diversity`` (default: Jaccard of word
-                3-shingles, no model).
+            similarity_model: A bi-encoder spec, or an embedder (an object with ``name`` and
+                ``embed(texts)``, such as a ``BiEncoderReranker``), whose embeddings' cosine is
+                the similarity of ``dedupe``/``diversity`` (default: Jaccard of word 3-shingles,
+                no model).
             order: ``"score"`` (default) or ``"lost-in-the-middle"`` (best at both ends).
             boosts: Metadata boosts added to the final score: recency
                 (``{"field", "half_life_days", "weight"}``) or field value
                 (``{"field", "values"}``); a list adds them up.
             token_budget: Keep the best passages whose lengths (the reranker's tokenizer, else
                 words) fit this many tokens together; with ``top_n`` both limits hold.
+            assembly: The six settings above as one ``AssemblySettings``, built (and checked)
+                once and reused across calls; not together with any of them.
 
         The context-assembly steps apply after fusion in this order: boosts, dedupe,
         diversity, then threshold / ``top_n`` / ``token_budget``, then ``order``; see
@@ -461,6 +481,7 @@ class Reranker(ABC):
             order=order,
             boosts=boosts,
             token_budget=token_budget,
+            assembly=assembly,
         )
         if not request.texts:
             return []

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from rerank_kit._core.assembly import Assembly, Context, check_metadata
+from rerank_kit._core.assembly import AssemblySettings, Context, check_metadata
 from rerank_kit._core.checks import (
     check_query,
     check_texts,
@@ -27,7 +27,11 @@ __all__ = ["RerankOptions", "Request", "order_by_score", "select"]
 
 
 class RerankOptions(TypedDict, total=False):
-    """The keyword arguments of ``rerank`` and ``arerank`` (see ``Reranker.rerank``)."""
+    """The keyword arguments of ``rerank`` and ``arerank`` (see ``Reranker.rerank``).
+
+    The six context-assembly keywords (``dedupe`` ... ``token_budget``) are the fields of
+    ``AssemblySettings``; ``assembly`` gives them as one checked value instead.
+    """
 
     top_n: int | None
     score_threshold: float | None
@@ -41,6 +45,7 @@ class RerankOptions(TypedDict, total=False):
     order: str | None
     boosts: Any
     token_budget: int | None
+    assembly: AssemblySettings | None
 
 
 def order_by_score(scores: Sequence[float]) -> list[int]:
@@ -79,7 +84,7 @@ class Request:
     threshold: float | None
     fusion: Fusion | None
     first_stage_scores: list[float] | None
-    assembly: Assembly | None = None
+    assembly: AssemblySettings | None = None
     metadata: list[Mapping[str, Any] | None] | None = None
 
     @classmethod
@@ -95,14 +100,13 @@ class Request:
         fusion: Any = None,
         fusion_method: Any = None,
         metadata: Any = None,
-        dedupe: Any = None,
-        diversity: Any = None,
-        similarity_model: Any = None,
-        order: Any = None,
-        boosts: Any = None,
-        token_budget: Any = None,
+        **assembly: Any,
     ) -> Request:
-        """Check the arguments of ``rerank``/``arerank`` once, for both."""
+        """Check the arguments of ``rerank``/``arerank`` once, for both.
+
+        ``assembly``: the context-assembly keywords (``SETTINGS``) or ``assembly=`` an
+        ``AssemblySettings``, which was checked when it was built and is taken as it is.
+        """
         items = check_texts(texts)
         threshold = check_threshold(score_threshold)
         check_threshold_supported(reranker, threshold)
@@ -115,14 +119,7 @@ class Request:
             threshold=threshold,
             fusion=_for_query(to_fusion(fusion, fusion_method), query),
             first_stage_scores=check_first_stage_scores(first_stage_scores, len(items)),
-            assembly=Assembly.build(
-                dedupe=dedupe,
-                diversity=diversity,
-                similarity_model=similarity_model,
-                order=order,
-                boosts=boosts,
-                token_budget=token_budget,
-            ),
+            assembly=AssemblySettings.from_options(assembly),
             metadata=check_metadata(metadata, len(items)),
         )
 

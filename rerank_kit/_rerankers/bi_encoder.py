@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from rerank_kit._core.assembly.budget import tokenizer_counts
+from rerank_kit._core.checks import check_texts
 from rerank_kit._core.lru import LRU
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.score_cache import ScoreCache
@@ -202,12 +204,32 @@ class BiEncoderReranker(Reranker):
             self._cache.put_many(zip(missing, fresh, strict=True))
         return np.asarray([found[t][0] for t in texts], dtype=np.float64)
 
+    def embed(self, texts: Sequence[str]) -> Any:
+        """Unit-length embeddings of ``texts``, one row each, through the passage cache.
+
+        The ``Embedder`` that context assembly's ``similarity_model`` takes: cosine is a dot
+        product of two rows. Runs under the model lock (safe to share between threads).
+
+        Example:
+            >>> bi = BiEncoderReranker("all-MiniLM-L6-v2")  # doctest: +SKIP
+            >>> bi.embed(["a cat", "a dog"]).shape  # doctest: +SKIP
+            (2, 384)
+        """
+        items = check_texts(texts)
+        with self._model_lock():
+            return self._passage_embeddings(items)
+
     def _score_pairs(self, query: str, texts: list[str]) -> PairScores:
         import numpy as np
 
         q = self._encode([(self.query_prompt or "") + query])[0]
         sims = self._passage_embeddings(texts) @ np.asarray(q, dtype=np.float64)
         return PairScores([float(s) for s in sims], truncated=self._overflow(query, texts))
+
+    def token_counts(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's length in the model's tokens (see ``Reranker.token_counts``)."""
+        holder = self._onnx if self._onnx is not None else self.model
+        return tokenizer_counts(self, getattr(holder, "tokenizer", None), texts)
 
     def _window_plan(self, query: str) -> WindowPlan | None:
         if self._onnx is not None:

@@ -158,6 +158,10 @@ class CascadeReranker(Reranker):
             run.record(stage, name, await stage.reranker._ascored(query, run.texts(texts)))
         return run.result()
 
+    def token_counts(self, texts: Sequence[str]) -> list[int] | None:
+        """The last stage's ``token_counts`` (it orders what is kept)."""
+        return self.stages[-1].reranker.token_counts(texts)
+
     def set_score_cache(self, score_cache: Any) -> None:
         """Share one score cache among the stages that keep one (see ``Reranker.set_score_cache``).
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rerank_kit import models
+from rerank_kit._core.assembly.budget import tokenizer_counts
 from rerank_kit._core.checks import pair_overflow
 from rerank_kit._core.errors import RerankError
 from rerank_kit._core.protocol import Reranker
@@ -389,6 +391,11 @@ class CrossEncoderReranker(Reranker):
         else:
             truncated = pair_overflow(tokenizer, query, texts, limit)
         return PairScores([float(s) for s in scores], truncated=truncated)
+
+    def token_counts(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's length in the model's tokens (see ``Reranker.token_counts``)."""
+        holder = self._onnx if self._onnx is not None else self.model
+        return tokenizer_counts(self, getattr(holder, "tokenizer", None), texts)
 
     def _window_plan(self, query: str) -> WindowPlan | None:
         if self._onnx is not None:

@@ -6,9 +6,11 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rerank_kit._core.assembly.budget import tokenizer_counts
 from rerank_kit._core.errors import ModelNotAvailableError, RerankError, missing_extra
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.score_cache import ScoreCache
@@ -300,6 +302,11 @@ class FlashRankReranker(Reranker):
             for i, enc in zip(suspects, encoded, strict=True):
                 flags[i] = len(enc.ids) > limit
         return flags
+
+    def token_counts(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's length in the model's tokens (see ``Reranker.token_counts``)."""
+        holder = self._onnx if self._onnx is not None else self.ranker
+        return tokenizer_counts(self, getattr(holder, "tokenizer", None), texts)
 
     def _window_plan(self, query: str) -> WindowPlan | None:
         if self._onnx is not None:

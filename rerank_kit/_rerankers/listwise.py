@@ -271,6 +271,10 @@ class ListwiseLLMReranker(Reranker):
             raise TypeError(f"prompt builder must return str, got {type(text).__name__}")
         return text
 
+    def token_counts(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's length by ``count_tokens`` (whitespace words unless one was given)."""
+        return [int(self.count_tokens(t)) for t in texts]
+
     def _cut(self, text: str) -> tuple[str, bool]:
         cut = False
         budget = self.max_passage_tokens

@@ -7,9 +7,11 @@ The model itself (finding or making the graph, tokenizing, batching, the runner)
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rerank_kit._core.assembly.budget import tokenizer_counts
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.score_cache import ScoreCache
 from rerank_kit._core.types import PairScores
@@ -208,3 +210,7 @@ class OnnxCrossEncoderReranker(Reranker):
 
     def _window_plan(self, query: str) -> WindowPlan:
         return self._model.window_plan(query)
+
+    def token_counts(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's length in the model's tokens (see ``Reranker.token_counts``)."""
+        return tokenizer_counts(self, self._model.tokenizer, texts)

@@ -112,6 +112,11 @@ class OnnxSentenceEncoder:
         budget = self.max_seq_length - self._counter.num_special_tokens_to_add(False)
         return WindowPlan(budget, tokenizers_offsets(self._counter))
 
+    @property
+    def tokenizer(self) -> Any:
+        """The model's ``tokenizers.Tokenizer`` (no padding; as loaded from the folder)."""
+        return self._tokenizer
+
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text with special tokens, before truncation."""
         return [len(e.ids) for e in self._counter.encode_batch(list(texts))]

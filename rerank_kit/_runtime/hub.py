@@ -1,15 +1,16 @@
-"""Resolve a model name to something a backend can load, failing fast when offline."""
+"""Resolve a model name to something a backend can load, failing fast when offline.
+
+Whether the Hub may or can be reached is ``rerank_kit._runtime.online`` (re-exported here).
+"""
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
 from pathlib import Path
-from urllib.parse import urlparse
 
+from rerank_kit import models
 from rerank_kit._core.errors import ModelNotAvailableError
+from rerank_kit._runtime.online import hub_offline, hub_reachable
 from rerank_kit._runtime.options import FETCH, require
 
 __all__ = [
@@ -21,47 +22,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def hub_offline() -> bool:
-    """True when the user asked the Hugging Face libraries to stay offline."""
-    return any(
-        os.environ.get(var, "").strip().lower() in _TRUE
-        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-
-
-def hub_reachable(timeout: float = 2.0) -> tuple[bool, str]:
-    """Open (and close) one TCP connection to the Hub, bounded in time, DNS included.
-
-    Returns ``(True, "")``, or ``(False, why)``.
-    """
-    try:
-        from huggingface_hub import constants
-
-        endpoint = constants.ENDPOINT
-    except Exception:  # huggingface_hub is absent with onnxruntime + tokenizers alone
-        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = urlparse(endpoint).hostname or "huggingface.co"
-    port = 443 if endpoint.startswith("https") else 80
-    result: list[str] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            result.append("")
-        except OSError as exc:
-            result.append(f"{type(exc).__name__}: {exc}")
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout + 0.5)
-    if not result:
-        return False, f"no answer from {host} within {timeout:.0f} s"
-    return (result[0] == ""), result[0]
-
 
 _WEIGHTS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json", "*.onnx")
 _TOKENIZER = ("tokenizer.json", "vocab.txt", "*.model", "vocab.json")
@@ -141,8 +101,6 @@ def resolve_hf_model(model: str, *, kind: str, prefix: str | None = None) -> str
         ...     print(str(exc).split(". ")[0])
         cross-encoder model '/no/such/folder' is not a folder
     """
-    from rerank_kit import models
-
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"{kind} model must be a non-empty string (a Hub id or a local path)")
     path = Path(model).expanduser()

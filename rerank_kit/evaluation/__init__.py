@@ -66,11 +66,14 @@ from rerank_kit.evaluation._metrics import (
 from rerank_kit.evaluation._plot import plot_quality_latency
 from rerank_kit.evaluation._results import ComparisonResult, SystemResult
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for type checkers and the API reference; never run
     from rerank_kit.learning import TrainResult, TuneResult, bootstrap_ci, train, tune
 
-# rerank_kit.learning builds on this package (datasets, metrics, first stages): its names are
-# re-exported on first use, so that either package can be imported first.
+# rerank_kit.learning builds on this package (datasets, metrics, first stages; none of its modules
+# imports this package's __init__), and no module of this package imports learning when it runs:
+# its documented names here are forwarded on first use (the module __getattr__ below), so either
+# package can be imported first (tests/test_imports.py: no cycle, this package's modules import
+# nothing of learning).
 _FROM_LEARNING = frozenset({"TrainResult", "TuneResult", "bootstrap_ci", "train", "tune"})
 
 __all__ = [

@@ -250,7 +250,7 @@ def assembly_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
         ...     similarity_model=None, order=None, token_budget=None, boosts=None))
         {'dedupe': 0.8}
     """
-    from rerank_kit._core.assembly import Assembly
+    from rerank_kit._core.assembly import AssemblySettings
 
     names = ("dedupe", "diversity", "similarity_model", "order", "token_budget", "boosts")
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
@@ -260,7 +260,7 @@ def assembly_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
         except json.JSONDecodeError as exc:
             raise ValueError(f"--boosts is not valid JSON ({exc.msg})") from exc
     try:
-        plan = Assembly.build(**given)
+        plan = AssemblySettings.build(**given)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"context assembly: {exc}") from exc
     return given if plan is not None else None

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rerank_kit._core.assembly import Assembly
+from rerank_kit._core.assembly import AssemblySettings
 from rerank_kit._core.errors import missing_extra
 from rerank_kit._core.fusion import Fusion, fuse_ranked, to_fusion
 from rerank_kit._core.protocol import Reranker
@@ -241,7 +241,7 @@ def compare(
     models = _resolve_rerankers(rerankers, long_documents, cache)
     stages, built = _resolve_first_stages(first_stage, embedding_model)
     try:
-        plan = Assembly.build(**(assembly or {}))
+        plan = AssemblySettings.build(**(assembly or {}))
         settings = _Settings(depth, k, progress, warmup, cold_cache, tuple(fusions), plan)
         return _run(dataset, stages, models, settings)
     finally:
@@ -259,12 +259,12 @@ class _Settings:
     warmup: bool
     cold_cache: bool = False
     fusions: tuple[Fusion, ...] = ()
-    assembly: Assembly | None = None
+    assembly: AssemblySettings | None = None
 
 
-def _assembly_label(plan: Assembly) -> str:
+def _assembly_label(plan: AssemblySettings) -> str:
     """``"context dedupe=0.8 order=lost-in-the-middle"``: the settings that differ from off."""
-    off = Assembly()
+    off = AssemblySettings()
     parts = []
     for name in ("dedupe", "diversity", "similarity_model", "order", "boosts", "token_budget"):
         value = getattr(plan, name)

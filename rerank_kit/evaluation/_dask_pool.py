@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rerank_kit._core.score_cache import FILE_CACHE_SIZE, ScoreCache, make_score_cache
@@ -83,25 +83,30 @@ def candidate_pool(
     return pool
 
 
-def _pool_of(args: argparse.Namespace, dataset: Dataset, command: str) -> tuple[list[str], Any]:
-    """(specs, pool) the command will score, from its parsed arguments."""
+def _pool_of(
+    args: argparse.Namespace,
+    dataset: Dataset,
+    command: str,
+    depth: int | None = None,
+    query_ids: list[str] | None = None,
+) -> tuple[list[str], Any]:
+    """(specs, pool) the command will score, from its parsed arguments.
+
+    ``tune`` gives its deepest ``depth``, ``train`` its held-out ``query_ids`` (what they
+    decide is theirs: this package does not import ``rerank_kit.learning``).
+    """
     if command == "eval":
         data = dataset.head(args.limit_queries) if args.limit_queries else dataset
         stages, depth, qids = args.first_stage or ["bm25"], args.depth, None
         specs, embedding = list(args.reranker), args.embedding_model
     elif command == "tune":
-        from rerank_kit.learning._tune import DEFAULT_DEPTHS
-
+        if depth is None:
+            raise ValueError("tune's candidate pool needs its deepest depth")
         data, stages, qids = dataset, args.first_stage or ["bm25"], None
-        depth, specs, embedding = max(args.depth or DEFAULT_DEPTHS), list(args.reranker), None
+        specs, embedding = list(args.reranker), None
     elif command == "train":
-        from rerank_kit.learning._train import split_queries
-
-        data, stages, depth, specs, embedding = dataset, [args.first_stage], args.depth, [], None
-        qids = split_queries(
-            list(dataset.queries), test_size=args.test_size, dev_size=args.dev_size, seed=args.seed
-        )[2]
-        specs = [args.model]
+        data, stages, depth, embedding = dataset, [args.first_stage], args.depth, None
+        qids, specs = query_ids, [args.model]
     else:
         raise ValueError(f"unknown command {command!r}")
     show = not args.no_progress
@@ -114,11 +119,20 @@ def _pool_of(args: argparse.Namespace, dataset: Dataset, command: str) -> tuple[
     return specs, pool
 
 
-def score_pool(args: argparse.Namespace, dataset: Dataset, command: str) -> Any:
+def score_pool(
+    args: argparse.Namespace,
+    dataset: Dataset,
+    command: str,
+    *,
+    depth: int | None = None,
+    query_ids: Callable[[], list[str]] | None = None,
+) -> Any:
     """Score ``command``'s candidate pool on ``args.dask``; return the score cache to run with.
 
     Without ``--dask`` this returns ``args.score_cache`` as it is. With it: the cache of
     ``--score-cache`` (or one in memory), holding every pair the command will score.
+    ``tune`` passes its deepest ``depth``; ``train`` a function giving the ids of the
+    held-out queries it scores (called only with ``--dask``).
 
     Raises:
         RerankError: The scheduler did not answer, or a worker failed (its message).
@@ -132,7 +146,8 @@ def score_pool(args: argparse.Namespace, dataset: Dataset, command: str) -> Any:
 
     cache = make_score_cache(score_cache) or ScoreCache(FILE_CACHE_SIZE)
     long_documents = getattr(args, "long_documents", None)
-    specs, pool = _pool_of(args, dataset, command)
+    qids = None if query_ids is None else query_ids()
+    specs, pool = _pool_of(args, dataset, command, depth, qids)
     with dask_client(args.dask) as client:
         items: list[tuple[str, list[str]]] | None = None
         for spec in specs:

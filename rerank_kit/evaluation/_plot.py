@@ -3,24 +3,57 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rerank_kit._core.errors import missing_extra
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from rerank_kit.evaluation._results import ComparisonResult
-
 __all__ = ["plot_label", "plot_quality_latency", "quality_latency_figure"]
+
+
+class _System(Protocol):
+    """What the plot reads of one system (``rerank_kit.evaluation.SystemResult``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def first_stage(self) -> str: ...
+    @property
+    def reranker(self) -> str | None: ...
+    @property
+    def metrics(self) -> Mapping[str, float]: ...
+    @property
+    def latency(self) -> Mapping[str, Any]: ...
+
+
+class _Comparison(Protocol):
+    """What the plot reads of ``compare``'s result (``rerank_kit.evaluation.ComparisonResult``).
+
+    A protocol, so that this module does not import the results module (which imports it).
+    """
+
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def num_queries(self) -> int: ...
+    @property
+    def depth(self) -> int: ...
+    @property
+    def metric_names(self) -> Sequence[str]: ...
+    @property
+    def systems(self) -> Sequence[_System]: ...
+
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 _MARKERS = ("^", "s", "D", "v", "P", "X")
 
 
 def plot_quality_latency(
-    result: ComparisonResult, path: str | Path, *, title: str | None = None
+    result: _Comparison, path: str | Path, *, title: str | None = None
 ) -> Path:
     """Save a PNG of nDCG@k (y) against median total latency per query (x, log scale).
 
@@ -47,7 +80,7 @@ def plot_quality_latency(
     return out
 
 
-def quality_latency_figure(result: ComparisonResult, *, title: str | None = None) -> Figure:
+def quality_latency_figure(result: _Comparison, *, title: str | None = None) -> Figure:
     """The figure ``plot_quality_latency`` saves (matplotlib ``Figure`` on an Agg canvas)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -146,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
         if instruction is not None and getattr(args, "dask", None):
             raise ValueError("--instruction cannot be combined with --dask yet")
         data = _judged(args)
-        cache = make_score_cache(score_pool(args, data, "tune"))  # --dask: scored there first
+        deepest = max(args.depth or DEFAULT_DEPTHS)
+        cache = make_score_cache(score_pool(args, data, "tune", depth=deepest))  # --dask first
         rerankers = instructed(args.reranker, instruction, score_cache=cache)
         result = tune(
             data,
@@ -217,18 +218,26 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``train`` for parsed arguments; returns the exit code."""
-    from rerank_kit.learning._train import train
+    from rerank_kit.learning._train import split_queries, train
 
     try:
         data = _judged(args)
         split = ("test_size", "dev_size", "seed")
         budget = ("epochs", "batch_size", "max_steps", "max_length")
+
+        def test_ids() -> list[str]:  # the held-out queries train scores the model on
+            split_ids = split_queries(
+                list(data.queries), test_size=args.test_size, dev_size=args.dev_size, seed=args.seed
+            )
+            return split_ids[2]
+
         result = train(
             data,
             args.model,
             args.out,
             show_progress=not args.no_progress,
-            score_cache=score_pool(args, data, "train"),  # --dask: the pool scored there first
+            # --dask: the held-out queries' pool scored there first
+            score_cache=score_pool(args, data, "train", query_ids=test_ids),
             **from_args(args, "first_stage", "depth", "negatives", *split, *budget),
         )
     except (ValueError, OSError, RerankError, ImportError) as exc:

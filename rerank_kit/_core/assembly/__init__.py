@@ -8,6 +8,12 @@ Steps, in order: ``boosts`` (metadata adjustments of the final score), ``dedupe`
 
 from __future__ import annotations
 
-from rerank_kit._core.assembly.plan import SETTINGS, Assembly, Context, check_metadata
+from rerank_kit._core.assembly.plan import (
+    SETTINGS,
+    Assembly,
+    AssemblySettings,
+    Context,
+    check_metadata,
+)
 
-__all__ = ["SETTINGS", "Assembly", "Context", "check_metadata"]
+__all__ = ["SETTINGS", "Assembly", "AssemblySettings", "Context", "check_metadata"]

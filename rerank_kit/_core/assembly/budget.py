@@ -2,10 +2,11 @@
 
 Passages are taken in the final selection order; one that does not fit in what is left is
 skipped and the next one tried, so a long passage never blocks shorter ones after it. With
-``top_n`` both limits hold. Lengths are counted with the reranker's own tokenizer when it has
-one (cross-encoders, bi-encoders, FlashRank; a cascade: its last stage's; a listwise LLM
-reranker: its ``count_tokens``), without special tokens, and as whitespace-separated words
-otherwise.
+``top_n`` both limits hold. Lengths are what the reranker's public ``token_counts(texts)`` says
+(``Reranker.token_counts``: its own tokenizer, without special tokens; a cascade: its last
+stage's; a listwise LLM reranker: its ``count_tokens``), and whitespace-separated words when
+it returns ``None`` (a reranker without a tokenizer). A family builds its counter with
+``tokenizer_counts`` from its tokenizer.
 
 Example:
     >>> count = token_counter(object())
@@ -15,11 +16,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TokenCounter", "token_counter"]
+__all__ = ["TokenCounter", "token_counter", "tokenizer_counts"]
 
 
 @dataclass(frozen=True)
@@ -60,29 +61,43 @@ def _from_tokenizer(tokenizer: Any) -> Callable[[list[str]], list[int]] | None:
     return None
 
 
-def _find(reranker: Any) -> Callable[[list[str]], list[int]] | None:
-    stages = getattr(reranker, "stages", None)
-    if stages:
-        return _find(stages[-1].reranker)
-    count = getattr(reranker, "count_tokens", None)
-    if callable(count):  # a listwise LLM reranker: str -> int
-        return lambda texts: [int(count(t)) for t in texts]
-    for holder in ("_model", "_onnx", "model", "ranker"):
-        tokenizer = getattr(getattr(reranker, holder, None), "tokenizer", None)
-        if tokenizer is not None:
-            found = _from_tokenizer(tokenizer)
-            if found is not None:
-                return found
-    return None
+def tokenizer_counts(owner: Any, tokenizer: Any, texts: Sequence[str]) -> list[int] | None:
+    """Each text's tokens under ``tokenizer`` (no special tokens, no truncation), or ``None``.
+
+    For a family's ``token_counts``: ``tokenizer`` is a ``tokenizers.Tokenizer`` or a
+    transformers tokenizer (``None`` or another object: ``None``, count words). The counter is
+    built once per ``owner`` (the reranker) and tokenizer, then reused.
+
+    Example:
+        >>> class Owner:
+        ...     pass
+        >>> tokenizer_counts(Owner(), None, ["a b"]) is None
+        True
+    """
+    if tokenizer is None:
+        return None
+    store = getattr(owner, "__dict__", {})
+    cached = store.get("_token_counter")
+    if cached is None or cached[0] is not tokenizer:
+        cached = store["_token_counter"] = (tokenizer, _from_tokenizer(tokenizer))
+    count: Callable[[list[str]], list[int]] | None = cached[1]
+    if count is None:
+        return None
+    items = list(texts)
+    return count(items) if items else []
 
 
 def token_counter(reranker: Any) -> TokenCounter:
-    """How ``token_budget`` counts for ``reranker`` (built once per reranker, then reused)."""
-    cached = getattr(reranker, "__dict__", {}).get("_assembly_token_counter")
-    if isinstance(cached, TokenCounter):
-        return cached
-    found = _find(reranker)
-    counter = WORDS if found is None else TokenCounter("tokenizer", found)
-    if hasattr(reranker, "__dict__"):
-        reranker.__dict__["_assembly_token_counter"] = counter
-    return counter
+    """How ``token_budget`` counts for ``reranker``: its ``token_counts``, else words.
+
+    ``token_counts([])`` tells which: ``None`` means the reranker has no tokenizer.
+    """
+    counts = getattr(reranker, "token_counts", None)
+    if not callable(counts) or counts([]) is None:
+        return WORDS
+
+    def count(texts: list[str]) -> list[int]:
+        found = counts(texts)
+        return _words(texts) if found is None else [int(n) for n in found]
+
+    return TokenCounter("tokenizer", count)

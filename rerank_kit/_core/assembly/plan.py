@@ -14,7 +14,7 @@ Blank passages take no part in 1-3 and stay last (with ``token_budget``, they ar
 
 Example:
     >>> from rerank_kit import Ranked
-    >>> plan = Assembly.build(dedupe=1.0, order="lost-in-the-middle")
+    >>> plan = AssemblySettings(dedupe=1.0, order="lost-in-the-middle")
     >>> texts = ["a b", "a  b", "c", "d"]
     >>> ranked = [Ranked(i, s) for i, s in enumerate([4.0, 3.0, 2.0, 1.0])]
     >>> out = plan.apply(ranked, texts, context=plan.prepare(texts, [0, 1, 2, 3], object()))
@@ -33,12 +33,13 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from rerank_kit._core.assembly.boosts import Boost, boost_of, check_boosts
+from rerank_kit._core.assembly.boosts import boost_of, check_boosts
 from rerank_kit._core.assembly.budget import TokenCounter, token_counter
 from rerank_kit._core.assembly.dedupe import dedupe
 from rerank_kit._core.assembly.diversity import mmr
 from rerank_kit._core.assembly.order import check_order, lost_in_the_middle
 from rerank_kit._core.assembly.similarity import (
+    Embedder,
     EmbeddingSimilarity,
     LexicalSimilarity,
     Similarity,
@@ -47,10 +48,7 @@ from rerank_kit._core.assembly.similarity import (
 )
 from rerank_kit._core.types import Ranked
 
-__all__ = ["SETTINGS", "Assembly", "Context", "check_metadata"]
-
-#: The keyword arguments of ``Assembly.build`` (the context-assembly settings everywhere).
-SETTINGS = ("dedupe", "diversity", "similarity_model", "order", "boosts", "token_budget")
+__all__ = ["SETTINGS", "Assembly", "AssemblySettings", "Context", "check_metadata"]
 
 logger = logging.getLogger(__name__)
 _HOW = {"words": "as whitespace words", "tokenizer": "with the reranker's tokenizer"}
@@ -99,66 +97,108 @@ class Context:
 
 
 @dataclass(frozen=True)
-class Assembly:
-    """The checked context-assembly settings (see the module docstring for their order).
+class AssemblySettings:
+    """The context-assembly settings as one value, checked (and normalised) once, when built.
+
+    ``rerank``/``arerank`` take it as ``assembly=`` (instead of the six keywords), and the
+    adapters and ``Pipeline`` build it once and carry it, so no call checks the settings again.
+    The steps themselves (``prepare``, ``apply``) run in the order of the module docstring.
 
     Attributes:
         dedupe: Similarity threshold in (0, 1] (``None``: off).
         diversity: MMR weight in [0, 1] (0: off).
-        similarity_model: Bi-encoder spec or object for the similarity (``None``: lexical).
+        similarity_model: Bi-encoder spec or ``Embedder`` for the similarity (``None``: lexical).
         order: ``"score"`` or ``"lost-in-the-middle"``.
-        boosts: The metadata boosts.
+        boosts: The metadata boosts (given as a dict or a list of dicts; kept as a tuple of
+            checked boosts).
         token_budget: Most tokens the kept passages may hold together (``None``: no limit).
+
+    Example:
+        >>> AssemblySettings(dedupe=1, order="lost-in-the-middle")
+        AssemblySettings(dedupe=1.0, diversity=0.0, similarity_model=None, order='lost-in-the-middle', boosts=(), token_budget=None)
+        >>> AssemblySettings(diversity=2)
+        Traceback (most recent call last):
+        ...
+        ValueError: diversity must be in [0, 1], got 2
     """
 
     dedupe: float | None = None
     diversity: float = 0.0
-    similarity_model: Any = None
+    similarity_model: str | Embedder | None = None
     order: str = "score"
-    boosts: tuple[Boost, ...] = ()
+    boosts: Any = ()
     token_budget: int | None = None
 
-    @classmethod
-    def build(
-        cls,
-        *,
-        dedupe: Any = None,
-        diversity: Any = None,
-        similarity_model: Any = None,
-        order: Any = None,
-        boosts: Any = None,
-        token_budget: Any = None,
-    ) -> Assembly | None:
-        """Check the settings; ``None`` when every step is off."""
-        threshold = None if dedupe is None else _fraction("dedupe", dedupe, low_open=True)
-        weight = 0.0 if diversity is None else _fraction("diversity", diversity, low_open=False)
-        if similarity_model is not None:
-            from rerank_kit._rerankers.bi_encoder import BiEncoderReranker
-
-            if not isinstance(similarity_model, (str, BiEncoderReranker)) or (
-                isinstance(similarity_model, str) and not similarity_model.strip()
+    def __post_init__(self) -> None:
+        threshold = None if self.dedupe is None else _fraction("dedupe", self.dedupe, True)
+        weight = 0.0 if self.diversity is None else _fraction("diversity", self.diversity, False)
+        model = self.similarity_model
+        if model is not None:
+            if not isinstance(model, (str, Embedder)) or (
+                isinstance(model, str) and not model.strip()
             ):
                 raise TypeError(
                     "similarity_model must be a bi-encoder spec (e.g. "
-                    f"'bi-encoder:all-MiniLM-L6-v2') or a BiEncoderReranker, got {similarity_model!r}"
+                    "'bi-encoder:all-MiniLM-L6-v2') or an embedder such as a BiEncoderReranker "
+                    f"(an object with name and embed(texts)), got {model!r}"
                 )
             if threshold is None and weight == 0.0:
                 raise ValueError(
                     "similarity_model is used by dedupe and diversity; set one of them"
                 )
-        if token_budget is not None and (
-            isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget < 1
+        budget = self.token_budget
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, int) or budget < 1
         ):
-            raise ValueError(f"token_budget must be a positive int or None, got {token_budget!r}")
-        plan = cls(
-            dedupe=threshold,
-            diversity=weight,
-            similarity_model=similarity_model,
-            order=check_order("score" if order is None else order),
-            boosts=check_boosts(boosts),
-            token_budget=token_budget,
-        )
-        return None if plan == cls() else plan
+            raise ValueError(f"token_budget must be a positive int or None, got {budget!r}")
+        checked = {
+            "dedupe": threshold,
+            "diversity": weight,
+            "order": check_order("score" if self.order is None else self.order),
+            "boosts": check_boosts(self.boosts),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def build(cls, **settings: Any) -> AssemblySettings | None:
+        """Check settings given as keywords (``None``: the default); ``None`` if all are off.
+
+        Raises:
+            TypeError: A keyword that is no context-assembly setting, or a bad value's type.
+            ValueError: A value out of range.
+        """
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
+        plan = cls(**{k: v for k, v in settings.items() if v is not None})
+        return None if plan.is_off else plan
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> AssemblySettings | None:
+        """The settings of a call: its ``assembly=`` value, or built from its six keywords.
+
+        ``options`` holds the call's context-assembly keywords (any of ``SETTINGS``) and maybe
+        ``assembly`` (an ``AssemblySettings``, taken as it is: it was checked when built); both
+        at once is an error. ``None`` when every step is off.
+        """
+        given = {k: v for k, v in options.items() if k != "assembly" and v is not None}
+        built = options.get("assembly")
+        if built is None:
+            return cls.build(**given) if given else None
+        if not isinstance(built, AssemblySettings):
+            raise TypeError(f"assembly must be an AssemblySettings or None, got {built!r}")
+        if given:
+            raise ValueError(
+                "give the context-assembly settings either as assembly= or as keywords "
+                f"({', '.join(sorted(given))}), not both"
+            )
+        return None if built.is_off else built
+
+    @property
+    def is_off(self) -> bool:
+        """Whether every step is off (the settings change nothing)."""
+        return self == _OFF
 
     @property
     def needs_similarity(self) -> bool:
@@ -299,3 +339,10 @@ class Assembly:
             for rank, r in enumerate(kept, start=1)
         ]
         return lost_in_the_middle(out) if self.order == "lost-in-the-middle" else out
+
+
+#: The names of the context-assembly settings (``AssemblySettings``' fields), everywhere.
+SETTINGS = tuple(f.name for f in dataclasses.fields(AssemblySettings))
+_OFF = AssemblySettings()
+#: The name the engine's steps had before the settings became one value (kept for callers).
+Assembly = AssemblySettings

@@ -5,11 +5,14 @@ Two measures, both in [0, 1] for unrelated to identical text (cosine may dip bel
 - ``LexicalSimilarity`` (no model): Jaccard similarity of the passages' word 3-shingles, after
   lower-casing and splitting on non-word characters (so whitespace, case and punctuation do
   not count). Named ``"lexical:jaccard-3-shingles"`` in results.
-- ``EmbeddingSimilarity``: cosine of unit-length passage embeddings from a bi-encoder
-  (``similarity_model=``, a ``bi-encoder:`` spec or a ``BiEncoderReranker``); the embeddings go
-  through that bi-encoder's passage-embedding cache. Named ``"cosine:<bi-encoder name>"``.
+- ``EmbeddingSimilarity``: cosine of unit-length passage embeddings from an ``Embedder``
+  (``similarity_model=``: an object with ``name`` and ``embed(texts)``, such as a
+  ``BiEncoderReranker``, whose embeddings go through its passage-embedding cache; or a spec
+  string, resolved by the loader the package installs with ``set_embedder_loader``: a
+  ``bi-encoder:`` spec or a bare model name). Named ``"cosine:<embedder name>"``.
 
-Pairs are computed when first asked for and kept for the call.
+Pairs are computed when first asked for and kept for the call. The core names no reranker
+family: what it needs of one is the ``Embedder`` protocol.
 
 Example:
     >>> sim = LexicalSimilarity(["the cat sat on the mat", "The cat sat on the mat!", "dogs"])
@@ -23,26 +26,45 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from rerank_kit._rerankers.bi_encoder import BiEncoderReranker
+from rerank_kit._core.errors import RerankError
 
 __all__ = [
+    "Embedder",
     "EmbeddingSimilarity",
     "LexicalSimilarity",
     "Similarity",
     "load_similarity_model",
     "normalise_space",
+    "set_embedder_loader",
 ]
 
 SHINGLE = 3
 LEXICAL = f"lexical:jaccard-{SHINGLE}-shingles"
 _WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
-_models: dict[str, BiEncoderReranker] = {}
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What ``similarity_model`` needs: a name, and unit-length embeddings of texts.
+
+    ``BiEncoderReranker`` implements it (``embed`` goes through its passage-embedding cache,
+    under its model lock); any object with these two members does.
+    """
+
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        """One unit-length embedding per text (rows of a 2-D array; ``a @ b`` is cosine)."""
+        ...
+
+
+_models: dict[str, Embedder] = {}
 _models_lock = threading.Lock()
+_loader: list[Callable[[str], Embedder]] = []
 
 
 def normalise_space(text: str) -> str:
@@ -121,29 +143,39 @@ class EmbeddingSimilarity(Similarity):
         return float(a @ b)
 
 
-def load_similarity_model(model: Any) -> BiEncoderReranker:
-    """The bi-encoder for ``similarity_model``: loaded once per spec, then shared.
+def set_embedder_loader(loader: Callable[[str], Embedder]) -> None:
+    """Install what turns a ``similarity_model`` spec string into an ``Embedder``.
 
-    ``model`` is a ``BiEncoderReranker``, a ``"bi-encoder:..."`` spec, or a bare model name
-    (read as ``"bi-encoder:<name>"``).
+    The core resolves no spec itself (it imports no reranker family): ``rerank_kit`` installs
+    ``rerank_kit._registry.load_embedder`` when it is imported. Specs already loaded are kept.
     """
-    from rerank_kit._rerankers.bi_encoder import BiEncoderReranker
+    _loader[:] = [loader]
 
-    if isinstance(model, BiEncoderReranker):
+
+def load_similarity_model(model: Any) -> Embedder:
+    """The ``Embedder`` for ``similarity_model``: loaded once per spec string, then shared.
+
+    ``model`` is an ``Embedder`` (returned as it is) or a spec string, resolved by the loader
+    ``set_embedder_loader`` installed (``rerank_kit``'s reads a ``"bi-encoder:..."`` spec or a
+    bare model name as ``"bi-encoder:<name>"``).
+    """
+    if not isinstance(model, str):
         return model
-    spec = model if model.startswith("bi-encoder") else f"bi-encoder:{model}"
     with _models_lock:
-        found = _models.get(spec)
+        found = _models.get(model)
         if found is None:
-            from rerank_kit._registry import load_reranker
-
-            loaded = load_reranker(spec)
-            if not isinstance(loaded, BiEncoderReranker):
-                raise ValueError(f"similarity_model must name a bi-encoder, got {model!r}")
-            found = _models[spec] = loaded
+            if not _loader:
+                raise RerankError(
+                    f"similarity_model={model!r} is a spec, and no loader turns specs into "
+                    "embedders here (import rerank_kit, which installs one)"
+                )
+            loaded = _loader[0](model)
+            if not isinstance(loaded, Embedder):
+                raise ValueError(f"similarity_model {model!r} gave no embedder: {loaded!r}")
+            found = _models[model] = loaded
     return found
 
 
-def embed(model: BiEncoderReranker, texts: list[str]) -> Any:
-    """Unit-length embeddings of ``texts`` through the bi-encoder's cache (model lock held)."""
-    return model._locked(model._passage_embeddings, texts)
+def embed(model: Embedder, texts: list[str]) -> Any:
+    """Unit-length embeddings of ``texts`` (the embedder's own lock and cache apply)."""
+    return model.embed(texts)
