@@ -598,11 +598,19 @@ def test_same_settings_and_defaults_as_the_langchain_adapter(name: str) -> None:
     theirs = getattr(lc, "RerankCompressor" if name == "RerankComponent" else name)
     params = inspect.signature(ours.__init__).parameters
     spelled = {"chat_generator": "llm"}  # Haystack's name for the LLM
+    # a field the family does not offer is refused by its settings (ValueError naming what to
+    # use instead), as in the other adapters
     taken = {spelled.get(p, p) for p in params} - _HAYSTACK_ONLY
+    taken -= set(getattr(ours.settings_type, "not_offered", {}))
     taken |= set(ours.settings_type.model_fields) - {"top_n"}
     assert taken == set(theirs.model_fields) - {"first_stage_score_key", "top_n"}
     assert params["top_k"].default == theirs.model_fields["top_n"].default == 3
     for p, param in params.items():
+        if p in getattr(ours.settings_type, "not_offered", {}):
+            assert param.default is None
+            with pytest.raises(ValueError, match=f"takes no {p}="):
+                ours(**{p: "x"})
+            continue
         field = theirs.model_fields.get(spelled.get(p, p))
         if field is None or param.default is inspect.Parameter.empty or p == "model_kwargs":
             continue
