@@ -78,6 +78,11 @@ class Reranker(ABC):
     #: Qwen3-Reranker; ``None``: the model takes none). Part of the score cache's key when it
     #: differs from ``default_instruction``.
     instruction: str | None = None
+    #: True when a pair's score depends on the pair alone, whatever else is scored in the same
+    #: model call (``_runtime/batch_rule.py``); ``rerank-kit serve`` then scores concurrent
+    #: requests together (``_score_groups``). False (the default) for anything else: listwise
+    #: LLMs, cascades (a stage keeps the best of the list), remote services, unknown families.
+    batch_independent: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -202,6 +207,51 @@ class Reranker(ABC):
             raw = await self._ascore_pairs(query, split.texts)
             fresh = split.fold(checked(raw, len(split.texts), self.name))
         return self._report(plan.finish(fresh))
+
+    # -- several requests in one model call (rerank-kit serve) ------------------------------
+
+    def _score_groups(
+        self, groups: list[tuple[str, list[str]]]
+    ) -> list[PairScores | Sequence[float]]:
+        """Score several ``(query, texts)`` groups: one ``_score_pairs`` each by default.
+
+        A family with ``batch_independent = True`` may run every pair in one model call; each
+        group must get what ``_score_pairs`` gives it alone.
+        """
+        return [self._score_pairs(query, texts) for query, texts in groups]
+
+    def _scored_groups(self, groups: list[tuple[str, list[str]]]) -> list[PairScores]:
+        """``_scored`` for several groups (checked input), their model calls made as one."""
+        plans = [self._plan(query, texts) for query, texts in groups]
+        todo = [i for i, plan in enumerate(plans) if plan.pending]
+        fresh: dict[int, PairScores] = {}
+        if todo:
+            with self._model_lock():
+                splits = {i: self._split(groups[i][0], plans[i].pending) for i in todo}
+                raws = self._score_groups([(groups[i][0], splits[i].texts) for i in todo])
+            if len(raws) != len(todo):
+                raise RuntimeError(f"{self.name}: _score_groups returned {len(raws)} groups")
+            for i, raw in zip(todo, raws, strict=True):
+                split = splits[i]
+                fresh[i] = split.fold(checked(raw, len(split.texts), self.name))
+        return [self._report(plan.finish(fresh.get(i))) for i, plan in enumerate(plans)]
+
+    def _rerank_groups(
+        self, requests: Sequence[tuple[str, Sequence[str], RerankOptions]]
+    ) -> list[list[Ranked]]:
+        """``rerank`` for several ``(query, texts, options)`` requests, scored together.
+
+        Each request's result equals its own ``rerank`` call when ``batch_independent`` is
+        true (the default ``_score_groups`` scores the groups one by one, so it always does).
+        ``rerank_kit.serve`` batches concurrent HTTP requests through this.
+        """
+        built = [Request.build(self, q, texts, **options) for q, texts, options in requests]
+        live = [i for i, request in enumerate(built) if request.texts]
+        scored = self._scored_groups([(built[i].query, built[i].texts) for i in live])
+        out: list[list[Ranked]] = [[] for _ in built]
+        for i, scores in zip(live, scored, strict=True):
+            out[i] = built[i].finish(scores, built[i].context(self, scores))
+        return out
 
     def _report(self, result: PairScores) -> PairScores:
         """Log truncated and blank passages: a warning the first time, then at DEBUG."""
