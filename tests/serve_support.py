@@ -68,14 +68,14 @@ def loopback_socket(backlog: int = 512) -> socket.socket:
     return sock
 
 
-def wait_ready(url: str, timeout: float = 60.0, proc: Any = None) -> None:
-    """Poll ``/ready`` until 200 (or fail after ``timeout`` seconds)."""
+def wait_ready(url: str, timeout: float = 60.0, proc: Any = None, path: str = "/ready") -> None:
+    """Poll ``path`` until 200 (or fail after ``timeout`` seconds)."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}")
         try:
-            if httpx.get(f"{url}/ready", timeout=2.0).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -86,9 +86,10 @@ def wait_ready(url: str, timeout: float = 60.0, proc: Any = None) -> None:
 class ServerThread:
     """``with ServerThread(app) as url:`` serves ``app`` on 127.0.0.1 in a thread."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, ready: str = "/ready") -> None:
         import uvicorn
 
+        self._ready = ready
         self._sock = loopback_socket()
         port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
@@ -100,7 +101,7 @@ class ServerThread:
 
     def __enter__(self) -> str:
         self._thread.start()
-        wait_ready(self.url, 30.0)
+        wait_ready(self.url, 30.0, path=self._ready)
         return self.url
 
     def __exit__(self, *exc: object) -> None:

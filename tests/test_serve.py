@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import Iterator, Mapping, Sequence
 
 import httpx
@@ -372,3 +373,17 @@ def test_config_file_and_cli_arguments(tmp_path: object) -> None:
     with pytest.raises(SystemExit, match="holds no API key"):
         main(["serve", "--model", "a=x", "--api-key-env", "RERANK_KIT_TEST_UNSET_VAR"])
     assert math.isfinite(config.batching.deadline_s)
+
+
+def test_a_model_that_fails_to_load_keeps_the_server_unready() -> None:
+    config = ServeConfig((ModelEntry("a", "x"), ModelEntry("b", "y")))
+    with ServerThread(create_app(config, {"a": SlowFake()}), ready="/health") as base:
+        ready = httpx.get(base + "/ready", timeout=5)
+        for _ in range(100):  # loading runs in a worker thread: wait for it to fail
+            if "no reranker" in ready.text:
+                break
+            time.sleep(0.05)
+            ready = httpx.get(base + "/ready", timeout=5)
+        assert ready.status_code == 503 and "no reranker given for b" in ready.json()["reason"]
+        answer = _post(base, "/v2/rerank", {**GOOD_V2, "model": "a"})
+        assert answer.status_code == 503 and "failed to load" in answer.json()["message"]
