@@ -387,3 +387,22 @@ def test_a_model_that_fails_to_load_keeps_the_server_unready() -> None:
         assert ready.status_code == 503 and "no reranker given for b" in ready.json()["reason"]
         answer = _post(base, "/v2/rerank", {**GOOD_V2, "model": "a"})
         assert answer.status_code == 503 and "failed to load" in answer.json()["message"]
+
+
+class _Remote(BatchDependentFake):
+    """A reranker whose calls may overlap (as a remote provider's): ``serialise = False``."""
+
+    serialise = False
+
+
+def test_a_reranker_whose_calls_may_overlap_gets_concurrent_calls() -> None:
+    model = _Remote(delay=0.5)
+    config = ServeConfig((ModelEntry("remote", "x"),), batching=Batching(window_ms=0))
+    bodies = [{"model": "remote", "query": f"q{i}", "documents": TEXTS} for i in range(4)]
+    with ServerThread(create_app(config, {"remote": model})) as base:
+        start = time.perf_counter()
+        answers = _concurrent(base, bodies)
+        took = time.perf_counter() - start
+    assert [a.status_code for a in answers] == [200] * 4
+    assert model.groups == [1] * 4  # batch-dependent: one request per call...
+    assert took < 4 * 0.5  # ...but the four calls overlapped

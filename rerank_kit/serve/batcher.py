@@ -32,6 +32,9 @@ __all__ = ["Batcher", "DeadlineExceeded", "Overloaded"]
 
 logger = logging.getLogger(__name__)
 
+#: Workers per model whose calls may overlap (remote providers, LLM rerankers).
+CONCURRENT_WORKERS = 8
+
 
 class Overloaded(Exception):
     """The model's queue is full: retry after ``retry_after`` seconds."""
@@ -91,8 +94,11 @@ class Batcher:
         self._on_depth = on_depth or (lambda depth: None)
         self._queue: deque[_Job] = deque()
         self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._busy = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0
+        #: One worker for a local model (calls into it are serialised anyway); several for a
+        #: reranker whose calls may overlap (``serialise = False``: remote, LLM).
+        self.workers = 1 if getattr(reranker, "serialise", True) else CONCURRENT_WORKERS
 
     @property
     def depth(self) -> int:
@@ -102,20 +108,24 @@ class Batcher:
     def start(self) -> None:
         """Start the worker task in the running event loop."""
         self._wake = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._work(), name=f"batch-{self.name}")
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._work(), name=f"batch-{self.name}-{i}")
+            for i in range(self.workers)
+        ]
 
     async def stop(self) -> None:
         """Let queued requests finish, then stop the worker."""
         deadline = time.monotonic() + self.settings.deadline_s
         while (self._queue or self._busy) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
-            self._task = None
+        self._tasks = []
 
     async def submit(
         self, query: str, texts: Sequence[str], options: RerankOptions
@@ -184,11 +194,11 @@ class Batcher:
             batch = self._take()
             if not batch:
                 continue
-            self._busy = True
+            self._busy += 1
             try:
                 await self._score(batch)
             finally:
-                self._busy = False
+                self._busy -= 1
 
     async def _score(self, batch: list[_Job]) -> None:
         requests = [(job.query, job.texts, job.options) for job in batch]
