@@ -78,10 +78,8 @@ class Reranker(ABC):
     #: Qwen3-Reranker; ``None``: the model takes none). Part of the score cache's key when it
     #: differs from ``default_instruction``.
     instruction: str | None = None
-    #: True when a pair's score depends on the pair alone, whatever else is scored in the same
-    #: model call (``_runtime/batch_rule.py``); ``rerank-kit serve`` then scores concurrent
-    #: requests together (``_score_groups``). False (the default) for anything else: listwise
-    #: LLMs, cascades (a stage keeps the best of the list), remote services, unknown families.
+    #: True when a pair's score depends on the pair alone, whatever else shares its model call
+    #: (``_runtime/batch_rule.py``): ``rerank-kit serve`` then batches requests together.
     batch_independent: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -208,8 +206,6 @@ class Reranker(ABC):
             fresh = split.fold(checked(raw, len(split.texts), self.name))
         return self._report(plan.finish(fresh))
 
-    # -- several requests in one model call (rerank-kit serve) ------------------------------
-
     def _score_groups(
         self, groups: list[tuple[str, list[str]]]
     ) -> list[PairScores | Sequence[float]]:
@@ -229,8 +225,6 @@ class Reranker(ABC):
             with self._model_lock():
                 splits = {i: self._split(groups[i][0], plans[i].pending) for i in todo}
                 raws = self._score_groups([(groups[i][0], splits[i].texts) for i in todo])
-            if len(raws) != len(todo):
-                raise RuntimeError(f"{self.name}: _score_groups returned {len(raws)} groups")
             for i, raw in zip(todo, raws, strict=True):
                 split = splits[i]
                 fresh[i] = split.fold(checked(raw, len(split.texts), self.name))
