@@ -135,6 +135,22 @@ def test_schemas_answer_in_their_shape(url: str, engine: SlowFake) -> None:
     items = tei.json()
     assert isinstance(items, list) and items[0]["index"] == best and items[0]["text"] == TEXTS[best]
     assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
+    # max_tokens_per_doc cuts each document to its first N tokens (words for this model)
+    cut = _post(
+        url,
+        "/v2/rerank",
+        {
+            "model": "fast",
+            "query": "paris france",
+            "documents": ["france paris"],
+            "max_tokens_per_doc": 1,
+        },
+    )
+    whole = engine.score("paris france", ["france paris"])[0]
+    assert cut.json()["results"][0]["relevance_score"] == pytest.approx(
+        engine.score("paris france", ["france"])[0]
+    )
+    assert cut.json()["results"][0]["relevance_score"] < whole
     # 250 documents: three search units, as Cohere bills (one per 100 documents)
     many = [f"doc {i} capital" for i in range(250)]
     app_limit = _post(url, "/v2/rerank", {"model": "fast", "query": "capital", "documents": many})
@@ -406,3 +422,13 @@ def test_a_reranker_whose_calls_may_overlap_gets_concurrent_calls() -> None:
     assert [a.status_code for a in answers] == [200] * 4
     assert model.groups == [1] * 4  # batch-dependent: one request per call...
     assert took < 4 * 0.5  # ...but the four calls overlapped
+
+
+@pytest.mark.parametrize(("docs", "units"), [(1, 1), (100, 1), (101, 2), (250, 3)])
+def test_search_units_are_billed_per_100_documents(docs: int, units: int) -> None:
+    from rerank_kit.serve.schemas import COHERE_V1, COHERE_V2
+
+    body = {"model": "m", "query": "q", "documents": [f"d{i}" for i in range(docs)]}
+    for schema in (COHERE_V2, COHERE_V1):
+        answer = schema.answer(schema.parse(body), [], "m", 7)
+        assert answer["meta"]["billed_units"] == {"search_units": units}
