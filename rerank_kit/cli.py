@@ -1,4 +1,4 @@
-"""The ``rerank-kit`` command: ``demo``, ``eval``, ``tune`` and ``train``.
+"""The ``rerank-kit`` command: ``demo``, ``eval``, ``tune``, ``train`` and ``serve``.
 
 - ``rerank-kit demo``: two-stage retrieval over Chroma, before and after reranking;
 - ``rerank-kit eval DATA``: what reranking buys on a dataset, quality and latency
@@ -6,7 +6,9 @@
 - ``rerank-kit tune DATA``: a pipeline's depth, fusion and first stage chosen on judged
   queries, written as a config (``rerank_kit.learning``);
 - ``rerank-kit train DATA``: a cross-encoder or bi-encoder fine-tuned on judged queries
-  (``rerank_kit.learning``).
+  (``rerank_kit.learning``);
+- ``rerank-kit serve --model NAME=SPEC``: rerankers as a Cohere-, Jina- and TEI-compatible
+  HTTP endpoint (``rerank_kit.serve``).
 
 Each subcommand imports what it needs only when it runs; ``--help`` lists its options. A
 missing extra is one line on stderr naming the ``pip install`` to run, exit status 2.
@@ -30,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rerank_kit import demo
     from rerank_kit.evaluation import _cli as eval_cli
     from rerank_kit.learning import _cli as learning_cli
+    from rerank_kit.serve import _cli as serve_cli
 
     parser = argparse.ArgumentParser(
         prog="rerank-kit",
@@ -44,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     learning_cli.add_train_arguments(
         sub.add_parser("train", help="fine-tune a model on judged queries")
     )
+    serve_cli.add_arguments(
+        sub.add_parser("serve", help="serve rerankers over HTTP (Cohere, Jina, TEI schemas)")
+    )
 
     args = parser.parse_args(argv)
     run = {
@@ -51,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "eval": eval_cli.run,
         "tune": learning_cli.run,
         "train": learning_cli.run_train,
+        "serve": serve_cli.run,
     }[args.command]
     try:
         return run(args)

@@ -69,12 +69,24 @@ class FakeReranker(Reranker):
         self.name = name
         self.calls = 0
 
+    #: A pair's score is the pair's alone: ``rerank-kit serve`` may score requests together.
+    batch_independent = True
+
     def _score_pairs(self, query: str, texts: list[str]) -> Sequence[float]:
         self.calls += 1
-        q = set(_WORD.findall(query.lower()))
-        if not q:
-            return [0.0] * len(texts)
-        return [len(q & set(_WORD.findall(t.lower()))) / len(q) for t in texts]
+        return _overlap(query, texts)
+
+    def _score_groups(self, groups: list[tuple[str, list[str]]]) -> list[Sequence[float]]:  # type: ignore[override]
+        """Every group in one call (``calls`` counts it once), as a batching model would."""
+        self.calls += 1
+        return [_overlap(query, texts) for query, texts in groups]
+
+
+def _overlap(query: str, texts: list[str]) -> list[float]:
+    q = set(_WORD.findall(query.lower()))
+    if not q:
+        return [0.0] * len(texts)
+    return [len(q & set(_WORD.findall(t.lower()))) / len(q) for t in texts]
 
 
 def make_cross_encoder(

@@ -242,6 +242,7 @@ class CrossEncoderReranker(Reranker):
         self.recipe, self.instruction = self._onnx.recipe, self._onnx.instruction
         self.name = onnx_reranker_name(model, self._onnx.backend, self._onnx.quantize)
         self._score_rule = self._onnx.rule
+        self.batch_independent = True  # the ONNX runtime's batch rule (serve batches requests)
 
     def _load_torch(
         self,
@@ -396,6 +397,10 @@ class CrossEncoderReranker(Reranker):
         """Each text's length in the model's tokens (see ``Reranker.token_counts``)."""
         holder = self._onnx if self._onnx is not None else self.model
         return tokenizer_counts(self, getattr(holder, "tokenizer", None), texts)
+    def _score_groups(self, groups: list[tuple[str, list[str]]]) -> list[Any]:
+        if self._onnx is not None:  # every pair in the same buckets (serve)
+            return list(self._onnx.score_groups(groups))
+        return list(super()._score_groups(groups))
 
     def _window_plan(self, query: str) -> WindowPlan | None:
         if self._onnx is not None:

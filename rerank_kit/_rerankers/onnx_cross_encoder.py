@@ -205,8 +205,14 @@ class OnnxCrossEncoderReranker(Reranker):
         """The ONNX Runtime session (``backend="onnx"`` only)."""
         return getattr(self._model.runner, "session", None)
 
+    #: Every graph runs under the batch-independence rule (``_runtime/batch_rule.py``).
+    batch_independent = True
+
     def _score_pairs(self, query: str, texts: list[str]) -> PairScores:
         return self._model.score(query, texts)
+
+    def _score_groups(self, groups: list[tuple[str, list[str]]]) -> list[PairScores]:  # type: ignore[override]
+        return self._model.score_groups(groups)
 
     def _window_plan(self, query: str) -> WindowPlan:
         return self._model.window_plan(query)

@@ -10,6 +10,7 @@ truncation flags.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -291,14 +292,37 @@ class OnnxCrossEncoder:
 
         A templated recipe (a decoder sequence-classification conversion) reads each pair
         rendered through its prompt template. A two-label head scores the probability of its
-        relevant label (softmax over the two logits; ``label``).
+        relevant label (softmax; ``label``).
 
         Not thread-safe (the tokenizer is shared; its truncation is set for the call, then
         switched off again): callers hold a lock.
         """
+        return self.score_groups([(query, texts)])[0]
+
+    def score_groups(self, groups: list[tuple[str, list[str]]]) -> list[PairScores]:
+        """``score`` for several ``(query, texts)`` groups, every pair run in the same buckets.
+
+        A pair's score depends on the pair alone (``batch_rule``), so each group gets what
+        ``score`` gives it alone; ``rerank-kit serve`` batches concurrent requests this way.
+        Not thread-safe (as ``score``).
+        """
+        encodings: list[Any] = []
+        truncated: list[bool] = []
+        bounds = [0]
+        for query, texts in groups:
+            enc, cut = self._encode(query, texts)
+            encodings.extend(enc)
+            truncated.extend(cut)
+            bounds.append(len(encodings))
+        scores = self._run(encodings) if encodings else []
+        return [
+            PairScores(scores[a:b], truncated=truncated[a:b]) for a, b in itertools.pairwise(bounds)
+        ]
+
+    def _run(self, encodings: list[Any]) -> list[float]:
+        """The activated scores of encoded pairs, in their order."""
         import numpy as np
 
-        encodings, truncated = self._encode(query, texts)
         limits = self.bucket_limits()
         if self.plan.pad_step is not None:
             out = run_fixed_shapes(
@@ -316,8 +340,8 @@ class OnnxCrossEncoder:
         if activation == "softmax":
             shifted = out - out.max(axis=1, keepdims=True)
             exp = np.exp(shifted)
-            scores = exp[:, self.label] / exp.sum(axis=1)
-            return PairScores(scores.tolist(), truncated=truncated)
+            result: list[float] = (exp[:, self.label] / exp.sum(axis=1)).tolist()
+            return result
         logits = out[:, self.label]
         if activation == "sigmoid":  # written with tanh: no overflow for large |logit|
             scores = 0.5 * (1.0 + np.tanh(0.5 * logits))
@@ -325,7 +349,8 @@ class OnnxCrossEncoder:
             scores = np.tanh(logits)
         else:
             scores = logits
-        return PairScores(scores.tolist(), truncated=truncated)
+        listed: list[float] = scores.tolist()
+        return listed
 
 
 def _encode_pairs(
