@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from rerank_kit._core.checks import check_query, check_texts
 from rerank_kit._core.fusion import Fusion
+from rerank_kit._core.groups import GroupScoring
 from rerank_kit._core.ranking import Request, RerankOptions
 from rerank_kit._core.score_cache import ScoreCache, make_score_cache
-from rerank_kit._core.scoring import ScorePlan, Split, checked
+from rerank_kit._core.scoring import ScorePlan, Split, checked, report_flags
 from rerank_kit._core.types import PairScores, Ranked
 from rerank_kit._core.windows import WindowPlan, check_long_documents
 
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 _MODE_SUFFIX = re.compile(r" \[long_documents=\w+\]$")
 
 
-class Reranker(ABC):
+class Reranker(GroupScoring, ABC):
     """Scores (query, text) pairs and orders texts by relevance.
 
     A subclass implements one method, ``_score_pairs(query, texts)``: a score per text, as plain
@@ -88,9 +89,6 @@ class Reranker(ABC):
     #: ``Reranker.__init__``) and ``set_score_cache`` then work. False (default): this
     #: reranker keeps no score cache and ``set_score_cache`` raises ``ValueError``.
     keeps_score_cache: bool = False
-    #: True when a pair's score depends on the pair alone, whatever else shares its model call
-    #: (``_runtime/batch_rule.py``): ``rerank-kit serve`` then batches requests together.
-    batch_independent: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -254,77 +252,9 @@ class Reranker(ABC):
             fresh = split.fold(checked(raw, len(split.texts), self.name))
         return self._report(plan.finish(fresh))
 
-    def _score_groups(
-        self, groups: list[tuple[str, list[str]]]
-    ) -> list[PairScores | Sequence[float]]:
-        """Score several ``(query, texts)`` groups: one ``_score_pairs`` each by default.
-
-        A family with ``batch_independent = True`` may run every pair in one model call; each
-        group must get what ``_score_pairs`` gives it alone.
-        """
-        return [self._score_pairs(query, texts) for query, texts in groups]
-
-    def _scored_groups(self, groups: list[tuple[str, list[str]]]) -> list[PairScores]:
-        """``_scored`` for several groups (checked input), their model calls made as one."""
-        plans = [self._plan(query, texts) for query, texts in groups]
-        todo = [i for i, plan in enumerate(plans) if plan.pending]
-        fresh: dict[int, PairScores] = {}
-        if todo:
-            with self._model_lock():
-                splits = {i: self._split(groups[i][0], plans[i].pending) for i in todo}
-                raws = self._score_groups([(groups[i][0], splits[i].texts) for i in todo])
-            for i, raw in zip(todo, raws, strict=True):
-                split = splits[i]
-                fresh[i] = split.fold(checked(raw, len(split.texts), self.name))
-        return [self._report(plan.finish(fresh.get(i))) for i, plan in enumerate(plans)]
-
-    def _rerank_groups(
-        self, requests: Sequence[tuple[str, Sequence[str], RerankOptions]]
-    ) -> list[list[Ranked]]:
-        """``rerank`` for several ``(query, texts, options)`` requests, scored together.
-
-        Each request's result equals its own ``rerank`` call when ``batch_independent`` is
-        true (the default ``_score_groups`` scores the groups one by one, so it always does).
-        ``rerank_kit.serve`` batches concurrent HTTP requests through this.
-        """
-        built = [Request.build(self, q, texts, **options) for q, texts, options in requests]
-        live = [i for i, request in enumerate(built) if request.texts]
-        scored = self._scored_groups([(built[i].query, built[i].texts) for i in live])
-        out: list[list[Ranked]] = [[] for _ in built]
-        for i, scores in zip(live, scored, strict=True):
-            out[i] = built[i].finish(scores, built[i].context(self, scores))
-        return out
-
     def _report(self, result: PairScores) -> PairScores:
         """Log truncated and blank passages: a warning the first time, then at DEBUG."""
-        for flags, key, what in (
-            (
-                result.truncated,
-                "_warned_truncated",
-                "were longer than the model's token limit "
-                "and were truncated (only their start was scored; see long_documents)",
-            ),
-            (
-                result.empty,
-                "_warned_empty",
-                "were empty or whitespace only: not scored, given "
-                "score -inf and ranked last (flagged empty)",
-            ),
-        ):
-            count = sum(flags or [])
-            if count:
-                first = not self.__dict__.get(key)
-                self.__dict__[key] = True
-                logger.log(
-                    logging.WARNING if first else logging.DEBUG,
-                    "%s: %d of %d passages %s%s",
-                    self.name,
-                    count,
-                    len(result.scores),
-                    what,
-                    "; further cases are logged at DEBUG" if first else "",
-                )
-        return result
+        return report_flags(self, result, logger)
 
     # -- settings ------------------------------------------------------------------------
 

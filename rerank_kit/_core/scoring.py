@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from rerank_kit._core.checks import is_blank
 from rerank_kit._core.score_cache import ScoreCache
@@ -198,3 +199,41 @@ class ScorePlan:
             stage_scores=stages,
             order=order,
         )
+
+
+def report_flags(
+    reranker: Any, result: PairScores, log: logging.Logger | None = None
+) -> PairScores:
+    """Log ``result``'s truncated and blank passages: a warning the first time, then at DEBUG.
+
+    ``reranker`` (any object with a ``name``) remembers in its ``__dict__`` that it warned.
+    """
+    log = log or logger
+    for flags, key, what in (
+        (
+            result.truncated,
+            "_warned_truncated",
+            "were longer than the model's token limit "
+            "and were truncated (only their start was scored; see long_documents)",
+        ),
+        (
+            result.empty,
+            "_warned_empty",
+            "were empty or whitespace only: not scored, given "
+            "score -inf and ranked last (flagged empty)",
+        ),
+    ):
+        count = sum(flags or [])
+        if count:
+            first = not reranker.__dict__.get(key)
+            reranker.__dict__[key] = True
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
+                "%s: %d of %d passages %s%s",
+                reranker.name,
+                count,
+                len(result.scores),
+                what,
+                "; further cases are logged at DEBUG" if first else "",
+            )
+    return result
