@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit import models
+from rerank_kit._core import telemetry
 from rerank_kit._core.errors import RerankError
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
@@ -299,6 +300,7 @@ class OnnxCrossEncoder:
         import numpy as np
 
         encodings, truncated = self._encode(query, texts)
+        telemetry.record(tokens=sum(len(getattr(e, "ids", ())) for e in encodings))
         limits = self.bucket_limits()
         if self.plan.pad_step is not None:
             out = run_fixed_shapes(
