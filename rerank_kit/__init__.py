@@ -16,7 +16,9 @@ from rerank_kit._core.errors import ModelNotAvailableError, RerankError
 from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.score_cache import ScoreCache
+from rerank_kit._core.telemetry import TraceSettings, configure_tracing
 from rerank_kit._core.types import PairScores, Ranked
+from rerank_kit._core.usage import RankedList, Usage
 from rerank_kit._distributed import dask_client, score_on_dask
 from rerank_kit._pipeline import Pipeline, PipelineConfig, load_pipeline
 from rerank_kit._registry import load_reranker
@@ -44,6 +46,7 @@ __all__ = [
     "Pipeline",
     "PipelineConfig",
     "Ranked",
+    "RankedList",
     "Recipe",
     "RemoteRerankError",
     "RemoteReranker",
@@ -52,7 +55,10 @@ __all__ = [
     "RetryPolicy",
     "ScoreCache",
     "Stage",
+    "TraceSettings",
+    "Usage",
     "__version__",
+    "configure_tracing",
     "dask_client",
     "load_pipeline",
     "load_reranker",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from rerank_kit._core.usage import RankedList, Usage, usage_total
 
@@ -45,6 +46,8 @@ __all__ = [
     "note_scored",
     "record",
     "remote_failure",
+    "span",
+    "spanned",
     "rerank_call",
     "stage",
     "trace_settings",
@@ -57,6 +60,7 @@ logger = logging.getLogger(__name__)
 REDACTED = "__REDACTED__"
 _SCOPE_NAME = "rerank_kit"
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -550,6 +554,27 @@ def attempt(provider: str, url: str, number: int, docs: int) -> Iterator[_Attemp
     record(attempts=1)
     with _scoped(None, f"rerank_kit.remote.attempt {provider}", attrs) as scope:
         yield _Attempt(scope, provider)
+
+
+@contextlib.contextmanager
+def span(name: str, **attributes: Any) -> Iterator[Scope]:
+    """A plain child span (and scope) named ``name``, e.g. a Dask run on the client side."""
+    with _scoped(None, name, attributes if _otel() is not None else {}) as scope:
+        yield scope
+
+
+def spanned(name: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Decorate a function so each call runs in a :func:`span` named ``name``."""
+
+    def wrap(function: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(function)
+        def traced(*args: P.args, **kwargs: P.kwargs) -> T:
+            with span(name):
+                return function(*args, **kwargs)
+
+        return traced
+
+    return wrap
 
 
 def remote_failure(provider: str, reason: str) -> None:
