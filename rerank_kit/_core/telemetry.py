@@ -26,13 +26,13 @@ import contextvars
 import functools
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any, ParamSpec, TypeVar
 
+from rerank_kit._core import otel
+from rerank_kit._core.otel import REDACTED, TraceSettings, configure_tracing, trace_settings
 from rerank_kit._core.usage import RankedList, Usage, usage_total
 
 __all__ = [
@@ -56,136 +56,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: What a hidden value is replaced with (OpenInference's placeholder).
-REDACTED = "__REDACTED__"
-_SCOPE_NAME = "rerank_kit"
 T = TypeVar("T")
 P = ParamSpec("P")
-
-
-@dataclass(frozen=True)
-class TraceSettings:
-    """How rerank-kit traces (see :func:`configure_tracing`).
-
-    Attributes:
-        enabled: False: no span and no metric at all (usage is still counted).
-        hide_inputs: Hide the query and the input passages' text (``None``: the OpenInference
-            variables decide).
-        hide_outputs: Hide the returned passages' text (``None``: the variables decide).
-        max_documents: Record at most this many input and output documents per span.
-        tracer_provider: A ``TracerProvider`` to use instead of the global one.
-        meter_provider: A ``MeterProvider`` to use instead of the global one.
-    """
-
-    enabled: bool = True
-    hide_inputs: bool | None = None
-    hide_outputs: bool | None = None
-    max_documents: int = 1000
-    tracer_provider: Any = None
-    meter_provider: Any = None
-
-
-_settings = TraceSettings()
-_api_lock = threading.Lock()
-_api: Any = None  # None: not looked up yet; False: opentelemetry-api is not installed
-
-
-def trace_settings() -> TraceSettings:
-    """The settings in force."""
-    return _settings
-
-
-def configure_tracing(**changes: Any) -> TraceSettings:
-    """Change how rerank-kit traces; returns the previous settings (to restore them).
-
-    Takes the fields of :class:`TraceSettings` as keywords: ``enabled``, ``hide_inputs``,
-    ``hide_outputs`` (``None``: follow ``OPENINFERENCE_HIDE_*``), ``max_documents``,
-    ``tracer_provider``, ``meter_provider``.
-
-    Example:
-        >>> previous = configure_tracing(hide_inputs=True)
-        >>> trace_settings().hide_inputs
-        True
-        >>> _ = configure_tracing(**vars(previous))
-    """
-    global _settings, _api
-    unknown = set(changes) - set(TraceSettings.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown tracing setting(s): {', '.join(sorted(unknown))}")
-    md = changes.get("max_documents", 1)
-    if isinstance(md, bool) or not isinstance(md, int) or md < 0:
-        raise ValueError(f"max_documents must be an int >= 0, got {md!r}")
-    with _api_lock:
-        previous = _settings
-        _settings = replace(_settings, **changes)
-        if "tracer_provider" in changes or "meter_provider" in changes:
-            _api = None  # tracer and instruments come from the new providers
-    return previous
-
-
-def _flag(*names: str) -> bool:
-    return any(os.environ.get(n, "").strip().lower() in ("1", "true", "yes", "on") for n in names)
-
-
-def _hide_inputs() -> bool:
-    if _settings.hide_inputs is not None:
-        return _settings.hide_inputs
-    return _flag("OPENINFERENCE_HIDE_INPUTS", "OPENINFERENCE_HIDE_INPUT_TEXT")
-
-
-def _hide_outputs() -> bool:
-    if _settings.hide_outputs is not None:
-        return _settings.hide_outputs
-    return _flag("OPENINFERENCE_HIDE_OUTPUTS", "OPENINFERENCE_HIDE_OUTPUT_TEXT")
-
-
-class _Api:
-    """The OpenTelemetry API objects rerank-kit uses, made once."""
-
-    def __init__(self, settings: TraceSettings) -> None:
-        from opentelemetry import context, metrics, propagate, trace
-
-        self.trace, self.context, self.propagate = trace, context, propagate
-        self.tracer = trace.get_tracer(_SCOPE_NAME, tracer_provider=settings.tracer_provider)
-        meter = metrics.get_meter(_SCOPE_NAME, meter_provider=settings.meter_provider)
-        self.duration = meter.create_histogram(
-            "rerank_kit.rerank.duration", unit="s", description="Rerank latency per reranker/stage"
-        )
-        self.pairs = meter.create_counter("rerank_kit.pairs", description="Pairs scored")
-        self.tokens = meter.create_counter("rerank_kit.tokens", description="Tokens scored")
-        self.cache_hits = meter.create_counter(
-            "rerank_kit.cache.hits", description="Pairs answered by the score cache"
-        )
-        self.cache_lookups = meter.create_counter(
-            "rerank_kit.cache.lookups", description="Pairs looked up in the score cache"
-        )
-        self.cache_ratio = meter.create_histogram(
-            "rerank_kit.cache.hit_ratio", description="Score-cache hit ratio per call"
-        )
-        self.retries = meter.create_counter(
-            "rerank_kit.remote.retries", description="Remote requests sent again"
-        )
-        self.failures = meter.create_counter(
-            "rerank_kit.remote.failures", description="Remote requests given up"
-        )
-
-
-def _otel() -> _Api | None:
-    """The API objects, or ``None`` (tracing off, or ``opentelemetry-api`` not installed)."""
-    global _api
-    if not _settings.enabled:
-        return None
-    api = _api
-    if api is None:
-        with _api_lock:
-            if _api is None:
-                try:
-                    _api = _Api(_settings)
-                except ImportError:
-                    logger.debug("opentelemetry-api is not installed: no spans, no metrics")
-                    _api = False
-            api = _api
-    return api or None
 
 
 class Scope:
@@ -273,32 +145,7 @@ def note_scored(reranker: Any, plan: Any, split: Any, result: T) -> T:
     return result
 
 
-def _describe(reranker: Any) -> dict[str, Any]:
-    """Backend, precision and batch rule of a reranker, as far as it says."""
-    out: dict[str, Any] = {"rerank_kit.reranker.class": type(reranker).__name__}
-    for holder in (reranker, reranker.__dict__.get("_onnx")):
-        if holder is None:
-            continue
-        for attr, key in (("backend", "backend"), ("precision", "precision")):
-            value = getattr(holder, attr, None)
-            if isinstance(value, str) and value and f"rerank_kit.{key}" not in out:
-                out[f"rerank_kit.{key}"] = value
-    rule = reranker.__dict__.get("_score_rule")
-    if rule:
-        out["rerank_kit.batch_rule"] = str(rule)
-    provider = getattr(reranker, "provider", None)
-    if isinstance(provider, str):
-        out["rerank_kit.provider"] = provider
-    out["rerank_kit.long_documents"] = str(getattr(reranker, "long_documents", "truncate"))
-    calibration = getattr(reranker, "calibration", None)
-    if calibration is not None:
-        out["rerank_kit.calibration"] = str(
-            getattr(calibration, "name", type(calibration).__name__)
-        )
-    return out
-
-
-def _finish_metrics(api: _Api, scope: Scope, elapsed: float, attrs: dict[str, str]) -> None:
+def _finish_metrics(api: Any, scope: Scope, elapsed: float, attrs: dict[str, str]) -> None:
     api.duration.record(elapsed, attrs)
     c = scope.counts
     if c.get("pairs"):
@@ -340,7 +187,7 @@ def _count_attributes(scope: Scope) -> dict[str, Any]:
 def _scoped(owner: Any, name: str, attributes: dict[str, Any]) -> Iterator[Scope]:
     """A child scope (and span) of the running one; its counts fold into the parent's."""
     parent = _SCOPE.get()
-    api = _otel()
+    api = otel.api()
     span: Any = None
     if api is not None:
         span = api.tracer.start_span(name, attributes=attributes)
@@ -382,10 +229,10 @@ class _Call:
         span, texts = self.scope.span, self.texts
         attrs: dict[str, Any] = {"rerank_kit.returned": len(ranked)}
         if request is not None:
-            attrs.update(_request_attributes(request, ranked))
-        hide = _hide_outputs()
+            attrs.update(otel.request_attributes(request, ranked))
+        hide = otel.hide_outputs()
         probabilities = False
-        for j, r in enumerate(ranked[: _settings.max_documents]):
+        for j, r in enumerate(ranked[: otel.trace_settings().max_documents]):
             base = f"reranker.output_documents.{j}.document."
             attrs[base + "id"] = str(r.index)
             attrs[base + "score"] = float(r.score)
@@ -408,33 +255,6 @@ class _Call:
         span.set_attributes(attrs)
 
 
-def _request_attributes(request: Any, ranked: list[Any]) -> dict[str, Any]:
-    attrs: dict[str, Any] = {}
-    if request.threshold is not None:
-        attrs["rerank_kit.score_threshold"] = float(request.threshold)
-    fusion = request.fusion
-    if fusion is not None:
-        attrs["rerank_kit.fusion.method"] = str(fusion.method)
-        attrs["rerank_kit.fusion.weight"] = float(fusion.weight)
-    assembly = request.assembly
-    if assembly is not None:
-        steps = []
-        if assembly.boosts:
-            steps.append("boosts")
-        if assembly.dedupe is not None:
-            steps.append("dedupe")
-        if assembly.diversity:
-            steps.append("diversity")
-        if assembly.token_budget is not None:
-            steps.append("token_budget")
-        if assembly.order != "score":
-            steps.append(f"order:{assembly.order}")
-        attrs["rerank_kit.assembly.steps"] = steps
-        attrs["rerank_kit.assembly.duplicates_removed"] = sum(len(r.duplicates) for r in ranked)
-    attrs["rerank_kit.removed"] = len(request.texts) - len(ranked)
-    return attrs
-
-
 @contextlib.contextmanager
 def rerank_call(
     reranker: Any, operation: str, query: Any, texts: Any, top_n: Any = None
@@ -445,7 +265,7 @@ def rerank_call(
     """
     items = texts if isinstance(texts, Sequence) else []
     attrs: dict[str, Any] = {}
-    api = _otel()
+    api = otel.api()
     if api is not None:
         attrs = _start_attributes(reranker, operation, query, items, top_n)
     started = time.perf_counter()
@@ -468,14 +288,14 @@ def _start_attributes(
         "rerank_kit.operation": operation,
         "rerank_kit.candidates": len(texts),
     }
-    attrs.update(_describe(reranker))
+    attrs.update(otel.describe(reranker))
     if isinstance(top_n, int) and not isinstance(top_n, bool):
         attrs["reranker.top_k"] = top_n
-    hide = _hide_inputs()
+    hide = otel.hide_inputs()
     text = str(query) if isinstance(query, str) else repr(query)
     attrs["reranker.query"] = REDACTED if hide else text
     attrs["input.value"] = REDACTED if hide else text
-    for i, t in enumerate(texts[: _settings.max_documents]):
+    for i, t in enumerate(texts[: otel.trace_settings().max_documents]):
         base = f"reranker.input_documents.{i}.document."
         attrs[base + "id"] = str(i)
         if not hide and isinstance(t, str):
@@ -486,7 +306,7 @@ def _start_attributes(
 @contextlib.contextmanager
 def stage(reranker: Any, name: str, index: int, keep: int | None, n: int) -> Iterator[Scope]:
     """A cascade stage's child span; its usage is also added to the stage's reranker."""
-    api = _otel()
+    api = otel.api()
     attrs: dict[str, Any] = {}
     if api is not None:
         attrs = {
@@ -495,7 +315,7 @@ def stage(reranker: Any, name: str, index: int, keep: int | None, n: int) -> Ite
             "rerank_kit.stage.name": name,
             "rerank_kit.stage.index": index,
             "rerank_kit.candidates": n,
-            **_describe(reranker),
+            **otel.describe(reranker),
         }
         if keep is not None:
             attrs["reranker.top_k"] = keep
@@ -521,7 +341,7 @@ class _Attempt:
         span = self.scope.span
         if action == "retry":
             record(retries=1)
-            api = _otel()
+            api = otel.api()
             if api is not None:
                 api.retries.add(1, {"rerank_kit.provider": self.provider, "reason": reason})
         if span is None or not span.is_recording():
@@ -544,7 +364,7 @@ class _Attempt:
 def attempt(provider: str, url: str, number: int, docs: int) -> Iterator[_Attempt]:
     """A remote attempt's child span (number counts from 1)."""
     attrs: dict[str, Any] = {}
-    if _otel() is not None:
+    if otel.api() is not None:
         attrs = {
             "rerank_kit.provider": provider,
             "url.full": url,
@@ -559,7 +379,7 @@ def attempt(provider: str, url: str, number: int, docs: int) -> Iterator[_Attemp
 @contextlib.contextmanager
 def span(name: str, **attributes: Any) -> Iterator[Scope]:
     """A plain child span (and scope) named ``name``, e.g. a Dask run on the client side."""
-    with _scoped(None, name, attributes if _otel() is not None else {}) as scope:
+    with _scoped(None, name, attributes if otel.api() is not None else {}) as scope:
         yield scope
 
 
@@ -580,14 +400,14 @@ def spanned(name: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
 def remote_failure(provider: str, reason: str) -> None:
     """Count a remote request given up."""
     record(failures=1)
-    api = _otel()
+    api = otel.api()
     if api is not None:
         api.failures.add(1, {"rerank_kit.provider": provider, "reason": reason})
 
 
 def carrier() -> dict[str, str]:
     """The current trace context as W3C headers, for work sent to another process (Dask)."""
-    api = _otel()
+    api = otel.api()
     out: dict[str, str] = {}
     if api is not None:
         api.propagate.inject(out)
@@ -597,7 +417,7 @@ def carrier() -> dict[str, str]:
 @contextlib.contextmanager
 def traced_from(headers: Mapping[str, str] | None, name: str, **attrs: Any) -> Iterator[None]:
     """A span named ``name`` under the trace context in ``headers`` (from :func:`carrier`)."""
-    api = _otel()
+    api = otel.api()
     if api is None or not headers:
         yield
         return
