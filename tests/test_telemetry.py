@@ -132,6 +132,24 @@ def test_rerank_span_carries_the_openinference_attributes(otel: Otel) -> None:
     assert a["rerank_kit.blank"] == 0
 
 
+@pytest.mark.parametrize("top_n", [5, None])
+def test_many_documents_are_cut_to_the_span_limit_never_the_kind(otel: Otel, top_n: Any) -> None:
+    texts = [f"passage {i} about apples" for i in range(300)]
+    out = FakeReranker().rerank(QUERY, texts, top_n=top_n)
+    (span,) = otel.finished()
+    a = span.attributes or {}
+    assert span.dropped_attributes == 0
+    assert a[SA.OPENINFERENCE_SPAN_KIND] == RERANKER
+    assert a[RA.RERANKER_MODEL_NAME] == "fake"
+    assert a["rerank_kit.pairs_scored"] == 300
+    kept_in = sum(1 for k in a if k.startswith(RA.RERANKER_INPUT_DOCUMENTS) and k.endswith(".id"))
+    kept_out = sum(1 for k in a if k.startswith(RA.RERANKER_OUTPUT_DOCUMENTS) and k.endswith(".id"))
+    assert a.get("rerank_kit.input_documents_cut", 0) == 300 - kept_in > 0
+    assert a.get("rerank_kit.output_documents_cut", 0) == len(out) - kept_out
+    if top_n is not None:
+        assert kept_out == top_n  # the returned documents come first
+
+
 def test_blank_cache_fusion_and_assembly_are_recorded(otel: Otel) -> None:
     r = FakeReranker()
     r._score_cache = None  # FakeReranker keeps none: give it one

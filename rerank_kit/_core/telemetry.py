@@ -58,6 +58,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 P = ParamSpec("P")
+Attributes = dict[str, Any] | Callable[[Any], dict[str, Any]]
+#: Attributes kept for rerank-kit's own counts when a span's attribute limit is tight.
+_RESERVE = 40
 
 
 class Scope:
@@ -184,13 +187,19 @@ def _count_attributes(scope: Scope) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _scoped(owner: Any, name: str, attributes: dict[str, Any]) -> Iterator[Scope]:
-    """A child scope (and span) of the running one; its counts fold into the parent's."""
+def _scoped(owner: Any, name: str, attributes: Attributes) -> Iterator[Scope]:
+    """A child scope (and span) of the running one; its counts fold into the parent's.
+
+    ``attributes`` (a dict, or a function of the span making one) are built only for a span
+    that records: without an SDK nothing is built.
+    """
     parent = _SCOPE.get()
     api = otel.api()
     span: Any = None
     if api is not None:
-        span = api.tracer.start_span(name, attributes=attributes)
+        span = api.tracer.start_span(name)
+        if span.is_recording():
+            span.set_attributes(attributes(span) if callable(attributes) else attributes)
         ctx_token = api.context.attach(api.trace.set_span_in_context(span))
     scope = Scope(owner, span, parent)
     token = _SCOPE.set(scope)
@@ -232,7 +241,11 @@ class _Call:
             attrs.update(otel.request_attributes(request, ranked))
         hide = otel.hide_outputs()
         probabilities = False
-        for j, r in enumerate(ranked[: otel.trace_settings().max_documents]):
+        used = len(getattr(span, "attributes", None) or {})
+        keep = min(len(ranked), otel.trace_settings().max_documents, _room(span, used) // 4)
+        if keep < len(ranked):
+            attrs["rerank_kit.output_documents_cut"] = len(ranked) - keep
+        for j, r in enumerate(ranked[:keep]):
             base = f"reranker.output_documents.{j}.document."
             attrs[base + "id"] = str(r.index)
             attrs[base + "score"] = float(r.score)
@@ -264,10 +277,11 @@ def rerank_call(
     The caller ends with ``call.finish(request, ranked)``, which returns the ``RankedList``.
     """
     items = texts if isinstance(texts, Sequence) else []
-    attrs: dict[str, Any] = {}
     api = otel.api()
-    if api is not None:
-        attrs = _start_attributes(reranker, operation, query, items, top_n)
+
+    def attrs(span: Any) -> dict[str, Any]:
+        return _start_attributes(span, reranker, operation, query, items, top_n)
+
     started = time.perf_counter()
     with _scoped(reranker, f"rerank_kit.{operation}", attrs) as scope:
         try:
@@ -279,8 +293,21 @@ def rerank_call(
                 _finish_metrics(api, scope, time.perf_counter() - started, metric)
 
 
+def _room(span: Any, used: int) -> int:
+    """How many more attributes ``span`` takes (its SDK's limit, 128 by default), less a reserve.
+
+    The SDK drops the *oldest* attributes past its limit, which would lose the span kind and
+    the model name: documents are cut to fit instead (``rerank_kit.documents_cut``).
+    """
+    limit = getattr(getattr(span, "_limits", None), "max_span_attributes", None)
+    documents = otel.trace_settings().max_documents
+    if not isinstance(limit, int):
+        return documents * 4
+    return max(0, limit - used - _RESERVE)
+
+
 def _start_attributes(
-    reranker: Any, operation: str, query: Any, texts: Sequence[Any], top_n: Any
+    span: Any, reranker: Any, operation: str, query: Any, texts: Sequence[Any], top_n: Any
 ) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "openinference.span.kind": "RERANKER",
@@ -295,7 +322,13 @@ def _start_attributes(
     text = str(query) if isinstance(query, str) else repr(query)
     attrs["reranker.query"] = REDACTED if hide else text
     attrs["input.value"] = REDACTED if hide else text
-    for i, t in enumerate(texts[: otel.trace_settings().max_documents]):
+    per_doc = 1 if hide else 2
+    outputs = len(texts) if not isinstance(attrs.get("reranker.top_k"), int) else top_n
+    room = _room(span, len(attrs)) - 4 * min(outputs, len(texts))  # outputs come first
+    keep = min(len(texts), otel.trace_settings().max_documents, max(0, room) // per_doc)
+    if keep < len(texts):
+        attrs["rerank_kit.input_documents_cut"] = len(texts) - keep
+    for i, t in enumerate(texts[:keep]):
         base = f"reranker.input_documents.{i}.document."
         attrs[base + "id"] = str(i)
         if not hide and isinstance(t, str):
@@ -307,9 +340,9 @@ def _start_attributes(
 def stage(reranker: Any, name: str, index: int, keep: int | None, n: int) -> Iterator[Scope]:
     """A cascade stage's child span; its usage is also added to the stage's reranker."""
     api = otel.api()
-    attrs: dict[str, Any] = {}
-    if api is not None:
-        attrs = {
+
+    def attrs(span: Any) -> dict[str, Any]:
+        out = {
             "openinference.span.kind": "RERANKER",
             "reranker.model_name": str(reranker.name),
             "rerank_kit.stage.name": name,
@@ -318,8 +351,10 @@ def stage(reranker: Any, name: str, index: int, keep: int | None, n: int) -> Ite
             **otel.describe(reranker),
         }
         if keep is not None:
-            attrs["reranker.top_k"] = keep
-            attrs["rerank_kit.stage.keep"] = keep
+            out["reranker.top_k"] = keep
+            out["rerank_kit.stage.keep"] = keep
+        return out
+
     started = time.perf_counter()
     with _scoped(reranker, f"rerank_kit.stage {name}", attrs) as scope:
         try:
@@ -363,14 +398,12 @@ class _Attempt:
 @contextlib.contextmanager
 def attempt(provider: str, url: str, number: int, docs: int) -> Iterator[_Attempt]:
     """A remote attempt's child span (number counts from 1)."""
-    attrs: dict[str, Any] = {}
-    if otel.api() is not None:
-        attrs = {
-            "rerank_kit.provider": provider,
-            "url.full": url,
-            "rerank_kit.remote.attempt": number,
-            "rerank_kit.remote.documents": docs,
-        }
+    attrs = {
+        "rerank_kit.provider": provider,
+        "url.full": url,
+        "rerank_kit.remote.attempt": number,
+        "rerank_kit.remote.documents": docs,
+    }
     record(attempts=1)
     with _scoped(None, f"rerank_kit.remote.attempt {provider}", attrs) as scope:
         yield _Attempt(scope, provider)
@@ -379,7 +412,7 @@ def attempt(provider: str, url: str, number: int, docs: int) -> Iterator[_Attemp
 @contextlib.contextmanager
 def span(name: str, **attributes: Any) -> Iterator[Scope]:
     """A plain child span (and scope) named ``name``, e.g. a Dask run on the client side."""
-    with _scoped(None, name, attributes if otel.api() is not None else {}) as scope:
+    with _scoped(None, name, attributes) as scope:
         yield scope
 
 
