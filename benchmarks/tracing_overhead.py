@@ -35,7 +35,15 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-CISI = Path(__file__).resolve().parents[2] / "shared" / "data" / "beir" / "cisi"
+# the shared BEIR copy sits beside the checkout (../shared), or beside a worktree's parent
+CISI = next(
+    (
+        p / "shared" / "data" / "beir" / "cisi"
+        for p in Path(__file__).resolve().parents[2:4]
+        if (p / "shared" / "data" / "beir" / "cisi").exists()
+    ),
+    Path("missing"),
+)
 
 
 def say(text: str) -> None:
@@ -134,7 +142,9 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": load_after,
         "cpus": os.cpu_count(),
-        "median_ms_per_call": {k: round(statistics.median(v) * 1e3, 2) for k, v in per_call.items()},
+        "median_ms_per_call": {
+            k: round(statistics.median(v) * 1e3, 2) for k, v in per_call.items()
+        },
         "median_ratio_vs_removed": {
             k: round(statistics.median(a / b for a, b in zip(v, base, strict=True)), 4)
             for k, v in per_call.items()
