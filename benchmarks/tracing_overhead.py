@@ -16,6 +16,12 @@ Each repetition times ``--calls`` calls per way; the figures are medians over re
 per-call means, and ratios are medians of per-repetition ratios against ``removed``. The load
 average is recorded before and after (the machine is shared).
 
+On a loaded machine a whole call varies by far more than 2%, so the tracing's own cost is also
+measured apart: the same three ways around ``rerank_kit.testing.FakeReranker`` (a model that
+costs almost nothing) on the same 50 passages, ``--machinery-reps`` alternating repetitions;
+the added microseconds per call, divided by the bundled model's *fastest* call (the least loaded
+one: the largest, most conservative ratio), give the overhead ratio.
+
 Usage:
     python benchmarks/tracing_overhead.py                     # about 2 minutes on 2 busy cores
     python benchmarks/tracing_overhead.py --reps 5 --calls 5  # a quick try
@@ -78,6 +84,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--calls", type=int, default=8)
     parser.add_argument("--candidates", type=int, default=50)
+    parser.add_argument("--machinery-reps", type=int, default=300)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -97,42 +104,56 @@ def main() -> None:
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
 
-    def removed() -> Any:
-        request = Request.build(reranker, query, texts, top_n=10)
-        scored = reranker._scored(request.query, request.texts)
-        return request.finish(scored, request.context(reranker, scored))
+    no_sdk = {"tracer_provider": None, "meter_provider": None}
+    sdk = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
 
-    def shipped() -> Any:
-        return reranker.rerank(query, texts, top_n=10)
+    def ways_for(model: Any) -> dict[str, tuple[dict[str, Any], Any]]:
+        def removed() -> Any:
+            request = Request.build(model, query, texts, top_n=10)
+            scored = model._scored(request.query, request.texts)
+            return request.finish(scored, request.context(model, scored))
 
-    ways = {
-        "removed": ({}, removed),
-        "no-sdk": ({"tracer_provider": None, "meter_provider": None}, shipped),
-        "sdk": ({"tracer_provider": tracer_provider, "meter_provider": meter_provider}, shipped),
-    }
-    for _ in range(3):  # warm-up: sessions, allocator, the API's first look-up
-        for settings, call in ways.values():
-            configure_tracing(**settings) if settings else None
-            call()
-    assert [r.index for r in removed()] == [r.index for r in shipped()]
-    load_before = machine_load()
-    per_call: dict[str, list[float]] = {name: [] for name in ways}
-    names = list(ways)
-    for rep in range(args.reps):
-        order = names[rep % 3 :] + names[: rep % 3]
-        for name in order:
-            settings, call = ways[name]
-            if settings:
-                configure_tracing(**settings)
-            start = time.perf_counter()
-            for _ in range(args.calls):
+        def shipped() -> Any:
+            return model.rerank(query, texts, top_n=10)
+
+        return {"removed": ({}, removed), "no-sdk": (no_sdk, shipped), "sdk": (sdk, shipped)}
+
+    def alternate(ways: dict[str, Any], reps: int, calls: int) -> dict[str, list[float]]:
+        for _ in range(3):  # warm-up: sessions, allocator, the API's first look-up
+            for settings, call in ways.values():
+                configure_tracing(**settings) if settings else None
                 call()
-            per_call[name].append((time.perf_counter() - start) / args.calls)
-        exporter.clear()
+        per_call: dict[str, list[float]] = {name: [] for name in ways}
+        names = list(ways)
+        for rep in range(reps):
+            for name in names[rep % 3 :] + names[: rep % 3]:
+                settings, call = ways[name]
+                if settings:
+                    configure_tracing(**settings)
+                start = time.perf_counter()
+                for _ in range(calls):
+                    call()
+                per_call[name].append((time.perf_counter() - start) / calls)
+            exporter.clear()
+        return per_call
+
+    ways = ways_for(reranker)
+    assert [r.index for r in ways["removed"][1]()] == [r.index for r in ways["no-sdk"][1]()]
+    load_before = machine_load()
+    per_call = alternate(ways, args.reps, args.calls)
+    load_mid = machine_load()
+    from rerank_kit.testing import FakeReranker
+
+    machinery = alternate(ways_for(FakeReranker()), args.machinery_reps, 20)
     load_after = machine_load()
-    spans_per_call = 0
-    configure_tracing(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    shipped()
+    fastest_model_call = min(per_call["removed"])
+    added_us = {
+        k: round((statistics.median(v) - statistics.median(machinery["removed"])) * 1e6, 1)
+        for k, v in machinery.items()
+    }
+    configure_tracing(**sdk)
+    exporter.clear()
+    ways["sdk"][1]()
     spans_per_call = len(exporter.get_finished_spans())
     base = per_call["removed"]
     result = {
@@ -140,6 +161,7 @@ def main() -> None:
         "reps": args.reps,
         "calls_per_rep": args.calls,
         "load_average_before": load_before,
+        "load_average_after_model_runs": load_mid,
         "load_average_after": load_after,
         "cpus": os.cpu_count(),
         "median_ms_per_call": {
@@ -150,6 +172,14 @@ def main() -> None:
             for k, v in per_call.items()
         },
         "spans_per_call_with_sdk": spans_per_call,
+        "machinery_median_us_per_call": {
+            k: round(statistics.median(v) * 1e6, 1) for k, v in machinery.items()
+        },
+        "machinery_added_us_per_call": added_us,
+        "fastest_model_call_ms": round(fastest_model_call * 1e3, 2),
+        "overhead_ratio_vs_fastest_model_call": {
+            k: round(v / 1e6 / fastest_model_call, 5) for k, v in added_us.items()
+        },
     }
     text = json.dumps(result, indent=2)
     print(text)
