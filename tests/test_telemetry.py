@@ -68,7 +68,7 @@ class Otel:
 
     def metric_points(self, name: str) -> list[Any]:
         data = self.metrics.get_metrics_data()
-        out = []
+        out: list[Any] = []
         for rm in data.resource_metrics if data else []:
             for sm in rm.scope_metrics:
                 for m in sm.metrics:
@@ -261,8 +261,7 @@ def test_cascade_stages_are_children_of_the_rerank_span(otel: Otel, mode: str) -
     )
     assert set(meta["stage_scores"]) == {"cheap", "better"}
     stage_points = {
-        p.attributes["rerank_kit.stage"]
-        for p in otel.metric_points("rerank_kit.rerank.duration")
+        p.attributes["rerank_kit.stage"] for p in otel.metric_points("rerank_kit.rerank.duration")
     }
     assert stage_points == {"", "cheap", "better"}
 

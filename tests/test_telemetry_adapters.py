@@ -66,9 +66,7 @@ def test_langchain_retriever_gives_a_reranker_span_and_a_usage_event(
     events: list[tuple[str, Any]] = []
 
     class Collect(BaseCallbackHandler):
-        def on_custom_event(
-            self, name: str, data: Any, *, run_id: UUID, **kwargs: Any
-        ) -> None:
+        def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
             events.append((name, data))
 
     docs = [Document(page_content=t, id=f"d{i}") for i, t in enumerate(TEXTS)]
