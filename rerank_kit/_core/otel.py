@@ -97,12 +97,14 @@ def _flag(*names: str) -> bool:
 
 
 def hide_inputs() -> bool:
+    """Whether the query and the input passages' text are hidden (setting, else the variables)."""
     if _settings.hide_inputs is not None:
         return _settings.hide_inputs
     return _flag("OPENINFERENCE_HIDE_INPUTS", "OPENINFERENCE_HIDE_INPUT_TEXT")
 
 
 def hide_outputs() -> bool:
+    """Whether the returned passages' text is hidden (setting, else the variables)."""
     if _settings.hide_outputs is not None:
         return _settings.hide_outputs
     return _flag("OPENINFERENCE_HIDE_OUTPUTS", "OPENINFERENCE_HIDE_OUTPUT_TEXT")
