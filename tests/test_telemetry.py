@@ -492,3 +492,24 @@ def test_local_onnx_model_reports_the_tokens_it_scored(otel: Otel) -> None:
     assert a["rerank_kit.backend"] in ("onnx", "openvino")
     assert a["rerank_kit.precision"] == r.precision  # type: ignore[attr-defined]
     assert a["rerank_kit.batch_rule"] == r._score_rule  # type: ignore[attr-defined]
+
+
+@pytest.mark.models
+def test_local_torch_cross_encoder_reports_the_tokens_it_read(otel: Otel, tmp_path: Any) -> None:
+    pytest.importorskip("sentence_transformers")
+    from rerank_kit import CrossEncoderReranker
+    from rerank_kit.testing import make_cross_encoder
+
+    folder = make_cross_encoder(tmp_path / "ce", [QUERY, *TEXTS], max_position_embeddings=16)
+    r = CrossEncoderReranker(str(folder))
+    texts = [*TEXTS, "apple " * 40]  # the last pair is cut at 16 tokens
+    out = r.rerank(QUERY, texts)
+    tokenizer = r.model.tokenizer  # type: ignore[attr-defined]
+    limit = r.model.max_seq_length  # type: ignore[attr-defined]
+    whole = [len(tokenizer(QUERY, t)["input_ids"]) for t in texts]
+    assert out.usage.tokens == sum(min(n, limit) for n in whole) > 0
+    assert sum(whole) > out.usage.tokens  # the cut pair counts what the model read
+    assert any(x.truncated for x in out)
+    (span,) = otel.finished()
+    assert (span.attributes or {})["rerank_kit.tokens_scored"] == out.usage.tokens
+    assert (span.attributes or {})["rerank_kit.backend"] == "torch"

@@ -42,6 +42,7 @@ __all__ = [
     "attempt",
     "carrier",
     "configure_tracing",
+    "counting",
     "in_context",
     "note_scored",
     "record",
@@ -114,6 +115,11 @@ def record(billed: Mapping[str, float] | None = None, **counts: int) -> None:
     scope = _SCOPE.get()
     if scope is not None:
         scope.add(billed, **counts)
+
+
+def counting() -> bool:
+    """Whether a traced call is running here (so counts given to :func:`record` are kept)."""
+    return _SCOPE.get() is not None
 
 
 def in_context(call: Callable[..., T]) -> Callable[..., T]:
