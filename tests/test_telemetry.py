@@ -472,6 +472,7 @@ def test_importing_the_engine_does_not_import_opentelemetry() -> None:
 # ----------------------------------------------------------------------- local tokens
 
 
+@pytest.mark.slow
 @pytest.mark.models
 def test_local_onnx_model_reports_the_tokens_it_scored(otel: Otel) -> None:
     from rerank_kit import load_reranker
@@ -494,6 +495,7 @@ def test_local_onnx_model_reports_the_tokens_it_scored(otel: Otel) -> None:
     assert a["rerank_kit.batch_rule"] == r._score_rule  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 @pytest.mark.models
 def test_local_torch_cross_encoder_reports_the_tokens_it_read(otel: Otel, tmp_path: Any) -> None:
     pytest.importorskip("sentence_transformers")
