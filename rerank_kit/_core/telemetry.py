@@ -90,10 +90,6 @@ class Scope:
             counts.pop(key, None)
         other.add(billed, **counts)
 
-    def get(self, key: str) -> int:
-        with self.lock:
-            return self.counts.get(key, 0)
-
     def usage(self) -> Usage:
         with self.lock:
             c = self.counts
