@@ -515,3 +515,18 @@ def test_local_torch_cross_encoder_reports_the_tokens_it_read(otel: Otel, tmp_pa
     (span,) = otel.finished()
     assert (span.attributes or {})["rerank_kit.tokens_scored"] == out.usage.tokens
     assert (span.attributes or {})["rerank_kit.backend"] == "torch"
+
+
+def test_a_dropped_connection_shows_as_an_attempt_with_its_error(
+    otel: Otel, server: FakeRerankServer
+) -> None:
+    r = remote(server, "voyage", max_retries=2)
+    server.queue("drop")
+    out = asyncio.run(r.arerank(QUERY, TEXTS))
+    attempts = sorted(otel.named("rerank_kit.remote.attempt"), key=lambda s: s.start_time or 0)
+    assert len(attempts) == 2
+    first, second = (dict(s.attributes or {}) for s in attempts)
+    assert "http.response.status_code" not in first and first["error.type"]
+    assert first["rerank_kit.remote.action"] == "retry"
+    assert second["http.response.status_code"] == 200
+    assert out.usage == Usage(pairs=6, tokens=42, model_calls=1, billed_units={"tokens": 42.0})
