@@ -506,8 +506,8 @@ def test_local_torch_cross_encoder_reports_the_tokens_it_read(otel: Otel, tmp_pa
     r = CrossEncoderReranker(str(folder))
     texts = [*TEXTS, "apple " * 40]  # the last pair is cut at 16 tokens
     out = r.rerank(QUERY, texts)
-    tokenizer = r.model.tokenizer  # type: ignore[attr-defined]
-    limit = r.model.max_seq_length  # type: ignore[attr-defined]
+    tokenizer = r.model.tokenizer
+    limit = r.model.max_seq_length
     whole = [len(tokenizer(QUERY, t)["input_ids"]) for t in texts]
     assert out.usage.tokens == sum(min(n, limit) for n in whole) > 0
     assert sum(whole) > out.usage.tokens  # the cut pair counts what the model read
