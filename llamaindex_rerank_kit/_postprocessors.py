@@ -45,6 +45,9 @@ __all__ = [
 ]
 
 dispatcher = get_dispatcher(__name__)
+
+#: The ``ReRankEndEvent.tags`` key holding the call's ``rerank_kit.Usage`` as plain values.
+USAGE_TAG = "rerank_kit.usage"
 logger = logging.getLogger(__name__)
 
 
@@ -202,7 +205,8 @@ class _BaseRerank(shared.RerankSettings, BaseNodePostprocessor):
             _wrap(items[r.index], r, [items[i].node.node_id for i in r.duplicates])
             for r in outcome.results()
         ]
-        dispatcher.event(ReRankEndEvent(nodes=out))
+        tags = {USAGE_TAG: outcome.usage.as_dict()} if outcome.usage is not None else {}
+        dispatcher.event(ReRankEndEvent(nodes=out, tags=tags))
         return out
 
     def _postprocess_nodes(

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from rerank_kit._core import telemetry
 from rerank_kit._core.checks import check_query, check_texts, is_blank
 from rerank_kit._core.errors import RerankError, missing_extra
 from rerank_kit._core.protocol import Reranker
@@ -196,13 +197,20 @@ def _score_partition(
     kwargs: Mapping[str, Any],
     long_documents: str | None,
     items: list[tuple[str, list[str]]],
+    trace: Mapping[str, str] | None = None,
 ) -> list[tuple[list[float], list[bool]]]:
-    """Scores and truncation flags of each item's texts (no blanks), one model call per item."""
-    model = _worker_model(spec, kwargs, long_documents)
-    out: list[tuple[list[float], list[bool]]] = []
-    for query, texts in items:
-        result = model._scored(query, texts)
-        out.append((list(result.scores), list(result.truncated or [False] * len(texts))))
+    """Scores and truncation flags of each item's texts (no blanks), one model call per item.
+
+    ``trace``: the client's trace context (``telemetry.carrier()``): the partition's span is
+    then a child of the client's ``score_on_dask`` span, on whichever worker it runs.
+    """
+    pairs = sum(len(texts) for _, texts in items)
+    with telemetry.traced_from(trace, "rerank_kit.dask.partition", **{"rerank_kit.pairs": pairs}):
+        model = _worker_model(spec, kwargs, long_documents)
+        out: list[tuple[list[float], list[bool]]] = []
+        for query, texts in items:
+            result = model._scored(query, texts)
+            out.append((list(result.scores), list(result.truncated or [False] * len(texts))))
     return out
 
 
@@ -327,6 +335,7 @@ def _partitions(
     return parts
 
 
+@telemetry.spanned("rerank_kit.score_on_dask")
 def score_on_dask(
     client: Any,
     spec: str,
@@ -393,6 +402,7 @@ def score_on_dask(
         [[0.0512, 1.83e-05]]
     """
     distributed = _require_distributed()
+    trace = telemetry.carrier() or None
     if isinstance(partition_pairs, bool) or not isinstance(partition_pairs, int):
         raise ValueError(f"partition_pairs must be an int >= 1, got {partition_pairs!r}")
     if partition_pairs < 1:
@@ -446,6 +456,7 @@ def score_on_dask(
             kwargs,
             long_documents,
             payload,
+            trace,
             key=f"rerank-kit-score-{run_id}-{index}",
             pure=False,
             **submit,

@@ -197,6 +197,8 @@ OPTIONAL_MODULES = {
     "mkdocstrings": "docs",
     "material": "docs",
     "nbformat": "docs",
+    "opentelemetry": "otel",
+    "openinference": "otel",
 }
 #: Where the extra alone is not enough, what to install.
 _INSTALL = {"langchain": 'pip install "rerank-kit[langchain]" "langchain>=1,<2"'}

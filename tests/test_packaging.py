@@ -32,6 +32,7 @@ EXPECTED_ALL = {
         "Pipeline",
         "PipelineConfig",
         "Ranked",
+        "RankedList",
         "Recipe",
         "RemoteRerankError",
         "RemoteReranker",
@@ -40,8 +41,14 @@ EXPECTED_ALL = {
         "Reranker",
         "ScoreCache",
         "Stage",
+<<<<<<< HEAD
         "WindowPlan",
+=======
+        "TraceSettings",
+        "Usage",
+>>>>>>> wt-otel
         "__version__",
+        "configure_tracing",
         "dask_client",
         "load_pipeline",
         "load_reranker",

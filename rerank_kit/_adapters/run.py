@@ -24,6 +24,7 @@ from rerank_kit._core.checks import (
 from rerank_kit._core.fusion import check_first_stage_scores, to_fusion
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.types import Ranked
+from rerank_kit._core.usage import Usage
 
 __all__ = [
     "MODEL_KEY",
@@ -102,6 +103,8 @@ class Outcome:
     failed: bool = False
     error: str | None = field(default=None)
     model: str | None = None
+    #: The call's ``Usage`` (what the adapters report in callbacks/events); ``None`` on failure.
+    usage: Usage | None = None
 
     def results(self) -> list[Result]:
         """Every returned passage, best first, with plain ``float`` scores.
@@ -267,7 +270,7 @@ def run_rerank(reranker: Reranker, query: str, texts: Sequence[str], **settings:
         ranked = reranker.rerank(run.query, run.texts, **run.kwargs)
     except Exception as exc:
         return run.failed(exc)
-    return Outcome(ranked=ranked, model=reranker.name)
+    return Outcome(ranked=ranked, model=reranker.name, usage=getattr(ranked, "usage", None))
 
 
 async def arun_rerank(
@@ -279,4 +282,4 @@ async def arun_rerank(
         ranked = await reranker.arerank(run.query, run.texts, **run.kwargs)
     except Exception as exc:
         return run.failed(exc)
-    return Outcome(ranked=ranked, model=reranker.name)
+    return Outcome(ranked=ranked, model=reranker.name, usage=getattr(ranked, "usage", None))

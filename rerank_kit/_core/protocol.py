@@ -22,13 +22,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rerank_kit._core import telemetry
 from rerank_kit._core.checks import check_query, check_texts
 from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.groups import GroupScoring
 from rerank_kit._core.ranking import Request, RerankOptions
 from rerank_kit._core.score_cache import ScoreCache, make_score_cache
+<<<<<<< HEAD
 from rerank_kit._core.scoring import ScorePlan, Split, checked, report_flags
 from rerank_kit._core.types import PairScores, Ranked
+=======
+from rerank_kit._core.scoring import ScorePlan, Split, checked
+from rerank_kit._core.types import PairScores
+from rerank_kit._core.usage import RankedList, Usage, usage_total
+>>>>>>> wt-otel
 from rerank_kit._core.windows import WindowPlan, check_long_documents
 
 if TYPE_CHECKING:
@@ -231,26 +238,26 @@ class Reranker(GroupScoring, ABC):
     def _scored(self, query: str, texts: list[str]) -> PairScores:
         """Every text's score and flags (checked input): cache, blanks, windows, checks."""
         plan = self._plan(query, texts)
-        fresh = None
+        fresh, split = None, None
         if plan.pending:
             with self._model_lock():
                 split = self._split(query, plan.pending)
                 raw = self._score_pairs(query, split.texts)
             fresh = split.fold(checked(raw, len(split.texts), self.name))
-        return self._report(plan.finish(fresh))
+        return telemetry.note_scored(self, plan, split, self._report(plan.finish(fresh)))
 
     async def _ascored(self, query: str, texts: list[str]) -> PairScores:
         """Async ``_scored``: the same plan; only the model call is awaited."""
         plan = self._plan(query, texts)
-        fresh = None
+        fresh, split = None, None
         if plan.pending:
             if self.long_documents == "truncate":
-                split = Split(self.name, "truncate", None, plan.pending)
+                part = Split(self.name, "truncate", None, plan.pending)
             else:
-                split = await asyncio.to_thread(self._locked, self._split, query, plan.pending)
-            raw = await self._ascore_pairs(query, split.texts)
-            fresh = split.fold(checked(raw, len(split.texts), self.name))
-        return self._report(plan.finish(fresh))
+                part = await asyncio.to_thread(self._locked, self._split, query, plan.pending)
+            raw = await self._ascore_pairs(query, part.texts)
+            fresh, split = part.fold(checked(raw, len(part.texts), self.name)), part
+        return telemetry.note_scored(self, plan, split, self._report(plan.finish(fresh)))
 
     def _report(self, result: PairScores) -> PairScores:
         """Log truncated and blank passages: a warning the first time, then at DEBUG."""
@@ -384,8 +391,12 @@ class Reranker(GroupScoring, ABC):
         order: str | None = None,
         boosts: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         token_budget: int | None = None,
+<<<<<<< HEAD
         assembly: AssemblySettings | None = None,
     ) -> list[Ranked]:
+=======
+    ) -> RankedList:
+>>>>>>> wt-otel
         """Order ``texts`` by relevance to ``query``.
 
         Order is by score, highest first; equal scores keep their input order. The threshold
@@ -439,6 +450,7 @@ class Reranker(GroupScoring, ABC):
             >>> [x.index for x in FakeReranker().rerank("capital of France", ["Berlin", "France"], top_n=1)]
             [1]
         """
+<<<<<<< HEAD
         request = Request.build(
             self,
             query,
@@ -461,10 +473,34 @@ class Reranker(GroupScoring, ABC):
             return []
         scored = self._scored(request.query, request.texts)
         return request.finish(scored, request.context(self, scored))
+=======
+        with telemetry.rerank_call(self, "rerank", query, texts, top_n) as call:
+            request = Request.build(
+                self,
+                query,
+                texts,
+                top_n=top_n,
+                score_threshold=score_threshold,
+                first_stage_scores=first_stage_scores,
+                fusion=fusion,
+                fusion_method=fusion_method,
+                metadata=metadata,
+                dedupe=dedupe,
+                diversity=diversity,
+                similarity_model=similarity_model,
+                order=order,
+                boosts=boosts,
+                token_budget=token_budget,
+            )
+            if not request.texts:
+                return call.finish(request, [])
+            scored = self._scored(request.query, request.texts)
+            return call.finish(request, request.finish(scored, request.context(self, scored)))
+>>>>>>> wt-otel
 
     async def arerank(
         self, query: str, texts: Sequence[str], **options: Unpack[RerankOptions]
-    ) -> list[Ranked]:
+    ) -> RankedList:
         """Async ``rerank``, with the same keyword arguments; only the model call is awaited.
 
         Example:
@@ -473,11 +509,34 @@ class Reranker(GroupScoring, ABC):
             >>> [x.index for x in asyncio.run(FakeReranker().arerank("a", ["b", "a"], top_n=1))]
             [1]
         """
-        request = Request.build(self, query, texts, **options)
-        if not request.texts:
-            return []
-        scored = await self._ascored(request.query, request.texts)
-        return request.finish(scored, await request.acontext(self, scored))
+        with telemetry.rerank_call(self, "arerank", query, texts, options.get("top_n")) as call:
+            request = Request.build(self, query, texts, **options)
+            if not request.texts:
+                return call.finish(request, [])
+            scored = await self._ascored(request.query, request.texts)
+            return call.finish(
+                request, request.finish(scored, await request.acontext(self, scored))
+            )
+
+    @property
+    def usage(self) -> Usage:
+        """What this instance's ``rerank``/``arerank`` calls cost so far, summed (thread-safe).
+
+        A cascade's stages count in their own rerankers' ``usage`` too. Each call's own cost
+        is on its result: ``rerank(...).usage`` (see ``rerank_kit.Usage``).
+
+        Example:
+            >>> from rerank_kit.testing import FakeReranker
+            >>> r = FakeReranker()
+            >>> _ = r.rerank("a", ["a", "b"]); _ = r.rerank("a", ["c"])
+            >>> r.usage.pairs, r.reset_usage().pairs, r.usage.pairs
+            (3, 3, 0)
+        """
+        return usage_total(self).value
+
+    def reset_usage(self) -> Usage:
+        """Set ``usage`` back to zero; returns what it was."""
+        return usage_total(self).reset()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

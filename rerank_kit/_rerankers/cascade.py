@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rerank_kit._core import telemetry
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.ranking import order_by_score
 from rerank_kit._core.score_cache import make_score_cache
@@ -107,6 +108,8 @@ class CascadeReranker(Reranker):
 
     #: Stages lock their own models; the cascade itself holds no lock.
     serialise = False
+    #: Its stages score the pairs (and count them, each in a span of its own).
+    _composite = True
 
     def __init__(self, stages: Sequence[StageLike]) -> None:
         super().__init__()
@@ -147,15 +150,17 @@ class CascadeReranker(Reranker):
 
     def _score_pairs(self, query: str, texts: list[str]) -> PairScores:
         run = _Run(len(texts))
-        for stage, name in zip(self.stages, self.stage_names, strict=True):
-            run.record(stage, name, stage.reranker._scored(query, run.texts(texts)))
+        for i, (stage, name) in enumerate(zip(self.stages, self.stage_names, strict=True)):
+            with telemetry.stage(stage.reranker, name, i, stage.keep, len(run.survivors)):
+                run.record(stage, name, stage.reranker._scored(query, run.texts(texts)))
         return run.result()
 
     async def _ascore_pairs(self, query: str, texts: list[str]) -> PairScores:
         """Each stage's async scoring: remote and LLM stages await, local ones use a thread."""
         run = _Run(len(texts))
-        for stage, name in zip(self.stages, self.stage_names, strict=True):
-            run.record(stage, name, await stage.reranker._ascored(query, run.texts(texts)))
+        for i, (stage, name) in enumerate(zip(self.stages, self.stage_names, strict=True)):
+            with telemetry.stage(stage.reranker, name, i, stage.keep, len(run.survivors)):
+                run.record(stage, name, await stage.reranker._ascored(query, run.texts(texts)))
         return run.result()
 
     def token_counts(self, texts: Sequence[str]) -> list[int] | None:

@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit import models
+<<<<<<< HEAD
 from rerank_kit._core.assembly.budget import tokenizer_counts
+=======
+from rerank_kit._core import telemetry
+>>>>>>> wt-otel
 from rerank_kit._core.checks import pair_overflow
 from rerank_kit._core.errors import RerankError
 from rerank_kit._core.protocol import Reranker
@@ -391,6 +395,7 @@ class CrossEncoderReranker(Reranker):
             truncated = pair_overflow(tokenizer, head, tails, limit)
         else:
             truncated = pair_overflow(tokenizer, query, texts, limit)
+            _count_tokens(tokenizer, query, texts, limit)
         return PairScores([float(s) for s in scores], truncated=truncated)
 
     def token_counts(self, texts: Sequence[str]) -> list[int] | None:
@@ -461,3 +466,13 @@ class CrossEncoderReranker(Reranker):
             for i, n in zip(suspects, lengths, strict=True):
                 flags[i] = n > limit
         return flags
+
+
+def _count_tokens(tokenizer: Any, query: str, texts: list[str], limit: int | None) -> None:
+    """Tokens the torch model read for the pairs (cut at ``limit``), for ``Usage.tokens``."""
+    if not telemetry.counting() or not getattr(tokenizer, "is_fast", False):
+        return
+    ids = tokenizer(
+        [query] * len(texts), texts, truncation=bool(limit), max_length=limit, verbose=False
+    )["input_ids"]
+    telemetry.record(tokens=sum(len(row) for row in ids))

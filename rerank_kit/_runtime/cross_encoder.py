@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit import models
+from rerank_kit._core import telemetry
 from rerank_kit._core.errors import RerankError
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
@@ -323,6 +324,11 @@ class OnnxCrossEncoder:
         """The activated scores of encoded pairs, in their order."""
         import numpy as np
 
+<<<<<<< HEAD
+=======
+        encodings, truncated = self._encode(query, texts)
+        telemetry.record(tokens=sum(len(getattr(e, "ids", ())) for e in encodings))
+>>>>>>> wt-otel
         limits = self.bucket_limits()
         if self.plan.pad_step is not None:
             out = run_fixed_shapes(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rerank_kit._core import telemetry
 from rerank_kit._core.windows import WindowPlan, tokenizers_offsets
 from rerank_kit._runtime import paths
 from rerank_kit._runtime.batching import run_bucketed
@@ -98,6 +99,7 @@ class OnnxSentenceEncoder:
         if not texts:
             return np.zeros((0, int(self._meta["dimension"])), dtype=np.float64)
         encodings = self._tokenizer.encode_batch(list(texts))
+        telemetry.record(tokens=sum(len(e.ids) for e in encodings))
         return run_bucketed(
             self._runner,
             encodings,

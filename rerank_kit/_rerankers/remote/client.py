@@ -24,10 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from rerank_kit._core import telemetry
 from rerank_kit._core.errors import missing_extra
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._rerankers.remote.errors import RemoteRerankError, failure, provider_message
-from rerank_kit._rerankers.remote.providers import PROFILES, Profile
+from rerank_kit._rerankers.remote.providers import PROFILES, Profile, answer_usage
 from rerank_kit._rerankers.remote.retry import RetryPolicy, decide
 from rerank_kit._rerankers.remote.security import Secret, mask_credentials, transport_check
 from rerank_kit._rerankers.remote.transport import (
@@ -105,11 +106,17 @@ class _Exchange:
         self.attempt = 0
         self.scores: list[float] = []
 
-    def feed(self, outcome: Any) -> float | None:
+    def attempt_span(self) -> Any:
+        """The next attempt's span (a child of the rerank's, or of a cascade stage's)."""
+        owner = self.owner
+        return telemetry.attempt(owner.provider, owner.url, self.attempt + 1, self.n)
+
+    def feed(self, outcome: Any, span: Any = None) -> float | None:
         """Seconds to wait before sending again, or ``None`` once ``scores`` holds the answer.
 
         Args:
             outcome: The ``httpx.Response``, or the ``httpx.TransportError`` raised instead.
+            span: The attempt's span (``attempt_span``), told the decision.
 
         Raises:
             RemoteRerankError: The request was given up, or the answer is malformed.
@@ -117,13 +124,18 @@ class _Exchange:
         owner = self.owner
         step = decide(owner.retry, self.attempt, outcome, rng=owner._rng)
         self.attempt += 1
-        if step.action == "done":
-            self.scores = owner.profile.read_scores(outcome, self.n, owner.url)
-            return None
         hint = None
         if step.action == "retry" and not isinstance(outcome, BaseException):
             hint = owner.profile.permanent_hint(provider_message(outcome))
-        if step.action == "raise" or hint is not None:
+        action = "raise" if hint is not None else step.action
+        if span is not None:
+            span.outcome(outcome, action, step.wait, step.reason)
+        if step.action == "done":
+            self.scores = owner.profile.read_scores(outcome, self.n, owner.url)
+            self._usage(outcome)
+            return None
+        if action == "raise":
+            telemetry.remote_failure(owner.provider, step.reason)
             raise owner._failure(outcome, self.attempt, hint)
         logger.warning(
             "%s: %s from %s; retry %d of %d in %.2f s",
@@ -135,6 +147,15 @@ class _Exchange:
             step.wait,
         )
         return step.wait
+
+    def _usage(self, reply: Any) -> None:
+        """The answer's tokens and billed units, added to the running call's usage."""
+        try:
+            data = reply.json()
+        except (ValueError, RecursionError):  # read_scores already accepted it: not reached
+            return
+        tokens, billed = answer_usage(self.owner.profile, data)
+        telemetry.record(billed, model_calls=1, tokens=tokens)
 
 
 class RemoteReranker(Reranker):
@@ -205,6 +226,8 @@ class RemoteReranker(Reranker):
 
     #: Network calls overlap: no model lock.
     serialise = False
+    #: ``Usage.model_calls`` counts the answered requests (not the scoring calls).
+    _counts_own_calls = True
     #: How the loops wait between attempts (tests replace them to record the waits).
     _sleep = staticmethod(time.sleep)
     _asleep = staticmethod(asyncio.sleep)
@@ -380,15 +403,21 @@ class RemoteReranker(Reranker):
 
     def _post(self, query: str, docs: list[str]) -> list[float]:
         exchange = _Exchange(self, query, docs)
-        while (wait := exchange.feed(self._send(exchange.body))) is not None:
+        while True:
+            with exchange.attempt_span() as span:
+                wait = exchange.feed(self._send(exchange.body), span)
+            if wait is None:
+                return exchange.scores
             self._sleep(wait)
-        return exchange.scores
 
     async def _apost(self, client: Any, query: str, docs: list[str]) -> list[float]:
         exchange = _Exchange(self, query, docs)
-        while (wait := exchange.feed(await self._asend(client, exchange.body))) is not None:
+        while True:
+            with exchange.attempt_span() as span:
+                wait = exchange.feed(await self._asend(client, exchange.body), span)
+            if wait is None:
+                return exchange.scores
             await self._asleep(wait)
-        return exchange.scores
 
     async def _asend(self, client: Any, body: dict[str, Any]) -> Any:
         """Async ``_send``: the attempt runs under ``anyio.fail_after`` (the deadline)."""
@@ -430,7 +459,8 @@ class RemoteReranker(Reranker):
         if len(parts) == 1:
             return self._post(query, parts[0])
         with ThreadPoolExecutor(max_workers=min(len(parts), 16)) as pool:
-            results = list(pool.map(lambda docs: self._post(query, docs), parts))
+            post = telemetry.in_context(lambda docs: self._post(query, docs))
+            results = list(pool.map(post, parts))
         return [s for scores in results for s in scores]  # the parts are consecutive
 
     async def _ascore_pairs(self, query: str, texts: list[str]) -> list[float]:

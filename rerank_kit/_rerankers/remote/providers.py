@@ -16,7 +16,7 @@ from typing import Any
 from rerank_kit._rerankers.remote.errors import RemoteRerankError
 from rerank_kit._rerankers.remote.transport import MAX_JSON_DEPTH, JSONTooDeep
 
-__all__ = ["PROFILES", "Answer", "Endpoint", "Limits", "Profile", "Request"]
+__all__ = ["PROFILES", "Answer", "Endpoint", "Limits", "Profile", "Request", "answer_usage"]
 
 
 def _is_number(value: Any) -> bool:
@@ -287,6 +287,48 @@ class Profile:
             scores[index] = float(score)
         # the count and duplicate checks above leave no index without a score
         return [float(s) for s in scores if s is not None]
+
+
+def _count(value: Any) -> float | None:
+    if _is_number(value) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return None
+
+
+def answer_usage(profile: Profile, data: Any) -> tuple[int, dict[str, float]]:
+    """(tokens the provider reports, the units it bills) from one success answer's JSON.
+
+    Cohere bills ``meta.billed_units`` (``search_units``); Jina and Voyage bill
+    ``usage.total_tokens`` (as ``tokens``); Pinecone ``usage.rerank_units``. Self-hosted
+    engines (llama.cpp, Infinity) report ``usage.total_tokens`` but bill nothing; ZeroEntropy
+    reports ``total_tokens`` at the top level. Anything missing or not a count is left out.
+
+    Example:
+        >>> answer_usage(PROFILES["cohere"], {"meta": {"billed_units": {"search_units": 1}}})
+        (0, {'search_units': 1.0})
+        >>> answer_usage(PROFILES["jina"], {"usage": {"total_tokens": 42}})
+        (42, {'tokens': 42.0})
+    """
+    if not isinstance(data, dict):
+        return 0, {}
+    billed: dict[str, float] = {}
+    meta = data.get("meta")
+    units = meta.get("billed_units") if isinstance(meta, dict) else None
+    if isinstance(units, dict):
+        for unit, value in units.items():
+            amount = _count(value)
+            if amount is not None and isinstance(unit, str):
+                billed[unit] = amount
+    usage = data.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    total = _count(usage.get("total_tokens", data.get("total_tokens")))
+    tokens = int(total) if total is not None else 0
+    if profile.hosted and total is not None:
+        billed.setdefault("tokens", total)
+    rerank_units = _count(usage.get("rerank_units"))
+    if rerank_units is not None:
+        billed["rerank_units"] = rerank_units
+    return tokens, billed
 
 
 #: The providers ``RemoteReranker`` and ``load_reranker`` know, keyed by spec prefix.
