@@ -19,11 +19,8 @@ from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.score_cache import ScoreCache
 from rerank_kit._core.telemetry import TraceSettings, configure_tracing
 from rerank_kit._core.types import PairScores, Ranked
-<<<<<<< HEAD
-from rerank_kit._core.windows import WindowPlan
-=======
 from rerank_kit._core.usage import RankedList, Usage
->>>>>>> wt-otel
+from rerank_kit._core.windows import WindowPlan
 from rerank_kit._distributed import dask_client, score_on_dask
 from rerank_kit._pipeline import Pipeline, PipelineConfig, load_pipeline
 from rerank_kit._plugins import register_reranker
@@ -62,12 +59,9 @@ __all__ = [
     "RetryPolicy",
     "ScoreCache",
     "Stage",
-<<<<<<< HEAD
     "WindowPlan",
-=======
     "TraceSettings",
     "Usage",
->>>>>>> wt-otel
     "__version__",
     "configure_tracing",
     "dask_client",

@@ -43,11 +43,8 @@ EXPECTED = {
     "06_learn_from_feedback.ipynb",
     "07_agent_with_reranked_retrieval.ipynb",
     "08_context_assembly.ipynb",
-<<<<<<< HEAD
     "09_haystack.ipynb",
-=======
-    "09_tracing_and_cost.ipynb",
->>>>>>> wt-otel
+    "10_tracing_and_cost.ipynb",
 }
 # What notebook 04 reads unless RERANK_KIT_NOTEBOOK_DATA says otherwise.
 CISI = REPO.parent / "shared" / "data" / "beir" / "cisi"

@@ -41,12 +41,9 @@ EXPECTED_ALL = {
         "Reranker",
         "ScoreCache",
         "Stage",
-<<<<<<< HEAD
         "WindowPlan",
-=======
         "TraceSettings",
         "Usage",
->>>>>>> wt-otel
         "__version__",
         "configure_tracing",
         "dask_client",

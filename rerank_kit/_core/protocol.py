@@ -23,19 +23,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rerank_kit._core import telemetry
+from rerank_kit._core.cache_services import CacheServices
 from rerank_kit._core.checks import check_query, check_texts
 from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.groups import GroupScoring
 from rerank_kit._core.ranking import Request, RerankOptions
 from rerank_kit._core.score_cache import ScoreCache, make_score_cache
-<<<<<<< HEAD
 from rerank_kit._core.scoring import ScorePlan, Split, checked, report_flags
-from rerank_kit._core.types import PairScores, Ranked
-=======
-from rerank_kit._core.scoring import ScorePlan, Split, checked
 from rerank_kit._core.types import PairScores
 from rerank_kit._core.usage import RankedList, Usage, usage_total
->>>>>>> wt-otel
 from rerank_kit._core.windows import WindowPlan, check_long_documents
 
 if TYPE_CHECKING:
@@ -51,7 +47,7 @@ logger = logging.getLogger(__name__)
 _MODE_SUFFIX = re.compile(r" \[long_documents=\w+\]$")
 
 
-class Reranker(GroupScoring, ABC):
+class Reranker(CacheServices, GroupScoring, ABC):
     """Scores (query, text) pairs and orders texts by relevance.
 
     A subclass implements one method, ``_score_pairs(query, texts)``: a score per text, as plain
@@ -265,38 +261,6 @@ class Reranker(GroupScoring, ABC):
 
     # -- settings ------------------------------------------------------------------------
 
-    def set_score_cache(
-        self, score_cache: int | str | os.PathLike[str] | ScoreCache | None
-    ) -> None:
-        """Give this reranker a score cache after construction (``None``/``0`` removes it).
-
-        Takes what the constructors' ``score_cache=`` takes: a size, a file name (a persistent
-        cache, see ``ScoreCache``) or a ``ScoreCache`` to share. Rerankers whose scores depend
-        on the pair alone (``keeps_score_cache``: cross-encoders on every backend, FlashRank,
-        the bi-encoder) accept it; a cascade passes it to the stages that do; others raise
-        ``ValueError``.
-
-        Example:
-            >>> from rerank_kit import load_reranker  # doctest: +SKIP
-            >>> r = load_reranker("onnx:cross-encoder/ms-marco-MiniLM-L-12-v2")  # doctest: +SKIP
-            >>> r.set_score_cache("scores.jsonl")  # doctest: +SKIP
-        """
-        if not self.keeps_score_cache and "_score_cache" not in self.__dict__:
-            raise ValueError(f"{type(self).__name__} keeps no score cache")
-        self._score_cache = make_score_cache(score_cache)
-
-    @property
-    def score_cache(self) -> ScoreCache | None:
-        """This reranker's score cache (``None``: none); set it with ``set_score_cache``.
-
-        Example:
-            >>> from rerank_kit.testing import FakeReranker
-            >>> FakeReranker().score_cache is None
-            True
-        """
-        cache: ScoreCache | None = self.__dict__.get("_score_cache")
-        return cache
-
     def set_long_documents(self, mode: str) -> None:
         """Choose how passages longer than the model's token limit are scored.
 
@@ -326,25 +290,6 @@ class Reranker(GroupScoring, ABC):
         self.long_documents = mode
         base = _MODE_SUFFIX.sub("", self.name)
         self.name = base if mode == "truncate" else f"{base} [long_documents={mode}]"
-
-    def cache_info(self) -> dict[str, int]:
-        """Entries, capacity, hits and misses of this reranker's score cache (zeros: none).
-
-        Example:
-            >>> from rerank_kit.testing import FakeReranker
-            >>> FakeReranker().cache_info()
-            {'size': 0, 'max_size': 0, 'hits': 0, 'misses': 0}
-        """
-        cache: ScoreCache | None = self.__dict__.get("_score_cache")
-        if cache is None:
-            return {"size": 0, "max_size": 0, "hits": 0, "misses": 0}
-        return cache.info()
-
-    def clear_cache(self) -> None:
-        """Empty this reranker's score cache, if it has one."""
-        cache: ScoreCache | None = self.__dict__.get("_score_cache")
-        if cache is not None:
-            cache.clear()
 
     # -- the public calls ----------------------------------------------------------------
 
@@ -391,12 +336,8 @@ class Reranker(GroupScoring, ABC):
         order: str | None = None,
         boosts: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         token_budget: int | None = None,
-<<<<<<< HEAD
         assembly: AssemblySettings | None = None,
-    ) -> list[Ranked]:
-=======
     ) -> RankedList:
->>>>>>> wt-otel
         """Order ``texts`` by relevance to ``query``.
 
         Order is by score, highest first; equal scores keep their input order. The threshold
@@ -450,30 +391,6 @@ class Reranker(GroupScoring, ABC):
             >>> [x.index for x in FakeReranker().rerank("capital of France", ["Berlin", "France"], top_n=1)]
             [1]
         """
-<<<<<<< HEAD
-        request = Request.build(
-            self,
-            query,
-            texts,
-            top_n=top_n,
-            score_threshold=score_threshold,
-            first_stage_scores=first_stage_scores,
-            fusion=fusion,
-            fusion_method=fusion_method,
-            metadata=metadata,
-            dedupe=dedupe,
-            diversity=diversity,
-            similarity_model=similarity_model,
-            order=order,
-            boosts=boosts,
-            token_budget=token_budget,
-            assembly=assembly,
-        )
-        if not request.texts:
-            return []
-        scored = self._scored(request.query, request.texts)
-        return request.finish(scored, request.context(self, scored))
-=======
         with telemetry.rerank_call(self, "rerank", query, texts, top_n) as call:
             request = Request.build(
                 self,
@@ -491,12 +408,12 @@ class Reranker(GroupScoring, ABC):
                 order=order,
                 boosts=boosts,
                 token_budget=token_budget,
+                assembly=assembly,
             )
             if not request.texts:
                 return call.finish(request, [])
             scored = self._scored(request.query, request.texts)
             return call.finish(request, request.finish(scored, request.context(self, scored)))
->>>>>>> wt-otel
 
     async def arerank(
         self, query: str, texts: Sequence[str], **options: Unpack[RerankOptions]

@@ -13,11 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit import models
-<<<<<<< HEAD
-from rerank_kit._core.assembly.budget import tokenizer_counts
-=======
 from rerank_kit._core import telemetry
->>>>>>> wt-otel
+from rerank_kit._core.assembly.budget import tokenizer_counts
 from rerank_kit._core.checks import pair_overflow
 from rerank_kit._core.errors import RerankError
 from rerank_kit._core.protocol import Reranker
@@ -402,6 +399,7 @@ class CrossEncoderReranker(Reranker):
         """Each text's length in the model's tokens (see ``Reranker.token_counts``)."""
         holder = self._onnx if self._onnx is not None else self.model
         return tokenizer_counts(self, getattr(holder, "tokenizer", None), texts)
+
     def _score_groups(self, groups: list[tuple[str, list[str]]]) -> list[Any]:
         if self._onnx is not None:  # every pair in the same buckets (serve)
             return list(self._onnx.score_groups(groups))

@@ -324,11 +324,7 @@ class OnnxCrossEncoder:
         """The activated scores of encoded pairs, in their order."""
         import numpy as np
 
-<<<<<<< HEAD
-=======
-        encodings, truncated = self._encode(query, texts)
         telemetry.record(tokens=sum(len(getattr(e, "ids", ())) for e in encodings))
->>>>>>> wt-otel
         limits = self.bucket_limits()
         if self.plan.pad_step is not None:
             out = run_fixed_shapes(
