@@ -1,4 +1,4 @@
-"""RERANKER spans and usage through the framework adapters (LangChain, LlamaIndex)."""
+"""RERANKER spans and usage through the framework adapters (LangChain, LlamaIndex, Haystack)."""
 
 from __future__ import annotations
 
@@ -149,3 +149,28 @@ def test_llamaindex_query_engine_gives_a_reranker_span_and_usage_in_the_end_even
         "model_calls": 1,
         "billed_units": {},
     }
+
+
+@pytest.mark.parametrize("run", ["run", "run_async"])
+def test_haystack_pipeline_gives_a_reranker_span(spans: InMemorySpanExporter, run: str) -> None:
+    pytest.importorskip(
+        "haystack", reason='needs the haystack extra: pip install "rerank-kit[haystack]"'
+    )
+    from haystack import Document, Pipeline
+    from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
+    from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+    from haystack_rerank_kit import RerankComponent
+
+    store = InMemoryDocumentStore()
+    store.write_documents([Document(content=t, id=f"d{i}") for i, t in enumerate(TEXTS)])
+    pipe = Pipeline()
+    pipe.add_component("retriever", InMemoryBM25Retriever(store, top_k=4))
+    pipe.add_component("ranker", RerankComponent(reranker=FakeReranker(), top_k=2))
+    pipe.connect("retriever.documents", "ranker.documents")
+    data = {"retriever": {"query": QUERY}, "ranker": {"query": QUERY}}
+    out = pipe.run(data) if run == "run" else asyncio.run(pipe.run_async(data))
+    assert len(out["ranker"]["documents"]) == 2
+    span = reranker_span(spans)
+    assert span.attributes[RA.RERANKER_QUERY] == QUERY
+    assert span.attributes[RA.RERANKER_TOP_K] == 2
