@@ -32,6 +32,7 @@ from rerank_kit._core.windows import WindowPlan, check_long_documents
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from rerank_kit._core.calibration import Calibration
     from rerank_kit._rerankers.bi_encoder import BiEncoderReranker
 
 __all__ = ["Reranker"]
@@ -349,6 +350,9 @@ class Reranker(ABC):
         order: str | None = None,
         boosts: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         token_budget: int | None = None,
+        calibration: Calibration | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        min_probability: float | None = None,
+        min_n: int | None = None,
     ) -> list[Ranked]:
         """Order ``texts`` by relevance to ``query``.
 
@@ -387,6 +391,15 @@ class Reranker(ABC):
                 (``{"field", "values"}``); a list adds them up.
             token_budget: Keep the best passages whose lengths (the reranker's tokenizer, else
                 words) fit this many tokens together; with ``top_n`` both limits hold.
+            calibration: A ``Calibration`` fitted on this reranker's scores (``rerank-kit
+                calibrate``; its dict or JSON file): each result then carries
+                ``probability``. A map fitted on other scores (another model, backend,
+                precision or fusion) raises ``ValueError``.
+            min_probability: The adaptive cutoff (needs ``calibration``): drop passages whose
+                probability is below this; ``top_n`` stays the ceiling, ``token_budget``
+                still holds.
+            min_n: With ``min_probability``: keep at least this many (the best) whatever
+                their probability.
 
         The context-assembly steps apply after fusion in this order: boosts, dedupe,
         diversity, then threshold / ``top_n`` / ``token_budget``, then ``order``; see
@@ -416,6 +429,9 @@ class Reranker(ABC):
             order=order,
             boosts=boosts,
             token_budget=token_budget,
+            calibration=calibration,
+            min_probability=min_probability,
+            min_n=min_n,
         )
         if not request.texts:
             return []

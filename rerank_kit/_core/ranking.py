@@ -9,10 +9,11 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
 from rerank_kit._core.assembly import Assembly, Context, check_metadata
+from rerank_kit._core.calibration import Cutoff, fusion_key
 from rerank_kit._core.checks import (
     check_query,
     check_texts,
@@ -41,6 +42,10 @@ class RerankOptions(TypedDict, total=False):
     order: str | None
     boosts: Any
     token_budget: int | None
+    # the adaptive cutoff (rerank_kit._core.calibration)
+    calibration: Any
+    min_probability: float | None
+    min_n: int | None
 
 
 def order_by_score(scores: Sequence[float]) -> list[int]:
@@ -53,10 +58,21 @@ def order_by_score(scores: Sequence[float]) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: -scores[i])
 
 
-def select(ranked: list[Ranked], threshold: float | None, top_n: int | None) -> list[Ranked]:
-    """Apply the threshold (scores ``>= threshold`` stay), then cut to ``top_n``."""
+def select(
+    ranked: list[Ranked],
+    threshold: float | None,
+    top_n: int | None,
+    cutoff: Cutoff | None = None,
+) -> list[Ranked]:
+    """Apply the threshold (scores ``>= threshold`` stay) and the cutoff, then cut to ``top_n``."""
     if threshold is not None:
         ranked = [r for r in ranked if r.score >= threshold]
+    if cutoff is not None:
+        kept: list[Ranked] = []
+        for r in ranked:
+            if cutoff.admits(r.probability, len(kept)):
+                kept.append(r)
+        ranked = kept
     if top_n is not None:
         ranked = ranked[:top_n]
     return ranked
@@ -81,6 +97,7 @@ class Request:
     first_stage_scores: list[float] | None
     assembly: Assembly | None = None
     metadata: list[Mapping[str, Any] | None] | None = None
+    cutoff: Cutoff | None = None
 
     @classmethod
     def build(
@@ -101,6 +118,9 @@ class Request:
         order: Any = None,
         boosts: Any = None,
         token_budget: Any = None,
+        calibration: Any = None,
+        min_probability: Any = None,
+        min_n: Any = None,
     ) -> Request:
         """Check the arguments of ``rerank``/``arerank`` once, for both."""
         items = check_texts(texts)
@@ -108,6 +128,11 @@ class Request:
         check_threshold_supported(reranker, threshold)
         if fusion_method is not None and not isinstance(fusion_method, str):
             raise TypeError(f"fusion_method must be a str, got {fusion_method!r}")
+        cutoff = Cutoff.build(calibration, min_probability, min_n)
+        if cutoff is not None:
+            identity = getattr(reranker, "_score_identity", lambda: reranker.name)()
+            key = fusion_key(to_fusion(fusion, fusion_method))
+            cutoff.calibration.check(identity, key, where=f"reranker {reranker.name!r}")
         return cls(
             query=check_query(query),
             texts=items,
@@ -124,6 +149,7 @@ class Request:
                 token_budget=token_budget,
             ),
             metadata=check_metadata(metadata, len(items)),
+            cutoff=cutoff,
         )
 
     def _live(self, scored: PairScores) -> list[int]:
@@ -155,6 +181,9 @@ class Request:
             ranked = fuse_ranked(live, self.first_stage_scores, self.fusion) + [
                 r for r in ranked if r.empty
             ]
+        if self.cutoff is not None:  # probabilities from the (fused) score, before boosts
+            calibration = self.cutoff.calibration
+            ranked = [replace(r, probability=calibration.probability(r.score)) for r in ranked]
         if self.assembly is not None and context is not None:
             return self.assembly.apply(
                 ranked,
@@ -163,5 +192,6 @@ class Request:
                 threshold=self.threshold,
                 top_n=self.top_n,
                 metadata=self.metadata,
+                cutoff=self.cutoff,
             )
-        return select(ranked, self.threshold, self.top_n)
+        return select(ranked, self.threshold, self.top_n, self.cutoff)
