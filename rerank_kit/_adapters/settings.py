@@ -133,6 +133,35 @@ class RerankSettings(BaseModel):
         "than this is long.",
     )
 
+    # the adaptive cutoff (rerank_kit._core.calibration): probabilities, min_probability, min_n
+    calibration: Any = Field(
+        default=None,
+        description="A Calibration fitted on this reranker's scores (rerank-kit calibrate), "
+        "its dict, or a JSON file holding one (or a pipeline config holding one): results "
+        "then carry a probability of relevance beside the score. A map fitted on another "
+        "model, backend, precision or fusion is refused (ValueError) when the reranker runs.",
+    )
+    min_probability: float | None = Field(
+        default=None,
+        description="Adaptive cutoff (needs calibration): keep the passages whose probability "
+        "of relevance is at least this; top_n stays the ceiling and token_budget still holds. "
+        "One number that means the same for every reranker and fused pipeline.",
+    )
+    min_n: int | None = Field(
+        default=None,
+        description="With min_probability: keep at least this many passages (the best), "
+        "whatever their probability.",
+    )
+
+    @model_validator(mode="after")
+    def _check_cutoff(self) -> RerankSettings:
+        from rerank_kit._core.calibration import Cutoff, load_calibration
+
+        if self.calibration is not None:  # read a file once, here
+            self.__dict__["calibration"] = load_calibration(self.calibration)
+        Cutoff.build(self.calibration, self.min_probability, self.min_n)
+        return self
+
     @model_validator(mode="after")
     def _check_settings(self) -> RerankSettings:
         check_top_n(self.top_n)
@@ -160,6 +189,17 @@ class RerankSettings(BaseModel):
             "fusion_long": self.fusion_long,
             "long_query_tokens": self.long_query_tokens,
             **self._assembly_settings(),
+            **self._cutoff_settings(),
+        }
+
+    def _cutoff_settings(self) -> dict[str, Any]:
+        """The adaptive cutoff's settings, only when a calibration is given."""
+        if self.calibration is None:
+            return {}
+        return {
+            "calibration": self.calibration,
+            "min_probability": self.min_probability,
+            "min_n": self.min_n,
         }
 
     def get_reranker(self) -> Reranker:

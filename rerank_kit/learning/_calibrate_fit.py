@@ -266,8 +266,8 @@ def cross_fit(
         fold_maps.append(maps[pick])
         fold_methods.append(pick)
         for q in fold:
-            scores, labels = pairs[q]
-            ys = [int(bool(v)) for v in labels]
+            scores, flags = pairs[q]
+            ys = [int(bool(v)) for v in flags]
             held[q] = (maps[pick].probabilities(scores), ys)
             for m in METHODS:
                 per_method[m][q] = maps[m].probabilities(scores)
