@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from rerank_kit.learning._calibrate_report import (
     same_recall,
 )
 
-__all__ = ["CalibrationResult", "calibrate", "calibrate_scored"]
+__all__ = ["CalibrationResult", "calibrate", "calibrate_scored", "calibrate_setting"]
 
 
 @dataclass
@@ -283,4 +283,51 @@ def calibrate(
         probabilities=probabilities,
         min_n=min_n,
         settings=settings,
+    )
+
+
+def calibrate_setting(
+    dataset: Dataset,
+    scored: Mapping[str, Any],
+    setting: Any,
+    identity: str,
+    *,
+    seed: int = 0,
+    folds: int = 5,
+) -> CalibrationResult:
+    """``tune --calibrate``: calibrate the chosen setting on the scores ``tune`` already has.
+
+    Args:
+        dataset: The judged queries.
+        scored: Query id -> ``tune``'s ``Scored`` (ids, first-stage and reranker scores).
+        setting: ``tune``'s chosen ``Setting`` (its order and fused keys are calibrated).
+        identity: The reranker's score identity.
+        seed: Seed of the folds.
+        folds: Cross-fitting folds.
+    """
+    qrels = dataset.judged_qrels
+    rows: dict[str, tuple[list[float], list[int], list[int]]] = {}
+    for qid, item in scored.items():
+        order, keys = item.order(setting, [])
+        ids = [item.ids[j] for j in order]
+        rows[qid] = (
+            [float(k) for k in keys],
+            [int(qrels[qid].get(d, 0) > 0) for d in ids],
+            [len(dataset.corpus[d].full_text.split()) for d in ids],
+        )
+    fusion = None
+    if setting.weight is not None:
+        fusion = Fusion(
+            setting.weight,
+            setting.method,
+            long_weight=setting.long_weight,
+            long_query_tokens=setting.long_tokens,
+        )
+    return calibrate_scored(
+        rows,
+        identity=identity,
+        fusion=fusion_key(fusion),
+        folds=min(folds, len(rows)),
+        seed=seed,
+        settings={"dataset": dataset.name, "system": setting.label},
     )

@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -114,14 +113,32 @@ def cutoff_curve(
     return rows
 
 
+def _frontier(points: Sequence[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+    """The (tokens, recall, passages) points no cheaper point matches in recall."""
+    out: list[tuple[float, float, float]] = []
+    for point in sorted(points):
+        if not out or point[1] > out[-1][1]:
+            out.append(point)
+    return out
+
+
 def same_recall(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """For each fixed ``top_n``: the cutoff's tokens at the same recall, and the difference.
 
-    The cutoff's tokens at a recall are read off its measured points, linearly between the two
-    that bracket it; ``None`` when no cutoff point reaches that recall.
+    The cutoff's curve is its cheapest points (no point with fewer tokens has as much
+    recall); at a recall, its tokens are read linearly between the last point below it and the
+    first point reaching it (or that point's, when none is below). ``None``: no cutoff point
+    reaches the recall.
+
+    Example:
+        >>> rows = [{"top_n": 3, "recall": 0.5, "tokens": 300.0, "passages": 3.0},
+        ...         {"min_probability": 0.5, "recall": 0.4, "tokens": 100.0, "passages": 1.0},
+        ...         {"min_probability": 0.2, "recall": 0.6, "tokens": 300.0, "passages": 3.0}]
+        >>> same_recall(rows)[0]["cutoff_tokens"]
+        200.0
     """
-    cut = sorted(
-        ((r["recall"], r["tokens"], r["passages"]) for r in rows if "min_probability" in r),
+    cut = _frontier(
+        [(r["tokens"], r["recall"], r["passages"]) for r in rows if "min_probability" in r]
     )
     out = []
     for row in rows:
@@ -129,13 +146,14 @@ def same_recall(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             continue
         target = row["recall"]
         tokens = passages = None
-        for (r0, t0, n0), (r1, t1, n1) in itertools.pairwise(cut):
-            if r0 <= target <= r1:
-                w = 0.0 if r1 == r0 else (target - r0) / (r1 - r0)
-                tokens, passages = t0 + w * (t1 - t0), n0 + w * (n1 - n0)
+        for i, (t1, r1, n1) in enumerate(cut):
+            if r1 + 1e-12 >= target:
+                tokens, passages = t1, n1
+                if i > 0:
+                    t0, r0, n0 = cut[i - 1]
+                    w = (target - r0) / (r1 - r0)
+                    tokens, passages = t0 + w * (t1 - t0), n0 + w * (n1 - n0)
                 break
-        if tokens is None and cut and cut[-1][0] >= target:
-            tokens, passages = cut[0][1], cut[0][2]  # even the strictest cutoff reaches it
         out.append(
             {
                 "top_n": row["top_n"],
