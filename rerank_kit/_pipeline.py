@@ -199,6 +199,20 @@ class PipelineConfig:
             return {}
         return {name: getattr(self, name) for name in self._CUTOFF}
 
+    def with_cutoff(
+        self,
+        calibration: Calibration | Mapping[str, Any] | None,
+        min_probability: float | None = None,
+        min_n: int | None = None,
+        **changes: Any,
+    ) -> PipelineConfig:
+        """A copy with this calibration and cutoff (and other fields ``changes``), checked."""
+        cal = None if calibration is None else Calibration.from_dict(calibration).to_dict()
+        data = {**self.to_dict(), **changes, "calibration": cal}
+        return PipelineConfig.from_dict(
+            {**data, "min_probability": min_probability, "min_n": min_n}
+        )
+
     def check_calibration(self, reranker: Reranker) -> None:
         """Refuse a calibration fitted on other scores than ``reranker``'s (``ValueError``)."""
         if self.calibration is not None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from rerank_kit._core.errors import RerankError, require
@@ -124,11 +123,10 @@ def run(args: argparse.Namespace) -> int:
             method=args.method,
             show_progress=not args.no_progress,
         )
-        config = replace(
-            base,
-            calibration=result.calibration,
-            min_probability=args.min_probability,
-            min_n=args.min_n,
+        config = base.with_cutoff(
+            result.calibration,
+            args.min_probability,
+            args.min_n,
             score_threshold=None if args.min_probability is not None else base.score_threshold,
         )
     except (ValueError, OSError, RerankError) as exc:

@@ -44,7 +44,6 @@ import os
 import statistics
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from rerank_kit._core.fusion import FUSION_METHODS, Fusion, query_length
@@ -383,10 +382,9 @@ def tune(
         )
     config = _config(final, by_label, top_n, threshold)
     if calibrated is not None:
-        config = replace(
-            config,
-            calibration=calibrated.calibration,
-            min_probability=None
+        config = config.with_cutoff(
+            calibrated.calibration,
+            None
             if target_precision is None
             else probability_for_precision(calibrated.fit.held_out, target_precision),
         )
