@@ -366,6 +366,13 @@ def test_cli_calibrate_writes_a_config_that_loads(
                  "--config", str(again), "--no-progress"]) == 0  # fmt: skip
     assert PipelineConfig.load(again).reranker == pipeline.config.reranker
     assert main(["calibrate", str(data), "--reranker", "x:y", "--min-n", "2"]) == 2
+    # rerank-kit eval --calibrate: held-out ECE and Brier per system, and the cutoff table
+    evaluated = tmp_path / "eval.json"
+    eval_args = ["eval", str(data), "--reranker", "bi-encoder:all-MiniLM-L6-v2", "--depth", "10"]
+    assert main([*eval_args, "--calibrate", "--json", str(evaluated), "--no-progress"]) == 0
+    (system,) = json.loads(evaluated.read_text())["calibration"]
+    assert 0.0 <= system["metrics"]["cross-fitted"]["brier"] <= 1.0
+    assert [r["top_n"] for r in system["same_recall"]] == [3, 5, 10]
 
 
 def test_ranked_probability_defaults_to_none() -> None:

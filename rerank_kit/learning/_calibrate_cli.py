@@ -17,13 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rerank_kit._core.errors import RerankError, require
 from rerank_kit._pipeline import PipelineConfig
 from rerank_kit.evaluation._cli import add_score_cache_argument
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "eval_calibration", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,3 +147,42 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         _say(f"plot written to {result.plot(args.plot)}")
     return 0
+
+
+def eval_calibration(
+    dataset: Any,
+    first_stage: str,
+    rerankers: Sequence[Any],
+    fusions: Sequence[Any],
+    *,
+    depth: int,
+    plot: str | None = None,
+) -> list[dict[str, Any]]:
+    """``rerank-kit eval --calibrate``: each reranked (and fused) system calibrated, held-out.
+
+    Prints each system's held-out ECE, Brier and log-loss (beside the raw sigmoid) and the
+    adaptive cutoff against fixed ``top_n``; with ``plot``, writes a reliability plot per
+    system beside it (``<stem>_calibration_<n>.png``). The rerankers keep the score cache
+    ``compare`` used, so no pair is scored twice.
+
+    Returns:
+        Per system: its ``CalibrationResult.to_dict()``.
+    """
+    from rerank_kit.learning._calibrate import calibrate
+    from rerank_kit.learning._cli import _say
+
+    out: list[dict[str, Any]] = []
+    stage = "bm25" if first_stage == "all" else first_stage
+    for model in rerankers:
+        for fusion in [None, *fusions]:
+            result = calibrate(dataset, model, first_stage=stage, depth=depth, fusion=fusion)
+            _say(f"calibration of {result.settings['system']} (held-out, cross-fitted by query)")
+            _say(result.to_table())
+            report = result.to_dict()
+            if plot:
+                stem = Path(plot)
+                path = stem.with_name(f"{stem.stem}_calibration_{len(out) + 1}{stem.suffix}")
+                report["plot"] = str(result.plot(path))
+                _say(f"wrote {path}")
+            out.append(report)
+    return out
