@@ -63,10 +63,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from rerank_kit.evaluation import load_dataset
     from rerank_kit.learning import calibrate
 
-    cache = ScoreCache(max_size=1_000_000)
+    cache = ScoreCache(max_size=1_000_000, path=args.score_cache)
     models = {spec: load_reranker(spec) for spec in (CROSS_ENCODER, BI_ENCODER)}
     models[CROSS_ENCODER].set_score_cache(cache)
-    out: dict[str, Any] = {"depth": args.depth, "folds": args.folds, "collections": {}}
+    out: dict[str, Any] = {
+        "depth": args.depth,
+        "folds": args.folds,
+        "limit_queries": args.limit_queries,
+        "collections": {},
+    }
     for folder in args.data:
         data = load_dataset(folder)
         if args.limit_queries:
@@ -141,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit-queries", type=int, metavar="N", help="first N queries only")
+    parser.add_argument("--score-cache", metavar="FILE", help="persistent cross-encoder scores")
     parser.add_argument("--json", metavar="OUT", help="write the report here")
     parser.add_argument("--plots", metavar="FOLDER", help="write one PNG per system here")
     args = parser.parse_args(argv)

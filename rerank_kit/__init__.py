@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from rerank_kit._core.calibration import Calibration, load_calibration
 from rerank_kit._core.errors import ModelNotAvailableError, RerankError
 from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.protocol import Reranker
@@ -33,6 +34,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "BiEncoderReranker",
+    "Calibration",
     "CascadeReranker",
     "CrossEncoderReranker",
     "FlashRankReranker",
@@ -54,6 +56,7 @@ __all__ = [
     "Stage",
     "__version__",
     "dask_client",
+    "load_calibration",
     "load_pipeline",
     "load_reranker",
     "match_recipe",

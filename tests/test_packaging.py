@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXPECTED_ALL = {
     "rerank_kit": {
         "BiEncoderReranker",
+        "Calibration",
         "CascadeReranker",
         "CrossEncoderReranker",
         "FlashRankReranker",
@@ -41,6 +42,7 @@ EXPECTED_ALL = {
         "Stage",
         "__version__",
         "dask_client",
+        "load_calibration",
         "load_pipeline",
         "load_reranker",
         "match_recipe",

@@ -165,6 +165,17 @@ def _sigmoid(s: float) -> float:
     return 1.0 / (1.0 + math.exp(-s)) if s >= 0 else math.exp(s) / (1.0 + math.exp(s))
 
 
+def _raw_probabilities(scores: Sequence[float]) -> list[float]:
+    """The raw scores read as probabilities.
+
+    As they are when every one is in [0, 1] (a cross-encoder's sigmoid output), else their
+    sigmoid (logits, cosines, fused scores).
+    """
+    finite = [s for s in scores if math.isfinite(s)]
+    as_is = all(0.0 <= s <= 1.0 for s in finite)
+    return [(s if as_is else _sigmoid(s)) if math.isfinite(s) else 0.0 for s in scores]
+
+
 def _metrics(probabilities: Sequence[float], labels: Sequence[int]) -> dict[str, float]:
     return {
         "ece": expected_calibration_error(probabilities, labels),
@@ -184,8 +195,10 @@ class CrossFit:
         folds: The query ids of each fold.
         held_out: Query id -> (held-out probability of each candidate, its label); ``-inf``
             candidates get 0.0.
-        metrics: ``"raw sigmoid"``, ``"isotonic"``, ``"logistic"`` and ``"cross-fitted"`` (each
-            fold's nested choice) -> held-out ``ece``, ``brier``, ``log_loss``.
+        metrics: ``"raw sigmoid"`` (the raw scores read as probabilities: as they are when
+            all lie in [0, 1], such as a cross-encoder's sigmoid output, else their sigmoid),
+            ``"isotonic"``, ``"logistic"`` and ``"cross-fitted"`` (each fold's nested choice)
+            -> held-out ``ece``, ``brier``, ``log_loss``.
         fold_methods: The method each fold chose on its training queries.
         reliability: The cross-fitted probabilities' reliability bins.
     """
@@ -273,11 +286,9 @@ def cross_fit(
                 per_method[m][q] = maps[m].probabilities(scores)
     order = [q for fold in splits for q in fold]
     labels = [y for q in order for y in held[q][1]]
+    raw = [s for q in order for s in pairs[q][0]]
     metrics = {
-        "raw sigmoid": _metrics(
-            [_sigmoid(s) if math.isfinite(s) else 0.0 for q in order for s in pairs[q][0]],
-            labels,
-        ),
+        "raw sigmoid": _metrics(_raw_probabilities(raw), labels),
         **{m: _metrics([p for q in order for p in per_method[m][q]], labels) for m in METHODS},
         "cross-fitted": _metrics([p for q in order for p in held[q][0]], labels),
     }
