@@ -112,7 +112,7 @@ def expected_calibration_error(
     Bins are ``bins`` equal widths of [0, 1].
 
     Example:
-        >>> expected_calibration_error([0.2, 0.2, 0.8, 0.8], [0, 1, 1, 1])
+        >>> round(expected_calibration_error([0.2, 0.2, 0.8, 0.8], [0, 1, 1, 1]), 6)
         0.25
     """
     n = len(probabilities)
