@@ -135,13 +135,31 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {name} | {key} | {s['top_n']} | {s['recall']:.3f} "
                     f"| {s['top_n_tokens']:.0f} | {cut} | {change} |"
                 )
+    lines += [
+        "",
+        "Queries with at most 3 relevant candidates (one- to three-answer questions):",
+        "",
+        "| collection | system | queries | top_n | recall | top_n tokens "
+        "| cutoff tokens, same recall | change |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, rows in report["collections"].items():
+        for key, r in rows.items():
+            for sub in r.get("subsets", {}).values():
+                for s in sub["same_recall"]:
+                    cut = "n/a" if s["cutoff_tokens"] is None else f"{s['cutoff_tokens']:.0f}"
+                    change = "n/a" if s["token_change"] is None else f"{s['token_change']:+.1%}"
+                    lines.append(
+                        f"| {name} | {key} | {sub['queries']} | {s['top_n']} "
+                        f"| {s['recall']:.3f} | {s['top_n_tokens']:.0f} | {cut} | {change} |"
+                    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", nargs="+", help="BEIR folders (cranfield, cisi)")
+    parser.add_argument("data", nargs="*", help="BEIR folders (cranfield, cisi)")
     parser.add_argument("--depth", type=int, default=20, help="candidates per query (20)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -149,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--score-cache", metavar="FILE", help="persistent cross-encoder scores")
     parser.add_argument("--json", metavar="OUT", help="write the report here")
     parser.add_argument("--plots", metavar="FOLDER", help="write one PNG per system here")
+    parser.add_argument("--tables", metavar="JSON", help="only print the tables of a report")
     args = parser.parse_args(argv)
+    if args.tables:
+        sys.stdout.write(markdown(json.loads(Path(args.tables).read_text())) + "\n")
+        return 0
     report = run(args)
     text = markdown(report)
     sys.stdout.write(text + "\n")
