@@ -366,6 +366,14 @@ def test_cli_calibrate_writes_a_config_that_loads(
                  "--config", str(again), "--no-progress"]) == 0  # fmt: skip
     assert PipelineConfig.load(again).reranker == pipeline.config.reranker
     assert main(["calibrate", str(data), "--reranker", "x:y", "--min-n", "2"]) == 2
+    # rerank-kit tune --calibrate: the map in the config, min_probability for the precision
+    tuned = tmp_path / "tuned.json"
+    tune_args = ["tune", str(data), "--reranker", "bi-encoder:all-MiniLM-L6-v2", "--depth", "10"]
+    tune_args += ["--folds", "3", "--no-progress", "--calibrate", "--target-precision", "0.5"]
+    assert main([*tune_args, "--config", str(tuned)]) == 0
+    tuned_config = PipelineConfig.load(tuned)
+    if not tuned_config.first_stage_only:
+        assert tuned_config.calibration is not None and tuned_config.score_threshold is None
     # rerank-kit eval --calibrate: held-out ECE and Brier per system, and the cutoff table
     evaluated = tmp_path / "eval.json"
     eval_args = ["eval", str(data), "--reranker", "bi-encoder:all-MiniLM-L6-v2", "--depth", "10"]
