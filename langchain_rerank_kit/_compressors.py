@@ -33,6 +33,10 @@ from rerank_kit.adapters import (
     run_rerank,
 )
 
+#: With a calibration (``calibration=``): the metadata key of each document's probability of
+#: relevance; ``relevance_score`` stays the reranker's (or fused) score.
+PROBABILITY_KEY = "relevance_probability"
+
 __all__ = [
     "RerankCompressor",
     "CrossEncoderRerank",
@@ -102,6 +106,8 @@ def _reranked(doc: Document, result: Result, duplicate_ids: list[str] | None = N
         metadata["rerank_failed"] = True
     else:
         metadata["relevance_score"] = result.score
+        if result.probability is not None:  # calibrated: the probability of relevance
+            metadata[PROBABILITY_KEY] = result.probability
         if result.reranker_score is not None:  # fused: keep every part of the score
             metadata["reranker_score"] = result.reranker_score
             metadata["first_stage_rank"] = result.first_stage_rank
@@ -244,6 +250,14 @@ class RerankCompressor(shared.WrapperSettings, _BaseRerank):
     (maximal marginal relevance), then ``score_threshold``, ``top_n`` and ``token_budget``
     together, then ``order="lost-in-the-middle"``; ``metadata["context_rank"]`` keeps the rank,
     ``["similarity"]`` the measure and ``["context_tokens"]`` the counted length.
+
+    Probabilities and the adaptive cutoff (every compressor here; see ``docs/thresholds.md``):
+    with ``calibration=`` (a map fitted by ``rerank-kit calibrate`` on this reranker's
+    scores, or a file holding one) each document also gets
+    ``metadata["relevance_probability"]``, the probability that it is relevant
+    (``relevance_score`` stays the raw or fused score); ``min_probability=`` keeps the
+    documents at least that likely relevant, with ``min_n`` as a floor and ``top_n`` as the
+    ceiling, so the context shrinks on easy questions and grows on hard ones.
 
     Setup:
         ``pip install "rerank-kit[langchain,flashrank]"``

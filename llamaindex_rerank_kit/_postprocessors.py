@@ -62,11 +62,19 @@ class RerankedNodeWithScore(NodeWithScore):
     passage (not scored: ``score`` is ``-inf`` and it comes last); ``rerank_failed`` is True when
     ``on_error="passthrough"`` kept the first-stage order (``score`` is then the retrieval score);
     ``llm_repaired`` is True when an LLM reranker placed the node from an answer it had to repair.
+    With ``calibration=``, ``probability`` is the probability that the node is relevant and
+    ``score`` stays the reranker's raw (or fused) score: ``min_probability=`` compares the
+    former, ``score_threshold`` the latter.
     With score fusion, ``score`` is the fused score, ``reranker_score`` the reranker's own and
     ``first_stage_rank`` the node's position in the input (1 = first).
     """
 
     retrieval_score: float | None = Field(default=None, description="Score before reranking.")
+    probability: float | None = Field(
+        default=None,
+        description="With calibration=: the probability that the node is relevant (score "
+        "stays the reranker's raw or fused score).",
+    )
     reranker_score: float | None = Field(
         default=None, description="With fusion: the reranker's own score (score is fused)."
     )
@@ -138,6 +146,7 @@ def _wrap(
         duplicate_ids=duplicate_ids or [],
         boost=result.boost,
         context_tokens=result.tokens,
+        probability=result.probability,
         **{name: getattr(result, name) for name in same},
     )
 

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from rerank_kit._core.assembly import AssemblySettings
+from rerank_kit._core.calibration import Calibration, load_calibration
 from rerank_kit._core.errors import ModelNotAvailableError, RerankError
 from rerank_kit._core.fusion import Fusion
 from rerank_kit._core.protocol import Reranker
@@ -39,6 +40,7 @@ __version__ = "0.2.0"
 __all__ = [
     "AssemblySettings",
     "BiEncoderReranker",
+    "Calibration",
     "CascadeReranker",
     "CrossEncoderReranker",
     "FlashRankReranker",
@@ -65,6 +67,7 @@ __all__ = [
     "__version__",
     "configure_tracing",
     "dask_client",
+    "load_calibration",
     "load_pipeline",
     "load_reranker",
     "match_recipe",

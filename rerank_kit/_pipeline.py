@@ -17,6 +17,7 @@ from typing import Any
 
 from rerank_kit._core.assembly import SETTINGS as ASSEMBLY_SETTINGS
 from rerank_kit._core.assembly import AssemblySettings
+from rerank_kit._core.calibration import Calibration, Cutoff, fusion_key
 from rerank_kit._core.fusion import Fusion, to_fusion
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.ranking import RerankOptions
@@ -62,6 +63,14 @@ class PipelineConfig:
             bge-reranker-v2-gemma; keyword only): the instruction written into its prompt,
             passed to ``load_reranker(instruction=)`` (``None``: the model's default). Left
             out of the file when unset, so files without it read as before.
+        calibration: The map from this pipeline's score to the probability of relevance
+            (``rerank-kit calibrate`` / ``tune --calibrate``; keyword only), keyed to the
+            reranker's score identity and fusion: ``load_pipeline`` refuses it on another
+            model, backend or precision. Results then carry ``Ranked.probability``.
+        min_probability: The adaptive cutoff (keyword only, needs ``calibration``): keep the
+            passages whose probability is at least this, ``top_n`` as the ceiling.
+        min_n: With ``min_probability``: keep at least this many whatever their probability.
+            The three are left out of the file when unset.
 
     The context-assembly fields are optional: files without them load with them off.
 
@@ -102,8 +111,15 @@ class PipelineConfig:
     fusion_long: float | None = field(default=None, kw_only=True)
     long_query_tokens: int | None = field(default=None, kw_only=True)
     instruction: str | None = field(default=None, kw_only=True)
+    # the adaptive cutoff (rerank_kit._core.calibration.CUTOFF_SETTINGS)
+    calibration: Calibration | None = field(default=None, kw_only=True)
+    min_probability: float | None = field(default=None, kw_only=True)
+    min_n: int | None = field(default=None, kw_only=True)
 
     def __post_init__(self, fusion_weight: float | None) -> None:
+        if self.calibration is not None and not isinstance(self.calibration, Calibration):
+            object.__setattr__(self, "calibration", Calibration.from_dict(self.calibration))
+        Cutoff.build(self.calibration, self.min_probability, self.min_n)  # checks the three
         if self.instruction is not None and (
             not isinstance(self.instruction, str) or not self.instruction.strip()
         ):
@@ -140,7 +156,10 @@ class PipelineConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (the JSON file's content)."""
         data = asdict(self)
-        for key in ("fusion_long", "long_query_tokens", "instruction"):  # only when set
+        if self.calibration is not None:
+            data["calibration"] = self.calibration.to_dict()
+        optional = ("fusion_long", "long_query_tokens", "instruction", *self._CUTOFF)
+        for key in optional:  # only when set
             if data[key] is None:
                 del data[key]
         return {"format": "rerank-kit-pipeline/2", **data}
@@ -171,6 +190,37 @@ class PipelineConfig:
         except TypeError as exc:  # a file's fields: always ValueError, naming the field
             raise ValueError(f"pipeline config: {exc}") from exc
         return config
+
+    _CUTOFF = ("calibration", "min_probability", "min_n")
+
+    def cutoff_options(self) -> dict[str, Any]:
+        """The adaptive-cutoff keyword arguments of ``rerank`` (empty without a calibration)."""
+        if self.calibration is None:
+            return {}
+        return {name: getattr(self, name) for name in self._CUTOFF}
+
+    def with_cutoff(
+        self,
+        calibration: Calibration | Mapping[str, Any] | None,
+        min_probability: float | None = None,
+        min_n: int | None = None,
+        **changes: Any,
+    ) -> PipelineConfig:
+        """A copy with this calibration and cutoff (and other fields ``changes``), checked."""
+        cal = None if calibration is None else Calibration.from_dict(calibration).to_dict()
+        data = {**self.to_dict(), **changes, "calibration": cal}
+        return PipelineConfig.from_dict(
+            {**data, "min_probability": min_probability, "min_n": min_n}
+        )
+
+    def check_calibration(self, reranker: Reranker) -> None:
+        """Refuse a calibration fitted on other scores than ``reranker``'s (``ValueError``)."""
+        if self.calibration is not None:
+            self.calibration.check(
+                reranker._score_identity(),
+                fusion_key(self.to_fusion()),
+                where=f"the pipeline's reranker {reranker.name!r}",
+            )
 
     def assembly_options(self) -> dict[str, Any]:
         """The context-assembly keyword arguments of ``rerank`` these settings hold."""
@@ -244,6 +294,7 @@ class Pipeline:
         if assembly is not None:  # checked here; the engine takes it as it is
             options["assembly"] = assembly
             options["metadata"] = metadata
+        options.update(self.config.cutoff_options())  # type: ignore[typeddict-item]
         return options
 
     def rerank(
@@ -298,4 +349,10 @@ def load_pipeline(config: str | Path | PipelineConfig, **kwargs: Any) -> Pipelin
                 f"instruction is given twice, instruction={given!r} and the config's "
                 f"{settings.instruction!r}"
             )
-    return Pipeline(settings, load_reranker(settings.reranker, **kwargs))
+    reranker = load_reranker(settings.reranker, **kwargs)
+    try:
+        settings.check_calibration(reranker)
+    except ValueError as exc:
+        where = "" if isinstance(config, PipelineConfig) else f"{config}: "
+        raise ValueError(f"{where}{exc}") from exc
+    return Pipeline(settings, reranker)

@@ -109,7 +109,20 @@ def _check_numbers(data: Mapping[str, Any]) -> None:
         value = data["depth"]
         if not (_is_int(value) and 1 <= value <= MAX_DEPTH):
             raise _field("depth", f"an int from 1 to {MAX_DEPTH}", value)
-    for name, low in (("top_n", 1), ("token_budget", 1), ("long_query_tokens", 0)):
+    value = data.get("min_probability")
+    if value is not None and not (_is_number(value) and 0.0 <= float(value) <= 1.0):
+        raise _field("min_probability", "a probability in [0, 1] or null", value)
+    calibration = data.get("calibration")
+    if calibration is not None and not isinstance(calibration, Mapping):
+        raise _field(
+            "calibration", "a calibration (an object, as rerank-kit calibrate writes)", calibration
+        )
+    for name, low in (
+        ("top_n", 1),
+        ("token_budget", 1),
+        ("long_query_tokens", 0),
+        ("min_n", 0),
+    ):
         value = data.get(name)
         if value is not None and not (_is_int(value) and value >= low):
             need = "a positive int" if low else "an int >= 0"

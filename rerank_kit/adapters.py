@@ -37,13 +37,15 @@ from rerank_kit._adapters.run import (
     passage_texts,
     run_rerank,
 )
-from rerank_kit._adapters.settings import (
-    BiEncoderSettings,
+from rerank_kit._adapters.service_settings import (
     CascadeSettings,
-    CrossEncoderSettings,
-    FlashRankSettings,
     ListwiseSettings,
     RemoteSettings,
+)
+from rerank_kit._adapters.settings import (
+    BiEncoderSettings,
+    CrossEncoderSettings,
+    FlashRankSettings,
     RerankSettings,
     WrapperSettings,
 )

@@ -1,10 +1,12 @@
-"""The ``rerank-kit`` command: ``demo``, ``eval``, ``tune``, ``train`` and ``serve``.
+"""The ``rerank-kit`` command: ``demo``, ``eval``, ``tune``, ``calibrate``, ``train`` and ``serve``.
 
 - ``rerank-kit demo``: two-stage retrieval over Chroma, before and after reranking;
 - ``rerank-kit eval DATA``: what reranking buys on a dataset, quality and latency
   (``rerank_kit.evaluation``);
 - ``rerank-kit tune DATA``: a pipeline's depth, fusion and first stage chosen on judged
   queries, written as a config (``rerank_kit.learning``);
+- ``rerank-kit calibrate DATA``: a reranker's (or tuned pipeline's) scores as probabilities,
+  fitted on judged queries, for ``min_probability`` (``rerank_kit.learning``);
 - ``rerank-kit train DATA``: a cross-encoder or bi-encoder fine-tuned on judged queries
   (``rerank_kit.learning``);
 - ``rerank-kit serve --model NAME=SPEC``: rerankers as a Cohere-, Jina- and TEI-compatible
@@ -31,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from rerank_kit import demo
     from rerank_kit.evaluation import _cli as eval_cli
+    from rerank_kit.learning import _calibrate_cli as calibrate_cli
     from rerank_kit.learning import _cli as learning_cli
     from rerank_kit.serve import _cli as serve_cli
 
@@ -43,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     eval_cli.add_arguments(sub.add_parser("eval", help="measure what reranking buys on a dataset"))
     learning_cli.add_arguments(
         sub.add_parser("tune", help="choose pipeline settings on judged queries")
+    )
+    calibrate_cli.add_arguments(
+        sub.add_parser("calibrate", help="scores as probabilities, fitted on judged queries")
     )
     learning_cli.add_train_arguments(
         sub.add_parser("train", help="fine-tune a model on judged queries")
@@ -58,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tune": learning_cli.run,
         "train": learning_cli.run_train,
         "serve": serve_cli.run,
+        "calibrate": calibrate_cli.run,
     }[args.command]
     try:
         return run(args)

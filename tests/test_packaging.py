@@ -21,6 +21,7 @@ EXPECTED_ALL = {
     "rerank_kit": {
         "AssemblySettings",
         "BiEncoderReranker",
+        "Calibration",
         "CascadeReranker",
         "CrossEncoderReranker",
         "FlashRankReranker",
@@ -47,6 +48,7 @@ EXPECTED_ALL = {
         "__version__",
         "configure_tracing",
         "dask_client",
+        "load_calibration",
         "load_pipeline",
         "load_reranker",
         "match_recipe",

@@ -315,4 +315,5 @@ def pipeline_settings(config: Any, framework: str, **kwargs: Any) -> dict[str, A
         **settings.assembly_options(),
         "fusion_long": None if fusion is None else fusion.long_weight,
         "long_query_tokens": None if fusion is None else fusion.long_query_tokens,
+        **settings.cutoff_options(),
     }

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rerank_kit._core.assembly import AssemblySettings, check_metadata
+from rerank_kit._core.calibration import Cutoff
 from rerank_kit._core.checks import (
     check_encodable,
     check_query,
@@ -71,6 +72,8 @@ class Result:
         similarity: With ``dedupe``/``diversity``: the similarity measure used.
         tokens: With ``token_budget``: the passage's length as counted for the budget.
         model: The reranker's ``name`` (what the adapters write under ``MODEL_KEY``).
+        probability: With a calibration: the probability that the passage is relevant
+            (``score`` stays the raw or fused score); ``None`` without one.
     """
 
     index: int
@@ -89,6 +92,7 @@ class Result:
     similarity: str | None = None
     tokens: int | None = None
     model: str | None = None
+    probability: float | None = None
 
 
 def _optional(value: float | None) -> float | None:
@@ -134,6 +138,7 @@ class Outcome:
                     similarity=r.similarity,
                     tokens=r.tokens,
                     model=self.model,
+                    probability=None if self.failed else _optional(r.probability),
                 )
             )
         return out
@@ -201,6 +206,9 @@ class _Run:
         fusion_long: float | None = None,
         long_query_tokens: int | None = None,
         metadata: Sequence[Any] | None = None,
+        calibration: Any = None,
+        min_probability: float | None = None,
+        min_n: int | None = None,
         **assembly: Any,
     ) -> _Run:
         """Check the settings and inputs: errors here are never passed through.
@@ -224,6 +232,11 @@ class _Run:
         if settings is not None:
             kwargs["assembly"] = settings
             kwargs["metadata"] = check_metadata(metadata, len(items))
+        cutoff = Cutoff.build(calibration, min_probability, min_n)
+        if cutoff is not None:  # the engine checks the map against the reranker's scores
+            kwargs.update(
+                calibration=cutoff.calibration, min_probability=min_probability, min_n=min_n
+            )
         return cls(reranker, check_query(query), items, n, on_error, kwargs)
 
     def failed(self, exc: Exception) -> Outcome:
@@ -253,9 +266,10 @@ def run_rerank(reranker: Reranker, query: str, texts: Sequence[str], **settings:
         **settings: ``top_n``, ``score_threshold``, ``on_error`` (``"raise"`` or
             ``"passthrough"``), ``first_stage_scores``, ``fusion`` (a weight or ``Fusion``),
             ``fusion_method``, for query-dependent trust ``fusion_long`` and
-            ``long_query_tokens``, the passages' ``metadata`` (for ``boosts``) and the
+            ``long_query_tokens``, the passages' ``metadata`` (for ``boosts``), the
             context-assembly settings: ``assembly`` (an ``AssemblySettings``), or ``dedupe``,
-            ``diversity``, ``similarity_model``, ``order``, ``boosts``, ``token_budget``.
+            ``diversity``, ``similarity_model``, ``order``, ``boosts``, ``token_budget``; and
+            the adaptive cutoff (``calibration``, ``min_probability``, ``min_n``).
 
     Returns:
         The ``Outcome``.

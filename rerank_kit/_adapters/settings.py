@@ -9,26 +9,20 @@ nodes to texts and back. Importing this module imports pydantic, never a framewo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
-    SecretStr,
-    ValidationError,
     model_validator,
 )
 
 from rerank_kit._adapters.build import (
     ENGINE_FIELDS,
-    build_listwise,
     build_model,
-    build_remote,
-    build_stages,
 )
 from rerank_kit._adapters.run import OnError
 from rerank_kit._core.assembly import SETTINGS as ASSEMBLY_SETTINGS
@@ -37,18 +31,14 @@ from rerank_kit._core.checks import check_threshold, check_top_n
 from rerank_kit._core.fusion import FusionMethod, to_fusion
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._core.score_cache import ScoreCache
-from rerank_kit._rerankers.remote.security import mask_credentials
 
 if TYPE_CHECKING:
-    from rerank_kit._rerankers.listwise import ListwiseLLMReranker
+    pass
 
 __all__ = [
     "BiEncoderSettings",
-    "CascadeSettings",
     "CrossEncoderSettings",
     "FlashRankSettings",
-    "ListwiseSettings",
-    "RemoteSettings",
     "RerankSettings",
     "WrapperSettings",
 ]
@@ -64,6 +54,9 @@ _RUN_FIELDS = (
     "fusion_long",
     "long_query_tokens",
     *ASSEMBLY_SETTINGS,
+    "calibration",
+    "min_probability",
+    "min_n",
 )
 
 
@@ -148,6 +141,34 @@ class RerankSettings(BaseModel):
 
     #: What the fields were when ``_prepared`` was built, and the run settings built then.
     _prepared: tuple[tuple[Any, ...], dict[str, Any]] | None = PrivateAttr(default=None)
+    # the adaptive cutoff (rerank_kit._core.calibration): probabilities, min_probability, min_n
+    calibration: Any = Field(
+        default=None,
+        description="A Calibration fitted on this reranker's scores (rerank-kit calibrate), "
+        "its dict, or a JSON file holding one (or a pipeline config holding one): results "
+        "then carry a probability of relevance beside the score. A map fitted on another "
+        "model, backend, precision or fusion is refused (ValueError) when the reranker runs.",
+    )
+    min_probability: float | None = Field(
+        default=None,
+        description="Adaptive cutoff (needs calibration): keep the passages whose probability "
+        "of relevance is at least this; top_n stays the ceiling and token_budget still holds. "
+        "One number that means the same for every reranker and fused pipeline.",
+    )
+    min_n: int | None = Field(
+        default=None,
+        description="With min_probability: keep at least this many passages (the best), "
+        "whatever their probability.",
+    )
+
+    @model_validator(mode="after")
+    def _check_cutoff(self) -> RerankSettings:
+        from rerank_kit._core.calibration import Cutoff, load_calibration
+
+        if self.calibration is not None:  # read a file once, here
+            self.__dict__["calibration"] = load_calibration(self.calibration)
+        Cutoff.build(self.calibration, self.min_probability, self.min_n)
+        return self
 
     @model_validator(mode="after")
     def _check_settings(self) -> RerankSettings:
@@ -173,6 +194,7 @@ class RerankSettings(BaseModel):
             "on_error": self.on_error,
             "fusion": fusion,
             "assembly": assembly,
+            **self._cutoff_settings(),
         }
         return self._field_values(), settings
 
@@ -186,6 +208,16 @@ class RerankSettings(BaseModel):
         if prepared is None or prepared[0] != self._field_values():
             prepared = self._prepared = self._prepare()
         return dict(prepared[1])
+
+    def _cutoff_settings(self) -> dict[str, Any]:
+        """The adaptive cutoff's settings, only when a calibration is given."""
+        if self.calibration is None:
+            return {}
+        return {
+            "calibration": self.calibration,
+            "min_probability": self.min_probability,
+            "min_n": self.min_n,
+        }
 
     def get_reranker(self) -> Reranker:
         """The engine reranker these settings describe (built once, then reused)."""
@@ -362,152 +394,3 @@ class BiEncoderSettings(_ModelSettings):
         default=None,
         description="'int8' for int8 weights (with backend='onnx'; None: fp32).",
     )
-
-
-def _mask_urls(value: Any) -> Any:
-    """``value`` with the ``user:pass@`` of every URL in its strings masked."""
-    if isinstance(value, str):
-        return mask_credentials(value)
-    if isinstance(value, dict):
-        return {k: _mask_urls(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_mask_urls(v) for v in value)
-    return value
-
-
-class RemoteSettings(_Built):
-    """A hosted rerank API or a serving engine (``rerank_kit.RemoteReranker``)."""
-
-    model: str = Field(
-        default="cohere:rerank-v3.5",
-        description="Remote spec, e.g. 'cohere:rerank-v3.5', 'tei:http://HOST:PORT' or "
-        "'llamacpp:http://HOST:PORT'.",
-    )
-    api_key: SecretStr | None = Field(
-        default=None,
-        exclude=True,
-        description="The provider's key (default: its environment variable, e.g. "
-        "COHERE_API_KEY); masked in the repr and left out of serialisation.",
-    )
-    model_kwargs: dict[str, Any] = Field(
-        default_factory=dict,
-        repr=False,
-        exclude=True,
-        description="Keyword arguments for RemoteReranker (base_url, timeout, max_retries, "
-        "batch_size, retry, max_response_bytes, api_key); left out of the repr and of "
-        "serialisation (an api_key here is masked in validation errors too).",
-    )
-    allow_insecure_http: bool = Field(
-        default=False,
-        description="Send a hosted provider's key over plain http:// to a host that is not "
-        "loopback (a trusted proxy on your own network); without it such a base_url is "
-        "refused. Self-hosted engines (tei, infinity, llamacpp) take http:// without it.",
-    )
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _mask_keys(cls, data: Any, handler: Any) -> Any:
-        """Validate with the keys held as ``SecretStr``, so no validation error shows them.
-
-        A pydantic error repeats the input it was given (up to 21 characters of a key in
-        ``model_kwargs``); the caller's dicts are copied, never changed.
-        """
-        if isinstance(data, dict):
-            data = dict(data)
-            if isinstance(data.get("api_key"), str):
-                data["api_key"] = SecretStr(data["api_key"])
-            kwargs = data.get("model_kwargs")
-            if isinstance(kwargs, dict) and isinstance(kwargs.get("api_key"), str):
-                data["model_kwargs"] = {**kwargs, "api_key": SecretStr(kwargs["api_key"])}
-        try:
-            return handler(data)
-        except ValidationError as exc:
-            # a URL's user:pass@ (a TEI spec, a base_url) is in the input the error repeats
-            errors = [{**e, "input": _mask_urls(e["input"])} for e in exc.errors()]
-            if errors == exc.errors():
-                raise
-            raise ValidationError.from_exception_data(exc.title, errors) from None  # type: ignore[arg-type]
-
-    def __repr_args__(self) -> Any:
-        for name, value in super().__repr_args__():
-            yield name, (_mask_urls(value) if name == "model" else value)
-
-    def _build(self) -> Reranker:
-        key = None if self.api_key is None else self.api_key.get_secret_value()
-        kwargs = dict(self.model_kwargs)
-        if isinstance(kwargs.get("api_key"), SecretStr):
-            kwargs["api_key"] = kwargs["api_key"].get_secret_value()
-        if self.allow_insecure_http:
-            kwargs.setdefault("allow_insecure_http", True)
-        return build_remote(
-            self.model,
-            adapter=type(self).__name__,
-            framework=self.framework,
-            api_key=key,
-            kwargs=kwargs,
-        )
-
-
-class CascadeSettings(_Built):
-    """A cascade: cheap stages prune, the last one orders (``rerank_kit.CascadeReranker``)."""
-
-    stages: str | list[tuple[str | Reranker | RerankSettings, int | None]] = Field(
-        description="Cascade spec ('a@20 >> b') or a list of (stage, keep) pairs; a stage is a "
-        "spec, an engine reranker or one of the adapter's own classes."
-    )
-
-    def _build(self) -> Reranker:
-        stages = self.stages
-        if not isinstance(stages, str):  # adapter objects stand for their engine rerankers
-            stages = [
-                (s._get_reranker() if isinstance(s, RerankSettings) else s, keep)
-                for s, keep in stages
-            ]
-        return build_stages(stages, adapter=type(self).__name__, framework=self.framework)
-
-
-class ListwiseSettings(_Built):
-    """Listwise reranking by a framework LLM (``rerank_kit.ListwiseLLMReranker``)."""
-
-    llm: Any = Field(description="The LLM that orders the passages.")
-    window: int = Field(default=20, description="Passages per LLM call.")
-    step: int = Field(default=10, description="How far the window moves up between calls.")
-    max_calls: int | None = Field(default=None, description="At most this many calls per query.")
-    max_passage_tokens: int | None = Field(
-        default=300, description="Cut passages to this many tokens (whitespace words by default)."
-    )
-    count_tokens: Callable[[str], int] | None = Field(
-        default=None, description="Token counter for max_passage_tokens (default: words)."
-    )
-    max_passage_chars: int | None = Field(
-        default=None, description="Cut passages to this many characters."
-    )
-    prompt: Callable[[str, Sequence[str]], str] | None = Field(
-        default=None, description="(query, passages) -> prompt, to replace the default prompt."
-    )
-
-    @model_validator(mode="after")
-    def _no_threshold(self) -> ListwiseSettings:
-        if self.score_threshold is not None:
-            raise ValueError(
-                f"{type(self).__name__} gives rank-derived scores, so score_threshold has no "
-                "meaning for it; use top_n"
-            )
-        return self
-
-    def _build(self) -> Reranker:
-        settings = {
-            "window": self.window,
-            "step": self.step,
-            "max_calls": self.max_calls,
-            "max_passage_tokens": self.max_passage_tokens,
-            "count_tokens": self.count_tokens,
-            "max_passage_chars": self.max_passage_chars,
-            "prompt": self.prompt,
-        }
-        return build_listwise(self.llm, settings)
-
-    @property
-    def reranker(self) -> ListwiseLLMReranker:
-        """The engine ``ListwiseLLMReranker`` (e.g. to read ``stats`` or for an engine cascade)."""
-        return cast("ListwiseLLMReranker", self._get_reranker())

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from rerank_kit._core.assembly import AssemblySettings
     from rerank_kit._core.assembly.similarity import Embedder
+    from rerank_kit._core.calibration import Calibration
 
 __all__ = ["Reranker"]
 
@@ -337,6 +338,9 @@ class Reranker(CacheServices, GroupScoring, ABC):
         boosts: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         token_budget: int | None = None,
         assembly: AssemblySettings | None = None,
+        calibration: Calibration | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        min_probability: float | None = None,
+        min_n: int | None = None,
     ) -> RankedList:
         """Order ``texts`` by relevance to ``query``.
 
@@ -378,6 +382,15 @@ class Reranker(CacheServices, GroupScoring, ABC):
                 words) fit this many tokens together; with ``top_n`` both limits hold.
             assembly: The six settings above as one ``AssemblySettings``, built (and checked)
                 once and reused across calls; not together with any of them.
+            calibration: A ``Calibration`` fitted on this reranker's scores (``rerank-kit
+                calibrate``; its dict or JSON file): each result then carries
+                ``probability``. A map fitted on other scores (another model, backend,
+                precision or fusion) raises ``ValueError``.
+            min_probability: The adaptive cutoff (needs ``calibration``): drop passages whose
+                probability is below this; ``top_n`` stays the ceiling, ``token_budget``
+                still holds.
+            min_n: With ``min_probability``: keep at least this many (the best) whatever
+                their probability.
 
         The context-assembly steps apply after fusion in this order: boosts, dedupe,
         diversity, then threshold / ``top_n`` / ``token_budget``, then ``order``; see
@@ -409,6 +422,9 @@ class Reranker(CacheServices, GroupScoring, ABC):
                 boosts=boosts,
                 token_budget=token_budget,
                 assembly=assembly,
+                calibration=calibration,
+                min_probability=min_probability,
+                min_n=min_n,
             )
             if not request.texts:
                 return call.finish(request, [])

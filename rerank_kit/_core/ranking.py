@@ -9,10 +9,11 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
 from rerank_kit._core.assembly import AssemblySettings, Context, check_metadata
+from rerank_kit._core.calibration import Cutoff, fusion_key
 from rerank_kit._core.checks import (
     check_query,
     check_texts,
@@ -46,6 +47,10 @@ class RerankOptions(TypedDict, total=False):
     boosts: Any
     token_budget: int | None
     assembly: AssemblySettings | None
+    # the adaptive cutoff (rerank_kit._core.calibration)
+    calibration: Any
+    min_probability: float | None
+    min_n: int | None
 
 
 def order_by_score(scores: Sequence[float]) -> list[int]:
@@ -58,10 +63,21 @@ def order_by_score(scores: Sequence[float]) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: -scores[i])
 
 
-def select(ranked: list[Ranked], threshold: float | None, top_n: int | None) -> list[Ranked]:
-    """Apply the threshold (scores ``>= threshold`` stay), then cut to ``top_n``."""
+def select(
+    ranked: list[Ranked],
+    threshold: float | None,
+    top_n: int | None,
+    cutoff: Cutoff | None = None,
+) -> list[Ranked]:
+    """Apply the threshold (scores ``>= threshold`` stay) and the cutoff, then cut to ``top_n``."""
     if threshold is not None:
         ranked = [r for r in ranked if r.score >= threshold]
+    if cutoff is not None:
+        kept: list[Ranked] = []
+        for r in ranked:
+            if cutoff.admits(r.probability, len(kept)):
+                kept.append(r)
+        ranked = kept
     if top_n is not None:
         ranked = ranked[:top_n]
     return ranked
@@ -86,6 +102,7 @@ class Request:
     first_stage_scores: list[float] | None
     assembly: AssemblySettings | None = None
     metadata: list[Mapping[str, Any] | None] | None = None
+    cutoff: Cutoff | None = None
 
     @classmethod
     def build(
@@ -100,6 +117,9 @@ class Request:
         fusion: Any = None,
         fusion_method: Any = None,
         metadata: Any = None,
+        calibration: Any = None,
+        min_probability: Any = None,
+        min_n: Any = None,
         **assembly: Any,
     ) -> Request:
         """Check the arguments of ``rerank``/``arerank`` once, for both.
@@ -112,6 +132,11 @@ class Request:
         check_threshold_supported(reranker, threshold)
         if fusion_method is not None and not isinstance(fusion_method, str):
             raise TypeError(f"fusion_method must be a str, got {fusion_method!r}")
+        cutoff = Cutoff.build(calibration, min_probability, min_n)
+        if cutoff is not None:
+            identity = getattr(reranker, "_score_identity", lambda: reranker.name)()
+            key = fusion_key(to_fusion(fusion, fusion_method))
+            cutoff.calibration.check(identity, key, where=f"reranker {reranker.name!r}")
         return cls(
             query=check_query(query),
             texts=items,
@@ -121,6 +146,7 @@ class Request:
             first_stage_scores=check_first_stage_scores(first_stage_scores, len(items)),
             assembly=AssemblySettings.from_options(assembly),
             metadata=check_metadata(metadata, len(items)),
+            cutoff=cutoff,
         )
 
     def _live(self, scored: PairScores) -> list[int]:
@@ -152,6 +178,9 @@ class Request:
             ranked = fuse_ranked(live, self.first_stage_scores, self.fusion) + [
                 r for r in ranked if r.empty
             ]
+        if self.cutoff is not None:  # probabilities from the (fused) score, before boosts
+            calibration = self.cutoff.calibration
+            ranked = [replace(r, probability=calibration.probability(r.score)) for r in ranked]
         if self.assembly is not None and context is not None:
             return self.assembly.apply(
                 ranked,
@@ -160,5 +189,6 @@ class Request:
                 threshold=self.threshold,
                 top_n=self.top_n,
                 metadata=self.metadata,
+                cutoff=self.cutoff,
             )
-        return select(ranked, self.threshold, self.top_n)
+        return select(ranked, self.threshold, self.top_n, self.cutoff)

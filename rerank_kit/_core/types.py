@@ -110,6 +110,8 @@ class Ranked:
         similarity: With ``dedupe`` or ``diversity``: the similarity measure used
             (``"lexical:jaccard-3-shingles"``, ``"cosine:<bi-encoder>"`` or ``"exact"``).
         tokens: With ``token_budget``: the passage's length as counted for the budget.
+        probability: With a ``calibration``: the probability that the passage is relevant, from
+            ``score`` (fused, before boosts) through the fitted map; ``None`` without one.
 
     Example:
         >>> from rerank_kit import Ranked
@@ -131,3 +133,4 @@ class Ranked:
     context_rank: int | None = None
     similarity: str | None = None
     tokens: int | None = None
+    probability: float | None = None

@@ -133,6 +133,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="empty rerankers' embedding caches before each query (latency on unseen passages)",
     )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also calibrate each reranked system (scores as probabilities, cross-fitted by "
+        "query) and report held-out ECE, Brier, a reliability plot (with --plot) and the "
+        "adaptive cutoff against fixed top_n 3/5/10 (see rerank-kit calibrate)",
+    )
     add_instruction_argument(parser)
     add_score_cache_argument(parser)
     add_assembly_arguments(parser)
@@ -349,6 +356,10 @@ def run(args: argparse.Namespace) -> int:
                 "long_documents",
             )
             cache = make_score_cache(score_pool(args, dataset, "eval"))  # --dask: scored first
+            if cache is None and getattr(args, "calibrate", False):  # score each pair once
+                from rerank_kit._core.score_cache import ScoreCache
+
+                cache = ScoreCache(1_000_000)
             rerankers = loaded(args, cache)
             result = compare(
                 dataset,
@@ -360,12 +371,24 @@ def run(args: argparse.Namespace) -> int:
                 score_cache=cache,
                 **from_args(args, *same),
             )
+            sys.stdout.write(mask_credentials(result.to_table()) + "\n")
+            calibration = None
+            if getattr(args, "calibrate", False) and rerankers:
+                from rerank_kit.learning._calibrate_cli import eval_calibration
+
+                calibration = eval_calibration(
+                    dataset.head(args.limit_queries) if args.limit_queries else dataset,
+                    (args.first_stage or ["bm25"])[0],
+                    rerankers,
+                    fusions,
+                    depth=args.depth,
+                    plot=args.plot,
+                )
     except (OSError, ValueError, ImportError, RerankError) as exc:
         return _err(str(exc))
     finally:
         engine_log.removeFilter(quiet)
 
-    sys.stdout.write(mask_credentials(result.to_table()) + "\n")
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -384,6 +407,8 @@ def run(args: argparse.Namespace) -> int:
             "score_cache": args.score_cache,
             "context_assembly": assembly,
         }
+        if calibration is not None:
+            payload["calibration"] = calibration
         out.write_text(mask_credentials(json.dumps(payload, indent=2)) + "\n", encoding="utf-8")
         sys.stdout.write(f"wrote {out}\n")
     if args.plot:

@@ -7,6 +7,8 @@ queries at every step:
   clicked, cited, rated), from document metadata, or from questions an LLM writes;
 - ``tune``: candidate depth, score fusion, first stage (and a cascade's keep) chosen by
   cross-fitting on judged queries, saved as a ``PipelineConfig``; ``rerank-kit tune``;
+- ``calibrate``: a map from a reranker's (or fused pipeline's) score to the probability of
+  relevance, cross-fitted by query, for ``min_probability``; ``rerank-kit calibrate``;
 - ``train``: a cross-encoder or bi-encoder fine-tuned on the training queries with negatives
   mined from the first stage, compared before and after on test queries; ``rerank-kit train``.
 
@@ -26,15 +28,18 @@ Example:
 from __future__ import annotations
 
 from rerank_kit.learning import _feedback
+from rerank_kit.learning._calibrate import CalibrationResult, calibrate
 from rerank_kit.learning._feedback import *  # noqa: F403  (listed once, in _feedback.__all__)
 from rerank_kit.learning._train import TrainResult, split_queries, train
 from rerank_kit.learning._tune import TuneResult, bootstrap_ci, tune
 
 __all__ = [
     *_feedback.__all__,
+    "CalibrationResult",
     "TrainResult",
     "TuneResult",
     "bootstrap_ci",
+    "calibrate",
     "split_queries",
     "train",
     "tune",

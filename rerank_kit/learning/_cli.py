@@ -111,7 +111,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--target-precision",
         type=float,
         metavar="P",
-        help="also choose a score_threshold whose kept candidates reach this precision",
+        help="also choose a score_threshold whose kept candidates reach this precision "
+        "(with --calibrate: a min_probability instead)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also fit the chosen pipeline's score -> probability map (cross-fitted) and save "
+        "it in the config (see rerank-kit calibrate)",
     )
     parser.add_argument("--split", default="test", help="BEIR qrels split (default test)")
     parser.add_argument("--corpus", metavar="FILE", help="corpus file for hand-written judgments")
@@ -158,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
             show_progress=not args.no_progress,
             **from_args(args, "folds", "seed", "test_size", "top_n", "target_precision"),
             score_cache=cache,
+            calibrate=getattr(args, "calibrate", False),
         )
     except (ValueError, OSError, RerankError) as exc:
         sys.stderr.write(f"rerank-kit tune: error: {_masked(exc)}\n")

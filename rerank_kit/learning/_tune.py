@@ -55,6 +55,8 @@ from rerank_kit._rerankers.first_stage import FIRST_STAGE_ONLY, is_first_stage_o
 from rerank_kit.evaluation._compare import attach_score_cache
 from rerank_kit.evaluation._dataset import Dataset
 from rerank_kit.evaluation._metrics import evaluate_run
+from rerank_kit.learning._calibrate import calibrate_setting
+from rerank_kit.learning._calibrate_report import probability_for_precision
 from rerank_kit.learning._tune_report import TuneResult, _difference, bootstrap_ci
 from rerank_kit.learning._tune_search import (
     DEFAULT_SPLIT_WEIGHTS,
@@ -151,6 +153,7 @@ def tune(
     embedding_model: Any = None,
     show_progress: bool = False,
     score_cache: str | os.PathLike[str] | ScoreCache | None = None,
+    calibrate: bool = False,
 ) -> TuneResult:
     """Choose reranker (or none), depth, fusion and first stage by cross-fitting.
 
@@ -185,6 +188,11 @@ def tune(
             persistent one, shared by all the rerankers (keyed by spec) and with ``compare`` /
             ``rerank-kit eval --score-cache``, so pairs an earlier run scored are not scored
             again.
+        calibrate: Also fit a calibration of the chosen pipeline's (fused) score on the
+            judged queries (cross-fitted; ``rerank_kit.learning.calibrate``) and save it in the
+            config. With ``target_precision`` the config then gets a ``min_probability``
+            (the lowest whose held-out kept candidates reach the precision) instead of a raw
+            ``score_threshold``.
 
     Returns:
         A ``TuneResult``.
@@ -350,7 +358,21 @@ def tune(
     # 3. the final settings, chosen on every judged query the same way
     final = search.choose(qids, folds, seed)
     threshold = None
-    if target_precision is not None and not final.first_stage_only:
+    calibrated = None
+    if calibrate and not final.first_stage_only:
+        cand = by_label[final.reranker]
+        if cand.cascade is not None:
+            logger.warning("tune --calibrate: %s is a cascade; not calibrated", final.reranker)
+        else:
+            calibrated = calibrate_setting(
+                dataset,
+                scored[(final.reranker, final.first_stage)],
+                final,
+                cand.model._score_identity(),
+                seed=seed,
+                folds=folds,
+            )
+    if target_precision is not None and not final.first_stage_only and calibrated is None:
         threshold = _threshold_for(
             scored[(final.reranker, final.first_stage)],
             qrels,
@@ -359,6 +381,13 @@ def tune(
             by_label[final.reranker].fixed_keeps,
         )
     config = _config(final, by_label, top_n, threshold)
+    if calibrated is not None:
+        config = config.with_cutoff(
+            calibrated.calibration,
+            None
+            if target_precision is None
+            else probability_for_precision(calibrated.fit.held_out, target_precision),
+        )
     split = (
         {"test_size": test_size, "seed": seed, "held_out_queries": len(test_qids)}
         if test_size is not None
@@ -393,6 +422,7 @@ def tune(
             "thresholds": search.thresholds,
         },
         rerankers=[*labels, FIRST_STAGE_ONLY],
+        calibration={} if calibrated is None else calibrated.to_dict(),
     )
 
 

@@ -70,6 +70,10 @@ def describe(config: PipelineConfig) -> str:
         if config.fusion_long is not None:
             fusion += f" (w={config.fusion_long:g} above {config.long_query_tokens} tokens)"
     threshold = "" if config.score_threshold is None else f", threshold {config.score_threshold:g}"
+    if config.min_probability is not None:
+        threshold += f", min_probability {config.min_probability:g}"
+    elif config.calibration is not None:
+        threshold += ", calibrated"
     return (
         f"{config.reranker} over {config.first_stage}, depth {config.depth}, {fusion}, "
         f"top_n {config.top_n}{threshold}"
@@ -100,6 +104,8 @@ class TuneResult:
         query_split: ``{"folds_picking": n, "folds": F, "final": bool}``: how often folds (and
             the final choice) kept the query-length split.
         rerankers: The rerankers searched (labels), ``"none"`` included.
+        calibration: With ``calibrate=True``: the calibration's held-out report
+            (``CalibrationResult.to_dict()``); empty otherwise.
     """
 
     config: PipelineConfig
@@ -116,6 +122,7 @@ class TuneResult:
     fold_choices: list[dict[str, Any]] = field(default_factory=list)
     query_split: dict[str, Any] = field(default_factory=dict)
     rerankers: list[str] = field(default_factory=list)
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for ``--json``."""
@@ -134,6 +141,7 @@ class TuneResult:
             "fold_choices": self.fold_choices,
             "query_split": self.query_split,
             "per_query": self.per_query,
+            **({"calibration": self.calibration} if self.calibration else {}),
         }
 
     def to_table(self) -> str:
@@ -178,6 +186,12 @@ class TuneResult:
             lines.append(
                 f"query-length split kept by {qs['folds_picking']} of {qs['folds']} folds"
                 f"{' and the final choice' if qs.get('final') else ''}"
+            )
+        if self.calibration:
+            m = self.calibration["metrics"]["cross-fitted"]
+            lines.append(
+                f"calibration ({self.calibration['calibration']['method']}): held-out ECE "
+                f"{m['ece']:.3f}, Brier {m['brier']:.3f}"
             )
         lines.append(f"settings chosen on all queries: {describe(self.config)}")
         return "\n".join(lines)

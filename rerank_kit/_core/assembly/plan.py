@@ -46,6 +46,7 @@ from rerank_kit._core.assembly.similarity import (
     embed,
     load_similarity_model,
 )
+from rerank_kit._core.calibration import Cutoff
 from rerank_kit._core.types import Ranked
 
 __all__ = ["SETTINGS", "Assembly", "AssemblySettings", "Context", "check_metadata"]
@@ -274,6 +275,7 @@ class AssemblySettings:
         counts: Mapping[int, int],
         threshold: float | None,
         top_n: int | None,
+        cutoff: Cutoff | None = None,
     ) -> tuple[list[Ranked], list[int]]:
         """The kept passages, and the lengths of those skipped for the budget."""
         kept: list[Ranked] = []
@@ -281,6 +283,8 @@ class AssemblySettings:
         left = self.token_budget
         for r in stream:
             if threshold is not None and not r.score >= threshold:
+                continue
+            if cutoff is not None and not cutoff.admits(r.probability, len(kept)):
                 continue
             if left is not None:
                 if counts[r.index] > left:
@@ -301,8 +305,13 @@ class AssemblySettings:
         threshold: float | None = None,
         top_n: int | None = None,
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        cutoff: Cutoff | None = None,
     ) -> list[Ranked]:
-        """The steps on ``ranked`` (best first, after fusion): what reaches the prompt."""
+        """The steps on ``ranked`` (best first, after fusion): what reaches the prompt.
+
+        ``cutoff`` (the adaptive cutoff, ``min_probability``/``min_n``) applies with the
+        threshold, in the same walk as ``top_n`` and ``token_budget``.
+        """
         live = [r for r in ranked if not r.empty]
         blank = [r for r in ranked if r.empty]
         if self.boosts:
@@ -314,7 +323,7 @@ class AssemblySettings:
         if context.counter is not None:
             lengths = context.counter([texts[r.index] for r in ranked])
             counts = dict(zip([r.index for r in ranked], lengths, strict=True))
-        kept, too_long = self._select(stream, counts, threshold, top_n)
+        kept, too_long = self._select(stream, counts, threshold, top_n, cutoff)
         if not kept and too_long:
             _note(
                 context.owner,

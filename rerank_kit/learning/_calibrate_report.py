@@ -1,0 +1,249 @@
+"""What calibration reports: the adaptive cutoff against fixed ``top_n``, and the plots.
+
+Every number here is computed from held-out (cross-fitted) probabilities: a query's
+probabilities come from a map fitted without it.
+
+- ``cutoff_curve``: for each policy (``top_n`` = 3, 5, 10; ``min_probability`` = p with the
+  ``min_n`` floor), passages and tokens passed per query, recall of the judged-relevant
+  candidates, precision and mean probability of what was kept;
+- ``same_recall``: for each fixed ``top_n``, the tokens the cutoff needs to reach the same recall
+  (linear between the cutoff's measured points), and the difference;
+- ``precision_at``: the precision of the passages ``min_probability=p`` keeps, beside their mean
+  probability (the number means what it says when the two agree);
+- ``probability_for_precision``: the lowest ``min_probability`` whose kept passages reach a
+  target precision (``tune --calibrate --target-precision``).
+
+Example:
+    >>> q = {"a": ([0.9, 0.6, 0.1], [1, 1, 0], [10, 10, 10])}
+    >>> [round(r["recall"], 2) for r in cutoff_curve(q, top_ns=(1,), probabilities=(0.5,))]
+    [0.5, 1.0]
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_PROBABILITIES",
+    "DEFAULT_TOP_NS",
+    "cutoff_curve",
+    "plot_calibration",
+    "precision_at",
+    "probability_for_precision",
+    "same_recall",
+]
+
+#: The fixed counts the cutoff is compared with.
+DEFAULT_TOP_NS = (3, 5, 10)
+#: The ``min_probability`` values measured.
+DEFAULT_PROBABILITIES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+#: One query's candidates in ranked order: held-out probabilities, labels, tokens (words).
+Query = tuple[Sequence[float], Sequence[int], Sequence[int]]
+
+
+def _mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else 0.0
+
+
+def _policy(queries: Mapping[str, Query], keep: Any, label: str, **settings: Any) -> dict[str, Any]:
+    passages, tokens, recall, hits, kept_probs = [], [], [], 0, []
+    for probs, labels, lengths in queries.values():
+        n = keep(probs)
+        passages.append(n)
+        tokens.append(sum(lengths[:n]))
+        relevant = sum(labels)
+        if relevant:  # queries whose candidates hold no relevant passage have no recall
+            recall.append(sum(labels[:n]) / relevant)
+        hits += sum(labels[:n])
+        kept_probs += list(probs[:n])
+    total = sum(passages)
+    return {
+        "policy": label,
+        **settings,
+        "passages": _mean(passages),
+        "tokens": _mean(tokens),
+        "recall": _mean(recall),
+        "precision": hits / total if total else 0.0,
+        "mean_probability": _mean(kept_probs),
+    }
+
+
+def _count_kept(probs: Sequence[float], p: float, min_n: int, top_n: int | None) -> int:
+    n = 0
+    for prob in probs:
+        if prob < p and n >= min_n:
+            break  # ranked order: probabilities do not rise further down (monotone map)
+        n += 1
+    return n if top_n is None else min(n, top_n)
+
+
+def cutoff_curve(
+    queries: Mapping[str, Query],
+    *,
+    top_ns: Sequence[int] = DEFAULT_TOP_NS,
+    probabilities: Sequence[float] = DEFAULT_PROBABILITIES,
+    min_n: int = 1,
+    top_n: int | None = None,
+) -> list[dict[str, Any]]:
+    """Each policy's passages and tokens per query, recall, precision and mean probability.
+
+    Args:
+        queries: Query id -> (held-out probabilities, labels, tokens), candidates best first.
+        top_ns: Fixed counts.
+        probabilities: ``min_probability`` values (each with floor ``min_n`` and ceiling
+            ``top_n``).
+        min_n: The cutoff's floor.
+        top_n: The cutoff's ceiling (``None``: every candidate may stay).
+    """
+    rows = [_policy(queries, lambda _p, k=k: k, f"top_n={k}", top_n=k) for k in top_ns]
+    for p in probabilities:
+        rows.append(
+            _policy(
+                queries,
+                lambda probs, p=p: _count_kept(probs, p, min_n, top_n),
+                f"min_probability={p:g}" + (f", min_n={min_n}" if min_n else ""),
+                min_probability=p,
+                min_n=min_n,
+            )
+        )
+    return rows
+
+
+def _frontier(points: Sequence[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+    """The (tokens, recall, passages) points no cheaper point matches in recall."""
+    out: list[tuple[float, float, float]] = []
+    for point in sorted(points):
+        if not out or point[1] > out[-1][1]:
+            out.append(point)
+    return out
+
+
+def same_recall(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """For each fixed ``top_n``: the cutoff's tokens at the same recall, and the difference.
+
+    The cutoff's curve is its cheapest points (no point with fewer tokens has as much
+    recall); at a recall, its tokens are read linearly between the last point below it and the
+    first point reaching it (or that point's, when none is below). ``None``: no cutoff point
+    reaches the recall.
+
+    Example:
+        >>> rows = [{"top_n": 3, "recall": 0.5, "tokens": 300.0, "passages": 3.0},
+        ...         {"min_probability": 0.5, "recall": 0.4, "tokens": 100.0, "passages": 1.0},
+        ...         {"min_probability": 0.2, "recall": 0.6, "tokens": 300.0, "passages": 3.0}]
+        >>> same_recall(rows)[0]["cutoff_tokens"]
+        200.0
+    """
+    cut = _frontier(
+        [(r["tokens"], r["recall"], r["passages"]) for r in rows if "min_probability" in r]
+    )
+    out = []
+    for row in rows:
+        if "min_probability" in row:
+            continue
+        target = row["recall"]
+        tokens = passages = None
+        for i, (t1, r1, n1) in enumerate(cut):
+            if r1 + 1e-12 >= target:
+                tokens, passages = t1, n1
+                if i > 0:
+                    t0, r0, n0 = cut[i - 1]
+                    w = (target - r0) / (r1 - r0)
+                    tokens, passages = t0 + w * (t1 - t0), n0 + w * (n1 - n0)
+                break
+        out.append(
+            {
+                "top_n": row["top_n"],
+                "recall": target,
+                "top_n_tokens": row["tokens"],
+                "cutoff_tokens": tokens,
+                "cutoff_passages": passages,
+                "token_change": None if tokens is None else tokens / row["tokens"] - 1.0,
+            }
+        )
+    return out
+
+
+def precision_at(queries: Mapping[str, Query], p: float = 0.5) -> dict[str, float]:
+    """Precision and mean probability of the candidates with probability >= ``p``."""
+    kept = [
+        (prob, y)
+        for probs, labels, _ in queries.values()
+        for prob, y in zip(probs, labels, strict=False)
+        if prob >= p
+    ]
+    return {
+        "min_probability": p,
+        "kept": float(len(kept)),
+        "precision": _mean([float(y) for _, y in kept]),
+        "mean_probability": _mean([prob for prob, _ in kept]),
+    }
+
+
+def probability_for_precision(
+    held_out: Mapping[str, tuple[Sequence[float], Sequence[int]]], target: float
+) -> float | None:
+    """The lowest ``min_probability`` whose kept held-out candidates reach ``target`` precision.
+
+    Example:
+        >>> probability_for_precision({"a": ([0.9, 0.7, 0.4, 0.2], [1, 1, 0, 0])}, 0.6)
+        0.4
+    """
+    pairs = sorted(
+        (
+            (p, y)
+            for probs, labels in held_out.values()
+            for p, y in zip(probs, labels, strict=False)
+        ),
+        key=lambda t: -t[0],
+    )
+    hits, best = 0, None
+    for i, (p, y) in enumerate(pairs, start=1):
+        hits += y
+        if hits / i >= target and (i == len(pairs) or pairs[i][0] < p):
+            best = p  # only where the next candidate is lower: ties stay or go together
+    return best
+
+
+def plot_calibration(result: Mapping[str, Any], path: str | Path) -> Path:
+    """A reliability diagram and the recall-versus-tokens curves, side by side (PNG or SVG)."""
+    from rerank_kit._core.errors import require
+
+    require("matplotlib", extra="eval", package="matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
+    left.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    bins = result["reliability"]
+    left.plot(
+        [b["mean_probability"] for b in bins],
+        [b["relevant_share"] for b in bins],
+        marker="o",
+        label=f"held-out (ECE {result['metrics']['cross-fitted']['ece']:.3f})",
+    )
+    left.set_xlabel("probability")
+    left.set_ylabel("share relevant")
+    left.set_title("reliability")
+    left.legend(loc="upper left", fontsize=8)
+    rows = result["cutoff"]
+    fixed = sorted((r["tokens"], r["recall"]) for r in rows if "min_probability" not in r)
+    cut = sorted((r["tokens"], r["recall"]) for r in rows if "min_probability" in r)
+    for label, pts in (("fixed top_n", fixed), ("min_probability", cut)):
+        right.plot([t for t, _ in pts], [r for _, r in pts], marker="o", label=label)
+    right.set_xlabel("tokens (words) passed per query")
+    right.set_ylabel("recall of judged-relevant candidates")
+    right.set_title("context size vs recall")
+    right.legend(loc="lower right", fontsize=8)
+    fig.suptitle(result.get("title", ""), fontsize=9)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
