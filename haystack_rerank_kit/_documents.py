@@ -20,6 +20,10 @@ __all__ = ["FIRST_STAGE_SCORE_KEY", "checked", "first_stage_scores", "reranked",
 #: ``meta`` key of the incoming ``Document.score`` (the first stage's), the key the LangChain
 #: adapter writes the fused first-stage score under.
 FIRST_STAGE_SCORE_KEY = "first_stage_score"
+#: With a calibration (``calibration=``): the ``meta`` key of each document's probability of
+#: relevance, as the LangChain adapter's metadata key; ``Document.score`` stays the raw or
+#: fused score.
+PROBABILITY_KEY = "relevance_probability"
 
 
 def checked(documents: Sequence[Any]) -> list[Document]:
@@ -96,6 +100,8 @@ def _reranked_one(doc: Document, result: Result, duplicate_ids: list[str]) -> Do
         "rerank_empty": result.empty,
     }
     meta.update({key: value for key, value in flags.items() if value})
+    if result.probability is not None:  # calibrated: the probability of relevance
+        meta[PROBABILITY_KEY] = result.probability  # (score stays the raw or fused score)
     meta.update(_assembly_meta(result, duplicate_ids))
     # id, content, blob, embedding and sparse_embedding are kept; the input is never changed
     return dataclasses.replace(doc, meta=meta, score=score)

@@ -43,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo.add_arguments(sub.add_parser("demo", help="two-stage retrieval demo over Chroma"))
-    eval_cli.add_arguments(sub.add_parser("eval", help="measure what reranking buys on a dataset"))
+    eval_parser = sub.add_parser("eval", help="measure what reranking buys on a dataset")
+    eval_cli.add_arguments(eval_parser)
+    eval_parser.set_defaults(calibration_hook=calibrate_cli.eval_calibration)  # eval --calibrate
     learning_cli.add_arguments(
         sub.add_parser("tune", help="choose pipeline settings on judged queries")
     )

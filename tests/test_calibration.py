@@ -289,6 +289,24 @@ def test_llamaindex_nodes_carry_the_probability() -> None:
     assert len(hard) == 1  # the floor
 
 
+def test_haystack_documents_carry_the_probability() -> None:
+    pytest.importorskip(
+        "haystack", reason='needs the haystack extra: pip install "rerank-kit[haystack]"'
+    )
+    from haystack import Document
+
+    from haystack_rerank_kit import RerankComponent
+
+    docs = [Document(content=t, score=1.0) for t in TEXTS]
+    ranker = RerankComponent(
+        reranker=FakeReranker(), calibration=_identity_map(), min_probability=0.5, top_k=4
+    )
+    got = ranker.run(query=QUERY, documents=docs)["documents"]
+    assert [d.meta["relevance_probability"] for d in got] == pytest.approx([1.0, 2 / 3])
+    assert [d.score for d in got] == pytest.approx([1.0, 2 / 3])  # the raw score
+    assert all("relevance_probability" not in d.meta for d in docs)  # inputs untouched
+
+
 def test_run_settings_name_the_cutoff_once() -> None:
     from rerank_kit.adapters import WrapperSettings, run_rerank
 

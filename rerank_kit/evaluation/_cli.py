@@ -374,8 +374,14 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(mask_credentials(result.to_table()) + "\n")
             calibration = None
             if getattr(args, "calibrate", False) and rerankers:
-                from rerank_kit.learning._calibrate_cli import eval_calibration
-
+                # the fit lives in rerank_kit.learning, above evaluation: the rerank-kit
+                # command hands it over (evaluation imports nothing of learning)
+                eval_calibration = getattr(args, "calibration_hook", None)
+                if eval_calibration is None:
+                    raise RerankError(
+                        "eval --calibrate needs the fit of rerank_kit.learning: run it as "
+                        "`rerank-kit eval --calibrate ...`"
+                    )
                 calibration = eval_calibration(
                     dataset.head(args.limit_queries) if args.limit_queries else dataset,
                     (args.first_stage or ["bm25"])[0],
