@@ -27,7 +27,9 @@ from rerank_kit._rerankers.flashrank import FlashRankReranker
 from rerank_kit._rerankers.listwise import ListwiseLLMReranker
 from rerank_kit._rerankers.onnx_cross_encoder import OnnxCrossEncoderReranker
 from rerank_kit._rerankers.remote import RemoteReranker, RemoteRerankError, RetryPolicy
+from rerank_kit.citations import find_citations
 from rerank_kit.recipes import Recipe, list_recipes, match_recipe, register_recipe
+from rerank_kit.recorder import FeedbackRecorder
 
 __version__ = "0.2.0"
 
@@ -35,6 +37,7 @@ __all__ = [
     "BiEncoderReranker",
     "CascadeReranker",
     "CrossEncoderReranker",
+    "FeedbackRecorder",
     "FlashRankReranker",
     "ListwiseLLMReranker",
     "Fusion",
@@ -54,6 +57,7 @@ __all__ = [
     "Stage",
     "__version__",
     "dask_client",
+    "find_citations",
     "load_pipeline",
     "load_reranker",
     "match_recipe",
