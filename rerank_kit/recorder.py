@@ -245,6 +245,70 @@ class FeedbackRecorder:
         self._emit(line)
         return rid
 
+    def record_answer(
+        self,
+        query: str,
+        texts: Sequence[str],
+        answer: str | None,
+        *,
+        scores: Sequence[float | None] | None = None,
+        ids: Sequence[str | None] | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        pipeline: str | None = None,
+        record_id: str | None = None,
+    ) -> tuple[str, list[str]]:
+        """Log what was shown for ``query`` and which of it ``answer`` cited, in one call.
+
+        The citations are :func:`rerank_kit.citations.find_citations` of the answer against
+        the passages (explicit markers first, else lexical overlap); a ``cited`` event is
+        written when the answer cites any. What the adapters call.
+
+        Returns:
+            The record id and the cited ids (in the order shown).
+
+        Example:
+            >>> got = []
+            >>> rid, cited = FeedbackRecorder(got.append).record_answer(
+            ...     "loud fan", ["Clean the fan vents.", "Charge below 80%."], "Clean it [1].",
+            ...     ids=["d5", "d4"])
+            >>> cited, [line.get("event") for line in got]
+            (['d5'], [None, 'cited'])
+        """
+        from rerank_kit.citations import find_citations
+
+        rid = self.record(
+            query,
+            texts,
+            scores=scores,
+            ids=ids,
+            metadata=metadata,
+            pipeline=pipeline,
+            record_id=record_id,
+        )
+        shown = self.ids_for([str(t) for t in texts], ids=ids, metadata=metadata)
+        if not answer:
+            return rid, []
+        cited = [shown[i] for i in find_citations(answer, [str(t) for t in texts], ids=shown)]
+        if cited:
+            self.cited(rid, cited, answer=answer)
+        return rid, cited
+
+    def cite_answer(
+        self, record_id: str, answer: str, texts: Sequence[str], ids: Sequence[str]
+    ) -> list[str]:
+        """Find which of a record's passages ``answer`` cited, and log them (the ids).
+
+        For an answer that arrives after ``record`` (an agent's final message).
+        """
+        from rerank_kit.citations import find_citations
+
+        if not answer:
+            return []
+        cited = [ids[i] for i in find_citations(answer, [str(t) for t in texts], ids=list(ids))]
+        if cited:
+            self.cited(record_id, cited, answer=answer)
+        return cited
+
     def cited(self, record_id: str, ids: Sequence[str], *, answer: str | None = None) -> None:
         """Log that the answer cited these passages of the record.
 

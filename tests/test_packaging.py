@@ -40,6 +40,8 @@ EXPECTED_ALL = {
         "ScoreCache",
         "Stage",
         "__version__",
+        "FeedbackRecorder",
+        "find_citations",
         "dask_client",
         "load_pipeline",
         "load_reranker",
@@ -59,6 +61,7 @@ EXPECTED_ALL = {
         "RerankMiddleware",
         "RerankRetriever",
         "from_config",
+        "record_feedback",
     },
     "llamaindex_rerank_kit": {
         "BiEncoderRerank",
@@ -71,6 +74,8 @@ EXPECTED_ALL = {
         "from_config",
         "RerankPostprocessor",
         "RerankedNodeWithScore",
+        "FeedbackEventHandler",
+        "record_response",
     },
 }
 

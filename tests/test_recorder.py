@@ -111,7 +111,7 @@ def test_bad_calls_are_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="2 scores for 1"):
         rec.record("q", ["a"], scores=[1.0, 2.0])
     with pytest.raises(ValueError, match="string"):
-        rec.cited("r-1", "d1")  # type: ignore[arg-type]
+        rec.cited("r-1", "d1")
     with pytest.raises(ValueError, match="grade"):
         rec.rated("r-1", {"d1": -1})
     with pytest.raises(ValueError, match="record_id"):

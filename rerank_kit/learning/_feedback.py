@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._adapters.llm import text_llm
-from rerank_kit.learning._feedback_log import load_feedback
+from rerank_kit.learning._feedback_log import feedback_dataset, load_feedback
 
 __all__ = [
     "DEFAULT_QUESTION_PROMPT",
     "Judgment",
+    "feedback_dataset",
     "judgments_from_feedback",
     "judgments_from_metadata",
     "load_feedback",
