@@ -99,7 +99,7 @@ def find_citations(
     ids: Sequence[str] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     margin: float = DEFAULT_MARGIN,
-    min_shared: int = 2,
+    min_shared: int = 3,
     min_words: int = 3,
     use_markers: bool = True,
 ) -> list[int]:
