@@ -167,6 +167,7 @@ def write_all_three(log: Path) -> None:
     record_response(recorder, BATTERY, response)
 
 
+@pytest.mark.models
 def test_records_round_trip_through_tune_feedback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -43,6 +43,7 @@ EXPECTED = {
     "06_learn_from_feedback.ipynb",
     "07_agent_with_reranked_retrieval.ipynb",
     "08_context_assembly.ipynb",
+    "09_feedback_loop.ipynb",
 }
 # What notebook 04 reads unless RERANK_KIT_NOTEBOOK_DATA says otherwise.
 CISI = REPO.parent / "shared" / "data" / "beir" / "cisi"
