@@ -34,6 +34,10 @@ once, whatever the number of retunes). CPU budget: ``--depth`` (default 20; the 
 Usage:
     python benchmarks/feedback_loop.py ../shared/data/beir/cisi docs/feedback_loop_cisi.json \\
         --score-cache /tmp/scores_cisi.jsonl --work /tmp/loop-cisi
+    python benchmarks/feedback_loop.py --plot docs/feedback_loop.png docs/feedback_loop_*.json
+
+The band around each curve is the 95% interval of its gain over the default pipeline, drawn
+around the curve.
 """
 
 from __future__ import annotations
@@ -262,9 +266,7 @@ def main() -> int:
         "default": held_out(default, scored, data, test),
         "first_stage": held_out(bm25, scored, data, test),
     }
-    train_data = type(data)(
-        data.name, data.corpus, {q: data.queries[q] for q in train}, data.qrels
-    )
+    train_data = type(data)(data.name, data.corpus, {q: data.queries[q] for q in train}, data.qrels)
     oracle = run_tune(train_data, args.depths, cache, 0)
     oracle_setting = setting_of(oracle.config, args.depth)
     base_means = {k: statistics.fmean(v.values()) for k, v in base.items()}
@@ -320,5 +322,46 @@ def table(report: dict[str, Any]) -> None:
             )
 
 
+def plot(out: str, reports: list[str]) -> None:
+    """The learning curves of several reports, one panel per collection."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loaded = [json.loads(Path(p).read_text()) for p in reports]
+    fig, axes = plt.subplots(1, len(loaded), figsize=(5.5 * len(loaded), 4), squeeze=False)
+    for ax, report in zip(axes[0], loaded, strict=True):
+        xs = list(CHECKPOINTS)
+        for name, style in (("low", "-o"), ("high", "--s")):
+            rows = report["curves"][name]
+            ys = [rows[str(n)]["tuned"] for n in xs]
+            lo = [rows[str(n)]["tuned"] - rows[str(n)]["gain_vs_default"]
+                  + rows[str(n)]["ci95_vs_default"][0] for n in xs]  # fmt: skip
+            hi = [rows[str(n)]["tuned"] - rows[str(n)]["gain_vs_default"]
+                  + rows[str(n)]["ci95_vs_default"][1] for n in xs]  # fmt: skip
+            noise = report["noise"][name]
+            label = f"tuned from feedback ({name} noise: {noise['missed']:.0%} missed, "
+            label += f"{noise['false_cite']:.0%} false cites)"
+            ax.plot(xs, ys, style, label=label)
+            ax.fill_between(xs, lo, hi, alpha=0.15)
+        ax.axhline(report["default"], color="grey", label="default pipeline")
+        ax.axhline(report["first_stage"], color="black", linestyle=":", label="BM25 alone")
+        ax.axhline(report["true_judgments_reference"]["tuned"], color="green", linestyle="-.",
+                   label="tuned on true judgments")  # fmt: skip
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_xlabel("logged queries")
+        ax.set_ylabel("held-out nDCG@10")
+        ax.set_title(f"{report['dataset']} ({report['queries']['held_out']} held-out queries)")
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--plot"]:
+        plot(sys.argv[2], sys.argv[3:])
+        sys.exit(0)
     sys.exit(main())
