@@ -269,20 +269,33 @@ class RerankMiddleware(AgentMiddleware):
             return docs
         scores = [d.metadata.get("relevance_score") for d in docs]
         pipeline = next((str(d.metadata[MODEL_KEY]) for d in docs if MODEL_KEY in d.metadata), None)
-        rid = self.recorder.record(
-            query,
-            [d.page_content for d in docs],
-            scores=scores,
-            ids=[d.id for d in docs],
-            metadata=[d.metadata for d in docs],
-            pipeline=pipeline or type(self.compressor).__name__,
-        )
+        try:
+            rid = self.recorder.record(
+                query,
+                [d.page_content for d in docs],
+                scores=scores,
+                ids=[d.id for d in docs],
+                metadata=[d.metadata for d in docs],
+                pipeline=pipeline or type(self.compressor).__name__,
+            )
+        except Exception as exc:  # feedback must never fail the agent
+            logger.warning(
+                "RerankMiddleware could not record feedback: %s: %s", type(exc).__name__, exc
+            )
+            return docs
         return [d.model_copy(update={"metadata": {**d.metadata, RECORD_KEY: rid}}) for d in docs]
 
     def after_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
         """With a recorder: log which recorded documents the agent's final answer cited."""
         if self.recorder is not None:
-            _cite_final_answer(self.recorder, state)
+            try:
+                _cite_final_answer(self.recorder, state)
+            except Exception as exc:  # feedback must never fail the agent
+                logger.warning(
+                    "RerankMiddleware could not record the answer's citations: %s: %s",
+                    type(exc).__name__,
+                    exc,
+                )
         return None
 
     async def aafter_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:

@@ -389,7 +389,7 @@ class FeedbackRecorder:
         fd = os.open(self.path, flags, 0o644)
         try:
             size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn last line: end it first
+            if size and _last_byte(fd, size) != b"\n":  # a torn last line: end it first
                 data = b"\n" + data
             done = os.write(fd, data)
             while done < len(data):  # a short write (disk nearly full): the rest, in order
@@ -431,6 +431,14 @@ class FeedbackRecorder:
             logger.info("feedback recorder %s: rotated (over %d bytes)", self.path, self.max_bytes)
         finally:
             os.close(fd)  # closing releases the lock
+
+
+def _last_byte(fd: int, size: int) -> bytes:
+    """The file's last byte (``pread`` where there is one; the append offset is unaffected)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, 1, size - 1)
+    os.lseek(fd, size - 1, os.SEEK_SET)  # pragma: no cover - Windows
+    return os.read(fd, 1)  # pragma: no cover
 
 
 def _lock(fd: int) -> None:
