@@ -225,3 +225,11 @@ def test_tune_feedback_never_ships_a_config_without_a_positive_gain(
         main(["tune", "--feedback"])
     assert main(["tune", "--feedback", str(log), "--reranker", "x:y"]) == 2  # no --corpus
     assert "--corpus" in capsys.readouterr().err
+    assert main(["tune", "--reranker", "x:y"]) == 2  # neither DATA nor --feedback
+    assert "DATA" in capsys.readouterr().err
+    train = ["train", "--feedback", str(log), "--model", "x:y", "--out", str(tmp_path / "m")]
+    assert main(train) == 2  # the same reading of the log as tune's
+    assert "--corpus" in capsys.readouterr().err
+    few = [*train, "--corpus", str(corpus_file(tmp_path)), "--min-queries", "10"]
+    assert main(few) == 0
+    assert "3 judged queries < --min-queries 10" in capsys.readouterr().out
