@@ -360,7 +360,35 @@ def plot(out: str, reports: list[str]) -> None:
     fig.savefig(out, dpi=110)
 
 
+def markdown(reports: list[str]) -> str:
+    """The learning curves as a Markdown table (for the docs page)."""
+    lines = [
+        "| collection | noise | logged queries | tuned nDCG@10 | vs default (95% CI) "
+        "| vs BM25 alone (95% CI) | retunes shipped / kept old (per seed) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for path in reports:
+        report = json.loads(Path(path).read_text())
+        for name, rows in report["curves"].items():
+            for n, row in rows.items():
+                lo, hi = row["ci95_vs_default"]
+                lo2, hi2 = row["ci95_vs_first_stage"]
+                runs = ", ".join(
+                    f"{a}/{b}"
+                    for a, b in zip(row["retunes_shipped"], row["retunes_kept_old"], strict=True)
+                )
+                lines.append(
+                    f"| {report['dataset']} | {name} | {n} | {row['tuned']:.3f} "
+                    f"| {row['gain_vs_default']:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+                    f"| {row['gain_vs_first_stage']:+.3f} [{lo2:+.3f}, {hi2:+.3f}] | {runs} |"
+                )
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--markdown"]:
+        sys.stdout.write(markdown(sys.argv[2:]) + "\n")
+        sys.exit(0)
     if sys.argv[1:2] == ["--plot"]:
         plot(sys.argv[2], sys.argv[3:])
         sys.exit(0)
