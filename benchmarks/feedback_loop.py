@@ -186,7 +186,10 @@ def simulate(
                 feedback = None
             if feedback is not None and len(feedback.queries) >= 2:
                 result = run_tune(feedback, args.depths, cache, seed)
-                if result.difference["mean"] > 0:
+                gain = result.difference["mean"]
+                if args.ship_if == "ci":  # the whole 95% interval above zero, not its mean
+                    gain = result.difference["ci95"][0]
+                if gain > 0:
                     current, label = setting_of(result.config, args.depth), result.config.reranker
                     shipped += 1
                 else:
@@ -239,6 +242,13 @@ def main() -> int:
     parser.add_argument("--test-share", type=float, default=0.4)
     parser.add_argument("--limit-queries", type=int)
     parser.add_argument("--prepare-only", action="store_true")
+    parser.add_argument(
+        "--ship-if",
+        choices=["gain", "ci"],
+        default="gain",
+        help="ship a retuned config when its cross-fitted gain over the default on the feedback "
+        "judgments is positive (gain), or when its 95%% interval's lower end is (ci)",
+    )
     args = parser.parse_args()
     args.depths = sorted({10, args.depth})
     data = load_dataset(args.data)
@@ -278,6 +288,7 @@ def main() -> int:
         "depths_tuned": args.depths,
         "shown": SHOWN,
         "retune_every": args.retune_every,
+        "ship_if": args.ship_if,
         "seeds": args.seeds,
         "noise": {k: {"missed": v[0], "false_cite": v[1]} for k, v in NOISE.items()},
         "default": base_means["default"],
