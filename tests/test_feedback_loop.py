@@ -186,7 +186,7 @@ def test_records_round_trip_through_tune_feedback(
     assert "3 records, 3 events" in text and "-> 3 judged queries" in text
     report = json.loads(out.read_text())
     assert len(report["per_query"]) == 3
-    if report["difference"]["mean"] > 0:
+    if report["difference"]["ci95"][0] > 0:  # --ship-if ci, the default
         assert PipelineConfig.load(config).to_dict() == report["config"]
     else:
         assert config.read_text() == "old" and "is kept as it was" in text
@@ -203,14 +203,22 @@ def test_tune_feedback_never_ships_a_config_without_a_positive_gain(
 
     log, config = tmp_path / "feedback.jsonl", tmp_path / "pipeline.json"
     write_all_three(log)
-    for gain in (-0.01, 0.0, 0.02):
+    cases = [
+        ("gain", -0.01, -0.02, False),
+        ("gain", 0.0, -0.01, False),
+        ("gain", 0.02, -0.01, True),
+    ]
+    cases += [("ci", 0.02, -0.01, False), ("ci", 0.02, 0.0, False), ("ci", 0.03, 0.01, True)]
+    for rule, gain, low, ships in cases:
 
-        def fake_tune(data: Any, rerankers: Any, gain: float = gain, **kwargs: Any) -> Any:
+        def fake_tune(
+            data: Any, rerankers: Any, gain: float = gain, low: float = low, **kwargs: Any
+        ) -> Any:
             result = TuneResult.__new__(TuneResult)
             from rerank_kit import PipelineConfig
 
             result.config = PipelineConfig(reranker="none", first_stage="bm25", depth=3)
-            result.difference = {"mean": gain}
+            result.difference = {"mean": gain, "ci95": [low, gain + 0.01]}
             result.folds = {"folds": 2, "seed": 0}
             result.to_table = lambda: "table"  # type: ignore[method-assign]
             return result
@@ -218,9 +226,10 @@ def test_tune_feedback_never_ships_a_config_without_a_positive_gain(
         monkeypatch.setattr(tune_module, "tune", fake_tune)
         config.write_text("old")
         args = ["tune", "--feedback", str(log), "--corpus", str(corpus_file(tmp_path))]
-        assert main([*args, "--reranker", "x:y", "--config", str(config)]) == 0
+        args += ["--reranker", "x:y", "--config", str(config), "--ship-if", rule]
+        assert main(args) == 0
         shipped = config.read_text() != "old"
-        assert shipped == (gain > 0), (gain, capsys.readouterr().out)
+        assert shipped == ships, (rule, gain, low, capsys.readouterr().out)
     with pytest.raises(SystemExit):
         main(["tune", "--feedback"])
     assert main(["tune", "--feedback", str(log), "--reranker", "x:y"]) == 2  # no --corpus

@@ -97,12 +97,30 @@ def add_feedback_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --feedback: positive events a relevant document needs (default 1)",
     )
     parser.add_argument(
+        "--ship-if",
+        choices=["ci", "gain"],
+        default="ci",
+        help="tune --feedback writes --config only when the lower end of the held-out gain's "
+        "95%% interval over the default is positive (ci, the default), or its mean (gain)",
+    )
+    parser.add_argument(
         "--min-queries",
         type=int,
         default=0,
         metavar="N",
         help="with --feedback: do nothing (exit 0) while the log judges fewer queries",
     )
+
+
+def _worth_shipping(args: argparse.Namespace, result: Any) -> bool:
+    """With ``--feedback``: whether the tuned config's held-out gain clears ``--ship-if``."""
+    gain, (low, _) = result.difference["mean"], result.difference["ci95"]
+    if args.ship_if == "gain":
+        ok, what = gain > 0, f"held-out gain over the default pipeline {gain:+.4f}"
+    else:
+        ok, what = low > 0, f"lower end of the held-out gain's 95% interval {low:+.4f}"
+    _say(f"{what} is {'positive: shipping' if ok else 'not positive: not shipping'}")
+    return bool(ok)
 
 
 def _too_few(args: argparse.Namespace, data: Any) -> bool:
@@ -233,12 +251,8 @@ def run(args: argparse.Namespace) -> int:
     )
     _say(f"{data.name}: {len(data.queries)} judged queries; {how}")
     _say(result.to_table())
-    gain = result.difference["mean"]
-    if args.config and getattr(args, "feedback", None) and not gain > 0:
-        _say(
-            f"held-out gain over the default pipeline {gain:+.4f} is not positive: "
-            f"{args.config} is kept as it was (no new config)"
-        )
+    if args.config and getattr(args, "feedback", None) and not _worth_shipping(args, result):
+        _say(f"{args.config} is kept as it was (no new config)")
     elif args.config:
         _say(f"config written to {result.config.save(args.config)}")
     if args.json:
