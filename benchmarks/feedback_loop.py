@@ -334,39 +334,45 @@ def table(report: dict[str, Any]) -> None:
 
 
 def plot(out: str, reports: list[str]) -> None:
-    """The learning curves of several reports, one panel per collection."""
+    """The learning curves of several reports, one panel per collection (and depth)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    loaded = [json.loads(Path(p).read_text()) for p in reports]
-    fig, axes = plt.subplots(1, len(loaded), figsize=(5.5 * len(loaded), 4), squeeze=False)
-    for ax, report in zip(axes[0], loaded, strict=True):
-        xs = list(CHECKPOINTS)
-        for name, style in (("low", "-o"), ("high", "--s")):
-            rows = report["curves"][name]
-            ys = [rows[str(n)]["tuned"] for n in xs]
-            lo = [rows[str(n)]["tuned"] - rows[str(n)]["gain_vs_default"]
-                  + rows[str(n)]["ci95_vs_default"][0] for n in xs]  # fmt: skip
-            hi = [rows[str(n)]["tuned"] - rows[str(n)]["gain_vs_default"]
-                  + rows[str(n)]["ci95_vs_default"][1] for n in xs]  # fmt: skip
-            noise = report["noise"][name]
-            label = f"tuned from feedback ({name} noise: {noise['missed']:.0%} missed, "
-            label += f"{noise['false_cite']:.0%} false cites)"
-            ax.plot(xs, ys, style, label=label)
-            ax.fill_between(xs, lo, hi, alpha=0.15)
+    panels: dict[str, list[dict[str, Any]]] = {}
+    for path in reports:
+        report = json.loads(Path(path).read_text())
+        panels.setdefault(f"{report['dataset']}, depth {report['depth']}", []).append(report)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    xs = list(CHECKPOINTS)
+    for ax, (title, group) in zip(axes[0], panels.items(), strict=True):
+        for report in group:
+            rule = report.get("ship_if", "gain")
+            for name, marker in (("low", "o"), ("high", "s")):
+                rows = [report["curves"][name][str(n)] for n in xs]
+                ys = [row["tuned"] for row in rows]
+                noise = report["noise"][name]
+                label = f"ship if {'mean gain' if rule == 'gain' else 'CI low end'} > 0, "
+                label += f"{noise['missed']:.0%} missed / {noise['false_cite']:.0%} false cites"
+                style = "-" if rule == "gain" else ":"
+                ax.plot(xs, ys, style, marker=marker, label=label)
+                if rule == "gain":
+                    lo = [r["tuned"] - r["gain_vs_default"] + r["ci95_vs_default"][0] for r in rows]
+                    hi = [r["tuned"] - r["gain_vs_default"] + r["ci95_vs_default"][1] for r in rows]
+                    ax.fill_between(xs, lo, hi, alpha=0.12)
+        report = group[0]
         ax.axhline(report["default"], color="grey", label="default pipeline")
         ax.axhline(report["first_stage"], color="black", linestyle=":", label="BM25 alone")
-        ax.axhline(report["true_judgments_reference"]["tuned"], color="green", linestyle="-.",
-                   label="tuned on true judgments")  # fmt: skip
+        ref = report["true_judgments_reference"]["tuned"]
+        ax.axhline(ref, color="green", linestyle="-.", label="tuned on true judgments")
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks(xs, [str(x) for x in xs])
         ax.set_xlabel("logged queries")
         ax.set_ylabel("held-out nDCG@10")
-        ax.set_title(f"{report['dataset']} ({report['queries']['held_out']} held-out queries)")
-    axes[0][0].legend(fontsize=7, loc="lower right")
+        ax.set_title(f"{title} ({report['queries']['held_out']} held-out queries)")
+    axes[0][0].legend(fontsize=6.5, loc="lower right")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
@@ -374,14 +380,16 @@ def plot(out: str, reports: list[str]) -> None:
 def markdown(reports: list[str]) -> str:
     """The learning curves as a Markdown table (for the docs page)."""
     lines = [
-        "| collection | noise | logged queries | tuned nDCG@10 | vs default (95% CI) "
+        "| collection | depth | ships if > 0 | noise | logged queries | tuned nDCG@10 "
+        "| vs default (95% CI) "
         "| vs BM25 alone (95% CI) | retunes shipped / kept old (per seed) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for path in reports:
         report = json.loads(Path(path).read_text())
         for name, rows in report["curves"].items():
             for n, row in rows.items():
+                rule = "CI low end" if report.get("ship_if") == "ci" else "mean gain"
                 lo, hi = row["ci95_vs_default"]
                 lo2, hi2 = row["ci95_vs_first_stage"]
                 runs = ", ".join(
@@ -389,7 +397,8 @@ def markdown(reports: list[str]) -> str:
                     for a, b in zip(row["retunes_shipped"], row["retunes_kept_old"], strict=True)
                 )
                 lines.append(
-                    f"| {report['dataset']} | {name} | {n} | {row['tuned']:.3f} "
+                    f"| {report['dataset']} | {report['depth']} | {rule} | {name} | {n} "
+                    f"| {row['tuned']:.3f} "
                     f"| {row['gain_vs_default']:+.3f} [{lo:+.3f}, {hi:+.3f}] "
                     f"| {row['gain_vs_first_stage']:+.3f} [{lo2:+.3f}, {hi2:+.3f}] | {runs} |"
                 )
