@@ -279,9 +279,7 @@ class RerankMiddleware(AgentMiddleware):
                 pipeline=pipeline or type(self.compressor).__name__,
             )
         except Exception as exc:  # feedback must never fail the agent
-            logger.warning(
-                "RerankMiddleware could not record feedback: %s: %s", type(exc).__name__, exc
-            )
+            self._feedback_failed("record feedback", exc)
             return docs
         return [d.model_copy(update={"metadata": {**d.metadata, RECORD_KEY: rid}}) for d in docs]
 
@@ -291,12 +289,14 @@ class RerankMiddleware(AgentMiddleware):
             try:
                 _cite_final_answer(self.recorder, state)
             except Exception as exc:  # feedback must never fail the agent
-                logger.warning(
-                    "RerankMiddleware could not record the answer's citations: %s: %s",
-                    type(exc).__name__,
-                    exc,
-                )
+                self._feedback_failed("record the answer's citations", exc)
         return None
+
+    def _feedback_failed(self, what: str, exc: Exception) -> None:
+        """Log a feedback failure: a warning the first time, then at DEBUG."""
+        level = logging.DEBUG if getattr(self, "_warned", False) else logging.WARNING
+        self._warned = True
+        logger.log(level, "RerankMiddleware could not %s: %s: %s", what, type(exc).__name__, exc)
 
     async def aafter_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
         """Async ``after_agent`` (nothing to await: the log is appended in one write)."""

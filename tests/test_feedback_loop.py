@@ -31,7 +31,9 @@ PASSWORD = "how do I reset the password"
 BATTERY = "how long do laptop batteries last"
 
 
-def agent_answer(recorder: FeedbackRecorder, answer: str, run: str) -> dict[str, Any]:
+def agent_answer(
+    recorder: FeedbackRecorder, answer: str, run: str, middleware: Any = None
+) -> dict[str, Any]:
     from langchain.agents import create_agent
     from langchain_core.messages import HumanMessage
     from langchain_core.tools import create_retriever_tool
@@ -41,9 +43,8 @@ def agent_answer(recorder: FeedbackRecorder, answer: str, run: str) -> dict[str,
     )
     model = calling("search", {"query": QUERY}, answer=answer)
     rerank = RerankCompressor(reranker=FakeReranker(), top_n=3)
-    agent = create_agent(
-        model, tools=[search], middleware=[RerankMiddleware(rerank, recorder=recorder)]
-    )
+    middleware = middleware or RerankMiddleware(rerank, recorder=recorder)
+    agent = create_agent(model, tools=[search], middleware=[middleware])
     state: Any = {"messages": [HumanMessage(QUERY)]}
     return agent.invoke(state) if run == "invoke" else asyncio.run(agent.ainvoke(state))
 
@@ -242,3 +243,20 @@ def test_tune_feedback_never_ships_a_config_without_a_positive_gain(
     few = [*train, "--corpus", str(corpus_file(tmp_path)), "--min-queries", "10"]
     assert main(few) == 0
     assert "3 judged queries < --min-queries 10" in capsys.readouterr().out
+
+
+def test_a_failing_recorder_never_fails_the_agent(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(FeedbackRecorder):
+        def record(self, *args: Any, **kwargs: Any) -> str:
+            raise RuntimeError("database down")
+
+    recorder = Broken(lambda line: None)
+    middleware = RerankMiddleware(
+        RerankCompressor(reranker=FakeReranker(), top_n=3), recorder=recorder
+    )
+    with caplog.at_level("WARNING", logger="langchain_rerank_kit._middleware"):
+        for _ in range(2):
+            state = agent_answer(recorder, "Clean the laptop fan vents.", "invoke", middleware)
+            assert state["messages"][-1].content == "Clean the laptop fan vents."
+            assert [d.id for d in state["messages"][2].artifact] == ["d5", "d3", "d1"]
+    assert len([r for r in caplog.records if "database down" in r.getMessage()]) == 1
