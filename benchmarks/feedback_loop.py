@@ -344,9 +344,11 @@ def plot(out: str, reports: list[str]) -> None:
     for path in reports:
         report = json.loads(Path(path).read_text())
         panels.setdefault(f"{report['dataset']}, depth {report['depth']}", []).append(report)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    cols = min(2, len(panels))
+    rows_n = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_n, cols, figsize=(5.5 * cols, 4.2 * rows_n), squeeze=False)
     xs = list(CHECKPOINTS)
-    for ax, (title, group) in zip(axes[0], panels.items(), strict=True):
+    for ax, (title, group) in zip(axes.flat, panels.items(), strict=False):
         for report in group:
             rule = report.get("ship_if", "gain")
             for name, marker in (("low", "o"), ("high", "s")):

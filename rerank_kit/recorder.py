@@ -356,28 +356,31 @@ class FeedbackRecorder:
     # --- writing ---------------------------------------------------------------------------
 
     def _emit(self, line: dict[str, Any]) -> None:
-        """Hand one line to the sink; never raises (a failure is logged and counted)."""
-        try:
-            if self._sink is not None:
-                self._sink(dict(line))
-            else:
-                data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
-                with self._lock:
-                    self._append(data)
-        except Exception as exc:  # recording must never fail the application
-            self.dropped += 1
-            level = logging.DEBUG if self._failed else logging.WARNING
-            self._failed = True
-            logger.log(
-                level,
-                "feedback recorder %s: could not write a line (%s: %s); %d dropped so far",
-                self.path or "sink",
-                type(exc).__name__,
-                exc,
-                self.dropped,
-            )
-            return
-        self.written += 1
+        """Hand one line to the sink; never raises (a failure is logged and counted).
+
+        One line at a time (a lock): the sink is called, or the file appended, by one thread
+        at a time, and the counts stay exact.
+        """
+        with self._lock:
+            try:
+                if self._sink is not None:
+                    self._sink(dict(line))
+                else:
+                    self._append((json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8"))
+            except Exception as exc:  # recording must never fail the application
+                self.dropped += 1
+                level = logging.DEBUG if self._failed else logging.WARNING
+                self._failed = True
+                logger.log(
+                    level,
+                    "feedback recorder %s: could not write a line (%s: %s); %d dropped so far",
+                    self.path or "sink",
+                    type(exc).__name__,
+                    exc,
+                    self.dropped,
+                )
+                return
+            self.written += 1
 
     def _append(self, data: bytes) -> None:
         """One ``write`` of one whole line on an ``O_APPEND`` descriptor (the lock is held)."""

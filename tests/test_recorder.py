@@ -190,3 +190,21 @@ def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
 def test_public_names() -> None:
     assert {"FeedbackRecorder", "find_citations"} <= set(rerank_kit.__all__)
     assert rerank_kit.FeedbackRecorder is FeedbackRecorder
+
+
+def test_threads_sharing_one_recorder_lose_nothing(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    log = tmp_path / "feedback.jsonl"
+    rec = FeedbackRecorder(log, fsync="never", max_bytes=4096, backups=1000)
+
+    def work(n: int) -> None:
+        rid = rec.record(f"q {n}", ["t" * 30], ids=[f"d{n}"])
+        rec.cited(rid, [f"d{n}"])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(400)))
+    records, report = load_feedback(log)
+    assert rec.written == 800 and report["torn"] == 0 and report["orphan_events"] == 0
+    assert sorted(r["query"] for r in records) == sorted(f"q {n}" for n in range(400))
+    assert all(r["cited"] == r["shown"] for r in records)
