@@ -32,7 +32,7 @@ once, whatever the number of retunes). CPU budget: ``--depth`` (default 20; the 
 10 and 20) and ``--limit-queries`` shrink the run.
 
 Usage:
-    python benchmarks/feedback_loop.py ../shared/data/beir/cisi docs/feedback_loop_cisi.json \\
+    python benchmarks/feedback_loop.py ../shared/data/beir/cisi docs/feedback_loop_cisi_gain.json \\
         --score-cache /tmp/scores_cisi.jsonl --work /tmp/loop-cisi
     python benchmarks/feedback_loop.py --plot docs/feedback_loop.png docs/feedback_loop_*.json
 
