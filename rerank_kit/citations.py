@@ -15,7 +15,7 @@ the passage it supports best is cited, and any other within ``margin`` of the be
 under ``min_words`` content words ("Hope this helps.") cite nothing.
 
 The defaults were chosen on answers written from known Cranfield passages and measured on
-CISI (``benchmarks/feedback_loop.py --citations``; the figures are in the docs page).
+CISI (``benchmarks/citation_rule.py``; the figures are in ``docs/feedback-loop.md``).
 
 Example:
     >>> from rerank_kit.citations import find_citations
