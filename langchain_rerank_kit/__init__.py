@@ -26,8 +26,9 @@ except ImportError as exc:  # pragma: no cover - exercised by the import-isolati
     ) from exc
 
 # each module lists its public names once, in its __all__
-from langchain_rerank_kit import _compressors, _retriever
+from langchain_rerank_kit import _compressors, _feedback, _retriever
 from langchain_rerank_kit._compressors import *  # noqa: F403
+from langchain_rerank_kit._feedback import *  # noqa: F403
 from langchain_rerank_kit._retriever import *  # noqa: F403
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 _LAZY = {"RerankMiddleware": "langchain_rerank_kit._middleware"}
 _NEEDS = 'LangChain 1.x agents. Install them with: pip install "langchain>=1,<2"'
 
-__all__ = [*_compressors.__all__, *_retriever.__all__, *_LAZY]
+__all__ = [*_compressors.__all__, *_retriever.__all__, *_feedback.__all__, *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 from langchain.agents.middleware import AgentMiddleware
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.prompts import (
     BasePromptTemplate,
     PromptTemplate,
@@ -29,11 +29,17 @@ from langchain_core.prompts import (
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
+from rerank_kit import FeedbackRecorder
+from rerank_kit.adapters import MODEL_KEY
+
 __all__ = ["RerankMiddleware"]
 
 logger = logging.getLogger(__name__)
 
 ToolResult = ToolMessage | Command[Any]
+
+#: Metadata key of the feedback record id, on each document of a recorded tool message.
+RECORD_KEY = "feedback_record"
 
 
 def _documents(artifact: object) -> list[Document] | None:
@@ -165,6 +171,17 @@ class RerankMiddleware(AgentMiddleware):
             ``"\n\n"``).
         name: The middleware's name (``create_agent`` refuses two with one name: give each
             instance its own when you rerank different tools differently).
+        recorder: A ``rerank_kit.FeedbackRecorder``: each reranked tool result is logged (the
+            query, the kept documents' ids and scores; the record id goes into each kept
+            document's ``metadata["feedback_record"]``), and when the agent finishes
+            (``after_agent``) its final answer is matched against those documents
+            (``rerank_kit.find_citations``) and the cited ids are logged against the record.
+
+    Feedback:
+        .. code-block:: python
+
+            recorder = FeedbackRecorder("feedback.jsonl", id_keys=["source"])
+            middleware = RerankMiddleware(CrossEncoderRerank(top_n=3), recorder=recorder)
     """
 
     def __init__(
@@ -175,8 +192,14 @@ class RerankMiddleware(AgentMiddleware):
         document_prompt: BasePromptTemplate[str] | None = None,
         document_separator: str = "\n\n",
         name: str | None = None,
+        recorder: FeedbackRecorder | None = None,
     ) -> None:
         super().__init__()
+        if recorder is not None and not isinstance(recorder, FeedbackRecorder):
+            raise TypeError(
+                f"recorder must be a rerank_kit.FeedbackRecorder, got {type(recorder).__name__}"
+            )
+        self.recorder = recorder
         if not isinstance(compressor, BaseDocumentCompressor):
             raise TypeError(
                 "compressor must be a langchain BaseDocumentCompressor (e.g. "
@@ -212,7 +235,9 @@ class RerankMiddleware(AgentMiddleware):
         if job is None:
             return result
         try:
-            kept = self.compressor.compress_documents(job.documents, job.query(), job.callbacks)
+            query = job.query()
+            kept = self.compressor.compress_documents(job.documents, query, job.callbacks)
+            kept = self._recorded(query, kept)
             return job.done(kept, self._content(kept))
         except Exception as exc:
             return job.failed(exc)
@@ -230,6 +255,83 @@ class RerankMiddleware(AgentMiddleware):
         try:
             query = job.query()
             kept = await self.compressor.acompress_documents(job.documents, query, job.callbacks)
+            kept = self._recorded(query, kept)
             return job.done(kept, await self._acontent(kept))
         except Exception as exc:
             return job.failed(exc)
+
+    # --- feedback ----------------------------------------------------------------------------
+
+    def _recorded(self, query: str, kept: Sequence[Document]) -> list[Document]:
+        """Log the kept documents (with a recorder): copies that carry the record id."""
+        docs = list(kept)
+        if self.recorder is None or not docs:
+            return docs
+        scores = [d.metadata.get("relevance_score") for d in docs]
+        pipeline = next((str(d.metadata[MODEL_KEY]) for d in docs if MODEL_KEY in d.metadata), None)
+        try:
+            rid = self.recorder.record(
+                query,
+                [d.page_content for d in docs],
+                scores=scores,
+                ids=[d.id for d in docs],
+                metadata=[d.metadata for d in docs],
+                pipeline=pipeline or type(self.compressor).__name__,
+            )
+        except Exception as exc:  # feedback must never fail the agent
+            self._feedback_failed("record feedback", exc)
+            return docs
+        return [d.model_copy(update={"metadata": {**d.metadata, RECORD_KEY: rid}}) for d in docs]
+
+    def after_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        """With a recorder: log which recorded documents the agent's final answer cited."""
+        if self.recorder is not None:
+            try:
+                _cite_final_answer(self.recorder, state)
+            except Exception as exc:  # feedback must never fail the agent
+                self._feedback_failed("record the answer's citations", exc)
+        return None
+
+    def _feedback_failed(self, what: str, exc: Exception) -> None:
+        """Log a feedback failure: a warning the first time, then at DEBUG."""
+        level = logging.DEBUG if getattr(self, "_warned", False) else logging.WARNING
+        self._warned = True
+        logger.log(level, "RerankMiddleware could not %s: %s: %s", what, type(exc).__name__, exc)
+
+    async def aafter_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        """Async ``after_agent`` (nothing to await: the log is appended in one write)."""
+        return self.after_agent(state, runtime)
+
+
+def _text(message: AIMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts = [p if isinstance(p, str) else str(p.get("text", "")) for p in content]
+    return "\n".join(parts)
+
+
+def _cite_final_answer(recorder: FeedbackRecorder, state: Any) -> None:
+    """Cite, against each record of this turn, the documents the final answer used."""
+    messages = list(state.get("messages", []) if isinstance(state, dict) else [])
+    if not messages or not isinstance(messages[-1], AIMessage):
+        return
+    answer = _text(messages[-1])
+    turn: list[ToolMessage] = []
+    for message in reversed(messages[:-1]):
+        if isinstance(message, HumanMessage):
+            break  # only this turn's tool results
+        if isinstance(message, ToolMessage):
+            turn.append(message)
+    for message in reversed(turn):
+        docs = _documents(message.artifact) or []
+        rids = {d.metadata.get(RECORD_KEY) for d in docs}
+        if len(rids) != 1 or None in rids:
+            continue
+        rid = str(rids.pop())
+        ids = recorder.ids_for(
+            [d.page_content for d in docs],
+            ids=[d.id for d in docs],
+            metadata=[d.metadata for d in docs],
+        )
+        recorder.cite_answer(rid, answer, [d.page_content for d in docs], ids)

@@ -17,6 +17,9 @@ except ImportError as exc:  # pragma: no cover - exercised by the import-isolati
         'Install it with: pip install "rerank-kit[llamaindex]"'
     ) from exc
 
-# the public names are listed once, in _postprocessors.__all__
+# the public names are listed once, in each module's __all__
+from llamaindex_rerank_kit import _feedback, _postprocessors
+from llamaindex_rerank_kit._feedback import *  # noqa: F403
 from llamaindex_rerank_kit._postprocessors import *  # noqa: F403
-from llamaindex_rerank_kit._postprocessors import __all__ as __all__
+
+__all__ = [*_postprocessors.__all__, *_feedback.__all__]

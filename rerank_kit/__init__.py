@@ -33,7 +33,9 @@ from rerank_kit._rerankers.flashrank import FlashRankReranker
 from rerank_kit._rerankers.listwise import ListwiseLLMReranker
 from rerank_kit._rerankers.onnx_cross_encoder import OnnxCrossEncoderReranker
 from rerank_kit._rerankers.remote import RemoteReranker, RemoteRerankError, RetryPolicy
+from rerank_kit.citations import find_citations
 from rerank_kit.recipes import Recipe, list_recipes, match_recipe, register_recipe
+from rerank_kit.recorder import FeedbackRecorder
 
 __version__ = "0.2.0"
 
@@ -43,6 +45,7 @@ __all__ = [
     "Calibration",
     "CascadeReranker",
     "CrossEncoderReranker",
+    "FeedbackRecorder",
     "FlashRankReranker",
     "ListwiseLLMReranker",
     "Fusion",
@@ -68,6 +71,7 @@ __all__ = [
     "configure_tracing",
     "dask_client",
     "load_calibration",
+    "find_citations",
     "load_pipeline",
     "load_reranker",
     "match_recipe",

@@ -11,6 +11,12 @@ user, as JSONL or dicts::
     {"query": "reset password", "shown": ["d3", "d7", "d1"], "clicked": ["d7"],
      "cited": [], "ratings": {"d1": 0}}
 
+Logs written by :class:`rerank_kit.FeedbackRecorder` hold the same records with an ``"id"``,
+and the later events as lines of their own (``{"record": ID, "event": "cited", "ids": [...]}``,
+``"clicked"``, ``"rated"`` with ``"ratings"``): :func:`read_feedback` and :func:`load_feedback`
+join them back (and read the files the log was rotated into), skipping and counting any line
+torn by a crash; :func:`feedback_dataset` turns a log and its corpus into a ``Dataset``.
+
 The conversion, per record:
 
 - a document the answer **cited** gets grade 2, one the user **clicked** grade 1;

@@ -80,6 +80,7 @@ SLOW_TESTS = frozenset(
         ("test_speed2", "test_openvino_reads_the_bundled_int8_graph"),  # loads the bundled model
         ("test_hardening_remote", "test_dask_tasks_never_carry_the_key"),  # a LocalCluster
         ("test_tune_pipeline", "test_cli_takes_several_rerankers"),  # the bundled model, MiniLM
+        ("test_feedback_loop", "test_records_round_trip_through_tune_feedback"),  # bundled model
     }
 )
 SLOW_MODULES = frozenset(

@@ -47,6 +47,7 @@ EXPECTED = {
     "09_haystack.ipynb",
     "10_tracing_and_cost.ipynb",
     "11_calibrated_context.ipynb",
+    "12_feedback_loop.ipynb",
 }
 # What notebook 04 reads unless RERANK_KIT_NOTEBOOK_DATA says otherwise.
 CISI = REPO.parent / "shared" / "data" / "beir" / "cisi"

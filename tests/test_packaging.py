@@ -47,6 +47,8 @@ EXPECTED_ALL = {
         "Usage",
         "__version__",
         "configure_tracing",
+        "FeedbackRecorder",
+        "find_citations",
         "dask_client",
         "load_calibration",
         "load_pipeline",
@@ -68,6 +70,7 @@ EXPECTED_ALL = {
         "RerankMiddleware",
         "RerankRetriever",
         "from_config",
+        "record_feedback",
     },
     "llamaindex_rerank_kit": {
         "BiEncoderRerank",
@@ -80,6 +83,8 @@ EXPECTED_ALL = {
         "from_config",
         "RerankPostprocessor",
         "RerankedNodeWithScore",
+        "FeedbackEventHandler",
+        "record_response",
     },
     "haystack_rerank_kit": {
         "BiEncoderRerank",

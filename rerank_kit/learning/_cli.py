@@ -53,11 +53,85 @@ def _masked(text: object) -> str:
 
 
 def _judged(args: argparse.Namespace) -> Any:
-    """The dataset the command names (``--split``, ``--corpus``), cut to ``--limit-queries``."""
+    """The dataset the command names (``--split``, ``--corpus``), cut to ``--limit-queries``.
+
+    With ``--feedback LOG``: the log's records turned into judgments over ``--corpus``
+    (``feedback_dataset``), with one line saying what the log held.
+    """
     from rerank_kit.evaluation._dataset import load_dataset
 
-    data = load_dataset(args.data, split=args.split, corpus=args.corpus)
+    if getattr(args, "feedback", None):
+        from rerank_kit.learning._feedback_log import feedback_dataset
+
+        if args.data or not args.corpus:
+            raise ValueError("--feedback LOG reads the texts from --corpus FILE (and no DATA)")
+        data, report = feedback_dataset(args.feedback, args.corpus, min_evidence=args.min_evidence)
+        _say(
+            f"{args.feedback}: {report['records']} records, {report['events']} events "
+            f"({report['torn']} torn lines skipped, {report['orphan_events']} events without "
+            f"their record) -> {report['judged_queries']} judged queries "
+            f"({report['judged_relevant']} relevant, {report['judged_not_relevant']} not "
+            f"relevant; min_evidence {args.min_evidence})"
+        )
+        args.judged_from_feedback = report["judged_queries"]
+    elif not args.data:
+        raise ValueError("give DATA (a dataset) or --feedback LOG --corpus FILE")
+    else:
+        data = load_dataset(args.data, split=args.split, corpus=args.corpus)
     return data.head(args.limit_queries) if args.limit_queries else data
+
+
+def add_feedback_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--feedback LOG`` and ``--min-evidence N``, shared by ``tune`` and ``train``."""
+    parser.add_argument(
+        "--feedback",
+        metavar="LOG",
+        help="learn from a feedback log (FeedbackRecorder's JSON lines; rotated files too) "
+        "instead of DATA; --corpus gives the texts",
+    )
+    parser.add_argument(
+        "--min-evidence",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --feedback: positive events a relevant document needs (default 1)",
+    )
+    parser.add_argument(
+        "--ship-if",
+        choices=["ci", "gain"],
+        default="ci",
+        help="tune --feedback writes --config only when the lower end of the held-out gain's "
+        "95%% interval over the default is positive (ci, the default), or its mean (gain)",
+    )
+    parser.add_argument(
+        "--min-queries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --feedback: do nothing (exit 0) while the log judges fewer queries",
+    )
+
+
+def _worth_shipping(args: argparse.Namespace, result: Any) -> bool:
+    """With ``--feedback``: whether the tuned config's held-out gain clears ``--ship-if``."""
+    gain, (low, _) = result.difference["mean"], result.difference["ci95"]
+    if args.ship_if == "gain":
+        ok, what = gain > 0, f"held-out gain over the default pipeline {gain:+.4f}"
+    else:
+        ok, what = low > 0, f"lower end of the held-out gain's 95% interval {low:+.4f}"
+    _say(f"{what} is {'positive: shipping' if ok else 'not positive: not shipping'}")
+    return bool(ok)
+
+
+def _too_few(args: argparse.Namespace, data: Any) -> bool:
+    """With ``--feedback``: whether the log judges fewer queries than ``--min-queries``."""
+    if getattr(args, "feedback", None) and len(data.queries) < args.min_queries:
+        _say(
+            f"{len(data.queries)} judged queries < --min-queries {args.min_queries}: "
+            "nothing tuned, the old config is kept"
+        )
+        return True
+    return False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +150,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "length) and first stage on judged queries by cross-fitting, and report the held-out "
         "gain over the default pipeline and over the best first stage alone."
     )
-    parser.add_argument("data", metavar="DATA", help="BEIR folder, or hand-written judgments")
+    parser.add_argument(
+        "data", metavar="DATA", nargs="?", help="BEIR folder, or hand-written judgments"
+    )
     parser.add_argument(
         "--reranker",
         required=True,
@@ -128,6 +204,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_instruction_argument(parser)
     add_score_cache_argument(parser)
     add_dask_argument(parser)
+    add_feedback_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -153,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
         if instruction is not None and getattr(args, "dask", None):
             raise ValueError("--instruction cannot be combined with --dask yet")
         data = _judged(args)
+        if _too_few(args, data):
+            return 0
         deepest = max(args.depth or DEFAULT_DEPTHS)
         cache = make_score_cache(score_pool(args, data, "tune", depth=deepest))  # --dask first
         rerankers = instructed(args.reranker, instruction, score_cache=cache)
@@ -181,7 +260,9 @@ def run(args: argparse.Namespace) -> int:
     )
     _say(f"{data.name}: {len(data.queries)} judged queries; {how}")
     _say(result.to_table())
-    if args.config:
+    if args.config and getattr(args, "feedback", None) and not _worth_shipping(args, result):
+        _say(f"{args.config} is kept as it was (no new config)")
+    elif args.config:
         _say(f"config written to {result.config.save(args.config)}")
     if args.json:
         Path(args.json).write_text(_masked(json.dumps(result.to_dict(), indent=2)) + "\n")
@@ -196,7 +277,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "the first stage, a dev split for early stopping) and compare it with the original "
         "model on held-out test queries."
     )
-    parser.add_argument("data", metavar="DATA", help="BEIR folder, or hand-written judgments")
+    parser.add_argument(
+        "data", metavar="DATA", nargs="?", help="BEIR folder, or hand-written judgments"
+    )
     parser.add_argument(
         "--model", required=True, metavar="SPEC", help="cross-encoder:ID_OR_PATH or bi-encoder:..."
     )
@@ -221,6 +304,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="OUT", help="write the report here (JSON)")
     add_score_cache_argument(parser)
     add_dask_argument(parser)
+    add_feedback_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -230,6 +314,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     try:
         data = _judged(args)
+        if _too_few(args, data):
+            return 0
         split = ("test_size", "dev_size", "seed")
         budget = ("epochs", "batch_size", "max_steps", "max_length")
 

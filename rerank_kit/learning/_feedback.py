@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._adapters.llm import text_llm
+from rerank_kit.learning._feedback_log import feedback_dataset, load_feedback
 
 __all__ = [
     "DEFAULT_QUESTION_PROMPT",
     "Judgment",
+    "feedback_dataset",
     "judgments_from_feedback",
     "judgments_from_metadata",
+    "load_feedback",
     "questions_from_llm",
     "read_feedback",
     "write_judgments",
@@ -81,14 +84,17 @@ def write_judgments(judgments: Iterable[Judgment], path: str | Path) -> Path:
 
 
 def read_feedback(path: str | Path) -> list[dict[str, Any]]:
-    """Read a feedback log (JSONL, one record per line), naming the line of any bad record.
+    """Read a feedback log (JSONL): records with their events joined (see ``load_feedback``).
+
+    Reads the files the log was rotated into too (oldest first). A line that is not JSON (a
+    write torn by a crash) is skipped and counted, with one warning per read; a line that is
+    JSON but not an object is an error naming its line. ``load_feedback`` also returns the
+    counts.
 
     Example:
         >>> records = read_feedback("feedback.jsonl")  # doctest: +SKIP
     """
-    from rerank_kit.evaluation._dataset import _read_jsonl  # light: json only
-
-    return [obj for _, obj in _read_jsonl(Path(path))]
+    return load_feedback(path)[0]
 
 
 def _ids(record: Mapping[str, Any], key: str, where: str) -> list[str]:
