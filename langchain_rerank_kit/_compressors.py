@@ -14,14 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.callbacks import Callbacks
-from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
-from langchain_core.runnables.config import ensure_config, get_callback_manager_for_config
 from pydantic import ConfigDict, Field
 
 from langchain_rerank_kit._runnable import RerankInput, compressor_runnable
+from langchain_rerank_kit._usage import areport_usage, report_usage
 from rerank_kit import adapters as shared
 from rerank_kit.adapters import (
     MODEL_KEY,
@@ -124,22 +123,6 @@ def _reranked(doc: Document, result: Result, duplicate_ids: list[str] | None = N
     return doc.model_copy(update={"metadata": metadata})
 
 
-#: The custom callback event each rerank inside a LangChain run sends (``on_custom_event``):
-#: the call's ``rerank_kit.Usage`` as plain values, plus ``model``.
-USAGE_EVENT = "rerank_kit.usage"
-
-
-def _in_run() -> bool:
-    """Whether a LangChain run is active here (a custom event then has a parent)."""
-    config = ensure_config()
-    return get_callback_manager_for_config(config).parent_run_id is not None
-
-
-def _usage_data(outcome: Outcome) -> dict[str, Any]:
-    data = outcome.usage.as_dict() if outcome.usage is not None else {}
-    return {"model": outcome.model, **data}
-
-
 class _BaseRerank(shared.RerankSettings, BaseDocumentCompressor):
     """Shared behaviour: rerank ``page_content``, keep the best, write scores to metadata."""
 
@@ -180,8 +163,7 @@ class _BaseRerank(shared.RerankSettings, BaseDocumentCompressor):
             return self.as_runnable().invoke(step, config={"callbacks": callbacks})
         docs, run = self._inputs(documents)
         outcome = run_rerank(self.get_reranker(), query, **run)
-        if outcome.usage is not None and _in_run():
-            dispatch_custom_event(USAGE_EVENT, _usage_data(outcome))
+        report_usage(outcome)
         return self._documents(docs, outcome)
 
     async def acompress_documents(
@@ -193,8 +175,7 @@ class _BaseRerank(shared.RerankSettings, BaseDocumentCompressor):
             return await self.as_runnable().ainvoke(step, config={"callbacks": callbacks})
         docs, run = self._inputs(documents)
         outcome = await arun_rerank(self.get_reranker(), query, **run)
-        if outcome.usage is not None and _in_run():
-            await adispatch_custom_event(USAGE_EVENT, _usage_data(outcome))
+        await areport_usage(outcome)
         return self._documents(docs, outcome)
 
     def as_runnable(self) -> Runnable[RerankInput, list[Document]]:

@@ -70,3 +70,20 @@ def test_every_module_is_listed() -> None:
     covered = listed | {p + "__init__.py" for p in listed if p.endswith("/")}
     unlisted = sorted(package_modules() - covered)
     assert not unlisted, f"modules missing from docs/architecture.md's tree: {unlisted}"
+
+
+def test_no_module_is_over_500_lines() -> None:
+    """The project's rule: one concern per module, none over 500 lines."""
+    packages = (
+        "rerank_kit",
+        "langchain_rerank_kit",
+        "llamaindex_rerank_kit",
+        "haystack_rerank_kit",
+    )
+    long = {
+        str(path.relative_to(REPO)): n
+        for package in packages
+        for path in sorted((REPO / package).rglob("*.py"))
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 500
+    }
+    assert not long, f"modules over 500 lines: {long}"

@@ -28,7 +28,7 @@ from rerank_kit._core import telemetry
 from rerank_kit._core.errors import missing_extra
 from rerank_kit._core.protocol import Reranker
 from rerank_kit._rerankers.remote.errors import RemoteRerankError, failure, provider_message
-from rerank_kit._rerankers.remote.providers import PROFILES, Profile, answer_usage
+from rerank_kit._rerankers.remote.providers import PROFILES, Profile, reply_usage
 from rerank_kit._rerankers.remote.retry import RetryPolicy, decide
 from rerank_kit._rerankers.remote.security import Secret, mask_credentials, transport_check
 from rerank_kit._rerankers.remote.transport import (
@@ -132,7 +132,8 @@ class _Exchange:
             span.outcome(outcome, action, step.wait, step.reason)
         if step.action == "done":
             self.scores = owner.profile.read_scores(outcome, self.n, owner.url)
-            self._usage(outcome)
+            tokens, billed = reply_usage(owner.profile, outcome)  # the running call's usage
+            telemetry.record(billed, model_calls=1, tokens=tokens)
             return None
         if action == "raise":
             telemetry.remote_failure(owner.provider, step.reason)
@@ -147,15 +148,6 @@ class _Exchange:
             step.wait,
         )
         return step.wait
-
-    def _usage(self, reply: Any) -> None:
-        """The answer's tokens and billed units, added to the running call's usage."""
-        try:
-            data = reply.json()
-        except (ValueError, RecursionError):  # read_scores already accepted it: not reached
-            return
-        tokens, billed = answer_usage(self.owner.profile, data)
-        telemetry.record(billed, model_calls=1, tokens=tokens)
 
 
 class RemoteReranker(Reranker):

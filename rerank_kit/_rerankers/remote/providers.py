@@ -16,7 +16,16 @@ from typing import Any
 from rerank_kit._rerankers.remote.errors import RemoteRerankError
 from rerank_kit._rerankers.remote.transport import MAX_JSON_DEPTH, JSONTooDeep
 
-__all__ = ["PROFILES", "Answer", "Endpoint", "Limits", "Profile", "Request", "answer_usage"]
+__all__ = [
+    "PROFILES",
+    "Answer",
+    "Endpoint",
+    "Limits",
+    "Profile",
+    "Request",
+    "answer_usage",
+    "reply_usage",
+]
 
 
 def _is_number(value: Any) -> bool:
@@ -293,6 +302,15 @@ def _count(value: Any) -> float | None:
     if _is_number(value) and math.isfinite(value) and value >= 0:
         return float(value)
     return None
+
+
+def reply_usage(profile: Profile, reply: Any) -> tuple[int, dict[str, float]]:
+    """``answer_usage`` of an answer object (its ``json()``); nothing when it is not JSON."""
+    try:
+        data = reply.json()
+    except (ValueError, RecursionError):  # read_scores already accepted it: not reached
+        return 0, {}
+    return answer_usage(profile, data)
 
 
 def answer_usage(profile: Profile, data: Any) -> tuple[int, dict[str, float]]:
