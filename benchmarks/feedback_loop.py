@@ -153,7 +153,7 @@ def simulate(
 ) -> dict[int, dict[str, Any]]:
     """One arrival order: the shipped pipeline's held-out nDCG per query at each checkpoint."""
     from rerank_kit import FeedbackRecorder, Fusion
-    from rerank_kit.learning._feedback_log import feedback_dataset
+    from rerank_kit.learning._feedback import feedback_dataset
     from rerank_kit.learning._tune_search import Setting
 
     missed, false_cite = noise

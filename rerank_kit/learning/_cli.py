@@ -61,7 +61,7 @@ def _judged(args: argparse.Namespace) -> Any:
     from rerank_kit.evaluation._dataset import load_dataset
 
     if getattr(args, "feedback", None):
-        from rerank_kit.learning._feedback_log import feedback_dataset
+        from rerank_kit.learning._feedback import feedback_dataset
 
         if args.data or not args.corpus:
             raise ValueError("--feedback LOG reads the texts from --corpus FILE (and no DATA)")

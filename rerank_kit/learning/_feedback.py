@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_kit._adapters.llm import text_llm
-from rerank_kit.learning._feedback_log import feedback_dataset, load_feedback
+from rerank_kit.learning._feedback_log import load_feedback
 
 __all__ = [
     "DEFAULT_QUESTION_PROMPT",
@@ -383,3 +383,68 @@ def questions_from_llm(
                 judgments.append(Judgment(line, {str(doc_id): 1}))
                 report["questions"] += 1
     return judgments, dict(report)
+
+
+def _translate(record: dict[str, Any], known: dict[str, str]) -> dict[str, Any]:
+    """The record with content-hash ids (``sha1:...``) replaced by the corpus's ids."""
+
+    def one(doc_id: Any) -> str:
+        return known.get(str(doc_id), str(doc_id))
+
+    out = dict(record)
+    for key in ("shown", "cited", "clicked"):
+        if isinstance(out.get(key), list):
+            out[key] = [one(d) for d in out[key]]
+    if isinstance(out.get("ratings"), dict):
+        out["ratings"] = {one(d): g for d, g in out["ratings"].items()}
+    return out
+
+
+def feedback_dataset(
+    path: str | Path,
+    corpus: Any,
+    *,
+    min_evidence: int = 1,
+    name: str | None = None,
+) -> tuple[Any, dict[str, int]]:
+    """A feedback log and its corpus as a judged ``Dataset`` (what ``tune --feedback`` reads).
+
+    The log holds ids, not texts: the corpus gives them. Ids the recorder made from a content
+    hash (``sha1:...``) are mapped back to the corpus document with that text (its ``text``
+    or its ``full_text``). Judgments follow ``judgments_from_feedback`` (``min_evidence``).
+
+    Args:
+        path: The log (its rotated files are read too).
+        corpus: A corpus (id -> ``Document``) or the path of a corpus file (``load_corpus``).
+        min_evidence: Positive events a relevant document needs (over a query's records).
+        name: The dataset's name (default: the log's file name without suffix).
+
+    Returns:
+        The dataset (query ids ``q1``, ``q2``...) and a report: the log's counts
+        (``load_feedback``) and the judgments' (``judgments_from_feedback``), keys prefixed
+        ``judged_`` for the latter.
+
+    Raises:
+        ValueError: When no query in the log has a relevant document left.
+    """
+    from rerank_kit.evaluation._dataset import Dataset, load_corpus
+    from rerank_kit.recorder import content_id
+
+    docs = load_corpus(corpus) if isinstance(corpus, (str, Path)) else dict(corpus)
+    known: dict[str, str] = {}
+    for doc_id, doc in docs.items():
+        known.setdefault(content_id(doc.text), doc_id)
+        known.setdefault(content_id(doc.full_text), doc_id)
+    records, report = load_feedback(path)
+    rows = [_translate(r, known) for r in records]
+    judgments, judged = judgments_from_feedback(rows, min_evidence=min_evidence, corpus=docs)
+    out = dict(report)
+    out.update({f"judged_{k}": v for k, v in judged.items()})
+    if not judgments:
+        raise ValueError(
+            f"feedback log {path}: no query has a relevant document with min_evidence="
+            f"{min_evidence} ({report['records']} records, {report['events']} events)"
+        )
+    queries = {f"q{i}": j.query for i, j in enumerate(judgments, start=1)}
+    qrels = {f"q{i}": dict(j.relevant) for i, j in enumerate(judgments, start=1)}
+    return Dataset(name or Path(path).stem, docs, queries, qrels), out
