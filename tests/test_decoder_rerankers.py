@@ -582,3 +582,13 @@ def test_mxbai_v2_cache_keys_never_meet_the_old_guessed_head(
     stale = "cross-encoder:" + str(mxbai_dir)
     cache.put(stale, "q", ["a passage"], [123.0], [False])  # what an older version left in the file
     assert reranker.score("q", ["a passage"])[0] != 123.0
+
+
+def test_usage_counts_the_prompt_tokens_the_model_read(family: tuple[str, Path]) -> None:
+    """``Usage.tokens`` of a causal-LM reranker: every prompt's tokens, as the model read them."""
+    _, folder = family
+    reranker = _reranker(str(folder))
+    out = reranker.rerank(QUERY, TEXTS)
+    read = sum(len(e.ids) for e in reranker._decoder.encode(QUERY, TEXTS))  # type: ignore[union-attr]
+    assert out.usage.tokens == read > len(TEXTS)
+    assert out.usage.pairs == len(TEXTS)

@@ -530,3 +530,24 @@ def test_a_dropped_connection_shows_as_an_attempt_with_its_error(
     assert first["rerank_kit.remote.action"] == "retry"
     assert second["http.response.status_code"] == 200
     assert out.usage == Usage(pairs=6, tokens=42, model_calls=1, billed_units={"tokens": 42.0})
+
+
+@pytest.mark.slow
+@pytest.mark.models
+@pytest.mark.parametrize("backend", ["auto", "flashrank"])
+def test_flashrank_reports_the_tokens_it_scored(backend: str, tiny_flashrank_dir: Any) -> None:
+    """Both FlashRank paths (ours batched, FlashRank's own) count the pairs' tokens."""
+    pytest.importorskip("flashrank")
+    from rerank_kit import FlashRankReranker
+
+    r = FlashRankReranker(str(tiny_flashrank_dir), backend=backend)
+    texts = [*TEXTS, "apple " * 600]  # the last pair is cut at the model's limit
+    out = r.rerank(QUERY, texts)
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tiny_flashrank_dir / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    whole = [len(e.ids) for e in tokenizer.encode_batch([[QUERY, t] for t in texts])]
+    assert 0 < out.usage.tokens < sum(whole)  # the cut pair counts what the model read
+    assert out.usage.tokens >= sum(whole[:-1])

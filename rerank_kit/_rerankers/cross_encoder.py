@@ -390,6 +390,7 @@ class CrossEncoderReranker(Reranker):
             head = parts[0].prefix + parts[0].query + parts[0].separator if parts else ""
             tails = [p.document + p.suffix for p in parts]
             truncated = pair_overflow(tokenizer, head, tails, limit)
+            _count_tokens(tokenizer, head, tails, limit)
         else:
             truncated = pair_overflow(tokenizer, query, texts, limit)
             _count_tokens(tokenizer, query, texts, limit)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rerank_kit._core import telemetry
 from rerank_kit._core.assembly.budget import tokenizer_counts
 from rerank_kit._core.errors import ModelNotAvailableError, RerankError, missing_extra
 from rerank_kit._core.protocol import Reranker
@@ -287,6 +288,10 @@ class FlashRankReranker(Reranker):
         scores = [0.0] * len(texts)
         for item in results:
             scores[int(item["id"])] = float(item["score"])
+        if telemetry.counting():  # Usage.tokens: the pairs as FlashRank's tokenizer cuts them
+            encoded = self._counter.encode_batch([[query, t] for t in texts])
+            limit = self.max_tokens or None
+            telemetry.record(tokens=sum(min(len(e.ids), limit or len(e.ids)) for e in encoded))
         return PairScores(scores, truncated=self._overflow(query, texts))
 
     def _overflow(self, query: str, texts: list[str]) -> list[bool]:

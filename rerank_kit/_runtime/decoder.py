@@ -48,6 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rerank_kit._core import telemetry
 from rerank_kit._core.errors import RerankError
 from rerank_kit._core.types import PairScores
 from rerank_kit.recipes import (
@@ -425,6 +426,7 @@ class DecoderScorer:
     def score(self, query: str, texts: Sequence[str]) -> PairScores:
         """Each text's score against ``query`` and whether its pair was cut."""
         encoded = self.encode(query, texts)
+        telemetry.record(tokens=sum(len(e.ids) for e in encoded))  # Usage.tokens
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].ids))
         scores = [0.0] * len(encoded)
         for start in range(0, len(order), self.batch_size):
