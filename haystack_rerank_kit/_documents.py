@@ -63,23 +63,6 @@ def first_stage_scores(docs: list[Document]) -> list[float] | None:
     return [float(s) for s in scores if s is not None]
 
 
-def _assembly_meta(result: Result, duplicate_ids: list[str]) -> dict[str, Any]:
-    """What context assembly did to this document (keys only for the steps that ran)."""
-    out: dict[str, Any] = {}
-    if result.context_rank is not None:
-        out["context_rank"] = result.context_rank
-    if result.similarity is not None:
-        out["similarity"] = result.similarity
-    if result.duplicates:
-        out["duplicates"] = list(result.duplicates)
-        out["duplicate_ids"] = duplicate_ids
-    if result.boost is not None:
-        out["boost"] = result.boost
-    if result.tokens is not None:
-        out["context_tokens"] = result.tokens
-    return out
-
-
 def _reranked_one(doc: Document, result: Result, duplicate_ids: list[str]) -> Document:
     meta = dict(doc.meta)
     if result.model is not None:
@@ -102,7 +85,7 @@ def _reranked_one(doc: Document, result: Result, duplicate_ids: list[str]) -> Do
     meta.update({key: value for key, value in flags.items() if value})
     if result.probability is not None:  # calibrated: the probability of relevance
         meta[PROBABILITY_KEY] = result.probability  # (score stays the raw or fused score)
-    meta.update(_assembly_meta(result, duplicate_ids))
+    meta.update(result.assembly_metadata(duplicate_ids))
     # id, content, blob, embedding and sparse_embedding are kept; the input is never changed
     return dataclasses.replace(doc, meta=meta, score=score)
 

@@ -78,24 +78,6 @@ def _first_stage_scores(docs: list[Document], key: str | None) -> list[float] | 
     return out
 
 
-def _assembly_metadata(result: Result, duplicate_ids: list[str]) -> dict[str, Any]:
-    """What context assembly did to this document (keys only for the steps that ran)."""
-    out: dict[str, Any] = {}
-    if result.context_rank is not None:
-        out["context_rank"] = result.context_rank
-    if result.similarity is not None:
-        out["similarity"] = result.similarity
-    if result.duplicates:
-        out["duplicates"] = list(result.duplicates)
-        if duplicate_ids:
-            out["duplicate_ids"] = duplicate_ids
-    if result.boost is not None:
-        out["boost"] = result.boost
-    if result.tokens is not None:
-        out["context_tokens"] = result.tokens
-    return out
-
-
 def _reranked(doc: Document, result: Result, duplicate_ids: list[str] | None = None) -> Document:
     """A new Document: same content, id and metadata, plus the scores (input never touched)."""
     metadata = dict(doc.metadata)
@@ -119,7 +101,7 @@ def _reranked(doc: Document, result: Result, duplicate_ids: list[str] | None = N
         "rerank_empty": result.empty,
     }
     metadata.update({key: value for key, value in flags.items() if value})
-    metadata.update(_assembly_metadata(result, duplicate_ids or []))
+    metadata.update(result.assembly_metadata(duplicate_ids or []))
     return doc.model_copy(update={"metadata": metadata})
 
 

@@ -94,6 +94,31 @@ class Result:
     model: str | None = None
     probability: float | None = None
 
+    def assembly_metadata(self, duplicate_ids: Sequence[str] = ()) -> dict[str, Any]:
+        """What context assembly did to this passage, as metadata (keys only for steps that ran).
+
+        ``duplicate_ids``: the ids of the passages at ``duplicates``, as the framework names
+        them (written under ``duplicate_ids`` when given).
+
+        Example:
+            >>> Result(index=0, score=1.0, context_rank=1, duplicates=(3,)).assembly_metadata(["d3"])
+            {'context_rank': 1, 'duplicates': [3], 'duplicate_ids': ['d3']}
+        """
+        out: dict[str, Any] = {}
+        if self.context_rank is not None:
+            out["context_rank"] = self.context_rank
+        if self.similarity is not None:
+            out["similarity"] = self.similarity
+        if self.duplicates:
+            out["duplicates"] = list(self.duplicates)
+            if duplicate_ids:
+                out["duplicate_ids"] = list(duplicate_ids)
+        if self.boost is not None:
+            out["boost"] = self.boost
+        if self.tokens is not None:
+            out["context_tokens"] = self.tokens
+        return out
+
 
 def _optional(value: float | None) -> float | None:
     return None if value is None else float(value)

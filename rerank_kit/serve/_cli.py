@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import copy
 import ipaddress
 import logging
 import math
@@ -147,8 +148,16 @@ def serve(
     if not keys.required and not _loopback(host):
         logger.warning("serving on %s without an API key: anyone who reaches it can use it", host)
     app = create_app(config, models, api_keys=keys)
+    # uvicorn's own logging set-up, with rerank-kit's loggers on its handler (the server's log)
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["rerank_kit"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
     uvicorn.run(
         app,
+        log_config=log_config,
         host=host,
         port=port,
         backlog=2048,
@@ -160,10 +169,6 @@ def serve(
 
 def run(args: argparse.Namespace) -> int:
     """``rerank-kit serve``."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-        )
     try:
         config = build_config(args)
         keys = load_api_keys(args.api_key_file, args.api_key_env)

@@ -146,8 +146,8 @@ class EmbeddingSimilarity(Similarity):
 def set_embedder_loader(loader: Callable[[str], Embedder]) -> None:
     """Install what turns a ``similarity_model`` spec string into an ``Embedder``.
 
-    The core resolves no spec itself (it imports no reranker family): ``rerank_kit`` installs
-    ``rerank_kit._registry.load_embedder`` when it is imported. Specs already loaded are kept.
+    The core resolves no spec itself (it imports no reranker family): the package installs
+    its registry's embedder loader when it is imported. Specs already loaded are kept.
     """
     _loader[:] = [loader]
 
