@@ -17,6 +17,7 @@ from rerank_kit._core.types import PairScores
 from rerank_kit._core.windows import WindowPlan, hf_offsets
 from rerank_kit._runtime.hub import local_model_folder, resolve_hf_model
 from rerank_kit._runtime.options import TORCH_BI_ENCODER, require
+from rerank_kit._runtime.precision import torch_precision
 
 __all__ = ["BiEncoderReranker", "encode_normalized"]
 
@@ -76,7 +77,8 @@ class BiEncoderReranker(Reranker):
             windows and aggregate (see ``Reranker.set_long_documents``).
         backend: ``"torch"`` (sentence-transformers), ``"onnx"`` (ONNX Runtime) or
             ``"openvino"`` (OpenVINO), the last two on the CPU.
-        quantize: With ``backend="onnx"``: ``None`` for fp32 or ``"int8"``.
+        quantize: With ``backend="onnx"``: ``None`` for fp32 or ``"int8"`` (an alias of
+            ``precision``).
         threads: With ``backend="onnx"`` or ``"openvino"``: intra-op threads.
         cache_dir: With ``backend="onnx"`` or ``"openvino"``: where exports are cached.
         score_cache: Opt-in cache of (query, passage) scores, as the cross-encoders take it:
@@ -86,6 +88,9 @@ class BiEncoderReranker(Reranker):
             models or prompts are never mixed. It saves the query's encoding and the
             similarity; ``cache_info()`` still reports the passage-embedding cache (the score
             cache's own counts: ``score_cache.info()``).
+        precision: What to compute in (``quantize`` and ``openvino_precision`` are its older
+            names): ``None`` (the backend's default), ``"fp32"``, ``"int8"`` (ONNX Runtime) or
+            ``"bf16"`` (OpenVINO); torch takes ``None`` or ``"fp32"`` only.
 
     Example:
         >>> from rerank_kit import BiEncoderReranker  # doctest: +SKIP
@@ -114,6 +119,7 @@ class BiEncoderReranker(Reranker):
         threads: int | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         score_cache: int | str | os.PathLike[str] | ScoreCache | None = 0,
+        precision: str | None = None,
     ) -> None:
         super().__init__(score_cache=score_cache)
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
@@ -135,12 +141,13 @@ class BiEncoderReranker(Reranker):
 
             folder = local_model_folder(model, kind="bi-encoder", prefix="sentence-transformers")
             given = {"threads": threads, "cache_dir": cache_dir}
-            options = {k: v for k, v in given.items() if v is not None}
+            options: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
             options.update(model_kwargs or {})
+            options.setdefault("precision", precision)
             self._onnx = OnnxSentenceEncoder(
                 folder, quantize=quantize, backend=backend, batch_size=batch_size, **options
             )
-            suffix = "-" + quantize if quantize else ""
+            suffix = "-" + self._onnx.quantize if self._onnx.quantize else ""
             self.name = f"bi-encoder-{backend}{suffix}:{model}"
             self.model: Any = None
             logger.debug("loaded bi-encoder %s (%s) from %s", model, backend, folder)
@@ -153,6 +160,7 @@ class BiEncoderReranker(Reranker):
         ):
             if value is not None:
                 raise ValueError(f"{label}={value!r} needs backend='onnx' or 'openvino'")
+        torch_precision(precision)
         require(TORCH_BI_ENCODER, load=False)
         # resolve first: an unavailable model fails in seconds, before torch is even imported
         path = resolve_hf_model(model, kind="bi-encoder", prefix="sentence-transformers")

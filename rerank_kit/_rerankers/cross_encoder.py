@@ -26,6 +26,7 @@ from rerank_kit._runtime.decoder import DecoderScorer, hub_decoder_folder, torch
 from rerank_kit._runtime.folders import onnx_graphs
 from rerank_kit._runtime.hub import resolve_hf_model
 from rerank_kit._runtime.options import TORCH_CROSS_ENCODER, require
+from rerank_kit._runtime.precision import CpuPath, follow_cpu, torch_precision
 from rerank_kit._runtime.templated import recipe_chat_template, warn_if_template_differs
 from rerank_kit._runtime.torch_limits import cap_to_positions
 from rerank_kit._runtime.vocab import UnknownTokens, check_hf_texts, hf_unk_id
@@ -98,6 +99,11 @@ class CrossEncoderReranker(Reranker):
     room for it. Models with code on the Hub need ``trust_remote_code=True``, passed
     explicitly; the ONNX backend refuses generative models.
 
+    With no ``backend``, the bundled model (and ``precision="int8"`` of a folder holding an ONNX
+    graph) runs the fastest batch-independent path for this CPU among the installed backends
+    (``rerank_kit._runtime.cpu.fastest_path``: OpenVINO bf16 on AMX CPUs when ``openvino`` is
+    installed, ONNX Runtime's per-token int8 elsewhere), named in one INFO log line.
+
     ``backend="onnx"`` runs the same model on ONNX Runtime instead of torch (exported once and
     cached; see :class:`~rerank_kit.OnnxCrossEncoderReranker`): the same scores to ~1e-6 in
     55-70 % of the time on CPU, and ``quantize="int8"`` about 3x faster than torch at a small cost
@@ -123,7 +129,12 @@ class CrossEncoderReranker(Reranker):
         backend: ``None`` or ``"auto"`` (default: see ``default_backend``), ``"torch"``
             (sentence-transformers), ``"onnx"`` (ONNX Runtime, CPU) or ``"openvino"``
             (OpenVINO, CPU; the same exported graph).
-        quantize: With ``backend="onnx"``: ``None`` for fp32 or ``"int8"``.
+        quantize: With ``backend="onnx"``: ``None`` for fp32 or ``"int8"`` (an alias of
+            ``precision``).
+        precision: What to compute in, one spelling for every backend (``quantize`` and
+            ``model_kwargs``' ``openvino_precision`` are its older names; one that disagrees is
+            a ``ValueError``): ``None`` (the backend's default), ``"fp32"``, ``"int8"`` (ONNX
+            Runtime) or ``"bf16"`` (OpenVINO); torch takes ``None``/``"fp32"`` only.
         file_name: With ``backend="onnx"`` or ``"openvino"``: which ONNX graph of a
             pre-exported folder to load (e.g. ``"onnx/model_qint8_avx512.onnx"``), as in
             sentence-transformers.
@@ -147,6 +158,8 @@ class CrossEncoderReranker(Reranker):
             plain cross-encoder) raises ``ValueError``.
 
     Attributes:
+        cpu_path: The ``CpuPath`` chosen for this CPU when the backend followed it, else
+            ``None``.
         instruction: The instruction in use (the recipe's default when none was given), or
             ``None`` for a model that takes none.
         recipe: The model's ``rerank_kit.Recipe`` (``None``: a plain cross-encoder no recipe
@@ -181,6 +194,7 @@ class CrossEncoderReranker(Reranker):
         quantize: str | None = None,
         file_name: str | None = None,
         threads: int | None = None,
+        precision: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         score_cache: int | str | os.PathLike[str] | ScoreCache | None = 0,
         trust_remote_code: bool = False,
@@ -202,8 +216,15 @@ class CrossEncoderReranker(Reranker):
             )
         if not isinstance(trust_remote_code, bool):
             raise TypeError(f"trust_remote_code must be True or False, got {trust_remote_code!r}")
+        self.cpu_path: CpuPath | None = None
         if backend in (None, "auto"):
             backend = default_backend(model, device=device, trust_remote_code=trust_remote_code)
+            if backend == "onnx":
+                self.cpu_path = follow_cpu(model, precision, quantize, model_kwargs)
+            if self.cpu_path is not None and self.cpu_path.backend != "onnx":
+                # ONNX Runtime runs as it always did (the same names and score identities);
+                # OpenVINO runs an int8 graph dequantized, at the path's precision
+                backend, precision, quantize = self.cpu_path.backend, self.cpu_path.precision, None
         self.model_name = model
         self.batch_size = batch_size
         self.model: Any = None
@@ -214,6 +235,7 @@ class CrossEncoderReranker(Reranker):
                 raise ValueError("trust_remote_code=True needs backend='torch'")
             options: dict[str, Any] = {
                 "quantize": quantize,
+                "precision": precision,
                 "max_length": max_length,
                 "file_name": file_name,
             }
@@ -222,8 +244,7 @@ class CrossEncoderReranker(Reranker):
             options["instruction"] = instruction
             self._load_onnx(model, {**options, "backend": backend, **(model_kwargs or {})})
         else:
-            if quantize is not None:
-                raise ValueError(f"quantize={quantize!r} needs backend='onnx'")
+            torch_precision(precision, quantize)
             for label, value in (
                 ("file_name", file_name),
                 ("threads", threads),

@@ -75,7 +75,8 @@ class OnnxCrossEncoderReranker(Reranker):
     Args:
         model: Hub id (e.g. ``"cross-encoder/ms-marco-MiniLM-L-6-v2"``) or local folder of a
             transformers / sentence-transformers cross-encoder.
-        quantize: ``None`` for fp32, or ``"int8"`` for dynamic int8 quantization.
+        quantize: ``None`` for fp32, or ``"int8"`` for dynamic int8 quantization (an alias of
+            ``precision``).
         max_length: Truncate pairs to this many tokens (default: the model's own limit).
         batch_size: At most this many pairs per ONNX Runtime call (neighbours by token length).
         threads: Intra-op threads (default: physical cores this process may use).
@@ -99,7 +100,12 @@ class OnnxCrossEncoderReranker(Reranker):
             makes of a fused export): such graphs raise a clear error. Graphs with plain
             ``MatMulInteger`` int8 weights (e.g. the bundled model) run as their dequantized
             fp32 graph (cached); at bf16 OpenVINO runs one pair per call (its bf16 kernels
-            round differently at different batch shapes).
+            round differently at different batch shapes). An alias of ``precision``.
+        precision: What to compute in, the one spelling for every backend (``quantize`` and
+            ``openvino_precision`` are its older names; one that disagrees is a
+            ``ValueError``): ``None`` (the backend's default), ``"fp32"``, ``"int8"`` (ONNX
+            Runtime only) or ``"bf16"`` (OpenVINO only); ``"fp16"`` and a precision the backend
+            cannot run are refused (docs "Speed": "One precision setting").
         instruction: For instruction-aware rerankers (e.g. a Qwen3-Reranker
             sequence-classification conversion): the task instruction rendered into the
             model's prompt; ``None`` uses the recipe's default (``rerank_kit.recipes``). A model
@@ -146,6 +152,7 @@ class OnnxCrossEncoderReranker(Reranker):
         backend: str = "onnx",
         openvino_precision: str = "auto",
         instruction: str | None = None,
+        precision: str | None = None,
     ) -> None:
         super().__init__(score_cache=score_cache)
         self._model = OnnxCrossEncoder(
@@ -160,13 +167,14 @@ class OnnxCrossEncoderReranker(Reranker):
             backend=backend,
             openvino_precision=openvino_precision,
             instruction=instruction,
+            precision=precision,
         )
         self.recipe = self._model.recipe
         self.instruction = self._model.instruction
         self.model_name = model
-        self.name = onnx_reranker_name(model, backend, quantize)
+        self.quantize = self._model.quantize  # precision="int8" is quantize="int8"
+        self.name = onnx_reranker_name(model, backend, self.quantize)
         self.backend = backend
-        self.quantize = quantize
         self.threads = self._model.options.threads
         self.cache_dir = self._model.options.cache_dir
         self.model_path = self._model.model_path

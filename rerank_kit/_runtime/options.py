@@ -16,6 +16,7 @@ from typing import Any
 
 from rerank_kit._runtime.cpu import default_threads
 from rerank_kit._runtime.paths import default_cache_dir
+from rerank_kit._runtime.precision import resolve_precision
 
 __all__ = [
     "BACKENDS",
@@ -172,7 +173,11 @@ class RuntimeOptions:
         cache_dir: Where exports live (default: ``paths.default_cache_dir()``).
         batch_size: At most this many inputs per call into the runner.
         max_batch_tokens: Also cap a call at this many padded tokens; ``None``: no cap.
-        openvino_precision: With ``backend="openvino"``: ``"auto"``, ``"bf16"`` or ``"f32"``.
+        openvino_precision: With ``backend="openvino"``: ``"auto"``, ``"bf16"`` or ``"f32"``
+            (an alias of ``precision``, which it merges into ``quantize`` and this).
+        precision: ``None`` (the backend's default), ``"fp32"``, ``"int8"`` (ONNX Runtime) or
+            ``"bf16"`` (OpenVINO); see ``rerank_kit._runtime.precision``. ``quantize`` and
+            ``openvino_precision`` are its older names: one that disagrees is a ``ValueError``.
 
     Example:
         >>> RuntimeOptions(threads=2).threads, RuntimeOptions().cache_dir.name
@@ -193,22 +198,20 @@ class RuntimeOptions:
         batch_size: int = 32,
         max_batch_tokens: int | None = 2048,
         openvino_precision: str = "auto",
+        precision: str | None = None,
     ) -> None:
         if quantize not in QUANTIZE:
             raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be 'onnx' or 'openvino', got {backend!r}")
-        if backend == "openvino" and quantize == "int8":
-            raise ValueError(
-                "quantize='int8' is ONNX Runtime's int8 graph (com.microsoft.QAttention), "
-                "which OpenVINO cannot read; use backend='onnx' for int8, or "
-                "backend='openvino' with quantize=None (bf16 where the CPU supports it)"
-            )
         if openvino_precision not in OV_PRECISIONS:
             raise ValueError(
                 f"openvino_precision must be one of {', '.join(OV_PRECISIONS)}, "
                 f"got {openvino_precision!r}"
             )
+        quantize, openvino_precision = resolve_precision(
+            precision, backend=backend, quantize=quantize, openvino_precision=openvino_precision
+        )
         check_positive("batch_size", batch_size)
         for label, value in (("threads", threads), ("max_batch_tokens", max_batch_tokens)):
             if value is not None:
