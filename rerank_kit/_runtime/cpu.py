@@ -175,9 +175,11 @@ def installed_backends() -> set[str]:
 
 def fastest_path(
     flags: Iterable[str] | None = None,
-    installed: Iterable[str] | Callable[[], Iterable[str]] = installed_backends,
+    installed: Iterable[str] | Callable[[], Iterable[str]] | None = None,
 ) -> CpuPath:
     """The fastest batch-independent path for a CPU with ``flags`` among ``installed`` backends.
+
+    ``flags`` defaults to this CPU's, ``installed`` to ``installed_backends()``.
 
     Table-driven (``FASTEST_PATHS``); ONNX Runtime's per-token int8 when no entry's backend is
     installed.
@@ -190,6 +192,8 @@ def fastest_path(
         >>> fastest_path({"avx2"}, {"onnx", "openvino"}).name
         'onnx-int8'
     """
+    if installed is None:  # looked up when called (tests replace it)
+        installed = installed_backends
     have = set(installed() if callable(installed) else installed)
     for path in FASTEST_PATHS[cpu_tier(flags)]:
         if path.backend in have:
