@@ -243,3 +243,30 @@ def test_int8_of_an_onnx_folder_follows_the_cpu(
     assert_batch_independent(ov.score)
     fp32 = CrossEncoderReranker(folder, **kw)  # type: ignore[arg-type]
     assert fp32.cpu_path is None and fp32.backend == "onnx"  # fp32 does not follow
+
+
+def test_the_openvino_runtime_extra_pulls_no_torch() -> None:
+    """The bundled model's AMX path installs without torch: bundled + openvino-runtime."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text("utf-8"))["project"]["optional-dependencies"]
+
+    def closure(extra: str) -> set[str]:
+        out: set[str] = set()
+        for req in extras[extra]:
+            inner = re.fullmatch(r"rerank-kit\[([\w,-]+)\].*", req)
+            names = inner.group(1).split(",") if inner else []
+            out |= set().union(*(closure(n) for n in names)) if inner else {req}
+        return out
+
+    for extra in ("openvino-runtime", "bundled"):
+        reqs = closure(extra)
+        assert not any(
+            r.startswith(("torch", "transformers", "sentence-transformers")) for r in reqs
+        )
+    assert any(r.startswith("openvino") for r in closure("openvino-runtime"))
+    assert any(r.startswith("onnx") for r in closure("openvino-runtime"))  # dequantizes int8
+    assert any(r.startswith("torch") for r in closure("openvino"))  # the export extra

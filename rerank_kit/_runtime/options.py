@@ -80,9 +80,10 @@ def need(purpose: str, extra: str, *modules: str | tuple[str, str, str], hint: s
 RUN_ONNX = need(
     "running an ONNX graph on ONNX Runtime", "onnx-runtime", "onnxruntime", "tokenizers", "numpy"
 )
-#: Running a graph on OpenVINO.
+#: Running a graph on OpenVINO: the ``openvino-runtime`` extra (no torch; ``openvino`` adds
+#: the export).
 RUN_OPENVINO = need(
-    "running an ONNX graph on OpenVINO", "openvino", "openvino", "tokenizers", "numpy"
+    "running an ONNX graph on OpenVINO", "openvino-runtime", "openvino", "tokenizers", "numpy"
 )
 #: Exporting a transformers cross-encoder (once; later runs need ``RUN_ONNX`` only).
 EXPORT_CROSS_ENCODER = need(
