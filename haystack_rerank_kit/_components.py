@@ -112,6 +112,7 @@ class _ModelRerank(Rerank):
         top_k: int | None = 3,
         backend: str | None = None,
         quantize: str | None = None,
+        precision: str | None = None,
         file_name: str | None = None,
         threads: int | None = None,
         cache_dir: str | Path | None = None,
@@ -127,6 +128,7 @@ class _ModelRerank(Rerank):
             "model": default if model is None else model,
             "backend": backend,
             "quantize": quantize,
+            "precision": precision,
             "file_name": file_name,
             "threads": threads,
             "cache_dir": cache_dir,
@@ -151,7 +153,8 @@ class CrossEncoderRerank(_ModelRerank):
     """Cross-encoder ranker (``rerank_kit.CrossEncoderReranker``) as a Haystack component.
 
     ``model`` (default ``cross-encoder/ms-marco-MiniLM-L-6-v2``) and the engine's settings
-    (``backend`` ``"torch"``/``"onnx"``/``"openvino"``, ``quantize``, ``file_name``, ``threads``,
+    (``backend`` ``"torch"``/``"onnx"``/``"openvino"``, ``precision`` (``quantize`` is its
+    older name), ``file_name``, ``threads``,
     ``cache_dir``, ``score_cache``, ``long_documents``; ``None``: the engine's default) are
     arguments with the LangChain and LlamaIndex ``CrossEncoderRerank``'s names;
     ``instruction=`` is the task instruction of instruction-aware rerankers (Qwen3-Reranker).

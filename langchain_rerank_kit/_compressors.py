@@ -274,8 +274,9 @@ class CrossEncoderRerank(shared.CrossEncoderSettings, _BaseRerank):
 
     The engine's ``CrossEncoderReranker`` settings are top-level fields with the same names:
     ``backend`` (``"torch"``, ``"onnx"``, ``"openvino"``; ``None``: the engine's default),
-    ``quantize``, ``file_name``, ``threads``, ``cache_dir``, ``score_cache`` (a size, a file name
-    or a ``ScoreCache``), ``long_documents`` and, for instruction-aware rerankers
+    ``precision`` (``"fp32"``, ``"int8"``, ``"bf16"``; ``quantize`` is its older name),
+    ``file_name``, ``threads``, ``cache_dir``, ``score_cache`` (a size, a file name or a
+    ``ScoreCache``), ``long_documents`` and, for instruction-aware rerankers
     (Qwen3-Reranker, mxbai-rerank v2, bge-reranker-v2-gemma), ``instruction`` (the task
     instruction in the model's prompt; ``None``: the model's default); fields left ``None`` are
     not passed. ``model_kwargs`` are extra arguments for the underlying model
@@ -294,7 +295,7 @@ class CrossEncoderRerank(shared.CrossEncoderSettings, _BaseRerank):
 
             compressor = CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-6-v2", top_n=3)
             fast = CrossEncoderRerank(model="cross-encoder/ms-marco-MiniLM-L-6-v2",
-                                      backend="onnx", quantize="int8", threads=4)
+                                      backend="onnx", precision="int8", threads=4)
             legal = CrossEncoderRerank(model="Qwen/Qwen3-Reranker-0.6B",
                                        instruction="Find the clause that answers the question")
             docs = compressor.compress_documents(docs, "my question")

@@ -303,7 +303,8 @@ class CrossEncoderRerank(shared.CrossEncoderSettings, _BaseRerank):
     """Cross-encoder reranker as a LlamaIndex node postprocessor.
 
     Same fields as ``rerank_kit.CrossEncoderReranker`` and the LangChain ``CrossEncoderRerank``
-    (``backend``, ``quantize``, ``file_name``, ``threads``, ``cache_dir``, ``score_cache``,
+    (``backend``, ``precision`` (``quantize`` is its older name), ``file_name``, ``threads``,
+    ``cache_dir``, ``score_cache``,
     ``long_documents``, and ``instruction`` for instruction-aware rerankers such as
     Qwen3-Reranker; ``None`` leaves the engine's default), plus ``metadata_mode`` (what is
     scored, see :class:`RerankPostprocessor`). ``model_kwargs`` go to the underlying model; the

@@ -270,3 +270,38 @@ def test_the_openvino_runtime_extra_pulls_no_torch() -> None:
     assert any(r.startswith("openvino") for r in closure("openvino-runtime"))
     assert any(r.startswith("onnx") for r in closure("openvino-runtime"))  # dequantizes int8
     assert any(r.startswith("torch") for r in closure("openvino"))  # the export extra
+
+
+@pytest.mark.models
+def test_every_adapter_takes_precision_and_its_old_name(
+    tiny_flashrank_dir: Path, tmp_path: Path
+) -> None:
+    lc = pytest.importorskip("langchain_rerank_kit")
+    li = pytest.importorskip("llamaindex_rerank_kit")
+    hk = pytest.importorskip("haystack_rerank_kit")
+    folder, cache = str(tiny_flashrank_dir), str(tmp_path)
+    want = OnnxCrossEncoderReranker(folder, quantize="int8", cache_dir=cache)._score_identity()
+
+    def haystack(**kw: Any) -> Any:
+        ranker = hk.CrossEncoderRerank(model=folder, **kw)
+        ranker.warm_up()
+        return ranker.reranker
+
+    makers = {
+        "langchain": lambda **kw: lc.CrossEncoderRerank(model=folder, **kw).get_reranker(),
+        "llamaindex": lambda **kw: li.CrossEncoderRerank(model=folder, **kw).get_reranker(),
+        "haystack": haystack,
+    }
+    for name, make in makers.items():
+        for kw in (
+            {"precision": "int8"},
+            {"quantize": "int8"},
+            {"precision": "int8", "quantize": "int8"},
+        ):
+            assert make(backend="onnx", cache_dir=cache, **kw)._score_identity() == want, name
+        with pytest.raises(ValueError, match="disagree"):
+            make(backend="onnx", cache_dir=cache, precision="fp32", quantize="int8")
+        with pytest.raises(ValueError, match="cannot run on backend='onnx'"):
+            make(backend="onnx", cache_dir=cache, precision="bf16")
+    with pytest.raises(ValueError, match="takes no precision="):
+        lc.FlashRankRerank(model=folder, precision="int8")

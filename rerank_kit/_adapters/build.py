@@ -44,6 +44,7 @@ __all__ = [
 ENGINE_FIELDS = (
     "backend",
     "quantize",
+    "precision",
     "file_name",
     "threads",
     "cache_dir",

@@ -334,11 +334,20 @@ class _ModelSettings(_Built):
 
 
 _QUANTIZE = Field(
-    default=None, description="'int8' for an int8 ONNX graph (None: the engine's default)."
+    default=None,
+    description="'int8' for an int8 ONNX graph (None: the engine's default); the older name "
+    "of precision='int8'.",
+)
+_PRECISION = Field(
+    default=None,
+    description="What the model computes in, as the engine's precision=: 'fp32', 'int8' (ONNX "
+    "Runtime) or 'bf16' (OpenVINO); None: the engine's default (the bundled model follows the "
+    "CPU). quantize= and model_kwargs' openvino_precision are its older names; one that "
+    "disagrees is a ValueError.",
 )
 _GRAPH_CHOICE = (
     "For an int8 graph or a chosen graph of an exported folder, use "
-    "CrossEncoderRerank(model=<folder>, backend='onnx', quantize='int8') or "
+    "CrossEncoderRerank(model=<folder>, backend='onnx', precision='int8') or "
     "CrossEncoderRerank(model=<folder>, backend='onnx', file_name='onnx/model.onnx')."
 )
 
@@ -352,6 +361,7 @@ class CrossEncoderSettings(_ModelSettings):
         default="cross-encoder/ms-marco-MiniLM-L-6-v2", description="Hub id or local folder."
     )
     quantize: str | None = _QUANTIZE
+    precision: str | None = _PRECISION
     file_name: str | None = Field(
         default=None,
         description="Which ONNX graph of a pre-exported model folder to load, e.g. "
@@ -375,6 +385,7 @@ class FlashRankSettings(_ModelSettings):
     )
     not_offered: ClassVar[dict[str, str]] = {
         "quantize": "A FlashRank model runs the one ONNX graph its folder ships. " + _GRAPH_CHOICE,
+        "precision": "A FlashRank model runs the one ONNX graph its folder ships. " + _GRAPH_CHOICE,
         "file_name": "A FlashRank model runs the one ONNX graph its folder ships. " + _GRAPH_CHOICE,
     }
 
@@ -392,5 +403,7 @@ class BiEncoderSettings(_ModelSettings):
     }
     quantize: str | None = Field(
         default=None,
-        description="'int8' for int8 weights (with backend='onnx'; None: fp32).",
+        description="'int8' for int8 weights (with backend='onnx'; None: fp32); the older name "
+        "of precision='int8'.",
     )
+    precision: str | None = _PRECISION
