@@ -15,7 +15,12 @@ from typing import Any
 
 import pytest
 
-from rerank_kit import CrossEncoderReranker, OnnxCrossEncoderReranker, load_reranker
+from rerank_kit import (
+    BiEncoderReranker,
+    CrossEncoderReranker,
+    OnnxCrossEncoderReranker,
+    load_reranker,
+)
 from rerank_kit._runtime import cpu
 from rerank_kit._runtime.options import RuntimeOptions
 from rerank_kit._runtime.precision import resolve_precision
@@ -95,6 +100,8 @@ def test_torch_takes_fp32_only_and_says_which_backend_does_the_rest(tiny_ce_dir:
         CrossEncoderReranker(str(tiny_ce_dir), precision="fp16")  # torch by default
     with pytest.raises(ValueError, match="needs backend='onnx'"):  # the old message, unchanged
         CrossEncoderReranker(str(tiny_ce_dir), quantize="int8")
+    with pytest.raises(ValueError, match="precision='int8' needs backend='onnx'"):
+        BiEncoderReranker("no/such-model", precision="int8")  # refused before anything loads
 
 
 # -- engine: precision= against the old names ---------------------------------------------------
