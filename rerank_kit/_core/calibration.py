@@ -320,7 +320,7 @@ class Cutoff:
         if min_n is not None and p is None and share is None:
             raise ValueError(
                 "min_n is the floor of min_probability or expected_share; give min_probability "
-                "(or expected_share) too"
+                "too (or expected_share)"
             )
         if cal is None:
             for name, value in (("min_probability", p), ("expected_share", share)):
