@@ -10,6 +10,8 @@ Example:
     rerank-kit calibrate data/beir/cisi --reranker onnx:cross-encoder/ms-marco-MiniLM-L-12-v2 \
         --depth 20 --min-probability 0.3 --config pipeline.json --plot calibration.png
     rerank-kit calibrate data/beir/cisi --pipeline tuned.json --config tuned-calibrated.json
+    rerank-kit calibrate data/beir/cisi --reranker bi-encoder:all-MiniLM-L6-v2 \
+        --expected-share 0.8 --min-n 1 --config pipeline.json
 """
 
 from __future__ import annotations
