@@ -233,6 +233,9 @@ def test_cli_calibrate_writes_expected_share(
     assert saved.calibration is not None and saved.calibration.score_identity == "fake"
     assert main([*args[:-2], "--expected-share", "1.5"]) == 2
     assert "expected_share" in capsys.readouterr().err
+    tune_args = ["tune", str(data), "--reranker", "fake:x", "--depth", "10", "--folds", "3"]
+    assert main([*tune_args, "--target-recall", "0.8", "--no-progress"]) == 2
+    assert "target_recall needs calibrate" in capsys.readouterr().err
 
 
 # -- the report (eval --calibrate, rerank-kit calibrate) ---------------------------------------
@@ -260,3 +263,45 @@ def test_report_rows_follow_the_engine_and_mean_what_they_say() -> None:
     assert [r["top_n"] for r in same_recall(rows)] == [3, 5]  # share rows are no fixed top_n
     with pytest.raises(ValueError, match="policy"):
         same_recall(rows, "top_n")
+
+
+def test_share_for_recall_is_the_lowest_share_reaching_it() -> None:
+    from rerank_kit.learning._calibrate_report import SHARE_GRID, cutoff_curve, share_for_recall
+
+    rng = random.Random(5)
+    held_out = {}
+    for q in range(60):
+        probs = sorted((rng.random() for _ in range(10)), reverse=True)
+        held_out[f"q{q}"] = (probs, [int(rng.random() < p) for p in probs])
+    queries = {q: (p, y, [1] * len(p)) for q, (p, y) in held_out.items()}
+    for target in (0.3, 0.6, 0.9):
+        share = share_for_recall(held_out, target)
+        assert share is not None
+        rows = cutoff_curve(
+            queries, top_ns=(), probabilities=(), min_n=0, expected_shares=SHARE_GRID
+        )
+        recall = {r["expected_share"]: r["recall"] for r in rows}
+        assert recall[share] >= target
+        assert all(recall[s] < target for s in SHARE_GRID if s < share)
+    assert share_for_recall(held_out, 0.9, top_n=1) is None  # the ceiling holds recall down
+
+
+def test_tune_calibrate_picks_expected_share_for_a_target_recall() -> None:
+    pytest.importorskip("bm25s")
+    pytest.importorskip("sklearn")
+    from test_tune import _dataset
+
+    from rerank_kit.evaluation import tune
+    from rerank_kit.learning._tune_report import describe
+
+    with pytest.raises(ValueError, match="target_recall needs calibrate"):
+        tune(_dataset(), FakeReranker(), depths=[10], folds=3, target_recall=0.8)
+    result = tune(
+        _dataset(), FakeReranker(), depths=[10], folds=3, calibrate=True, target_recall=0.8
+    )
+    config = result.config
+    if config.first_stage_only:
+        pytest.skip("tune chose the first stage alone here")
+    assert config.calibration is not None and config.expected_share is not None
+    assert 0.0 < config.expected_share <= 1.0 and config.min_probability is None
+    assert f"expected_share {config.expected_share:g}" in describe(config)

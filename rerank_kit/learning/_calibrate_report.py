@@ -12,7 +12,9 @@ probabilities come from a map fitted without it.
 - ``precision_at``: the precision of the passages ``min_probability=p`` keeps, beside their mean
   probability (the number means what it says when the two agree);
 - ``probability_for_precision``: the lowest ``min_probability`` whose kept passages reach a
-  target precision (``tune --calibrate --target-precision``).
+  target precision (``tune --calibrate --target-precision``);
+- ``share_for_recall``: the lowest ``expected_share`` whose kept passages reach a target recall
+  of the judged-relevant candidates (``tune --calibrate --target-recall``).
 
 Example:
     >>> q = {"a": ([0.9, 0.6, 0.1], [1, 1, 0], [10, 10, 10])}
@@ -36,6 +38,7 @@ __all__ = [
     "precision_at",
     "probability_for_precision",
     "same_recall",
+    "share_for_recall",
 ]
 
 #: The fixed counts the cutoff is compared with.
@@ -250,6 +253,37 @@ def probability_for_precision(
         if hits / i >= target and (i == len(pairs) or pairs[i][0] < p):
             best = p  # only where the next candidate is lower: ties stay or go together
     return best
+
+
+#: The ``expected_share`` values ``share_for_recall`` tries (0.05 to 1.0, by 0.05).
+SHARE_GRID = tuple(round(0.05 * i, 2) for i in range(1, 21))
+
+
+def share_for_recall(
+    held_out: Mapping[str, tuple[Sequence[float], Sequence[int]]],
+    target: float,
+    top_n: int | None = None,
+) -> float | None:
+    """The lowest ``expected_share`` (``SHARE_GRID``) whose held-out recall reaches ``target``.
+
+    Recall is of each query's judged-relevant candidates (queries without one are left out),
+    the candidates cut by the engine's ``expected_share`` and the ceiling ``top_n``. ``None``:
+    no share reaches it (e.g. under a low ``top_n``).
+
+    Example:
+        >>> share_for_recall({"a": ([0.8, 0.1, 0.1], [1, 0, 1])}, 0.5)
+        0.05
+        >>> share_for_recall({"a": ([0.8, 0.1, 0.1], [1, 0, 1])}, 1.0)
+        0.95
+    """
+    queries = {q: (probs, labels, [0] * len(probs)) for q, (probs, labels) in held_out.items()}
+    rows = cutoff_curve(
+        queries, top_ns=(), probabilities=(), min_n=0, top_n=top_n, expected_shares=SHARE_GRID
+    )
+    for row in rows:
+        if row["recall"] + 1e-12 >= target:
+            return float(row["expected_share"])
+    return None
 
 
 def plot_calibration(result: Mapping[str, Any], path: str | Path) -> Path:
