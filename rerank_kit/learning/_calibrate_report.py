@@ -47,7 +47,7 @@ DEFAULT_TOP_NS = (3, 5, 10)
 DEFAULT_PROBABILITIES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 #: The ``expected_share`` values measured.
-DEFAULT_SHARES = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+DEFAULT_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 #: The cutoff policies' settings (a ``cutoff_curve`` row naming none is a fixed ``top_n``).
 POLICIES = ("min_probability", "expected_share")
 
