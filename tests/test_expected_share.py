@@ -76,7 +76,8 @@ def test_composes_with_min_probability_and_the_threshold() -> None:
             both = _indices(calibration=c, expected_share=share, min_probability=p)
             assert both == min(alone, other, key=len)  # both must keep it: the stricter wins
     # the total is every candidate's: a threshold does not shrink the share's target
-    assert _indices(calibration=c, expected_share=0.9, score_threshold=0.5) == [0, 1]
+    assert _indices(calibration=c, expected_share=0.6, score_threshold=0.5) == [0, 1]
+    assert _indices(calibration=c, expected_share=0.6, score_threshold=0.5, dedupe=1.0) == [0, 1]
 
 
 def test_composes_with_token_budget_and_dedupe_and_async_agrees() -> None:
