@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import math
 import random
@@ -222,11 +223,14 @@ def test_cli_calibrate_writes_expected_share(
     from rerank_kit.cli import main
 
     monkeypatch.setattr(registry, "load_reranker", lambda spec, **_: FakeReranker())
+    has_matplotlib = importlib.util.find_spec("matplotlib") is not None
     data = _write_judgments(tmp_path / "topics")
     config = tmp_path / "pipeline.json"
     args = ["calibrate", str(data), "--reranker", "fake:x", "--folds", "3", "--depth", "10"]
     args += ["--expected-share", "0.8", "--min-n", "1", "--no-progress", "--config", str(config)]
-    assert main(args) == 0
+    plot = tmp_path / "calibration.png"
+    assert main([*args, "--plot", str(plot)] if has_matplotlib else args) == 0
+    assert not has_matplotlib or plot.stat().st_size > 0  # the share's curve beside the others
     out = capsys.readouterr().out
     assert "expected_share=0.8, min_n=1" in out and "share " in out  # the report's rows
     saved = PipelineConfig.load(config)
