@@ -18,7 +18,7 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import Secret
 
 from haystack_rerank_kit._documents import checked, first_stage_scores, reranked, texts_of
-from rerank_kit import Reranker
+from rerank_kit import Calibration, Reranker
 from rerank_kit.adapters import RerankSettings, arun_rerank, run_rerank
 
 __all__ = ["FRAMEWORK", "Rerank", "settings_names"]
@@ -68,6 +68,8 @@ def plain(value: Any, name: str, where: str) -> Any:
         return str(value)
     if isinstance(value, Secret):
         return value.to_dict()  # an env-var secret saves its name; a token secret refuses
+    if isinstance(value, Calibration):  # its points (from_dict reads them back)
+        return value.to_dict()
     if isinstance(value, dict):
         return {str(k): plain(v, f"{name}[{k!r}]", where) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -66,7 +66,10 @@ class RerankComponent(Rerank):
     ``Document.score`` (the input order if one has none), ``score`` then being the fused score
     and ``meta`` keeping ``"reranker_score"`` and ``"first_stage_rank"``; and context assembly
     (``boosts`` from ``meta``, ``dedupe``, ``diversity``, ``similarity_model``, ``token_budget``,
-    ``order="lost-in-the-middle"``; see ``docs/context-assembly.md``).
+    ``order="lost-in-the-middle"``; see ``docs/context-assembly.md``); probabilities and the
+    adaptive cutoff (``calibration``, a map ``rerank-kit calibrate`` fitted, its dict or file:
+    ``meta["relevance_probability"]``; ``min_probability``, ``expected_share``, ``min_n``; see
+    ``docs/thresholds.md``), saved by ``to_dict`` (a ``Calibration`` as its points).
 
     ``to_dict`` cannot save an engine ``Reranker`` object: to put a spec in a pipeline file use
     the family's class, or ``CascadeRerank(stages="SPEC")``.

@@ -220,7 +220,9 @@ class RerankCompressor(shared.WrapperSettings, _BaseRerank):
     ``metadata["relevance_probability"]``, the probability that it is relevant
     (``relevance_score`` stays the raw or fused score); ``min_probability=`` keeps the
     documents at least that likely relevant, with ``min_n`` as a floor and ``top_n`` as the
-    ceiling, so the context shrinks on easy questions and grows on hard ones.
+    ceiling, so the context shrinks on easy questions and grows on hard ones;
+    ``expected_share=`` keeps the fewest documents whose summed probability reaches that share
+    of all the candidates' (with ``min_probability`` too, both must keep a document).
 
     Setup:
         ``pip install "rerank-kit[langchain,flashrank]"``

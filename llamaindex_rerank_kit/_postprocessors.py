@@ -64,7 +64,8 @@ class RerankedNodeWithScore(NodeWithScore):
     ``llm_repaired`` is True when an LLM reranker placed the node from an answer it had to repair.
     With ``calibration=``, ``probability`` is the probability that the node is relevant and
     ``score`` stays the reranker's raw (or fused) score: ``min_probability=`` compares the
-    former, ``score_threshold`` the latter.
+    former (as ``expected_share=``, the share of all the nodes' summed probability the kept
+    ones reach), ``score_threshold`` the latter.
     With score fusion, ``score`` is the fused score, ``reranker_score`` the reranker's own and
     ``first_stage_rank`` the node's position in the input (1 = first).
     """

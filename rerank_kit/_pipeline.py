@@ -69,8 +69,12 @@ class PipelineConfig:
             model, backend or precision. Results then carry ``Ranked.probability``.
         min_probability: The adaptive cutoff (keyword only, needs ``calibration``): keep the
             passages whose probability is at least this, ``top_n`` as the ceiling.
-        min_n: With ``min_probability``: keep at least this many whatever their probability.
-            The three are left out of the file when unset.
+        min_n: With ``min_probability`` or ``expected_share``: keep at least this many
+            whatever their probability.
+        expected_share: The "expected relevant" cutoff (keyword only, needs ``calibration``):
+            keep the shortest prefix whose summed probability reaches this share, in (0, 1],
+            of all the candidates'; with ``min_probability``, both must keep a passage.
+            The four are left out of the file when unset.
 
     The context-assembly fields are optional: files without them load with them off.
 
@@ -115,11 +119,14 @@ class PipelineConfig:
     calibration: Calibration | None = field(default=None, kw_only=True)
     min_probability: float | None = field(default=None, kw_only=True)
     min_n: int | None = field(default=None, kw_only=True)
+    expected_share: float | None = field(default=None, kw_only=True)
 
     def __post_init__(self, fusion_weight: float | None) -> None:
         if self.calibration is not None and not isinstance(self.calibration, Calibration):
             object.__setattr__(self, "calibration", Calibration.from_dict(self.calibration))
-        Cutoff.build(self.calibration, self.min_probability, self.min_n)  # checks the three
+        Cutoff.build(  # checks the four
+            self.calibration, self.min_probability, self.min_n, self.expected_share
+        )
         if self.instruction is not None and (
             not isinstance(self.instruction, str) or not self.instruction.strip()
         ):
@@ -191,27 +198,30 @@ class PipelineConfig:
             raise ValueError(f"pipeline config: {exc}") from exc
         return config
 
-    _CUTOFF = ("calibration", "min_probability", "min_n")
+    _CUTOFF = ("calibration", "min_probability", "min_n", "expected_share")
 
     def cutoff_options(self) -> dict[str, Any]:
         """The adaptive-cutoff keyword arguments of ``rerank`` (empty without a calibration)."""
         if self.calibration is None:
             return {}
-        return {name: getattr(self, name) for name in self._CUTOFF}
+        options = {name: getattr(self, name) for name in self._CUTOFF}
+        if self.expected_share is None:  # as before expected_share existed
+            del options["expected_share"]
+        return options
 
     def with_cutoff(
         self,
         calibration: Calibration | Mapping[str, Any] | None,
         min_probability: float | None = None,
         min_n: int | None = None,
+        expected_share: float | None = None,
         **changes: Any,
     ) -> PipelineConfig:
         """A copy with this calibration and cutoff (and other fields ``changes``), checked."""
         cal = None if calibration is None else Calibration.from_dict(calibration).to_dict()
         data = {**self.to_dict(), **changes, "calibration": cal}
-        return PipelineConfig.from_dict(
-            {**data, "min_probability": min_probability, "min_n": min_n}
-        )
+        cutoff = {"min_probability": min_probability, "min_n": min_n}
+        return PipelineConfig.from_dict({**data, **cutoff, "expected_share": expected_share})
 
     def check_calibration(self, reranker: Reranker) -> None:
         """Refuse a calibration fitted on other scores than ``reranker``'s (``ValueError``)."""

@@ -112,6 +112,9 @@ def _check_numbers(data: Mapping[str, Any]) -> None:
     value = data.get("min_probability")
     if value is not None and not (_is_number(value) and 0.0 <= float(value) <= 1.0):
         raise _field("min_probability", "a probability in [0, 1] or null", value)
+    value = data.get("expected_share")
+    if value is not None and not (_is_number(value) and 0.0 < float(value) <= 1.0):
+        raise _field("expected_share", "a share in (0, 1] or null", value)
     calibration = data.get("calibration")
     if calibration is not None and not isinstance(calibration, Mapping):
         raise _field(

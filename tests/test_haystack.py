@@ -593,6 +593,7 @@ def test_same_settings_and_defaults_as_the_langchain_adapter(name: str) -> None:
     import inspect
 
     import langchain_rerank_kit as lc
+    from rerank_kit._core.calibration import CUTOFF_SETTINGS
 
     ours = getattr(hk, name)
     theirs = getattr(lc, "RerankCompressor" if name == "RerankComponent" else name)
@@ -604,6 +605,7 @@ def test_same_settings_and_defaults_as_the_langchain_adapter(name: str) -> None:
     taken -= set(getattr(ours.settings_type, "not_offered", {}))
     taken |= set(ours.settings_type.model_fields) - {"top_n"}
     assert taken == set(theirs.model_fields) - {"first_stage_score_key", "top_n"}
+    assert set(CUTOFF_SETTINGS) <= taken  # the adaptive cutoff, named as in the other adapters
     assert params["top_k"].default == theirs.model_fields["top_n"].default == 3
     for p, param in params.items():
         if p in getattr(ours.settings_type, "not_offered", {}):

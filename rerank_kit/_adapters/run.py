@@ -234,6 +234,7 @@ class _Run:
         calibration: Any = None,
         min_probability: float | None = None,
         min_n: int | None = None,
+        expected_share: float | None = None,
         **assembly: Any,
     ) -> _Run:
         """Check the settings and inputs: errors here are never passed through.
@@ -257,11 +258,13 @@ class _Run:
         if settings is not None:
             kwargs["assembly"] = settings
             kwargs["metadata"] = check_metadata(metadata, len(items))
-        cutoff = Cutoff.build(calibration, min_probability, min_n)
+        cutoff = Cutoff.build(calibration, min_probability, min_n, expected_share)
         if cutoff is not None:  # the engine checks the map against the reranker's scores
             kwargs.update(
                 calibration=cutoff.calibration, min_probability=min_probability, min_n=min_n
             )
+            if expected_share is not None:
+                kwargs["expected_share"] = expected_share
         return cls(reranker, check_query(query), items, n, on_error, kwargs)
 
     def failed(self, exc: Exception) -> Outcome:
@@ -294,7 +297,8 @@ def run_rerank(reranker: Reranker, query: str, texts: Sequence[str], **settings:
             ``long_query_tokens``, the passages' ``metadata`` (for ``boosts``), the
             context-assembly settings: ``assembly`` (an ``AssemblySettings``), or ``dedupe``,
             ``diversity``, ``similarity_model``, ``order``, ``boosts``, ``token_budget``; and
-            the adaptive cutoff (``calibration``, ``min_probability``, ``min_n``).
+            the adaptive cutoff (``calibration``, ``min_probability``, ``min_n``,
+            ``expected_share``).
 
     Returns:
         The ``Outcome``.

@@ -57,6 +57,7 @@ _RUN_FIELDS = (
     "calibration",
     "min_probability",
     "min_n",
+    "expected_share",
 )
 
 
@@ -141,7 +142,7 @@ class RerankSettings(BaseModel):
 
     #: What the fields were when ``_prepared`` was built, and the run settings built then.
     _prepared: tuple[tuple[Any, ...], dict[str, Any]] | None = PrivateAttr(default=None)
-    # the adaptive cutoff (rerank_kit._core.calibration): probabilities, min_probability, min_n
+    # the adaptive cutoff (rerank_kit._core.calibration.CUTOFF_SETTINGS): probabilities, ...
     calibration: Any = Field(
         default=None,
         description="A Calibration fitted on this reranker's scores (rerank-kit calibrate), "
@@ -157,8 +158,15 @@ class RerankSettings(BaseModel):
     )
     min_n: int | None = Field(
         default=None,
-        description="With min_probability: keep at least this many passages (the best), "
-        "whatever their probability.",
+        description="With min_probability or expected_share: keep at least this many "
+        "passages (the best), whatever their probability.",
+    )
+    expected_share: float | None = Field(
+        default=None,
+        description="'Expected relevant' cutoff (needs calibration), in (0, 1]: keep the "
+        "shortest prefix whose summed probability reaches this share of all the candidates' "
+        "summed probability; with min_probability both must keep a passage; top_n stays the "
+        "ceiling and token_budget still holds.",
     )
 
     @model_validator(mode="after")
@@ -167,7 +175,7 @@ class RerankSettings(BaseModel):
 
         if self.calibration is not None:  # read a file once, here
             self.__dict__["calibration"] = load_calibration(self.calibration)
-        Cutoff.build(self.calibration, self.min_probability, self.min_n)
+        Cutoff.build(self.calibration, self.min_probability, self.min_n, self.expected_share)
         return self
 
     @model_validator(mode="after")
@@ -217,6 +225,7 @@ class RerankSettings(BaseModel):
             "calibration": self.calibration,
             "min_probability": self.min_probability,
             "min_n": self.min_n,
+            "expected_share": self.expected_share,
         }
 
     def get_reranker(self) -> Reranker:

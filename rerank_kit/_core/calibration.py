@@ -13,8 +13,11 @@ fusion it was fitted under (``fusion_key``; ``None``: the reranker's own score).
 on one backend, precision or fusion is refused on another, with a message naming both.
 
 The adaptive cutoff (``Cutoff``) keeps passages by probability rather than by count:
-``min_probability`` drops passages whose probability is below it, ``min_n`` keeps at least that
-many whatever their probability (a floor), and ``top_n`` stays the ceiling.
+``min_probability`` drops passages whose probability is below it; ``expected_share`` (the
+"expected relevant" policy) keeps the shortest prefix of the ranking whose summed probability
+reaches that share of all the candidates' summed probability (the expected number of relevant
+candidates); with both, a passage stays only if both keep it (the stricter wins). ``min_n`` keeps
+at least that many whatever their probability (a floor), and ``top_n`` stays the ceiling.
 
 Example:
     >>> c = Calibration("fake", (0.0, 1.0), (0.1, 0.9))
@@ -38,6 +41,7 @@ __all__ = [
     "CUTOFF_SETTINGS",
     "Calibration",
     "Cutoff",
+    "CutoffWalk",
     "fusion_key",
     "load_calibration",
 ]
@@ -45,7 +49,7 @@ __all__ = [
 #: The ``format`` a calibration's dict carries.
 CALIBRATION_FORMAT = "rerank-kit-calibration/1"
 #: The adaptive cutoff's settings, spelled the same everywhere (engine, adapters, config, CLI).
-CUTOFF_SETTINGS = ("calibration", "min_probability", "min_n")
+CUTOFF_SETTINGS = ("calibration", "min_probability", "min_n", "expected_share")
 #: Most points a map may hold (a fitted isotonic map has at most one per distinct score).
 MAX_POINTS = 100_000
 
@@ -253,52 +257,137 @@ def _probability_setting(value: Any) -> float | None:
     return float(value)
 
 
+def _share_setting(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"expected_share must be a number in (0, 1] or None, got {value!r}")
+    return float(value)
+
+
+#: Relative slack on the expected share's sum (a sum in another order may differ in the last bit).
+_SLACK = 1e-9
+
+
 @dataclass(frozen=True)
 class Cutoff:
     """The adaptive cutoff: keep passages by probability, with a floor (``top_n``: ceiling).
+
+    Two policies, which compose (a passage stays only if each one given keeps it):
+    ``min_probability`` keeps the passages at least that likely relevant; ``expected_share``
+    keeps the shortest prefix of the ranking whose summed probability reaches that share of the
+    summed probability of all the candidates (``CutoffWalk`` walks it). ``min_n`` keeps the
+    first ``min_n`` passages whatever either policy says.
 
     Attributes:
         calibration: The map that gives each passage its probability.
         min_probability: Keep passages whose probability is at least this (``None``: any).
         min_n: Keep at least this many (the best ones), whatever their probability.
+        expected_share: Keep passages until the kept ones' summed probability reaches this
+            share, in (0, 1], of all the candidates' (``None``: off).
 
     Example:
         >>> cut = Cutoff.build(Calibration("fake", (0.0, 1.0), (0.0, 1.0)), 0.5, 1)
         >>> [cut.admits(p, kept) for p, kept in ((0.9, 0), (0.2, 1), (0.2, 0))]
         [True, False, True]
+        >>> share = Cutoff.build(Calibration("f", (0.0, 1.0), (0.0, 1.0)), None, None, 0.8)
+        >>> [share.admits(0.3, 1, mass=m, total=1.0) for m in (0.7, 0.8)]
+        [True, False]
     """
 
     calibration: Calibration
     min_probability: float | None = None
     min_n: int = 0
+    expected_share: float | None = None
 
     @classmethod
-    def build(cls, calibration: Any, min_probability: Any, min_n: Any) -> Cutoff | None:
+    def build(
+        cls, calibration: Any, min_probability: Any, min_n: Any, expected_share: Any = None
+    ) -> Cutoff | None:
         """Check the settings; ``None`` without a calibration.
 
         Raises:
-            ValueError: ``min_probability`` or ``min_n`` without a calibration, out of range.
+            ValueError: ``min_probability``, ``expected_share`` or ``min_n`` without a
+                calibration, ``min_n`` without a policy, a value out of range.
         """
         cal = load_calibration(calibration)
         p = _probability_setting(min_probability)
+        share = _share_setting(expected_share)
         if min_n is not None and (isinstance(min_n, bool) or not isinstance(min_n, int)):
             raise ValueError(f"min_n must be an int >= 0 or None, got {min_n!r}")
         if min_n is not None and min_n < 0:
             raise ValueError(f"min_n must be an int >= 0 or None, got {min_n!r}")
-        if min_n is not None and p is None:
-            raise ValueError("min_n is the floor of min_probability; give min_probability too")
+        if min_n is not None and p is None and share is None:
+            raise ValueError(
+                "min_n is the floor of min_probability or expected_share; give min_probability "
+                "too (or expected_share)"
+            )
         if cal is None:
-            if p is not None:
-                raise ValueError(
-                    "min_probability needs a calibration (the map from this reranker's scores "
-                    "to probabilities): pass calibration=, or fit one with `rerank-kit "
-                    "calibrate`"
-                )
+            for name, value in (("min_probability", p), ("expected_share", share)):
+                if value is not None:
+                    raise ValueError(
+                        f"{name} needs a calibration (the map from this reranker's scores "
+                        "to probabilities): pass calibration=, or fit one with `rerank-kit "
+                        "calibrate`"
+                    )
             return None
-        return cls(cal, p, min_n or 0)
+        return cls(cal, p, min_n or 0, share)
 
-    def admits(self, probability: float | None, kept: int) -> bool:
-        """Whether a passage of this probability stays, when ``kept`` are kept already."""
-        if self.min_probability is None or kept < self.min_n:
+    def admits(
+        self, probability: float | None, kept: int, *, mass: float = 0.0, total: float = 0.0
+    ) -> bool:
+        """Whether a passage of this probability stays, when ``kept`` are kept already.
+
+        ``mass``: the kept passages' summed probability; ``total``: all the candidates' (both
+        read by ``expected_share`` only).
+        """
+        if kept < self.min_n:
             return True
-        return probability is not None and probability >= self.min_probability
+        if self.min_probability is not None and not (
+            probability is not None and probability >= self.min_probability
+        ):
+            return False
+        if self.expected_share is not None:
+            return mass < self.expected_share * total * (1.0 - _SLACK)
+        return True
+
+    def walk(self, candidates: Sequence[Any]) -> CutoffWalk:
+        """A ``CutoffWalk`` over one call's candidates (``Ranked`` with their probability)."""
+        return CutoffWalk(self, candidates)
+
+
+class CutoffWalk:
+    """One call's walk through the cutoff: how many were kept, and their summed probability.
+
+    ``total`` is the summed probability of every candidate of the call (blank ones count 0).
+    A kept passage adds its probability and that of the near-duplicates it absorbed
+    (``Ranked.duplicates``, with ``dedupe``): they say the same, so they count as passed.
+
+    Example:
+        >>> from rerank_kit import Ranked
+        >>> cut = Cutoff(Calibration("f", (0.0, 1.0), (0.0, 1.0)), expected_share=0.6)
+        >>> ranked = [Ranked(i, p, probability=p) for i, p in enumerate((0.5, 0.3, 0.2))]
+        >>> walk = cut.walk(ranked)
+        >>> [r.index for r in ranked if walk.admits(r) and walk.keep(r) is None]
+        [0, 1]
+    """
+
+    def __init__(self, cutoff: Cutoff, candidates: Sequence[Any]) -> None:
+        self.cutoff = cutoff
+        self._probability = {c.index: c.probability or 0.0 for c in candidates}
+        self.total = math.fsum(self._probability.values())
+        self.kept = 0
+        self.mass = 0.0
+
+    def admits(self, candidate: Any) -> bool:
+        """Whether ``candidate`` (next in the walk) stays, by the cutoff."""
+        return self.cutoff.admits(
+            candidate.probability, self.kept, mass=self.mass, total=self.total
+        )
+
+    def keep(self, candidate: Any) -> None:
+        """Count ``candidate`` as kept (after the other limits, e.g. the token budget)."""
+        self.kept += 1
+        self.mass += self._probability.get(candidate.index, 0.0) + math.fsum(
+            self._probability.get(i, 0.0) for i in getattr(candidate, "duplicates", ())
+        )

@@ -341,6 +341,7 @@ class Reranker(CacheServices, GroupScoring, ABC):
         calibration: Calibration | Mapping[str, Any] | str | os.PathLike[str] | None = None,
         min_probability: float | None = None,
         min_n: int | None = None,
+        expected_share: float | None = None,
     ) -> RankedList:
         """Order ``texts`` by relevance to ``query``.
 
@@ -389,8 +390,12 @@ class Reranker(CacheServices, GroupScoring, ABC):
             min_probability: The adaptive cutoff (needs ``calibration``): drop passages whose
                 probability is below this; ``top_n`` stays the ceiling, ``token_budget``
                 still holds.
-            min_n: With ``min_probability``: keep at least this many (the best) whatever
-                their probability.
+            min_n: With ``min_probability`` or ``expected_share``: keep at least this many
+                (the best) whatever their probability.
+            expected_share: The "expected relevant" cutoff (needs ``calibration``), in (0, 1]:
+                keep the shortest prefix whose summed probability reaches this share of all
+                the candidates' summed probability; with ``min_probability`` both must keep a
+                passage; ``top_n`` stays the ceiling, ``token_budget`` still holds.
 
         The context-assembly steps apply after fusion in this order: boosts, dedupe,
         diversity, then threshold / ``top_n`` / ``token_budget``, then ``order``; see
@@ -425,6 +430,7 @@ class Reranker(CacheServices, GroupScoring, ABC):
                 calibration=calibration,
                 min_probability=min_probability,
                 min_n=min_n,
+                expected_share=expected_share,
             )
             if not request.texts:
                 return call.finish(request, [])

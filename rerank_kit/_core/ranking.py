@@ -51,6 +51,7 @@ class RerankOptions(TypedDict, total=False):
     calibration: Any
     min_probability: float | None
     min_n: int | None
+    expected_share: float | None
 
 
 def order_by_score(scores: Sequence[float]) -> list[int]:
@@ -70,13 +71,15 @@ def select(
     cutoff: Cutoff | None = None,
 ) -> list[Ranked]:
     """Apply the threshold (scores ``>= threshold`` stay) and the cutoff, then cut to ``top_n``."""
+    walk = None if cutoff is None else cutoff.walk(ranked)  # the total: every candidate
     if threshold is not None:
         ranked = [r for r in ranked if r.score >= threshold]
-    if cutoff is not None:
+    if walk is not None:
         kept: list[Ranked] = []
         for r in ranked:
-            if cutoff.admits(r.probability, len(kept)):
+            if walk.admits(r):
                 kept.append(r)
+                walk.keep(r)
         ranked = kept
     if top_n is not None:
         ranked = ranked[:top_n]
@@ -120,6 +123,7 @@ class Request:
         calibration: Any = None,
         min_probability: Any = None,
         min_n: Any = None,
+        expected_share: Any = None,
         **assembly: Any,
     ) -> Request:
         """Check the arguments of ``rerank``/``arerank`` once, for both.
@@ -132,7 +136,7 @@ class Request:
         check_threshold_supported(reranker, threshold)
         if fusion_method is not None and not isinstance(fusion_method, str):
             raise TypeError(f"fusion_method must be a str, got {fusion_method!r}")
-        cutoff = Cutoff.build(calibration, min_probability, min_n)
+        cutoff = Cutoff.build(calibration, min_probability, min_n, expected_share)
         if cutoff is not None:
             identity = getattr(reranker, "_score_identity", lambda: reranker.name)()
             key = fusion_key(to_fusion(fusion, fusion_method))

@@ -33,6 +33,7 @@ from rerank_kit.evaluation._dataset import Dataset
 from rerank_kit.learning._calibrate_fit import CrossFit, cross_fit
 from rerank_kit.learning._calibrate_report import (
     DEFAULT_PROBABILITIES,
+    DEFAULT_SHARES,
     DEFAULT_TOP_NS,
     cutoff_curve,
     plot_calibration,
@@ -56,6 +57,7 @@ class CalibrationResult:
         settings: What was calibrated (dataset, reranker, first stage, depth, fusion).
         subsets: The same cutoff figures on subsets of the queries (e.g. at most 3
             relevant candidates), keyed by name.
+        same_recall_share: As ``same_recall``, for the ``expected_share`` policy.
     """
 
     calibration: Calibration
@@ -65,6 +67,7 @@ class CalibrationResult:
     precision: dict[str, float]
     settings: dict[str, Any] = field(default_factory=dict)
     subsets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    same_recall_share: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON)."""
@@ -78,6 +81,7 @@ class CalibrationResult:
             "cutoff": self.cutoff,
             "same_recall": self.same_recall,
             "subsets": self.subsets,
+            "same_recall_expected_share": self.same_recall_share,
         }
 
     def to_table(self) -> str:
@@ -100,15 +104,16 @@ class CalibrationResult:
                 f"{r['policy']:<34}{r['passages']:>9.2f}{r['tokens']:>8.0f}"
                 f"{r['recall']:>8.3f}{r['precision']:>7.3f}"
             )
-        for r in self.same_recall:
-            if r["cutoff_tokens"] is None:
-                lines.append(f"top_n={r['top_n']}: no cutoff reaches recall {r['recall']:.3f}")
-            else:
-                lines.append(
-                    f"at top_n={r['top_n']}'s recall {r['recall']:.3f}: cutoff "
-                    f"{r['cutoff_tokens']:.0f} tokens vs {r['top_n_tokens']:.0f} "
-                    f"({r['token_change']:+.1%})"
-                )
+        for name, rows in (("cutoff", self.same_recall), ("share", self.same_recall_share)):
+            for r in rows:
+                if r["cutoff_tokens"] is None:
+                    lines.append(f"top_n={r['top_n']}: no {name} reaches recall {r['recall']:.3f}")
+                else:
+                    lines.append(
+                        f"at top_n={r['top_n']}'s recall {r['recall']:.3f}: {name} "
+                        f"{r['cutoff_tokens']:.0f} tokens vs {r['top_n_tokens']:.0f} "
+                        f"({r['token_change']:+.1%})"
+                    )
         return "\n".join(lines)
 
     def plot(self, path: str | Path, title: str = "") -> Path:
@@ -133,6 +138,7 @@ def calibrate_scored(
     probabilities: Sequence[float] = DEFAULT_PROBABILITIES,
     min_n: int = 1,
     settings: dict[str, Any] | None = None,
+    expected_shares: Sequence[float] = DEFAULT_SHARES,
 ) -> CalibrationResult:
     """``calibrate`` on scores already in hand: query -> (scores, labels, tokens), best first.
 
@@ -148,19 +154,31 @@ def calibrate_scored(
         probabilities: ``min_probability`` values.
         min_n: The cutoff's floor.
         settings: Kept in the report.
+        expected_shares: ``expected_share`` values (the "expected relevant" policy).
     """
     pairs = {q: (s, [bool(v) for v in y]) for q, (s, y, _) in scored.items()}
     fit = cross_fit(pairs, identity=identity, fusion=fusion, folds=folds, seed=seed, method=method)
     queries = {q: (fit.held_out[q][0], fit.held_out[q][1], scored[q][2]) for q in scored}
-    rows = cutoff_curve(queries, top_ns=top_ns, probabilities=probabilities, min_n=min_n)
+
+    def curve(queries: dict[str, Any]) -> list[dict[str, Any]]:
+        return cutoff_curve(
+            queries,
+            top_ns=top_ns,
+            probabilities=probabilities,
+            min_n=min_n,
+            expected_shares=expected_shares,
+        )
+
+    rows = curve(queries)
     subsets = {}
     hard = _relevant_subset(queries, 3)
     if hard:
-        sub = cutoff_curve(hard, top_ns=top_ns, probabilities=probabilities, min_n=min_n)
+        sub = curve(hard)
         subsets["at most 3 relevant candidates"] = {
             "queries": len(hard),
             "cutoff": sub,
             "same_recall": same_recall(sub),
+            "same_recall_expected_share": same_recall(sub, "expected_share"),
         }
     return CalibrationResult(
         calibration=fit.calibration,
@@ -170,6 +188,7 @@ def calibrate_scored(
         precision=precision_at(queries, 0.5),
         settings=dict(settings or {}),
         subsets=subsets,
+        same_recall_share=same_recall(rows, "expected_share"),
     )
 
 
@@ -200,6 +219,7 @@ def calibrate(
     top_ns: Sequence[int] = DEFAULT_TOP_NS,
     probabilities: Sequence[float] = DEFAULT_PROBABILITIES,
     min_n: int = 1,
+    expected_shares: Sequence[float] = DEFAULT_SHARES,
     embedding_model: Any = None,
     score_cache: str | os.PathLike[str] | ScoreCache | None = None,
     show_progress: bool = False,
@@ -220,6 +240,7 @@ def calibrate(
         top_ns: Fixed counts the cutoff is compared with.
         probabilities: ``min_probability`` values measured.
         min_n: The cutoff's floor in the comparison.
+        expected_shares: ``expected_share`` values measured (the "expected relevant" policy).
         embedding_model: Model of the dense stage (default all-MiniLM-L6-v2).
         score_cache: A ``ScoreCache`` or file name (as ``compare`` and ``tune`` take).
         show_progress: Progress bar on stderr.
@@ -283,6 +304,7 @@ def calibrate(
         probabilities=probabilities,
         min_n=min_n,
         settings=settings,
+        expected_shares=expected_shares,
     )
 
 

@@ -10,6 +10,8 @@ Example:
     rerank-kit calibrate data/beir/cisi --reranker onnx:cross-encoder/ms-marco-MiniLM-L-12-v2 \
         --depth 20 --min-probability 0.3 --config pipeline.json --plot calibration.png
     rerank-kit calibrate data/beir/cisi --pipeline tuned.json --config tuned-calibrated.json
+    rerank-kit calibrate data/beir/cisi --reranker bi-encoder:all-MiniLM-L6-v2 \
+        --expected-share 0.8 --min-n 1 --config pipeline.json
 """
 
 from __future__ import annotations
@@ -68,7 +70,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="P",
         help="the adaptive cutoff written to --config (keep passages at least this likely)",
     )
-    parser.add_argument("--min-n", type=int, metavar="N", help="with --min-probability: a floor")
+    parser.add_argument(
+        "--expected-share",
+        type=float,
+        metavar="S",
+        help="the 'expected relevant' cutoff written to --config: keep the fewest passages whose "
+        "summed probability reaches this share, in (0, 1], of all the candidates' (with "
+        "--min-probability too, both must keep a passage)",
+    )
+    parser.add_argument(
+        "--min-n", type=int, metavar="N", help="with --min-probability or --expected-share: a floor"
+    )
     parser.add_argument("--top-n", type=int, default=10, help="top_n (the ceiling) for --config")
     parser.add_argument("--split", default="test", help="BEIR qrels split (default test)")
     parser.add_argument("--corpus", metavar="FILE", help="corpus file for hand-written judgments")
@@ -97,6 +109,11 @@ def _base(args: argparse.Namespace) -> PipelineConfig:
         fusion_method=args.fusion_method or "zscore",
         top_n=args.top_n,
     )
+
+
+def _cut(args: argparse.Namespace) -> bool:
+    """Whether the command line gives a cutoff policy (then it replaces a raw threshold)."""
+    return args.min_probability is not None or args.expected_share is not None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
             result.calibration,
             args.min_probability,
             args.min_n,
-            score_threshold=None if args.min_probability is not None else base.score_threshold,
+            args.expected_share,
+            score_threshold=None if _cut(args) else base.score_threshold,
         )
     except (ValueError, OSError, RerankError) as exc:
         sys.stderr.write(f"rerank-kit calibrate: error: {_masked(exc)}\n")

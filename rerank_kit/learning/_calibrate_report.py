@@ -3,15 +3,18 @@
 Every number here is computed from held-out (cross-fitted) probabilities: a query's
 probabilities come from a map fitted without it.
 
-- ``cutoff_curve``: for each policy (``top_n`` = 3, 5, 10; ``min_probability`` = p with the
-  ``min_n`` floor), passages and tokens passed per query, recall of the judged-relevant
-  candidates, precision and mean probability of what was kept;
-- ``same_recall``: for each fixed ``top_n``, the tokens the cutoff needs to reach the same recall
-  (linear between the cutoff's measured points), and the difference;
+- ``cutoff_curve``: for each policy (``top_n`` = 3, 5, 10; ``min_probability`` = p and
+  ``expected_share`` = s, each with the ``min_n`` floor), passages and tokens passed per query,
+  recall of the judged-relevant candidates, precision and mean probability of what was kept;
+- ``same_recall``: for each fixed ``top_n``, the tokens a cutoff policy (``min_probability``, or
+  ``expected_share``) needs to reach the same recall (linear between its measured points), and
+  the difference;
 - ``precision_at``: the precision of the passages ``min_probability=p`` keeps, beside their mean
   probability (the number means what it says when the two agree);
 - ``probability_for_precision``: the lowest ``min_probability`` whose kept passages reach a
-  target precision (``tune --calibrate --target-precision``).
+  target precision (``tune --calibrate --target-precision``);
+- ``share_for_recall``: the lowest ``expected_share`` whose kept passages reach a target recall
+  of the judged-relevant candidates (``tune --calibrate --target-recall``).
 
 Example:
     >>> q = {"a": ([0.9, 0.6, 0.1], [1, 1, 0], [10, 10, 10])}
@@ -28,18 +31,25 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_PROBABILITIES",
+    "DEFAULT_SHARES",
     "DEFAULT_TOP_NS",
     "cutoff_curve",
     "plot_calibration",
     "precision_at",
     "probability_for_precision",
     "same_recall",
+    "share_for_recall",
 ]
 
 #: The fixed counts the cutoff is compared with.
 DEFAULT_TOP_NS = (3, 5, 10)
 #: The ``min_probability`` values measured.
 DEFAULT_PROBABILITIES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+#: The ``expected_share`` values measured.
+DEFAULT_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+#: The cutoff policies' settings (a ``cutoff_curve`` row naming none is a fixed ``top_n``).
+POLICIES = ("min_probability", "expected_share")
 
 #: One query's candidates in ranked order: held-out probabilities, labels, tokens (words).
 Query = tuple[Sequence[float], Sequence[int], Sequence[int]]
@@ -81,6 +91,26 @@ def _count_kept(probs: Sequence[float], p: float, min_n: int, top_n: int | None)
     return n if top_n is None else min(n, top_n)
 
 
+def _count_share(probs: Sequence[float], share: float, min_n: int, top_n: int | None) -> int:
+    """How many the engine's ``expected_share`` keeps (its own ``Cutoff``, not a copy)."""
+    from rerank_kit._core.calibration import Calibration, Cutoff
+    from rerank_kit._core.types import Ranked
+
+    cut = Cutoff(Calibration("report", (0.0,), (0.0,)), min_n=min_n, expected_share=share)
+    ranked = [Ranked(i, p, probability=p) for i, p in enumerate(probs)]
+    walk, n = cut.walk(ranked), 0
+    for r in ranked:
+        if not walk.admits(r):
+            break  # a prefix: the summed probability only grows
+        walk.keep(r)
+        n += 1
+    return n if top_n is None else min(n, top_n)
+
+
+def _fixed(row: Mapping[str, Any]) -> bool:
+    return not any(name in row for name in POLICIES)
+
+
 def cutoff_curve(
     queries: Mapping[str, Query],
     *,
@@ -88,6 +118,7 @@ def cutoff_curve(
     probabilities: Sequence[float] = DEFAULT_PROBABILITIES,
     min_n: int = 1,
     top_n: int | None = None,
+    expected_shares: Sequence[float] = (),
 ) -> list[dict[str, Any]]:
     """Each policy's passages and tokens per query, recall, precision and mean probability.
 
@@ -98,6 +129,8 @@ def cutoff_curve(
             ``top_n``).
         min_n: The cutoff's floor.
         top_n: The cutoff's ceiling (``None``: every candidate may stay).
+        expected_shares: ``expected_share`` values (each with floor ``min_n`` and ceiling
+            ``top_n``), e.g. ``DEFAULT_SHARES``.
     """
     rows = [_policy(queries, lambda _p, k=k: k, f"top_n={k}", top_n=k) for k in top_ns]
     for p in probabilities:
@@ -107,6 +140,16 @@ def cutoff_curve(
                 lambda probs, p=p: _count_kept(probs, p, min_n, top_n),
                 f"min_probability={p:g}" + (f", min_n={min_n}" if min_n else ""),
                 min_probability=p,
+                min_n=min_n,
+            )
+        )
+    for share in expected_shares:
+        rows.append(
+            _policy(
+                queries,
+                lambda probs, s=share: _count_share(probs, s, min_n, top_n),
+                f"expected_share={share:g}" + (f", min_n={min_n}" if min_n else ""),
+                expected_share=share,
                 min_n=min_n,
             )
         )
@@ -122,8 +165,12 @@ def _frontier(points: Sequence[tuple[float, float, float]]) -> list[tuple[float,
     return out
 
 
-def same_recall(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def same_recall(
+    rows: Sequence[Mapping[str, Any]], policy: str = "min_probability"
+) -> list[dict[str, Any]]:
     """For each fixed ``top_n``: the cutoff's tokens at the same recall, and the difference.
+
+    ``policy``: the cutoff's rows compared, ``"min_probability"`` or ``"expected_share"``.
 
     The cutoff's curve is its cheapest points (no point with fewer tokens has as much
     recall); at a recall, its tokens are read linearly between the last point below it and the
@@ -137,12 +184,12 @@ def same_recall(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         >>> same_recall(rows)[0]["cutoff_tokens"]
         200.0
     """
-    cut = _frontier(
-        [(r["tokens"], r["recall"], r["passages"]) for r in rows if "min_probability" in r]
-    )
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    cut = _frontier([(r["tokens"], r["recall"], r["passages"]) for r in rows if policy in r])
     out = []
     for row in rows:
-        if "min_probability" in row:
+        if not _fixed(row):
             continue
         target = row["recall"]
         tokens = passages = None
@@ -208,6 +255,37 @@ def probability_for_precision(
     return best
 
 
+#: The ``expected_share`` values ``share_for_recall`` tries (0.05 to 1.0, by 0.05).
+SHARE_GRID = tuple(round(0.05 * i, 2) for i in range(1, 21))
+
+
+def share_for_recall(
+    held_out: Mapping[str, tuple[Sequence[float], Sequence[int]]],
+    target: float,
+    top_n: int | None = None,
+) -> float | None:
+    """The lowest ``expected_share`` (``SHARE_GRID``) whose held-out recall reaches ``target``.
+
+    Recall is of each query's judged-relevant candidates (queries without one are left out),
+    the candidates cut by the engine's ``expected_share`` and the ceiling ``top_n``. ``None``:
+    no share reaches it (e.g. under a low ``top_n``).
+
+    Example:
+        >>> share_for_recall({"a": ([0.8, 0.1, 0.1], [1, 0, 1])}, 0.5)
+        0.05
+        >>> share_for_recall({"a": ([0.8, 0.1, 0.1], [1, 0, 1])}, 1.0)
+        0.95
+    """
+    queries = {q: (probs, labels, [0] * len(probs)) for q, (probs, labels) in held_out.items()}
+    rows = cutoff_curve(
+        queries, top_ns=(), probabilities=(), min_n=0, top_n=top_n, expected_shares=SHARE_GRID
+    )
+    for row in rows:
+        if row["recall"] + 1e-12 >= target:
+            return float(row["expected_share"])
+    return None
+
+
 def plot_calibration(result: Mapping[str, Any], path: str | Path) -> Path:
     """A reliability diagram and the recall-versus-tokens curves, side by side (PNG or SVG)."""
     from rerank_kit._core.errors import require
@@ -232,9 +310,12 @@ def plot_calibration(result: Mapping[str, Any], path: str | Path) -> Path:
     left.set_title("reliability")
     left.legend(loc="upper left", fontsize=8)
     rows = result["cutoff"]
-    fixed = sorted((r["tokens"], r["recall"]) for r in rows if "min_probability" not in r)
+    fixed = sorted((r["tokens"], r["recall"]) for r in rows if _fixed(r))
     cut = sorted((r["tokens"], r["recall"]) for r in rows if "min_probability" in r)
-    for label, pts in (("fixed top_n", fixed), ("min_probability", cut)):
+    share = sorted((r["tokens"], r["recall"]) for r in rows if "expected_share" in r)
+    for label, pts in (("fixed top_n", fixed), ("min_probability", cut), ("expected_share", share)):
+        if not pts:
+            continue
         right.plot([t for t, _ in pts], [r for _, r in pts], marker="o", label=label)
     right.set_xlabel("tokens (words) passed per query")
     right.set_ylabel("recall of judged-relevant candidates")

@@ -191,6 +191,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(with --calibrate: a min_probability instead)",
     )
     parser.add_argument(
+        "--target-recall",
+        type=float,
+        metavar="R",
+        help="with --calibrate: also choose an expected_share whose kept candidates reach this "
+        "held-out recall of the judged-relevant ones",
+    )
+    parser.add_argument(
         "--calibrate",
         action="store_true",
         help="also fit the chosen pipeline's score -> probability map (cross-fitted) and save "
@@ -245,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
             **from_args(args, "folds", "seed", "test_size", "top_n", "target_precision"),
             score_cache=cache,
             calibrate=getattr(args, "calibrate", False),
+            target_recall=getattr(args, "target_recall", None),
         )
     except (ValueError, OSError, RerankError) as exc:
         sys.stderr.write(f"rerank-kit tune: error: {_masked(exc)}\n")

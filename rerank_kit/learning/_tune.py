@@ -56,7 +56,7 @@ from rerank_kit.evaluation._compare import attach_score_cache
 from rerank_kit.evaluation._dataset import Dataset
 from rerank_kit.evaluation._metrics import evaluate_run
 from rerank_kit.learning._calibrate import calibrate_setting
-from rerank_kit.learning._calibrate_report import probability_for_precision
+from rerank_kit.learning._calibrate_report import probability_for_precision, share_for_recall
 from rerank_kit.learning._tune_report import TuneResult, _difference, bootstrap_ci
 from rerank_kit.learning._tune_search import (
     DEFAULT_SPLIT_WEIGHTS,
@@ -154,6 +154,7 @@ def tune(
     show_progress: bool = False,
     score_cache: str | os.PathLike[str] | ScoreCache | None = None,
     calibrate: bool = False,
+    target_recall: float | None = None,
 ) -> TuneResult:
     """Choose reranker (or none), depth, fusion and first stage by cross-fitting.
 
@@ -193,6 +194,9 @@ def tune(
             config. With ``target_precision`` the config then gets a ``min_probability``
             (the lowest whose held-out kept candidates reach the precision) instead of a raw
             ``score_threshold``.
+        target_recall: With ``calibrate``: also choose an ``expected_share``, the lowest whose
+            kept held-out candidates reach this mean recall of the judged-relevant ones under
+            the config's ``top_n`` (``share_for_recall``; none when no share reaches it).
 
     Returns:
         A ``TuneResult``.
@@ -203,6 +207,10 @@ def tune(
     depths = sorted({int(d) for d in depths})
     if not depths or depths[0] < 1:
         raise ValueError(f"depths must be positive ints, got {depths!r}")
+    if target_recall is not None and (not calibrate or not 0.0 < target_recall <= 1.0):
+        raise ValueError(
+            f"target_recall needs calibrate=True and a recall in (0, 1], got {target_recall!r}"
+        )
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ValueError(f"folds must be an int >= 2, got {folds!r}")
     if test_size is not None and not 0.0 < test_size < 1.0:
@@ -387,6 +395,9 @@ def tune(
             None
             if target_precision is None
             else probability_for_precision(calibrated.fit.held_out, target_precision),
+            expected_share=None
+            if target_recall is None
+            else share_for_recall(calibrated.fit.held_out, target_recall, config.top_n),
         )
     split = (
         {"test_size": test_size, "seed": seed, "held_out_queries": len(test_qids)}

@@ -70,8 +70,10 @@ def describe(config: PipelineConfig) -> str:
         if config.fusion_long is not None:
             fusion += f" (w={config.fusion_long:g} above {config.long_query_tokens} tokens)"
     threshold = "" if config.score_threshold is None else f", threshold {config.score_threshold:g}"
-    if config.min_probability is not None:
-        threshold += f", min_probability {config.min_probability:g}"
+    policies = ("min_probability", "expected_share")  # the cutoff's policies
+    cut = [f", {name} {getattr(config, name):g}" for name in policies if getattr(config, name)]
+    if cut:
+        threshold += "".join(cut)
     elif config.calibration is not None:
         threshold += ", calibrated"
     return (

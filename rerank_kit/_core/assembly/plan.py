@@ -46,7 +46,7 @@ from rerank_kit._core.assembly.similarity import (
     embed,
     load_similarity_model,
 )
-from rerank_kit._core.calibration import Cutoff
+from rerank_kit._core.calibration import Cutoff, CutoffWalk
 from rerank_kit._core.types import Ranked
 
 __all__ = ["SETTINGS", "Assembly", "AssemblySettings", "Context", "check_metadata"]
@@ -275,7 +275,7 @@ class AssemblySettings:
         counts: Mapping[int, int],
         threshold: float | None,
         top_n: int | None,
-        cutoff: Cutoff | None = None,
+        walk: CutoffWalk | None = None,
     ) -> tuple[list[Ranked], list[int]]:
         """The kept passages, and the lengths of those skipped for the budget."""
         kept: list[Ranked] = []
@@ -284,7 +284,7 @@ class AssemblySettings:
         for r in stream:
             if threshold is not None and not r.score >= threshold:
                 continue
-            if cutoff is not None and not cutoff.admits(r.probability, len(kept)):
+            if walk is not None and not walk.admits(r):
                 continue
             if left is not None:
                 if counts[r.index] > left:
@@ -292,6 +292,8 @@ class AssemblySettings:
                     continue
                 left -= counts[r.index]
             kept.append(r)
+            if walk is not None:
+                walk.keep(r)
             if top_n is not None and len(kept) >= top_n:
                 break
         return kept, too_long
@@ -309,8 +311,9 @@ class AssemblySettings:
     ) -> list[Ranked]:
         """The steps on ``ranked`` (best first, after fusion): what reaches the prompt.
 
-        ``cutoff`` (the adaptive cutoff, ``min_probability``/``min_n``) applies with the
-        threshold, in the same walk as ``top_n`` and ``token_budget``.
+        ``cutoff`` (the adaptive cutoff, ``min_probability``/``expected_share``/``min_n``)
+        applies with the threshold, in the same walk as ``top_n`` and ``token_budget``: a
+        passage skipped for the budget adds nothing to ``expected_share``'s summed probability.
         """
         live = [r for r in ranked if not r.empty]
         blank = [r for r in ranked if r.empty]
@@ -323,7 +326,8 @@ class AssemblySettings:
         if context.counter is not None:
             lengths = context.counter([texts[r.index] for r in ranked])
             counts = dict(zip([r.index for r in ranked], lengths, strict=True))
-        kept, too_long = self._select(stream, counts, threshold, top_n, cutoff)
+        walk = None if cutoff is None else cutoff.walk(ranked)  # the total: every candidate
+        kept, too_long = self._select(stream, counts, threshold, top_n, walk)
         if not kept and too_long:
             _note(
                 context.owner,
