@@ -57,8 +57,23 @@ def _systems() -> list[dict[str, Any]]:
     ]
 
 
+def _save_scored(path: str, name: str, key: str, result: Any) -> None:
+    """Add one system's scores to the ``--save-scored`` file (refit later without rescoring)."""
+    file = Path(path)
+    data = json.loads(file.read_text()) if file.exists() else {}
+    data.setdefault(name, {})[key] = {
+        "settings": result.settings,
+        "identity": result.calibration.score_identity,
+        "fusion": result.calibration.fusion,
+        "scored": result.scored,
+    }
+    file.write_text(json.dumps(data) + "\n", encoding="utf-8")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every collection and system; the report as a dict."""
+    if args.scored:
+        return refit(args)
     from rerank_kit import ScoreCache, load_reranker
     from rerank_kit.evaluation import load_dataset
     from rerank_kit.learning import calibrate
@@ -95,12 +110,50 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report["loadavg_before"] = list(load_before)
             report["loadavg_after"] = list(os.getloadavg())
             rows[system["key"]] = report
+            if args.save_scored:
+                _save_scored(args.save_scored, data.name, system["key"], result)
             if args.plots:
                 name = f"thresholds_{data.name}_{system['key']}.png"
                 result.plot(Path(args.plots) / name, title=f"{data.name}: {system['key']}")
             _log(f"{data.name} / {system['key']}: {seconds:.0f} s, load {load_before[0]:.1f}")
             _log(result.to_table())
         out["collections"][data.name] = rows
+    return out
+
+
+def refit(args: argparse.Namespace) -> dict[str, Any]:
+    """The report from scores saved by ``--save-scored`` (no model runs; load recorded)."""
+    from rerank_kit.learning._calibrate import calibrate_scored
+
+    out: dict[str, Any] = {"folds": args.folds, "refit_from_saved_scores": True, "collections": {}}
+    for path in args.scored:
+        for name, systems in json.loads(Path(path).read_text()).items():
+            rows: dict[str, Any] = {}
+            for key, saved in systems.items():
+                load_before = os.getloadavg()
+                start = time.perf_counter()
+                scored = {q: tuple(v) for q, v in saved["scored"].items()}
+                result = calibrate_scored(
+                    scored,
+                    identity=saved["identity"],
+                    fusion=saved["fusion"],
+                    folds=args.folds,
+                    seed=args.seed,
+                    settings=saved["settings"],
+                )
+                report = result.to_dict()
+                report["seconds"] = time.perf_counter() - start
+                report["loadavg_before"] = list(load_before)
+                report["loadavg_after"] = list(os.getloadavg())
+                rows[key] = report
+                if args.plots:
+                    result.plot(
+                        Path(args.plots) / f"thresholds_{name}_{key}.png",
+                        title=f"{name}: {key}",
+                    )
+                _log(f"{name} / {key} (refit)")
+                _log(result.to_table())
+            out["collections"][name] = rows
     return out
 
 
@@ -165,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit-queries", type=int, metavar="N", help="first N queries only")
     parser.add_argument("--score-cache", metavar="FILE", help="persistent cross-encoder scores")
+    parser.add_argument("--save-scored", metavar="FILE", help="save every system's scores here")
+    parser.add_argument(
+        "--scored", metavar="FILE", nargs="+", help="refit on saved scores (no model runs)"
+    )
     parser.add_argument("--json", metavar="OUT", help="write the report here")
     parser.add_argument("--plots", metavar="FOLDER", help="write one PNG per system here")
     parser.add_argument("--tables", metavar="JSON", help="only print the tables of a report")

@@ -56,6 +56,8 @@ class CalibrationResult:
         settings: What was calibrated (dataset, reranker, first stage, depth, fusion).
         subsets: The same cutoff figures on subsets of the queries (e.g. at most 3
             relevant candidates), keyed by name.
+        scored: The scores it was fitted on: query -> (scores, labels, tokens), best first
+            (not in ``to_dict``; a benchmark saves them to refit without rescoring).
     """
 
     calibration: Calibration
@@ -65,6 +67,9 @@ class CalibrationResult:
     precision: dict[str, float]
     settings: dict[str, Any] = field(default_factory=dict)
     subsets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scored: dict[str, tuple[list[float], list[int], list[int]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON)."""
@@ -170,6 +175,7 @@ def calibrate_scored(
         precision=precision_at(queries, 0.5),
         settings=dict(settings or {}),
         subsets=subsets,
+        scored=dict(scored),
     )
 
 
