@@ -138,6 +138,7 @@ def calibrate_scored(
     probabilities: Sequence[float] = DEFAULT_PROBABILITIES,
     min_n: int = 1,
     settings: dict[str, Any] | None = None,
+    candidates: Sequence[str] | None = None,
 ) -> CalibrationResult:
     """``calibrate`` on scores already in hand: query -> (scores, labels, tokens), best first.
 
@@ -153,9 +154,19 @@ def calibrate_scored(
         probabilities: ``min_probability`` values.
         min_n: The cutoff's floor.
         settings: Kept in the report.
+        candidates: The map kinds ``"auto"`` chooses among (``None``: every one of
+            ``METHODS``).
     """
     pairs = {q: (s, [bool(v) for v in y]) for q, (s, y, _) in scored.items()}
-    fit = cross_fit(pairs, identity=identity, fusion=fusion, folds=folds, seed=seed, method=method)
+    fit = cross_fit(
+        pairs,
+        identity=identity,
+        fusion=fusion,
+        folds=folds,
+        seed=seed,
+        method=method,
+        **({} if candidates is None else {"candidates": tuple(candidates)}),
+    )
     queries = {q: (fit.held_out[q][0], fit.held_out[q][1], scored[q][2]) for q in scored}
     rows = cutoff_curve(queries, top_ns=top_ns, probabilities=probabilities, min_n=min_n)
     subsets = {}
