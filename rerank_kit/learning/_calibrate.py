@@ -149,7 +149,7 @@ def calibrate_scored(
         fusion: Its ``fusion_key`` (``None``: the reranker's own score).
         folds: Cross-fitting folds.
         seed: Their seed.
-        method: ``"auto"``, ``"isotonic"`` or ``"logistic"``.
+        method: ``"auto"`` or one map kind (``METHODS``).
         top_ns: Fixed counts to compare with.
         probabilities: ``min_probability`` values.
         min_n: The cutoff's floor.
@@ -220,6 +220,7 @@ def calibrate(
     embedding_model: Any = None,
     score_cache: str | os.PathLike[str] | ScoreCache | None = None,
     show_progress: bool = False,
+    candidates: Sequence[str] | None = None,
 ) -> CalibrationResult:
     """Fit a reranker's (or fused pipeline's) score -> probability map on judged queries.
 
@@ -233,13 +234,18 @@ def calibrate(
         fusion_method: With a weight: ``"zscore"`` (default), ``"minmax"`` or ``"rrf"``.
         folds: Cross-fitting folds (by query).
         seed: Their seed.
-        method: ``"auto"`` (lower held-out log-loss), ``"isotonic"`` or ``"logistic"``.
+        method: ``"auto"`` (the lowest held-out log-loss) or one map kind (``METHODS``:
+            ``"isotonic"``, ``"isotonic-pooled"``, ``"logistic"``, ``"logistic-rank"``,
+            ``"logistic-rank-gap"``).
         top_ns: Fixed counts the cutoff is compared with.
         probabilities: ``min_probability`` values measured.
         min_n: The cutoff's floor in the comparison.
         embedding_model: Model of the dense stage (default all-MiniLM-L6-v2).
         score_cache: A ``ScoreCache`` or file name (as ``compare`` and ``tune`` take).
         show_progress: Progress bar on stderr.
+        candidates: The map kinds ``"auto"`` chooses among (``None``: every one of
+            ``rerank_kit.learning._calibrate_fit.METHODS``; ``("isotonic", "logistic")``:
+            the score-only maps).
 
     Returns:
         A ``CalibrationResult``; ``result.calibration`` goes into a ``PipelineConfig``.
@@ -300,6 +306,7 @@ def calibrate(
         probabilities=probabilities,
         min_n=min_n,
         settings=settings,
+        candidates=candidates,
     )
 
 
