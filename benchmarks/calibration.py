@@ -70,7 +70,7 @@ def _systems() -> list[dict[str, Any]]:
     ]
 
 
-def _save_scored(path: str, name: str, key: str, result: Any) -> None:
+def _save_scored(path: str, name: str, key: str, result: Any, report: dict[str, Any]) -> None:
     """Add one system's scores to the ``--save-scored`` file (refit later without rescoring)."""
     file = Path(path)
     data = json.loads(file.read_text()) if file.exists() else {}
@@ -79,6 +79,9 @@ def _save_scored(path: str, name: str, key: str, result: Any) -> None:
         "identity": result.calibration.score_identity,
         "fusion": result.calibration.fusion,
         "scored": result.scored,
+        "scoring": {
+            k: report[k] for k in ("seconds", "loadavg_before", "loadavg_after") if k in report
+        },
     }
     file.write_text(json.dumps(data) + "\n", encoding="utf-8")
 
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report["loadavg_after"] = list(os.getloadavg())
             rows[system["key"]] = report
             if args.save_scored:
-                _save_scored(args.save_scored, data.name, system["key"], result)
+                _save_scored(args.save_scored, data.name, system["key"], result, report)
             if args.plots:
                 name = f"thresholds_{data.name}_{system['key']}.png"
                 result.plot(Path(args.plots) / name, title=f"{data.name}: {system['key']}")
@@ -166,6 +169,16 @@ def _few_answers(results: dict[str, Any], scored: dict[str, Any], few: set[str])
     return out
 
 
+def _read_json(path: str) -> Any:
+    """A JSON file, gzipped when its name ends in ``.gz``."""
+    if path.endswith(".gz"):
+        import gzip
+
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return json.load(f)
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def refit(args: argparse.Namespace) -> dict[str, Any]:
     """The report from scores saved by ``--save-scored`` (no model runs; load recorded).
 
@@ -184,7 +197,7 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
         "maps": {},
     }
     for path in args.scored:
-        for name, systems in json.loads(Path(path).read_text()).items():
+        for name, systems in _read_json(path).items():
             rows: dict[str, Any] = {}
             for key, saved in systems.items():
                 load_before = os.getloadavg()
@@ -218,6 +231,7 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
                 report["few_answers"] = _few_answers(
                     {"all kinds": result, "score only": before}, scored, few
                 )
+                report["scoring"] = saved.get("scoring")  # seconds and load when scored
                 report["seconds"] = time.perf_counter() - start
                 report["loadavg_before"] = list(load_before)
                 report["loadavg_after"] = list(os.getloadavg())
