@@ -528,3 +528,26 @@ def test_rank_aware_fit_wins_when_the_score_shifts_from_query_to_query() -> None
         "logistic",
         "cross-fitted",
     }
+
+
+def test_rank_aware_map_round_trips_in_a_pipeline_config_and_old_dicts_read_the_same(
+    tmp_path: Path,
+) -> None:
+    c = _rank_map(gap=-1.0)
+    config = PipelineConfig("x:y", calibration=c, min_probability=0.5)
+    loaded = PipelineConfig.load(config.save(tmp_path / "rank.json"))
+    assert loaded.calibration == c and loaded.calibration.terms == c.terms
+    # a calibration as the first release wrote it (no "terms"): same kind, same numbers
+    old = {
+        "format": "rerank-kit-calibration/1",
+        "score_identity": "fake",
+        "fusion": None,
+        "method": "logistic",
+        "x": [0.0, 0.5, 1.0],
+        "y": [0.1, 0.3, 0.8],
+        "info": {},
+    }
+    read = Calibration.from_dict(old)
+    assert read.to_dict() == old and not read.uses_rank
+    assert read.probabilities([0.25, 0.75, 2.0]) == pytest.approx([0.2, 0.55, 0.8])
+    assert [read.probability(0.25, rank) for rank in (1, 9)] == [read.probability(0.25)] * 2

@@ -87,11 +87,17 @@ class CalibrationResult:
 
     def to_table(self) -> str:
         """The held-out calibration metrics and the cutoff table, as text."""
-        lines = [f"{'held-out':<14}{'ECE':>8}{'Brier':>8}{'logloss':>9}"]
+        lines = [f"{'held-out':<18}{'ECE':>8}{'Brier':>8}{'logloss':>9}"]
         for name, m in self.fit.metrics.items():
-            lines.append(f"{name:<14}{m['ece']:>8.3f}{m['brier']:>8.3f}{m['log_loss']:>9.3f}")
+            lines.append(f"{name:<18}{m['ece']:>8.3f}{m['brier']:>8.3f}{m['log_loss']:>9.3f}")
+        c = self.calibration
+        shape = (
+            f"{len(c.x)} points"
+            if c.terms is None
+            else ", ".join(f"{k} {v:+.3g}" for k, v in c.terms.items())
+        )
         lines.append(
-            f"final map: {self.calibration.method}, {len(self.calibration.x)} points "
+            f"final map: {c.info.get('fit', c.method)}, {shape} "
             f"(folds chose {', '.join(self.fit.fold_methods)})"
         )
         p = self.precision
