@@ -538,7 +538,7 @@ def test_rank_aware_map_round_trips_in_a_pipeline_config_and_old_dicts_read_the_
     loaded = PipelineConfig.load(config.save(tmp_path / "rank.json"))
     assert loaded.calibration == c and loaded.calibration.terms == c.terms
     # a calibration as the first release wrote it (no "terms"): same kind, same numbers
-    old = {
+    old: dict[str, object] = {
         "format": "rerank-kit-calibration/1",
         "score_identity": "fake",
         "fusion": None,
