@@ -114,7 +114,7 @@ class Calibration:
     fusion: str | None = None
     method: str = "isotonic"
     info: Mapping[str, Any] = field(default_factory=dict, compare=False)
-    terms: Mapping[str, float] | None = None
+    terms: Mapping[str, float] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.score_identity, str) or not self.score_identity.strip():
