@@ -221,6 +221,7 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
                 }
                 result, before = results["all kinds"], results["score only"]
                 report = result.to_dict()
+                report.pop("subsets", None)  # superseded by "few_answers"
                 report["cutoff"] = _policy_rows(_held(result, scored), (3, 5, 10))
                 report["score_only"] = {
                     "method": before.calibration.method,
@@ -394,6 +395,17 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _rounded(value: Any) -> Any:
+    """Floats to 6 significant digits (a smaller JSON), recursively."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -421,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report)
     sys.stdout.write(text + "\n")
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        Path(args.json).write_text(json.dumps(_rounded(report), indent=1) + "\n", encoding="utf-8")
     return 0
 
 
