@@ -195,14 +195,14 @@ def candidates(work: Path, threads: int, with_f32: bool) -> dict[str, Any]:
     fixed = CrossEncoderReranker(
         BUNDLED_CROSS_ENCODER,
         backend="openvino",
-        model_kwargs={**kwargs, "openvino_precision": "bf16"},
+        model_kwargs={**kwargs, "precision": "bf16"},
     )
     assert fixed._onnx.rule == "bf16-fixed-shape/1", fixed._onnx.plan
     out["ov-bf16-fixed"] = fixed
     pair = CrossEncoderReranker(
         BUNDLED_CROSS_ENCODER,
         backend="openvino",
-        model_kwargs={**kwargs, "openvino_precision": "bf16"},
+        model_kwargs={**kwargs, "precision": "bf16"},
     )
     pair._onnx.plan = dataclasses.replace(pair._onnx.plan, pad_step=None, per_pair=True)
     out["ov-bf16-pair"] = pair
@@ -210,9 +210,61 @@ def candidates(work: Path, threads: int, with_f32: bool) -> dict[str, Any]:
         out["ov-f32"] = CrossEncoderReranker(
             BUNDLED_CROSS_ENCODER,
             backend="openvino",
-            model_kwargs={**kwargs, "openvino_precision": "f32"},
+            model_kwargs={**kwargs, "precision": "fp32"},
         )
     return out
+
+
+def nbits_system(work: Path, threads: int, default_model: Any, bits: int) -> Any:
+    """Weight-only ``MatMulNBits`` (``bits``, blocks of 32, symmetric, ``accuracy_level=4``: int8
+    activations quantized per row and block, so batch-independent by construction) on the
+    dequantized bundled graph, attention fused by ONNX Runtime's BERT optimizer and split into
+    ``MatMul`` + ``MultiHeadAttention``; run in today's buckets. Needs ``onnx-ir`` (ONNX
+    Runtime's quantizer imports it)."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    from onnxruntime.transformers import optimizer
+
+    from rerank_kit._runtime.attention_fusion import split_attention
+    from rerank_kit._runtime.batching import run_bucketed
+    from rerank_kit._runtime.dequantize import dequantized_graph
+
+    graph = work / f"nbits{bits}.onnx"
+    if not graph.is_file():
+        dequantized_graph(default_model.onnx_path, work / "nbits-fp32.onnx")
+        fused = optimizer.optimize_model(
+            str(work / "nbits-fp32.onnx"),
+            model_type="bert",
+            num_heads=12,
+            hidden_size=384,
+            opt_level=0,
+            use_gpu=False,
+        )
+        fused.save_model_to_file(str(work / "nbits-fused.onnx"))
+        split_attention(work / "nbits-fused.onnx", work / "nbits-split.onnx")
+        quantizer = MatMulNBitsQuantizer(
+            onnx.load(str(work / "nbits-split.onnx")),
+            bits=bits,
+            block_size=32,
+            is_symmetric=True,
+            accuracy_level=4,
+        )
+        quantizer.process()
+        quantizer.model.save_model_to_file(str(graph), False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+
+    def score(query: str, texts: list[str]) -> list[float]:
+        encodings, _ = default_model._encode(query, texts)
+        out = run_bucketed(
+            lambda f: sess.run(None, f)[0], encodings, names, default_model.pad_id, 16, 1024
+        )
+        return [float(x) for x in out[:, 0]]
+
+    return score
 
 
 def main() -> None:
@@ -223,6 +275,9 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=25, help="Cranfield queries for fidelity")
     p.add_argument("--ov-f32", action="store_true", help="also time OpenVINO f32")
     p.add_argument("--fidelity-default", action="store_true", help="fidelity of default too")
+    p.add_argument(
+        "--nbits", type=int, action="append", default=[], help="also MatMulNBits (8 and/or 4)"
+    )
     p.add_argument("--work", help="keep graphs here (default: a temp dir)")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args()
@@ -237,6 +292,8 @@ def main() -> None:
     ranker = candidates(work, threads, args.ov_f32)
     systems = {"default": base["new"], "st-torch": base["st-torch"], "fp32": base["fp32"]}
     systems.update({name: r.score for name, r in ranker.items()})
+    for bits in args.nbits:
+        systems[f"ort-nbits{bits}"] = nbits_system(work, threads, base["new"].__self__._onnx, bits)
     sets = {k: (q[:3], ps[:3]) for k, (q, ps) in bi.speed_sets().items()}
 
     query, texts = sets["(a) abstracts"][0][0], sets["(a) abstracts"][1][0][:16]
@@ -269,13 +326,11 @@ def main() -> None:
                 f"  {name}: {bi.ratio(t, 'default', name):.2f}x the default, "
                 f"{bi.ratio(t, 'st-torch', name):.2f}x st-torch"
             )
-    names = ["ov-bf16-fixed"] + (["default"] if args.fidelity_default else [])
+    nbits = [f"ort-nbits{bits}" for bits in args.nbits]
+    names = ["ov-bf16-fixed", *nbits] + (["default"] if args.fidelity_default else [])
     fid = bi.fidelity(systems, bi.cranfield_bm25(args.queries), names)
     dep_sets = {k: (q[:1], ps[:1]) for k, (q, ps) in sets.items()}
-    dep = bi.batch_dependence(systems, dep_sets, 1, ["ov-bf16-fixed"])
-    for name in names:
-        print(f"fidelity {name}: {fid[name]}")
-    print(f"batch dependence ov-bf16-fixed: {dep['ov-bf16-fixed']:.3g}")
+    dep = bi.batch_dependence(systems, dep_sets, 1, ["ov-bf16-fixed", *nbits])
     print(f"end: {bi.machine_load()}")
     if args.json:
         Path(args.json).write_text(

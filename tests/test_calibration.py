@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -164,7 +165,7 @@ def test_cross_fit_is_calibrated_on_well_behaved_scores() -> None:
     fit = cross_fit(_pairs(80), identity="m", folds=5)
     assert fit.metrics["cross-fitted"]["ece"] < 0.06
     assert fit.metrics["cross-fitted"]["ece"] < fit.metrics["raw sigmoid"]["ece"]
-    assert fit.calibration.method in ("isotonic", "logistic")
+    assert fit.calibration.method in ("isotonic", "logistic", "logistic-rank")
     assert fit.calibration.probability(5.0) > 0.8 > 0.2 > fit.calibration.probability(-5.0)
     with pytest.raises(ValueError, match="relevant and non-relevant"):
         cross_fit({"a": ([1.0], [True]), "b": ([2.0], [True])}, identity="m", folds=2)
@@ -403,3 +404,150 @@ def test_cli_calibrate_writes_a_config_that_loads(
 
 def test_ranked_probability_defaults_to_none() -> None:
     assert Ranked(0, 1.0).probability is None
+
+
+# -- rank-aware maps and pooled isotonic steps (issue 34: the fit) -------------------------
+
+
+def _rank_map(**terms: float) -> Calibration:
+    cal_terms = {"intercept": 2.0, "score": 1.0, "log_rank": -3.0, **terms}
+    return Calibration("fake", (0.0, 1.0), (0.88, 0.95), method="logistic-rank", terms=cal_terms)
+
+
+def test_rank_aware_map_reads_rank_and_gap_and_round_trips() -> None:
+    import math
+
+    c = _rank_map(gap=-2.0)
+    z = 2.0 + 1.0 * 0.5 - 3.0 * math.log(3) - 2.0 * (0.9 - 0.5)
+    assert c.probability(0.5, 3, 0.9) == pytest.approx(1 / (1 + math.exp(-z)))
+    assert c.probability(0.5, 1) > c.probability(0.5, 2) > c.probability(0.5, 5)
+    assert c.probability(7.0, 1) == c.probability(1.0, 1)  # clamped to the fitted scores
+    assert c.probability(float("-inf"), 1) == 0.0
+    # one query's scores in any order: ranks come from the scores, the gap from the best
+    scores = [0.2, 0.9, float("-inf"), 0.5]
+    assert c.probabilities(scores) == [
+        c.probability(0.2, 3, 0.9),
+        c.probability(0.9, 1, 0.9),
+        0.0,
+        c.probability(0.5, 2, 0.9),
+    ]
+    again = Calibration.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert again == c and again.uses_rank and again.terms == c.terms
+    assert "terms" not in _identity_map().to_dict()  # points maps keep their old format
+
+
+@pytest.mark.parametrize(
+    ("method", "terms", "message"),
+    [
+        ("logistic-rank", {"intercept": 0.0, "log_rank": 0.5}, "must be <= 0"),
+        ("logistic-rank", {"score": -1.0}, "must be >= 0"),
+        ("logistic-rank", {"rank": -1.0}, "unknown calibration terms"),
+        ("logistic-rank", None, "needs terms"),
+        ("logistic-rank", {"score": 1.0, "logit_score": 1.0}, "not both"),
+        ("isotonic", {"score": 1.0}, "points only"),
+        ("spline", None, "method must be one of"),
+    ],
+)
+def test_bad_rank_maps_are_refused(method: str, terms: dict | None, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Calibration("m", (0.0, 1.0), (0.1, 0.2), method=method, terms=terms)
+
+
+def test_engine_gives_rank_aware_probabilities_by_reranked_position() -> None:
+    r = FakeReranker()
+    plain = r.rerank(QUERY, TEXTS)
+    c = _rank_map()
+    got = r.rerank(QUERY, TEXTS, calibration=c)
+    assert [x.index for x in got] == [x.index for x in plain]
+    best = plain[0].score
+    expected = [c.probability(x.score, i, best) for i, x in enumerate(plain, start=1)]
+    assert [x.probability for x in got] == pytest.approx([*expected[:4], 0.0])
+    # a steep rank term: min_probability acts as a count (only the first two stay)
+    steep = _rank_map(log_rank=-25.0, score=0.0, intercept=20.0)
+    kept = r.rerank(QUERY, TEXTS, calibration=steep, min_probability=0.5)
+    assert [x.index for x in kept] == [x.index for x in plain[:2]]
+
+
+def test_pooled_isotonic_steps_hold_enough_pairs() -> None:
+    pytest.importorskip("sklearn")
+    import numpy as np
+
+    from rerank_kit.learning._calibrate_fit import fit_map
+
+    rng = random.Random(3)
+    x = [rng.gauss(0.0, 2.0) for _ in range(600)]
+    y = [int(rng.random() < 1.0 / (1.0 + math.exp(1.0 - s))) for s in x]
+    px, py = fit_map(x, y, "isotonic-pooled")
+    assert list(py) == sorted(py) and len(px) >= 4
+    levels = sorted(set(py))
+    fitted = np.interp(x, px, py)  # each pair's step: its level
+    for level in levels:
+        assert int(np.sum(np.isclose(fitted, level))) >= 40 or len(levels) == 1
+
+
+@pytest.mark.parametrize("method", ["isotonic-pooled", "logistic-rank", "logistic-rank-gap"])
+def test_poisoned_held_out_fold_leaves_a_new_kind_unchanged(method: str) -> None:
+    pytest.importorskip("sklearn")
+    from rerank_kit.learning._calibrate_fit import cross_fit
+
+    pairs = _pairs()
+    first = cross_fit(pairs, identity="m", folds=3, seed=4, method=method)
+    held = first.folds[0]
+    poisoned = {
+        q: (s, [not y for y in labels] if q in held else labels) for q, (s, labels) in pairs.items()
+    }
+    second = cross_fit(poisoned, identity="m", folds=3, seed=4, method=method)
+    a, b = first.fold_maps[0], second.fold_maps[0]
+    assert (a.x, a.y, a.method, a.terms) == (b.x, b.y, b.method, b.terms)
+    assert all(first.held_out[q][0] == second.held_out[q][0] for q in held)
+    c, d = first.fold_maps[1], second.fold_maps[1]
+    assert (c.x, c.y, c.terms) != (d.x, d.y, d.terms)  # the check can fail
+
+
+def test_rank_aware_fit_wins_when_the_score_shifts_from_query_to_query() -> None:
+    pytest.importorskip("sklearn")
+    from rerank_kit.learning._calibrate_fit import cross_fit
+
+    rng = random.Random(5)
+    pairs = {}
+    for i in range(60):
+        shift = rng.uniform(-4.0, 4.0)  # the same quality scores differently per query
+        scores = sorted((shift + rng.gauss(0.0, 1.0) for _ in range(15)), reverse=True)
+        labels = [rng.random() < (0.8 if k == 0 else 0.35 if k == 1 else 0.03) for k in range(15)]
+        pairs[f"q{i}"] = (scores, labels)
+    fit = cross_fit(pairs, identity="m", folds=5)
+    m = fit.metrics
+    assert m["logistic-rank"]["log_loss"] < m["logistic"]["log_loss"] - 0.05
+    assert m["logistic-rank"]["log_loss"] < m["isotonic"]["log_loss"] - 0.05
+    assert fit.calibration.uses_rank and fit.calibration.method == "logistic-rank"
+    assert fit.calibration.info["fit"] in ("logistic-rank", "logistic-rank-gap")
+    old = cross_fit(pairs, identity="m", folds=5, candidates=("isotonic", "logistic"))
+    assert not old.calibration.uses_rank and set(old.metrics) == {
+        "raw sigmoid",
+        "isotonic",
+        "logistic",
+        "cross-fitted",
+    }
+
+
+def test_rank_aware_map_round_trips_in_a_pipeline_config_and_old_dicts_read_the_same(
+    tmp_path: Path,
+) -> None:
+    c = _rank_map(gap=-1.0)
+    config = PipelineConfig("x:y", calibration=c, min_probability=0.5)
+    loaded = PipelineConfig.load(config.save(tmp_path / "rank.json"))
+    assert loaded.calibration == c and loaded.calibration.terms == c.terms
+    # a calibration as the first release wrote it (no "terms"): same kind, same numbers
+    old: dict[str, object] = {
+        "format": "rerank-kit-calibration/1",
+        "score_identity": "fake",
+        "fusion": None,
+        "method": "logistic",
+        "x": [0.0, 0.5, 1.0],
+        "y": [0.1, 0.3, 0.8],
+        "info": {},
+    }
+    read = Calibration.from_dict(old)
+    assert read.to_dict() == old and not read.uses_rank
+    assert read.probabilities([0.25, 0.75, 2.0]) == pytest.approx([0.2, 0.55, 0.8])
+    assert [read.probability(0.25, rank) for rank in (1, 9)] == [read.probability(0.25)] * 2

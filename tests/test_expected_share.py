@@ -42,6 +42,25 @@ def _indices(query: str = QUERY, texts: list[str] = TEXTS, **options: Any) -> li
 # -- the engine ------------------------------------------------------------------------------
 
 
+def test_a_rank_aware_map_feeds_the_share_its_ranked_probabilities() -> None:
+    """With a ``logistic-rank`` map each passage's probability depends on its rank: the share is
+    taken of those rank-aware probabilities (computed from the scores, by hand here)."""
+    terms = {"intercept": 1.0, "score": 2.0, "log_rank": -1.5, "gap": -1.0}
+    c = Calibration("fake", (0.0, 1.0), (0.9, 0.95), method="logistic-rank", terms=terms)
+    ranked = FakeReranker().rerank(QUERY, TEXTS, calibration=c)
+    best = ranked[0].score
+    want = [
+        1 / (1 + math.exp(-(1.0 + 2.0 * r.score - 1.5 * math.log(k) - (best - r.score))))
+        if r.score > float("-inf")
+        else 0.0
+        for k, r in enumerate(ranked, start=1)
+    ]
+    assert [r.probability for r in ranked] == pytest.approx(want)
+    for share in (0.3, 0.6, 0.9):
+        got = FakeReranker().rerank(QUERY, TEXTS, calibration=c, expected_share=share)
+        assert [r.index for r in got] == [r.index for r in ranked][: _shortest_prefix(want, share)]
+
+
 @pytest.mark.parametrize("share", [0.1, 0.5, 0.6, 0.8, 0.9, 1.0])
 def test_keeps_the_shortest_prefix_reaching_the_share(share: float) -> None:
     rng = random.Random(int(share * 100))

@@ -6,6 +6,14 @@ pipeline's score) to the probability that the passage is relevant, as ``rerank-k
 between the points, clamped at both ends (what ``numpy.interp`` does), in plain Python: the
 engine needs no new dependency.
 
+Two kinds of map exist. A points map (``method`` ``"isotonic"`` or ``"logistic"``) reads the
+score alone. A rank-aware map (``method`` ``"logistic-rank"``) is a logistic model on the
+score, the passage's 1-based rank in its reranked list (``log(rank)``) and optionally the
+gap to the query's best score (``terms`` holds its coefficients): a score's meaning moves
+from query to query, and the rank carries what the raw score does not. Its ``x``/``y`` are the
+map at rank 1, and the score is clamped to ``x``'s range as a points map clamps it. Its
+coefficients are checked so that the probability never rises down a ranked list.
+
 A map is only meaningful for the scores it was fitted on, so it names them:
 ``score_identity`` is the reranker's score identity (``Reranker._score_identity()``: its
 ``name`` plus the batch rule, e.g. ``"onnx:m [scores=int8-per-token/1]"``), and ``fusion`` the
@@ -38,6 +46,7 @@ from typing import Any
 
 __all__ = [
     "CALIBRATION_FORMAT",
+    "METHOD_KINDS",
     "CUTOFF_SETTINGS",
     "Calibration",
     "Cutoff",
@@ -50,6 +59,13 @@ __all__ = [
 CALIBRATION_FORMAT = "rerank-kit-calibration/1"
 #: The adaptive cutoff's settings, spelled the same everywhere (engine, adapters, config, CLI).
 CUTOFF_SETTINGS = ("calibration", "min_probability", "min_n", "expected_share")
+#: The kinds of map (``Calibration.method``): two points maps and the rank-aware one.
+METHOD_KINDS = ("isotonic", "logistic", "logistic-rank")
+#: The terms a rank-aware map may hold: its intercept, the score (as it is, or its logit when
+#: the scores are probabilities such as a cross-encoder's sigmoid), ``log(rank)`` and the gap
+#: to the query's best score (in the same scale as the score term).
+RANK_TERMS = ("intercept", "score", "logit_score", "log_rank", "gap")
+_LOGIT_EPS = 1e-6
 #: Most points a map may hold (a fitted isotonic map has at most one per distinct score).
 MAX_POINTS = 100_000
 
@@ -90,8 +106,10 @@ class Calibration:
         x: Scores, increasing.
         y: The probability at each score, in [0, 1], never decreasing.
         fusion: The fusion it was fitted under (``fusion_key``), or ``None``: raw scores.
-        method: ``"isotonic"`` or ``"logistic"`` (how the points were made).
+        method: ``"isotonic"`` or ``"logistic"`` (how the points were made), or
+            ``"logistic-rank"`` (a rank-aware map: ``terms`` holds it).
         info: What the fit reports (held-out ECE, Brier, pairs, queries, ...), kept with it.
+        terms: A rank-aware map's coefficients (``RANK_TERMS``); ``None`` for a points map.
     """
 
     score_identity: str
@@ -100,6 +118,7 @@ class Calibration:
     fusion: str | None = None
     method: str = "isotonic"
     info: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    terms: Mapping[str, float] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.score_identity, str) or not self.score_identity.strip():
@@ -124,14 +143,32 @@ class Calibration:
         object.__setattr__(self, "x", xs)
         object.__setattr__(self, "y", ys)
         object.__setattr__(self, "info", dict(self.info))
+        if self.method not in METHOD_KINDS:
+            raise ValueError(
+                f"calibration method must be one of {', '.join(METHOD_KINDS)}, got {self.method!r}"
+            )
+        object.__setattr__(self, "terms", _check_terms(self.method, self.terms))
 
-    def probability(self, score: float) -> float:
+    @property
+    def uses_rank(self) -> bool:
+        """Whether the map reads each passage's rank (a ``"logistic-rank"`` map)."""
+        return self.terms is not None
+
+    def probability(self, score: float, rank: int = 1, best: float | None = None) -> float:
         """The probability of relevance at ``score`` (linear between points, clamped at ends).
 
         ``-inf`` (a blank passage) and NaN get 0.0.
+
+        Args:
+            score: The (fused) score.
+            rank: A rank-aware map: the passage's 1-based rank in its reranked list.
+            best: A rank-aware map with a gap term: the query's best score (``None``: this
+                score, a gap of 0).
         """
         if score != score or score == -math.inf:
             return 0.0
+        if self.terms is not None:
+            return self._rank_probability(score, rank, score if best is None else best)
         xs, ys = self.x, self.y
         if score <= xs[0]:
             return ys[0]
@@ -141,9 +178,44 @@ class Calibration:
         x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
         return y0 + (y1 - y0) * (score - x0) / (x1 - x0)
 
+    def _feature(self, score: float) -> float:
+        score = min(max(score, self.x[0]), self.x[-1])
+        if self.terms is not None and "logit_score" in self.terms:
+            q = min(max(score, _LOGIT_EPS), 1.0 - _LOGIT_EPS)
+            return math.log(q / (1.0 - q))
+        return score
+
+    def _rank_probability(self, score: float, rank: int, best: float) -> float:
+        terms = self.terms or {}
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ValueError(f"rank must be an int >= 1, got {rank!r}")
+        f = self._feature(score)
+        z = terms.get("intercept", 0.0)
+        z += (terms.get("score", 0.0) + terms.get("logit_score", 0.0)) * f
+        z += terms.get("log_rank", 0.0) * math.log(rank)
+        if terms.get("gap"):
+            best_f = self._feature(best) if math.isfinite(best) else f
+            z += terms["gap"] * max(best_f - f, 0.0)
+        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
     def probabilities(self, scores: Sequence[float]) -> list[float]:
-        """``probability`` of each score."""
-        return [self.probability(float(s)) for s in scores]
+        """``probability`` of each score of one query's candidates.
+
+        A rank-aware map ranks them by score (highest first, ties in the given order: the
+        engine's order) and measures the gap from the best finite one.
+        """
+        values = [float(s) for s in scores]
+        if self.terms is None:
+            return [self.probability(v) for v in values]
+        finite = [v for v in values if math.isfinite(v)]
+        best = max(finite) if finite else None
+        order = sorted(
+            range(len(values)), key=lambda i: -values[i] if values[i] == values[i] else math.inf
+        )
+        out = [0.0] * len(values)
+        for rank, i in enumerate(order, start=1):
+            out[i] = self.probability(values[i], rank, best)
+        return out
 
     def check(self, identity: str, fusion: str | None, *, where: str = "this reranker") -> None:
         """Refuse scores this map was not fitted on (another model, backend, rule or fusion).
@@ -167,8 +239,8 @@ class Calibration:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON), as a pipeline config stores it."""
-        return {
+        """Plain dict (JSON), as a pipeline config stores it (``terms`` only when rank-aware)."""
+        out = {
             "format": CALIBRATION_FORMAT,
             "score_identity": self.score_identity,
             "fusion": self.fusion,
@@ -177,6 +249,9 @@ class Calibration:
             "y": list(self.y),
             "info": dict(self.info),
         }
+        if self.terms is not None:
+            out["terms"] = dict(self.terms)
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> Calibration:
@@ -188,7 +263,8 @@ class Calibration:
         fmt = data.get("format", CALIBRATION_FORMAT)
         if fmt != CALIBRATION_FORMAT:
             raise ValueError(f"calibration format {fmt!r} is not {CALIBRATION_FORMAT!r}")
-        unknown = set(data) - {"format", "score_identity", "fusion", "method", "x", "y", "info"}
+        known = {"format", "score_identity", "fusion", "method", "x", "y", "info", "terms"}
+        unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown calibration keys: {', '.join(sorted(unknown))}")
         for key in ("score_identity", "x", "y"):
@@ -197,8 +273,13 @@ class Calibration:
         if not isinstance(data["x"], (list, tuple)) or not isinstance(data["y"], (list, tuple)):
             raise ValueError("calibration x and y must be lists of numbers")
         method = data.get("method", "isotonic")
-        if method not in ("isotonic", "logistic"):
-            raise ValueError(f"calibration method must be isotonic or logistic, got {method!r}")
+        if method not in METHOD_KINDS:
+            raise ValueError(
+                f"calibration method must be one of {', '.join(METHOD_KINDS)}, got {method!r}"
+            )
+        terms = data.get("terms")
+        if terms is not None and not isinstance(terms, Mapping):
+            raise ValueError("calibration terms must be a dict of numbers")
         info = data.get("info") or {}
         if not isinstance(info, Mapping):
             raise ValueError("calibration info must be a dict")
@@ -209,7 +290,33 @@ class Calibration:
             fusion=data.get("fusion"),
             method=method,
             info=info,
+            terms=terms,
         )
+
+
+def _check_terms(method: str, terms: Any) -> dict[str, float] | None:
+    """A rank-aware map's coefficients, checked: known names, finite, monotone signs."""
+    if method != "logistic-rank":
+        if terms is not None:
+            raise ValueError(f"a {method} calibration holds points only, not terms")
+        return None
+    if not isinstance(terms, Mapping) or not terms:
+        raise ValueError("a logistic-rank calibration needs terms (its coefficients)")
+    unknown = set(terms) - set(RANK_TERMS)
+    if unknown:
+        raise ValueError(
+            f"unknown calibration terms: {', '.join(sorted(map(str, unknown)))} (known: "
+            f"{', '.join(RANK_TERMS)})"
+        )
+    out = {str(k): _number(v, f"calibration term {k!r}") for k, v in terms.items()}
+    if "score" in out and "logit_score" in out:
+        raise ValueError("calibration terms hold score or logit_score, not both")
+    # the probability must never rise down a ranked list (the cutoff walks it in order)
+    if out.get("score", 0.0) < 0 or out.get("logit_score", 0.0) < 0:
+        raise ValueError("calibration terms: the score's coefficient must be >= 0")
+    if out.get("log_rank", 0.0) > 0 or out.get("gap", 0.0) > 0:
+        raise ValueError("calibration terms: log_rank's and gap's coefficients must be <= 0")
+    return out
 
 
 def load_calibration(value: Any) -> Calibration | None:

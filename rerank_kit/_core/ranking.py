@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypedDict
@@ -91,6 +92,21 @@ def _for_query(fusion: Fusion | None, query: Any) -> Fusion | None:
     if fusion is None or fusion.long_weight is None:
         return fusion
     return fusion.for_query(check_query(query))
+
+
+def _with_probabilities(ranked: list[Ranked], calibration: Any) -> list[Ranked]:
+    """Each passage's probability; a rank-aware map also reads its 1-based rank in ``ranked``.
+
+    ``ranked`` is the reranked order (fused when fused, blank passages last), so a passage's
+    rank is its position there, and the gap is measured from the first finite score.
+    """
+    if not calibration.uses_rank:
+        return [replace(r, probability=calibration.probability(r.score)) for r in ranked]
+    best = next((r.score for r in ranked if math.isfinite(r.score)), None)
+    return [
+        replace(r, probability=calibration.probability(r.score, rank, best))
+        for rank, r in enumerate(ranked, start=1)
+    ]
 
 
 @dataclass(frozen=True)
@@ -183,8 +199,7 @@ class Request:
                 r for r in ranked if r.empty
             ]
         if self.cutoff is not None:  # probabilities from the (fused) score, before boosts
-            calibration = self.cutoff.calibration
-            ranked = [replace(r, probability=calibration.probability(r.score)) for r in ranked]
+            ranked = _with_probabilities(ranked, self.cutoff.calibration)
         if self.assembly is not None and context is not None:
             return self.assembly.apply(
                 ranked,

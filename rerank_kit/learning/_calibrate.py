@@ -58,6 +58,8 @@ class CalibrationResult:
         subsets: The same cutoff figures on subsets of the queries (e.g. at most 3
             relevant candidates), keyed by name.
         same_recall_share: As ``same_recall``, for the ``expected_share`` policy.
+        scored: The scores it was fitted on: query -> (scores, labels, tokens), best first
+            (not in ``to_dict``; a benchmark saves them to refit without rescoring).
     """
 
     calibration: Calibration
@@ -68,6 +70,9 @@ class CalibrationResult:
     settings: dict[str, Any] = field(default_factory=dict)
     subsets: dict[str, dict[str, Any]] = field(default_factory=dict)
     same_recall_share: list[dict[str, Any]] = field(default_factory=list)
+    scored: dict[str, tuple[list[float], list[int], list[int]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON)."""
@@ -86,11 +91,17 @@ class CalibrationResult:
 
     def to_table(self) -> str:
         """The held-out calibration metrics and the cutoff table, as text."""
-        lines = [f"{'held-out':<14}{'ECE':>8}{'Brier':>8}{'logloss':>9}"]
+        lines = [f"{'held-out':<18}{'ECE':>8}{'Brier':>8}{'logloss':>9}"]
         for name, m in self.fit.metrics.items():
-            lines.append(f"{name:<14}{m['ece']:>8.3f}{m['brier']:>8.3f}{m['log_loss']:>9.3f}")
+            lines.append(f"{name:<18}{m['ece']:>8.3f}{m['brier']:>8.3f}{m['log_loss']:>9.3f}")
+        c = self.calibration
+        shape = (
+            f"{len(c.x)} points"
+            if c.terms is None
+            else ", ".join(f"{k} {v:+.3g}" for k, v in c.terms.items())
+        )
         lines.append(
-            f"final map: {self.calibration.method}, {len(self.calibration.x)} points "
+            f"final map: {c.info.get('fit', c.method)}, {shape} "
             f"(folds chose {', '.join(self.fit.fold_methods)})"
         )
         p = self.precision
@@ -139,6 +150,7 @@ def calibrate_scored(
     min_n: int = 1,
     settings: dict[str, Any] | None = None,
     expected_shares: Sequence[float] = DEFAULT_SHARES,
+    candidates: Sequence[str] | None = None,
 ) -> CalibrationResult:
     """``calibrate`` on scores already in hand: query -> (scores, labels, tokens), best first.
 
@@ -149,15 +161,25 @@ def calibrate_scored(
         fusion: Its ``fusion_key`` (``None``: the reranker's own score).
         folds: Cross-fitting folds.
         seed: Their seed.
-        method: ``"auto"``, ``"isotonic"`` or ``"logistic"``.
+        method: ``"auto"`` or one map kind (``METHODS``).
         top_ns: Fixed counts to compare with.
         probabilities: ``min_probability`` values.
         min_n: The cutoff's floor.
         settings: Kept in the report.
         expected_shares: ``expected_share`` values (the "expected relevant" policy).
+        candidates: The map kinds ``"auto"`` chooses among (``None``: every one of
+            ``METHODS``).
     """
     pairs = {q: (s, [bool(v) for v in y]) for q, (s, y, _) in scored.items()}
-    fit = cross_fit(pairs, identity=identity, fusion=fusion, folds=folds, seed=seed, method=method)
+    fit = cross_fit(
+        pairs,
+        identity=identity,
+        fusion=fusion,
+        folds=folds,
+        seed=seed,
+        method=method,
+        **({} if candidates is None else {"candidates": tuple(candidates)}),
+    )
     queries = {q: (fit.held_out[q][0], fit.held_out[q][1], scored[q][2]) for q in scored}
 
     def curve(queries: dict[str, Any]) -> list[dict[str, Any]]:
@@ -189,6 +211,7 @@ def calibrate_scored(
         settings=dict(settings or {}),
         subsets=subsets,
         same_recall_share=same_recall(rows, "expected_share"),
+        scored=dict(scored),
     )
 
 
@@ -223,6 +246,7 @@ def calibrate(
     embedding_model: Any = None,
     score_cache: str | os.PathLike[str] | ScoreCache | None = None,
     show_progress: bool = False,
+    candidates: Sequence[str] | None = None,
 ) -> CalibrationResult:
     """Fit a reranker's (or fused pipeline's) score -> probability map on judged queries.
 
@@ -236,7 +260,9 @@ def calibrate(
         fusion_method: With a weight: ``"zscore"`` (default), ``"minmax"`` or ``"rrf"``.
         folds: Cross-fitting folds (by query).
         seed: Their seed.
-        method: ``"auto"`` (lower held-out log-loss), ``"isotonic"`` or ``"logistic"``.
+        method: ``"auto"`` (the lowest held-out log-loss) or one map kind (``METHODS``:
+            ``"isotonic"``, ``"isotonic-pooled"``, ``"logistic"``, ``"logistic-rank"``,
+            ``"logistic-rank-gap"``).
         top_ns: Fixed counts the cutoff is compared with.
         probabilities: ``min_probability`` values measured.
         min_n: The cutoff's floor in the comparison.
@@ -244,6 +270,9 @@ def calibrate(
         embedding_model: Model of the dense stage (default all-MiniLM-L6-v2).
         score_cache: A ``ScoreCache`` or file name (as ``compare`` and ``tune`` take).
         show_progress: Progress bar on stderr.
+        candidates: The map kinds ``"auto"`` chooses among (``None``: every one of
+            ``rerank_kit.learning._calibrate_fit.METHODS``; ``("isotonic", "logistic")``:
+            the score-only maps).
 
     Returns:
         A ``CalibrationResult``; ``result.calibration`` goes into a ``PipelineConfig``.
@@ -305,6 +334,7 @@ def calibrate(
         min_n=min_n,
         settings=settings,
         expected_shares=expected_shares,
+        candidates=candidates,
     )
 
 

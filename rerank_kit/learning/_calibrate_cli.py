@@ -26,6 +26,7 @@ from typing import Any
 from rerank_kit._core.errors import RerankError, require
 from rerank_kit._pipeline import PipelineConfig
 from rerank_kit.evaluation._cli import add_score_cache_argument
+from rerank_kit.learning._calibrate_fit import METHODS
 
 __all__ = ["add_arguments", "eval_calibration", "run"]
 
@@ -61,7 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fusion", type=float, metavar="WEIGHT", help="calibrate the score fused with this weight"
     )
     parser.add_argument("--fusion-method", choices=["zscore", "minmax", "rrf"], default=None)
-    parser.add_argument("--method", choices=["auto", "isotonic", "logistic"], default="auto")
+    parser.add_argument(
+        "--method",
+        choices=["auto", *METHODS],
+        default="auto",
+        help="the map (default auto: the lowest held-out log-loss; logistic-rank* read the rank)",
+    )
     parser.add_argument("--folds", type=int, default=5, help="cross-fitting folds (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the query split (default 0)")
     parser.add_argument(

@@ -1,4 +1,12 @@
-"""Fitting a calibration: isotonic or logistic, cross-fitted by query, picked by log-loss.
+"""Fitting a calibration: cross-fitted by query, the map kind picked by held-out log-loss.
+
+The candidates (``METHODS``): isotonic regression on the score; isotonic with at least
+``MIN_STEP_PAIRS`` pairs per step (thin steps pooled with a neighbour: the top steps of a
+plain isotonic fit hold a handful of pairs and say 1.0 on them); logistic regression on the
+score; and two rank-aware logistic maps (``Calibration`` kind ``"logistic-rank"``), on the
+score and ``log(rank)`` in the query's reranked list, and on those and the gap to the query's
+best score. A score's meaning moves from query to query; the rank and the gap carry what the
+raw score does not, and with the rank a probability cutoff can also act as a count.
 
 The judged queries are split by query into folds (seeded, as ``tune`` splits them). For each
 fold, a map is fitted on the other folds' (score, relevant) pairs only and applied to the
@@ -26,6 +34,13 @@ from typing import Any
 
 from rerank_kit._core.calibration import Calibration
 from rerank_kit._core.errors import require
+from rerank_kit.learning._calibrate_maps import (
+    LOGISTIC_POINTS,
+    MIN_STEP_PAIRS,
+    Pairs,
+    fit_rank_map,
+    pooled_isotonic,
+)
 from rerank_kit.learning._tune_search import split_queries_into_folds
 
 __all__ = [
@@ -39,14 +54,18 @@ __all__ = [
     "reliability",
 ]
 
-#: The calibration methods fitted and compared.
-METHODS = ("isotonic", "logistic")
-#: Points a logistic map is stored with (evenly spaced over the scores it was fitted on).
-LOGISTIC_POINTS = 65
-_EPS = 1e-6
+#: The calibration methods fitted and compared (the last two are rank-aware).
+METHODS = ("isotonic", "isotonic-pooled", "logistic", "logistic-rank", "logistic-rank-gap")
+#: ``Calibration.method`` of each (``isotonic-pooled`` is an isotonic points map too).
+KINDS = {
+    "isotonic": "isotonic",
+    "isotonic-pooled": "isotonic",
+    "logistic": "logistic",
+    "logistic-rank": "logistic-rank",
+    "logistic-rank-gap": "logistic-rank",
+}
 
-#: One query's pairs: the candidates' scores and whether each is judged relevant.
-Pairs = tuple[Sequence[float], Sequence[bool]]
+_EPS = 1e-6
 
 
 def _flat(pairs: Mapping[str, Pairs], qids: Sequence[str]) -> tuple[list[float], list[int]]:
@@ -78,8 +97,8 @@ def fit_map(
     require("sklearn", extra="eval", package="scikit-learn")
     import numpy as np
 
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method not in ("isotonic", "isotonic-pooled", "logistic"):
+        raise ValueError(f"method must be isotonic, isotonic-pooled or logistic, got {method!r}")
     x = np.asarray(scores, dtype=float)
     y = np.asarray(labels, dtype=float)
     if x.size == 0:
@@ -92,6 +111,8 @@ def fit_map(
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
         iso.fit(x, y)
         px, py = np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_)
+    elif method == "isotonic-pooled":
+        px, py = pooled_isotonic(x, y, MIN_STEP_PAIRS)
     else:
         from sklearn.linear_model import LogisticRegression
 
@@ -102,6 +123,36 @@ def fit_map(
     py = np.maximum.accumulate(np.clip(py, 0.0, 1.0))  # monotone, in [0, 1]
     keep = np.concatenate([[True], np.diff(px) > 0])  # strictly increasing x
     return tuple(float(v) for v in px[keep]), tuple(float(v) for v in py[keep])
+
+
+def fit_calibration(
+    pairs: Mapping[str, Pairs],
+    qids: Sequence[str],
+    method: str,
+    *,
+    identity: str,
+    fusion: str | None = None,
+) -> Calibration:
+    """The ``Calibration`` of one candidate ``method`` (``METHODS``) fitted on ``qids``."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if KINDS[method] == "logistic-rank":
+        x, y, terms = fit_rank_map(pairs, qids, gap=method == "logistic-rank-gap")
+        return Calibration(identity, x, y, fusion=fusion, method="logistic-rank", terms=terms)
+    tx, ty = _flat(pairs, qids)
+    return Calibration(identity, *fit_map(tx, ty, method), fusion=fusion, method=KINDS[method])
+
+
+def _apply(
+    calibration: Calibration, pairs: Mapping[str, Pairs], qids: Sequence[str]
+) -> list[float]:
+    """Probabilities of the finite pairs of ``qids`` (in ``_flat``'s order)."""
+    out: list[float] = []
+    for q in qids:
+        scores = pairs[q][0]
+        probs = calibration.probabilities(scores)
+        out += [p for p, s in zip(probs, scores, strict=True) if math.isfinite(s)]
+    return out
 
 
 def expected_calibration_error(
@@ -212,21 +263,27 @@ class CrossFit:
     reliability: list[dict[str, float]] = field(default_factory=list)
 
 
-def _choose(pairs: Mapping[str, Pairs], qids: Sequence[str], folds: int, seed: int) -> str:
-    """The method with the lower log-loss on held-out queries inside ``qids`` (nested)."""
+def _choose(
+    pairs: Mapping[str, Pairs],
+    qids: Sequence[str],
+    folds: int,
+    seed: int,
+    candidates: Sequence[str] = METHODS,
+) -> str:
+    """The method with the lowest log-loss on held-out queries inside ``qids`` (nested)."""
     inner = split_queries_into_folds(qids, max(2, min(folds, len(qids))), seed)
-    losses = dict.fromkeys(METHODS, 0.0)
+    losses = dict.fromkeys(candidates, 0.0)
     for fold in inner:
         held = set(fold)
         train = [q for q in qids if q not in held]
-        tx, ty = _flat(pairs, train)
+        tx, _ = _flat(pairs, train)
         hx, hy = _flat(pairs, fold)
         if not tx or not hx:
             continue
-        for method in METHODS:
-            c = Calibration("inner", *fit_map(tx, ty, method))
-            losses[method] += log_loss(c.probabilities(hx), hy) * len(hx)
-    return min(METHODS, key=lambda m: losses[m])
+        for method in candidates:
+            c = fit_calibration(pairs, train, method, identity="inner")
+            losses[method] += log_loss(_apply(c, pairs, fold), hy) * len(hx)
+    return min(candidates, key=lambda m: losses[m])
 
 
 def cross_fit(
@@ -237,6 +294,7 @@ def cross_fit(
     folds: int = 5,
     seed: int = 0,
     method: str = "auto",
+    candidates: Sequence[str] = METHODS,
 ) -> CrossFit:
     """Fit a calibration on per-query pairs, cross-fitted by query.
 
@@ -246,13 +304,21 @@ def cross_fit(
         fusion: The fusion it is fitted under (``fusion_key``), or ``None``.
         folds: Folds (every query is held out once).
         seed: Seed of the split (and of the nested split).
-        method: ``"auto"`` (the lower held-out log-loss), ``"isotonic"`` or ``"logistic"``.
+        method: ``"auto"`` (the lowest held-out log-loss among ``candidates``) or one of
+            ``METHODS``.
+        candidates: The methods ``"auto"`` chooses among (default: all of ``METHODS``;
+            ``("isotonic", "logistic")`` is the choice of rerank-kit before rank-aware maps).
 
     Raises:
         ValueError: Too few queries, no relevant or no irrelevant pair, a bad method.
     """
     if method not in ("auto", *METHODS):
-        raise ValueError(f"method must be auto, isotonic or logistic, got {method!r}")
+        raise ValueError(f"method must be auto or one of {', '.join(METHODS)}, got {method!r}")
+    candidates = tuple(candidates)
+    if not candidates or any(m not in METHODS for m in candidates):
+        raise ValueError(f"candidates must be some of {', '.join(METHODS)}, got {candidates!r}")
+    if method != "auto":
+        candidates = (method,)
     qids = list(pairs)
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ValueError(f"folds must be an int >= 2, got {folds!r}")
@@ -266,41 +332,47 @@ def cross_fit(
         )
     splits = split_queries_into_folds(qids, folds, seed)
     held: dict[str, tuple[list[float], list[int]]] = {}
-    per_method: dict[str, dict[str, list[float]]] = {m: {} for m in METHODS}
+    per_method: dict[str, dict[str, list[float]]] = {m: {} for m in candidates}
     fold_maps: list[Calibration] = []
     fold_methods: list[str] = []
     for i, fold in enumerate(splits):
         train = [q for q in qids if q not in set(fold)]
-        tx, ty = _flat(pairs, train)
         maps = {
-            m: Calibration(identity, *fit_map(tx, ty, m), fusion=fusion, method=m) for m in METHODS
+            m: fit_calibration(pairs, train, m, identity=identity, fusion=fusion)
+            for m in candidates
         }
-        pick = method if method != "auto" else _choose(pairs, train, folds, seed + 1 + i)
+        pick = (
+            candidates[0]
+            if len(candidates) == 1
+            else _choose(pairs, train, folds, seed + 1 + i, candidates)
+        )
         fold_maps.append(maps[pick])
         fold_methods.append(pick)
         for q in fold:
             scores, flags = pairs[q]
             ys = [int(bool(v)) for v in flags]
             held[q] = (maps[pick].probabilities(scores), ys)
-            for m in METHODS:
+            for m in candidates:
                 per_method[m][q] = maps[m].probabilities(scores)
     order = [q for fold in splits for q in fold]
     labels = [y for q in order for y in held[q][1]]
     raw = [s for q in order for s in pairs[q][0]]
     metrics = {
         "raw sigmoid": _metrics(_raw_probabilities(raw), labels),
-        **{m: _metrics([p for q in order for p in per_method[m][q]], labels) for m in METHODS},
+        **{m: _metrics([p for q in order for p in per_method[m][q]], labels) for m in candidates},
         "cross-fitted": _metrics([p for q in order for p in held[q][0]], labels),
     }
-    final_method = (
-        method if method != "auto" else min(METHODS, key=lambda m: metrics[m]["log_loss"])
-    )
+    final_method = min(candidates, key=lambda m: metrics[m]["log_loss"])
+    final = fit_calibration(pairs, qids, final_method, identity=identity, fusion=fusion)
     calibration = Calibration(
         identity,
-        *fit_map(all_x, all_y, final_method),
+        final.x,
+        final.y,
         fusion=fusion,
-        method=final_method,
+        method=final.method,
+        terms=final.terms,
         info={
+            "fit": final_method,
             "queries": len(qids),
             "pairs": len(all_x),
             "relevant": sum(all_y),
