@@ -38,11 +38,13 @@ BI_ENCODER = "bi-encoder:all-MiniLM-L6-v2"
 #: The ``min_probability`` values swept (fine, so the cutoff's curve has points near each
 #: fixed count's recall).
 PROBABILITIES = tuple(round(0.02 * i, 2) for i in range(1, 46))
+#: The ``expected_share`` values swept (the "expected relevant" policy).
+SHARES = tuple(round(0.05 * i, 2) for i in range(1, 21))
 #: The adaptive-cutoff policies measured against fixed ``top_n``: each a name, the setting it
-#: sweeps and its values, and its other settings. The "expected relevant" policy
-#: (``expected_share=``, issue 34) adds its entry here, and a branch in ``_policy_rows``.
+#: sweeps and its values, and its other settings.
 POLICIES: list[dict[str, Any]] = [
     {"policy": "min_probability", "values": PROBABILITIES, "min_n": 1},
+    {"policy": "expected_share", "values": SHARES, "min_n": 1},
 ]
 #: The map kinds before rank-aware maps (a fit on the score alone), for comparison.
 SCORE_ONLY = ("isotonic", "logistic")
@@ -147,6 +149,14 @@ def _policy_rows(queries: dict[str, Any], top_ns: tuple[int, ...]) -> list[dict[
             rows += cutoff_curve(
                 queries, top_ns=(), probabilities=policy["values"], min_n=policy["min_n"]
             )
+        elif policy["policy"] == "expected_share":
+            rows += cutoff_curve(
+                queries,
+                top_ns=(),
+                probabilities=(),
+                expected_shares=policy["values"],
+                min_n=policy["min_n"],
+            )
     return rows
 
 
@@ -165,7 +175,11 @@ def _few_answers(results: dict[str, Any], scored: dict[str, Any], few: set[str])
     out: dict[str, Any] = {"queries": len(few & set(scored))}
     for name, result in results.items():
         rows = _policy_rows(_held(result, scored, few), FEW_TOP_NS)
-        out[name] = {"cutoff": rows, "same_recall": same_recall(rows)}
+        out[name] = {
+            "cutoff": rows,
+            "same_recall": same_recall(rows),
+            "same_recall_share": same_recall(rows, "expected_share"),
+        }
     return out
 
 
@@ -187,6 +201,7 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
     calibration before rank-aware maps), for comparison.
     """
     from rerank_kit.learning._calibrate import calibrate_scored
+    from rerank_kit.learning._calibrate_report import same_recall
 
     out: dict[str, Any] = {
         "folds": args.folds,
@@ -223,6 +238,7 @@ def refit(args: argparse.Namespace) -> dict[str, Any]:
                 report = result.to_dict()
                 report.pop("subsets", None)  # superseded by "few_answers"
                 report["cutoff"] = _policy_rows(_held(result, scored), (3, 5, 10))
+                report["same_recall_share"] = same_recall(report["cutoff"], "expected_share")
                 report["score_only"] = {
                     "method": before.calibration.method,
                     "metrics": before.fit.metrics["cross-fitted"],
@@ -342,17 +358,19 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         "| collection | system | top_n | recall | top_n tokens | cutoff tokens, same recall "
-        "| change | change, score-only map |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| change | change, score-only map | expected_share tokens, same recall | change |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, rows in report["collections"].items():
         for key, r in rows.items():
-            old = {s["top_n"]: s for s in r.get("score_only", {}).get("same_recall", [])}
+            old_rows = {s["top_n"]: s for s in r.get("score_only", {}).get("same_recall", [])}
+            share = {s["top_n"]: s for s in r.get("same_recall_share", [])}
             for s in r["same_recall"]:
+                sh = share.get(s["top_n"])
                 lines.append(
                     f"| {name} | {key} | {s['top_n']} | {s['recall']:.3f} "
                     f"| {s['top_n_tokens']:.0f} | {_tokens(s)} | {_change(s)} "
-                    f"| {_change(old.get(s['top_n']))} |"
+                    f"| {_change(old_rows.get(s['top_n']))} | {_tokens(sh)} | {_change(sh)} |"
                 )
     lines += [
         "",
@@ -360,20 +378,22 @@ def markdown(report: dict[str, Any]) -> str:
         "passages):",
         "",
         "| collection | system | queries | top_n | recall | top_n tokens "
-        "| cutoff tokens, same recall | change | change, score-only map |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| cutoff tokens, same recall | change | change, score-only map "
+        "| change, expected_share |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, rows in report["collections"].items():
         for key, r in rows.items():
             few = r.get("few_answers")
             if not few or not few["queries"]:
                 continue
-            old = {s["top_n"]: s for s in few["score only"]["same_recall"]}
+            old_rows = {s["top_n"]: s for s in few["score only"]["same_recall"]}
+            share = {s["top_n"]: s for s in few["all kinds"].get("same_recall_share", [])}
             for s in few["all kinds"]["same_recall"]:
                 lines.append(
                     f"| {name} | {key} | {few['queries']} | {s['top_n']} | {s['recall']:.3f} "
                     f"| {s['top_n_tokens']:.0f} | {_tokens(s)} | {_change(s)} "
-                    f"| {_change(old.get(s['top_n']))} |"
+                    f"| {_change(old_rows.get(s['top_n']))} | {_change(share.get(s['top_n']))} |"
                 )
     if report.get("demo"):
         d = report["demo"]
