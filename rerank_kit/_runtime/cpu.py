@@ -133,7 +133,8 @@ _ORT_INT8 = CpuPath(
     "onnx",
     "int8",
     "per-token int8 + MultiHeadAttention on ONNX Runtime; on an AMD EPYC with AVX512_BF16 and "
-    "VNNI (no AMX) OpenVINO bf16 in fixed shapes was 0.6-0.8x its speed (docs/speed.md, Speed III)",
+    "VNNI (no AMX), OpenVINO bf16 in fixed shapes was 1.13x its speed on abstracts but 0.84x on "
+    "short passages, MatMulNBits 0.64-0.66x (docs/speed.md, Speed III)",
 )
 _OV_BF16 = CpuPath(
     "openvino",
