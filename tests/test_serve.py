@@ -167,6 +167,32 @@ def test_a_pipeline_is_served_with_its_settings(url: str) -> None:
     assert len(one.json()["results"]) == 1
 
 
+@pytest.mark.parametrize(
+    "cutoff", [{"min_probability": 0.3, "min_n": 1}, {"expected_share": 0.6, "min_n": 1}]
+)
+def test_a_served_pipeline_applies_its_calibrated_cutoff(cutoff: dict[str, float]) -> None:
+    """A pipeline file's calibration and cutoff reach the HTTP answer: the same passages as the
+    engine keeps, each ``relevance_score`` its probability (Cohere v2 schema)."""
+    from rerank_kit import Calibration
+
+    fake = SlowFake(name="fake")
+    identity = Calibration("fake", (0.0, 1.0), (0.0, 1.0))  # probability = score, clamped
+    pipeline = Pipeline(PipelineConfig("fake", calibration=identity, top_n=5, **cutoff), fake)
+    want = pipeline.rerank(QUERY, TEXTS)
+    assert 0 < len(want) < 5  # the cutoff, not top_n, decides here (so the check can fail)
+    config = ServeConfig((ModelEntry("cal", "pipeline"),))
+    with ServerThread(create_app(config, {"cal": pipeline})) as base:
+        answer = httpx.post(
+            base + "/v2/rerank",
+            json={"model": "cal", "query": QUERY, "documents": TEXTS},
+            timeout=30,
+        )
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["index"] for r in results] == [r.index for r in want]
+    assert [r["relevance_score"] for r in results] == pytest.approx([r.probability for r in want])
+
+
 def test_relevance_score_is_the_probability_when_the_pipeline_has_one() -> None:
     from dataclasses import dataclass
 
