@@ -336,3 +336,26 @@ def test_the_amx_path_of_the_bundled_model_never_imports_torch(tmp_path: Path) -
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_a_backend_an_import_hook_refuses_counts_as_not_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A finder that raises for ``openvino`` (as an installer's or a sandbox's import hook may)
+    means "not installed", not a crash of every bundled-model load."""
+    import importlib.abc
+
+    from rerank_kit._runtime.cpu import fastest_path, installed_backends
+
+    class Refuse(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+            if name.split(".")[0] == "openvino":
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked)")
+            return None
+
+    monkeypatch.delitem(sys.modules, "openvino", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Refuse(), *sys.meta_path])
+    assert "openvino" not in installed_backends()
+    assert fastest_path({"amx_bf16", "amx_int8"}).name == "onnx-int8"
+    monkeypatch.setitem(sys.modules, "openvino", None)  # find_spec raises ValueError here
+    assert "openvino" not in installed_backends()

@@ -171,7 +171,19 @@ def cpu_tier(flags: Iterable[str] | None = None) -> str:
 def installed_backends() -> set[str]:
     """The runtimes importable here: ``"onnx"`` (onnxruntime) and/or ``"openvino"``."""
     found = {"onnx": "onnxruntime", "openvino": "openvino"}
-    return {name for name, module in found.items() if importlib.util.find_spec(module) is not None}
+    return {name for name, module in found.items() if _importable(module)}
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` can be found (a finder that refuses it counts as not installed).
+
+    An import hook may raise instead of answering ``None``, and a module set to ``None`` in
+    ``sys.modules`` raises ``ValueError``: both mean the backend cannot be used.
+    """
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def fastest_path(

@@ -83,7 +83,12 @@ RUN_ONNX = need(
 #: Running a graph on OpenVINO: the ``openvino-runtime`` extra (no torch; ``openvino`` adds
 #: the export).
 RUN_OPENVINO = need(
-    "running an ONNX graph on OpenVINO", "openvino-runtime", "openvino", "tokenizers", "numpy"
+    "running an ONNX graph on OpenVINO",
+    "openvino-runtime",
+    "openvino",
+    "tokenizers",
+    "numpy",
+    hint='"rerank-kit[openvino]" also installs what exporting a transformers model needs (torch)',
 )
 #: Exporting a transformers cross-encoder (once; later runs need ``RUN_ONNX`` only).
 EXPORT_CROSS_ENCODER = need(
